@@ -1,0 +1,81 @@
+/**
+ * The CLI frame. A command declares its name, one-line summary, help text (with examples), options and a run
+ * function that returns an exit code. Commands write through `ctx.out` / `ctx.err`; only main.ts touches the
+ * process. That keeps every command testable: runCli(["acpi", "decode", f, "--json"]) returns code and output.
+ */
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { IommuError } from "../core/errors.js";
+
+export interface Output {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+export interface Context extends Output {
+  /** --debug: stack traces on errors, extra diagnostics. */
+  debug: boolean;
+  /** Process environment as seen by the command (tests substitute their own). */
+  env: Record<string, string | undefined>;
+}
+
+export type OptionSpec = NonNullable<ParseArgsConfig["options"]>;
+
+export interface Command {
+  name: string;
+  summary: string;
+  /** Full help: usage, options, examples. Printed by `iommu NAME --help`. */
+  help: string;
+  /** Sub-commands (e.g. `iommu acpi decode`). A command has either `subcommands` or `run`. */
+  subcommands?: Command[];
+  options?: OptionSpec;
+  /** Positional arguments allowed: [min, max]. */
+  positionals?: [number, number];
+  run?(args: ParsedArgs, ctx: Context): Promise<number> | number;
+}
+
+export interface ParsedArgs {
+  values: Record<string, string | boolean | string[] | boolean[] | undefined>;
+  positionals: string[];
+}
+
+export function usageError(message: string, commandPath: string): IommuError {
+  return new IommuError("USAGE", message, { hint: `see 'iommu ${commandPath} --help'` });
+}
+
+/** Parses argv against a command's options; unknown options and wrong positional counts are USAGE errors. */
+export function parseCommandArgs(cmd: Command, argv: string[], path: string): ParsedArgs {
+  let parsed: ParsedArgs;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: { ...(cmd.options ?? {}) },
+      allowPositionals: true,
+      strict: true,
+    }) as ParsedArgs;
+  } catch (e) {
+    throw usageError((e as Error).message.split("\n")[0] ?? "bad arguments", path);
+  }
+  const [min, max] = cmd.positionals ?? [0, 0];
+  const n = parsed.positionals.length;
+  if (n < min) throw usageError(`missing argument (expected ${min === max ? min : `at least ${min}`})`, path);
+  if (n > max) throw usageError(`unexpected argument '${parsed.positionals[max] ?? ""}'`, path);
+  return parsed;
+}
+
+export function str(args: ParsedArgs, name: string): string | undefined {
+  const v = args.values[name];
+  return typeof v === "string" ? v : undefined;
+}
+
+export function flag(args: ParsedArgs, name: string): boolean {
+  return args.values[name] === true;
+}
+
+/** Pretty JSON with a trailing newline; bigint values become "0x…" strings. */
+export function toJson(value: unknown): string {
+  return (
+    JSON.stringify(value, (_k, v: unknown) => (typeof v === "bigint" ? "0x" + v.toString(16) : v), 2) + "\n"
+  );
+}
+
+export const JSON_OPTION: OptionSpec = { json: { type: "boolean", short: "j" } };

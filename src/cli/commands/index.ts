@@ -1,0 +1,5 @@
+/** Every top-level command, in the order `iommu --help` lists them. */
+import type { Command } from "../command.js";
+import { acpiCommand } from "./acpi.js";
+
+export const commands: Command[] = [acpiCommand];
