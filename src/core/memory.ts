@@ -190,3 +190,11 @@ export class PhysicalMemory {
 function add(a: PhysAddr, n: number): PhysAddr {
   return typeof a === "number" ? a + n : a + BigInt(n);
 }
+
+/**
+ * The read side of physical memory. Table walkers take this rather than PhysicalMemory so the same code walks
+ * live simulated memory and a memory dump file read on demand.
+ */
+export interface PhysReader {
+  read32(addr: PhysAddr): number;
+}
