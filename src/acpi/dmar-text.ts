@@ -62,6 +62,17 @@ function h64(v: string): string {
   return n === null ? v : hexDigits(n, 16);
 }
 
+/**
+ * A text field the way iasl shows it (up to the first NUL, other control and non-ASCII bytes as spaces), with a
+ * note listing the bytes when that display hides any of them.
+ */
+function quoted(s: string): [string, string | undefined] {
+  const nul = s.indexOf("\0");
+  const shown = `"${(nul < 0 ? s : s.slice(0, nul)).replace(/[^\x20-\x7e]/g, " ")}"`;
+  if (shown === `"${s}"`) return [shown, undefined];
+  return [shown, `bytes ${byteList([...s].map((c) => c.charCodeAt(0) & 0xff))}`];
+}
+
 function byteList(b: number[]): string {
   return b.map((x) => hexDigits(x, 2)).join(" ");
 }
@@ -123,10 +134,10 @@ function renderHeader(out: Out, t: DmarTable): void {
   out.field(4, 4, "Table Length", h(t.length, 4), `${t.length} bytes`);
   out.field(8, 1, "Revision", h(t.revision, 1));
   out.field(9, 1, "Checksum", h(t.checksum, 1), t.checksumValid ? undefined : "wrong: the table does not sum to zero");
-  out.field(10, 6, "Oem ID", `"${t.oemId}"`);
-  out.field(16, 8, "Oem Table ID", `"${t.oemTableId}"`);
+  out.field(10, 6, "Oem ID", ...quoted(t.oemId));
+  out.field(16, 8, "Oem Table ID", ...quoted(t.oemTableId));
   out.field(24, 4, "Oem Revision", h(t.oemRevision, 4));
-  out.field(28, 4, "Asl Compiler ID", `"${t.creatorId}"`);
+  out.field(28, 4, "Asl Compiler ID", ...quoted(t.creatorId));
   out.field(32, 4, "Asl Compiler Revision", h(t.creatorRevision, 4));
   out.blank();
   out.field(36, 1, "Host Address Width", h(t.hostAddressWidth - 1, 1), `${t.hostAddressWidth}-bit DMA addresses`);
@@ -211,7 +222,7 @@ function renderStructure(out: Out, s: DmarStructure, o: number): number {
       out.field(o + 4, 3, "Reserved", h(s.reserved ?? 0, 3));
       out.field(o + 7, 1, "Device Number", h(s.deviceNumber, 1));
       const terminated = tail[0] === 0 ? 1 : 0;
-      out.field(o + 8, s.name.length + terminated, "Device Name", `"${s.name}"`);
+      out.field(o + 8, s.name.length + terminated, "Device Name", ...quoted(s.name));
       const padding = tail.slice(terminated);
       if (padding.length) rawLines(out, o + 8 + s.name.length + terminated, padding, "Name Padding");
       return o + length;
