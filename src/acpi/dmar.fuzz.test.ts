@@ -50,7 +50,10 @@ function lengthFields(t: DmarTable): { structures: number[]; scopes: number[] } 
 const MUTATIONS: [string, (r: Rand, b: Uint8Array, t: DmarTable, other: Uint8Array) => Uint8Array][] = [
   ["flip bytes", (r, b) => {
     const x = b.slice();
-    for (let n = 1 + int(r, 4); n > 0; n--) x[36 + int(r, x.length - 36)] ^= 1 << int(r, 8);
+    for (let n = 1 + int(r, 4); n > 0; n--) {
+      const at = 36 + int(r, x.length - 36);
+      x[at] = (x[at] ?? 0) ^ (1 << int(r, 8));
+    }
     return x;
   }],
   ["random bytes", (r, b) => {
