@@ -1,0 +1,131 @@
+/**
+ * Benchmark harness. A case measures an operation in batches ("samples") after a warm-up and reports ns/op
+ * as median, p10 and p90 over the samples, next to a baseline measured in the same process on the same data.
+ * Nothing here asserts a time: targets are reported, and the reader judges.
+ */
+import { cpus } from "node:os";
+
+export interface Stats {
+  median: number;
+  p10: number;
+  p90: number;
+  opsPerSec: number;
+}
+
+export interface CaseResult extends Stats {
+  name: string;
+  unit: "ns/op" | "bytes" | "ms";
+  baseline: { name: string; median: number } | null;
+  ratio: number | null;
+  /** What the case aims for, as text ("≤ 25 ns/op"), and whether this run met it. */
+  target?: string;
+  met?: boolean;
+  /** Case-specific numbers (invalidations per unmap, live allocations, …). */
+  extra?: Record<string, number | string>;
+}
+
+export interface BenchOptions {
+  /** Few iterations: the smoke test in `npm test` uses this to prove each case runs. */
+  quick: boolean;
+  /** Progress lines go here (stderr in the CLI). */
+  progress(line: string): void;
+}
+
+export interface BenchCase {
+  name: string;
+  summary: string;
+  run(opts: BenchOptions): CaseResult[] | Promise<CaseResult[]>;
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const idx = Math.min(sorted.length - 1, Math.max(0, Math.round((p / 100) * (sorted.length - 1))));
+  return sorted[idx]!;
+}
+
+export function stats(samplesNsPerOp: number[]): Stats {
+  const s = [...samplesNsPerOp].sort((a, b) => a - b);
+  const median = percentile(s, 50);
+  return { median, p10: percentile(s, 10), p90: percentile(s, 90), opsPerSec: median > 0 ? 1e9 / median : 0 };
+}
+
+/**
+ * Times `batch(n)` (which must perform n operations) `samples` times after `warmup` untimed calls; returns ns/op
+ * per sample. The batch returns a value that is accumulated into a sink so the work cannot be optimized away.
+ */
+export function measure(batch: (n: number) => number, opsPerSample: number, samples: number, warmup = 2): number[] {
+  let sink = 0;
+  for (let i = 0; i < warmup; i++) sink += batch(opsPerSample);
+  const out: number[] = [];
+  for (let i = 0; i < samples; i++) {
+    const t0 = process.hrtime.bigint();
+    sink += batch(opsPerSample);
+    const t1 = process.hrtime.bigint();
+    out.push(Number(t1 - t0) / opsPerSample);
+  }
+  if (sink === 0.5) console.log(""); // keeps `sink` observable
+  return out;
+}
+
+export function result(
+  name: string,
+  samples: number[],
+  baseline: { name: string; samples: number[] } | null,
+  more: Partial<CaseResult> = {},
+): CaseResult {
+  const s = stats(samples);
+  const b = baseline ? stats(baseline.samples) : null;
+  return {
+    name,
+    unit: "ns/op",
+    ...s,
+    baseline: b && baseline ? { name: baseline.name, median: b.median } : null,
+    ratio: b && b.median > 0 ? s.median / b.median : null,
+    ...more,
+  };
+}
+
+export function machineInfo(): { cpu: string; cores: number; node: string } {
+  const c = cpus();
+  return { cpu: c[0]?.model ?? "unknown", cores: c.length, node: process.version };
+}
+
+/** A small deterministic PRNG (xorshift32) so cases use the same data in every run. */
+export function rng(seed: number): () => number {
+  let x = seed >>> 0 || 0x9e3779b9;
+  return () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x / 0x1_0000_0000;
+  };
+}
+
+function fmt(n: number | null | undefined, digits = 1): string {
+  if (n === null || n === undefined || Number.isNaN(n)) return "–";
+  if (Math.abs(n) >= 1e6) return n.toExponential(2);
+  return n.toFixed(digits);
+}
+
+/** The table `npm run bench` prints. */
+export function renderTable(results: CaseResult[]): string {
+  const rows = [["case", "unit", "median", "p10", "p90", "ops/s", "baseline", "ratio", "target"]];
+  for (const r of results) {
+    rows.push([
+      r.name,
+      r.unit,
+      fmt(r.median),
+      fmt(r.p10),
+      fmt(r.p90),
+      r.unit === "ns/op" ? fmt(r.opsPerSec, 0) : "–",
+      r.baseline ? `${r.baseline.name} ${fmt(r.baseline.median)}` : "–",
+      r.ratio === null ? "–" : fmt(r.ratio, 2),
+      r.target ? `${r.target} ${r.met === undefined ? "" : r.met ? "met" : "MISSED"}`.trim() : "",
+    ]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
+  const line = (r: string[]) => r.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
+  return [line(rows[0]!), widths.map((w) => "-".repeat(w)).join("  "), ...rows.slice(1).map(line)].join("\n") + "\n";
+}
