@@ -1,5 +1,6 @@
 /** Every top-level command, in the order `iommu --help` lists them. */
 import type { Command } from "../command.js";
 import { acpiCommand } from "./acpi.js";
+import { benchCommand } from "./bench.js";
 
-export const commands: Command[] = [acpiCommand];
+export const commands: Command[] = [acpiCommand, benchCommand];

@@ -1,0 +1,75 @@
+/** `iommu bench`: the benchmarks, each next to a baseline measured in the same run. */
+import { readFileSync, writeFileSync, mkdirSync, renameSync } from "node:fs";
+import { dirname, relative } from "node:path";
+import { IommuError, fsError } from "../../core/errors.js";
+import { renderTable } from "../../bench/harness.js";
+import { benchCases, iovaPlot, runBench, updateReadme } from "../../bench/run.js";
+import { flag, str, toJson, type Command } from "../command.js";
+
+function writeAtomic(path: string, text: string): void {
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+    const tmp = `${path}.tmp-${process.pid}`;
+    writeFileSync(tmp, text);
+    renameSync(tmp, path);
+  } catch (e) {
+    throw fsError(e, path, "write");
+  }
+}
+
+export const benchCommand: Command = {
+  name: "bench",
+  summary: "run the benchmarks (each with a baseline measured in the same run)",
+  help: `Usage: iommu bench [CASE ...] [--json] [--quick] [-o FILE] [--svg FILE] [--readme FILE]
+
+Runs each case after a warm-up and prints median, p10, p90 (ns/op), ops/s, and the ratio to a baseline measured
+in the same process on the same data. Targets are reported, never asserted.
+
+Cases:
+${benchCases.map((c) => `  ${c.name.padEnd(16)} ${c.summary}`).join("\n")}
+
+Options:
+  -j, --json         print the JSON report: {machine, cases: [{name, unit, median, p10, p90, opsPerSec, baseline, ratio}]}
+      --quick        a few iterations only (proves the cases run; numbers are meaningless)
+  -o, --output FILE  also write the JSON report to FILE
+      --svg FILE     write the IOVA cost plot (SVG)
+      --readme FILE  replace the README section between <!-- bench:start --> and <!-- bench:end --> with this run
+
+Examples:
+  iommu bench iova
+  npm run bench
+`,
+  options: {
+    json: { type: "boolean", short: "j" },
+    quick: { type: "boolean" },
+    output: { type: "string", short: "o" },
+    svg: { type: "string" },
+    readme: { type: "string" },
+  },
+  positionals: [0, 16],
+  async run(args, ctx) {
+    for (const n of args.positionals) {
+      if (!benchCases.some((c) => c.name === n)) {
+        throw new IommuError("USAGE", `unknown benchmark case '${n}'`, { hint: `cases: ${benchCases.map((c) => c.name).join(", ")}` });
+      }
+    }
+    const report = await runBench(args.positionals, { quick: flag(args, "quick"), progress: (l) => ctx.err(`${l}\n`) });
+    const out = str(args, "output");
+    if (out) writeAtomic(out, toJson(report));
+    const svg = str(args, "svg");
+    const plot = iovaPlot(report);
+    if (svg && plot) writeAtomic(svg, plot);
+    const readme = str(args, "readme");
+    if (readme) {
+      let text: string;
+      try {
+        text = readFileSync(readme, "utf8");
+      } catch (e) {
+        throw fsError(e, readme);
+      }
+      writeAtomic(readme, updateReadme(text, report, svg && plot ? relative(dirname(readme), svg) : null));
+    }
+    ctx.out(flag(args, "json") ? toJson(report) : renderTable(report.cases));
+    return 0;
+  },
+};
