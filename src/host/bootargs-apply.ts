@@ -1,0 +1,382 @@
+/**
+ * Applies and undoes a boot-parameter change on a real root ("/" or a --root directory).
+ *
+ * Crash safety. Every file is replaced by the classic sequence: write a temporary file in the same directory,
+ * fsync it, rename it over the target, fsync the directory. rename(2) within one file system is atomic, so at
+ * any instant the target holds either all of the old bytes or all of the new ones, never a truncated mix.
+ * Order of an apply:
+ *   1. each original is copied, byte for byte and with its mode, to PATH.iommu-kit.bak (itself written atomically);
+ *   2. a journal (/var/lib/iommu-kit/bootargs-journal.json) records every file with the SHA-256 of its old and new
+ *      contents — from here on `--undo` can always restore;
+ *   3. each target is replaced atomically;
+ *   4. the journal is marked "applied", then the boot menu is regenerated (or, under --root, the command is
+ *      only reported, because it would act on the running system rather than the tree).
+ * A kill before step 2 leaves the targets untouched (stale backups are harmless and overwritten next time);
+ * a kill after it leaves each target old or new, and `--undo` restores the originals from the backups.
+ * Undo verifies each backup against the journal's hash before writing, refuses to overwrite a file that was
+ * changed by something else since (unless forced), and removes the journal only after every file is restored.
+ */
+import { createHash } from "node:crypto";
+import { spawnSync } from "node:child_process";
+import {
+  chownSync,
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+  existsSync,
+} from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { IommuError, fsError } from "../core/errors.js";
+import type { BootloaderPlan } from "./bootloaders/types.js";
+import type { RootView } from "./views/root-view.js";
+import { commandLine } from "./bootargs.js";
+
+export const JOURNAL_PATH = "/var/lib/iommu-kit/bootargs-journal.json";
+export const BACKUP_SUFFIX = ".iommu-kit.bak";
+const JOURNAL_FORMAT = "iommu-kit/bootargs-journal";
+const JOURNAL_VERSION = 1;
+
+export type ApplyStep = "backup-written" | "journal-written" | "temp-written" | "renamed" | "journal-applied";
+
+export interface ApplyHooks {
+  /** Called after each durable step; tests use it to inject failures and kills. */
+  step?(name: ApplyStep, path: string): void;
+}
+
+export interface CommandResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  error?: Error;
+}
+
+export type Runner = (argv: readonly string[]) => CommandResult;
+
+export const defaultRunner: Runner = (argv) => {
+  const r = spawnSync(argv[0] ?? "", argv.slice(1), { encoding: "utf8" });
+  return { status: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "", ...(r.error ? { error: r.error } : {}) };
+};
+
+export interface ApplyOptions {
+  /** The system to change: RootView("/") for the live system, or a root prefix (links resolve inside it). */
+  root: RootView;
+  /** Run commands (regenerate, grubby, …). False under --root: they are reported instead. */
+  execute: boolean;
+  hooks?: ApplyHooks;
+  run?: Runner;
+  now?: () => Date;
+}
+
+interface JournalFile {
+  path: string;
+  backup: string;
+  mode: number;
+  sha256Before: string;
+  sha256After: string;
+}
+
+export interface Journal {
+  format: typeof JOURNAL_FORMAT;
+  version: number;
+  state: "applying" | "applied";
+  createdAt: string;
+  bootloader: string;
+  files: JournalFile[];
+  undoCommands: string[][];
+  regenerate: string[] | null;
+}
+
+export interface ApplyResult {
+  changed: boolean;
+  files: Array<{ path: string; backup: string }>;
+  journal: string | null;
+  /** Commands that ran, in order. */
+  ran: string[][];
+  /** Commands the user still has to run (under --root). */
+  pending: string[][];
+}
+
+export type UndoResult = ApplyResult;
+
+const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+
+/** Maps an absolute path on the target system to the real file (symbolic links resolve inside the root). */
+function hostPath(root: RootView, abs: string): string {
+  return root.hostPath(abs);
+}
+
+function readBytes(real: string, shown: string): Buffer {
+  try {
+    return readFileSync(real);
+  } catch (e) {
+    throw fsError(e, shown);
+  }
+}
+
+function fsyncDir(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(dir, "r");
+    fsyncSync(fd);
+  } catch {
+    // some file systems (vfat ESPs among them) do not support fsync on directories; the rename is still atomic
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/**
+ * Replaces `real` with `data` atomically: temporary file in the same directory, fsync, rename, fsync of the
+ * directory. `mode` (and owner, when running as root) of an existing target are kept.
+ */
+export function atomicWriteFile(
+  real: string,
+  data: Uint8Array,
+  opts: { mode?: number; uid?: number; gid?: number; hooks?: ApplyHooks; shown?: string } = {},
+): void {
+  const dir = dirname(real);
+  const tmp = join(dir, `.${basename(real)}.iommu-kit.tmp`);
+  const shown = opts.shown ?? real;
+  let renamed = false;
+  try {
+    const fd = openSync(tmp, "w", opts.mode ?? 0o644);
+    try {
+      let off = 0;
+      while (off < data.length) off += writeSync(fd, data, off, data.length - off);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    if (opts.uid !== undefined && opts.gid !== undefined && process.getuid?.() === 0) chownSync(tmp, opts.uid, opts.gid);
+    opts.hooks?.step?.("temp-written", shown);
+    renameSync(tmp, real);
+    renamed = true;
+    fsyncDir(dir);
+    opts.hooks?.step?.("renamed", shown);
+  } catch (e) {
+    if (!renamed) {
+      try {
+        unlinkSync(tmp);
+      } catch {
+        // nothing to clean up
+      }
+    }
+    if (e instanceof IommuError) throw e;
+    if ((e as NodeJS.ErrnoException)?.code !== undefined) throw fsError(e, shown, "write");
+    throw e;
+  }
+}
+
+function readJournal(root: RootView): Journal | null {
+  const real = hostPath(root, JOURNAL_PATH);
+  if (!existsSync(real)) return null;
+  const text = readBytes(real, JOURNAL_PATH).toString("utf8");
+  let j: Partial<Journal>;
+  try {
+    j = JSON.parse(text) as Partial<Journal>;
+  } catch {
+    throw new IommuError("JOURNAL_CORRUPT", `${JOURNAL_PATH}: not valid JSON`, {
+      hint: `the originals are in the *${BACKUP_SUFFIX} files next to each edited file; restore them by hand`,
+    });
+  }
+  if (j.format !== JOURNAL_FORMAT || !Array.isArray(j.files)) {
+    throw new IommuError("JOURNAL_CORRUPT", `${JOURNAL_PATH}: not an iommu-kit bootargs journal`);
+  }
+  if (typeof j.version !== "number" || j.version > JOURNAL_VERSION) {
+    throw new IommuError("JOURNAL_VERSION", `${JOURNAL_PATH}: version ${String(j.version)} was written by a newer iommu-kit`, {
+      hint: "undo with the iommu-kit version that applied the change",
+    });
+  }
+  return j as Journal;
+}
+
+function writeJournal(root: RootView, j: Journal): void {
+  const real = hostPath(root, JOURNAL_PATH);
+  try {
+    mkdirSync(dirname(real), { recursive: true, mode: 0o755 });
+  } catch (e) {
+    throw fsError(e, dirname(JOURNAL_PATH), "create");
+  }
+  atomicWriteFile(real, Buffer.from(JSON.stringify(j, null, 2) + "\n"), { mode: 0o644, shown: JOURNAL_PATH });
+}
+
+function runAll(commands: readonly string[][], run: Runner, ran: string[][], hint: string): void {
+  for (const argv of commands) {
+    const r = run(argv);
+    if (r.error !== undefined || r.status !== 0) {
+      const missing = (r.error as NodeJS.ErrnoException | undefined)?.code === "ENOENT";
+      const detail = missing
+        ? "command not found"
+        : r.error
+          ? r.error.message
+          : `exit status ${String(r.status)}${r.stderr.trim() ? `: ${r.stderr.trim().split("\n").pop() ?? ""}` : ""}`;
+      throw new IommuError("COMMAND_FAILED", `'${commandLine(argv)}' failed: ${detail}`, {
+        hint,
+      });
+    }
+    ran.push([...argv]);
+  }
+}
+
+/** Applies a plan. Refuses when an earlier change is still recorded (undo it first). */
+export function applyBootargs(plan: BootloaderPlan, opts: ApplyOptions): ApplyResult {
+  const run = opts.run ?? defaultRunner;
+  const result: ApplyResult = { changed: false, files: [], journal: null, ran: [], pending: [] };
+  if (plan.fileEdits.length === 0 && plan.commands.length === 0) return result;
+  const previous = readJournal(opts.root);
+  if (previous !== null) {
+    throw new IommuError("BOOTARGS_PENDING", `an earlier change (${previous.createdAt}) is recorded in ${JOURNAL_PATH}`, {
+      hint: "run 'iommu bootargs --undo' first, then apply again",
+    });
+  }
+  // Tools that own their configuration: run their commands; nothing to back up.
+  if (plan.fileEdits.length === 0) {
+    if (!opts.execute) {
+      result.pending = plan.commands.map((c) => [...c]);
+      return result;
+    }
+    runAll(plan.commands, run, result.ran, "check the tool's message; the change was not recorded");
+    result.changed = true;
+    writeJournal(opts.root, {
+      format: JOURNAL_FORMAT,
+      version: JOURNAL_VERSION,
+      state: "applied",
+      createdAt: (opts.now ?? (() => new Date()))().toISOString(),
+      bootloader: plan.id,
+      files: [],
+      undoCommands: plan.undoCommands,
+      regenerate: null,
+    });
+    result.journal = JOURNAL_PATH;
+    return result;
+  }
+  const files: Array<JournalFile & { real: string; original: Buffer; next: Buffer; uid: number; gid: number }> = [];
+  for (const e of plan.fileEdits) {
+    const real = hostPath(opts.root, e.path);
+    const original = readBytes(real, e.path);
+    if (!original.equals(Buffer.from(e.before, "utf8"))) {
+      throw new IommuError("BOOTARGS_CHANGED", `${e.path}: changed since it was read (or is not UTF-8 text)`, {
+        hint: "run the command again",
+      });
+    }
+    const st = statSync(real);
+    const next = Buffer.from(e.after, "utf8");
+    files.push({
+      path: e.path,
+      backup: e.path + BACKUP_SUFFIX,
+      mode: st.mode & 0o7777,
+      sha256Before: sha256(original),
+      sha256After: sha256(next),
+      real,
+      original,
+      next,
+      uid: st.uid,
+      gid: st.gid,
+    });
+  }
+  for (const f of files) {
+    atomicWriteFile(hostPath(opts.root, f.backup), f.original, { mode: f.mode, uid: f.uid, gid: f.gid, shown: f.backup });
+    opts.hooks?.step?.("backup-written", f.path);
+  }
+  const journal: Journal = {
+    format: JOURNAL_FORMAT,
+    version: JOURNAL_VERSION,
+    state: "applying",
+    createdAt: (opts.now ?? (() => new Date()))().toISOString(),
+    bootloader: plan.id,
+    files: files.map(({ path, backup, mode, sha256Before, sha256After }) => ({ path, backup, mode, sha256Before, sha256After })),
+    undoCommands: plan.undoCommands,
+    regenerate: plan.regenerate,
+  };
+  writeJournal(opts.root, journal);
+  opts.hooks?.step?.("journal-written", JOURNAL_PATH);
+  for (const f of files) {
+    atomicWriteFile(f.real, f.next, { mode: f.mode, uid: f.uid, gid: f.gid, hooks: opts.hooks, shown: f.path });
+    result.files.push({ path: f.path, backup: f.backup });
+  }
+  writeJournal(opts.root, { ...journal, state: "applied" });
+  opts.hooks?.step?.("journal-applied", JOURNAL_PATH);
+  result.changed = true;
+  result.journal = JOURNAL_PATH;
+  const after = [...plan.commands, ...(plan.regenerate ? [plan.regenerate] : [])];
+  if (opts.execute) {
+    runAll(after, run, result.ran, "the files were changed; fix the problem and run the command yourself, or restore with 'iommu bootargs --undo'");
+  }
+  else result.pending = after.map((c) => [...c]);
+  return result;
+}
+
+/** Restores every file recorded in the journal from its backup, byte for byte, and reverses commands. */
+export function undoBootargs(opts: ApplyOptions & { force?: boolean }): UndoResult {
+  const run = opts.run ?? defaultRunner;
+  const journal = readJournal(opts.root);
+  if (journal === null) {
+    throw new IommuError("NOTHING_TO_UNDO", `no applied change is recorded (${JOURNAL_PATH} does not exist)`);
+  }
+  const result: UndoResult = { changed: false, files: [], journal: JOURNAL_PATH, ran: [], pending: [] };
+  const restores: Array<{ f: JournalFile; real: string; backup: Buffer; current: boolean }> = [];
+  for (const f of journal.files) {
+    const real = hostPath(opts.root, f.path);
+    const backup = readBytes(hostPath(opts.root, f.backup), f.backup);
+    if (sha256(backup) !== f.sha256Before) {
+      throw new IommuError("BACKUP_MISMATCH", `${f.backup}: does not match the original recorded in ${JOURNAL_PATH}`, {
+        hint: "the backup was modified; restore the file by hand",
+      });
+    }
+    let now: string | null = null;
+    try {
+      now = sha256(readFileSync(real));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw fsError(e, f.path);
+    }
+    if (now !== f.sha256Before && now !== f.sha256After && opts.force !== true) {
+      throw new IommuError("BOOTARGS_MODIFIED", `${f.path}: changed by something else since the apply`, {
+        hint: "restoring would discard those changes; rerun with --force to restore anyway",
+      });
+    }
+    restores.push({ f, real, backup, current: now === f.sha256Before });
+  }
+  for (const r of restores) {
+    if (!r.current) {
+      let uid: number | undefined;
+      let gid: number | undefined;
+      try {
+        const st = statSync(r.real);
+        uid = st.uid;
+        gid = st.gid;
+      } catch {
+        // target missing: recreate it
+      }
+      atomicWriteFile(r.real, r.backup, { mode: r.f.mode, uid, gid, hooks: opts.hooks, shown: r.f.path });
+      result.changed = true;
+    }
+    result.files.push({ path: r.f.path, backup: r.f.backup });
+  }
+  const commands = [...journal.undoCommands, ...(journal.files.length > 0 && journal.regenerate ? [journal.regenerate] : [])];
+  if (opts.execute) {
+    runAll(commands, run, result.ran, "the files were restored; fix the problem and run 'iommu bootargs --undo' again to finish");
+  }
+  else result.pending = commands.map((c) => [...c]);
+  if (journal.undoCommands.length > 0 && opts.execute) result.changed = true;
+  const journalReal = hostPath(opts.root, JOURNAL_PATH);
+  try {
+    unlinkSync(journalReal);
+    fsyncDir(dirname(journalReal));
+  } catch (e) {
+    throw fsError(e, JOURNAL_PATH, "remove");
+  }
+  for (const r of restores) {
+    try {
+      unlinkSync(hostPath(opts.root, r.f.backup));
+    } catch {
+      // a missing backup after a successful restore does not matter
+    }
+  }
+  return result;
+}
