@@ -67,8 +67,11 @@ export function orderBase2(n: number): number {
 }
 
 export function roundUpPow2(n: number): number {
-  return n <= 1 ? 1 : 2 ** orderBase2(n);
+  return n <= 1 ? 1 : n <= 0x4000_0000 ? 1 << orderBase2(n) : 2 ** orderBase2(n);
 }
+
+/** Sizes below this many pages are rounded up to a power of two by the fast paths. */
+const ROUND_BELOW = 1 << (IOVA_RANGE_CACHE_MAX_SIZE - 1);
 
 export class IovaDomain {
   readonly granule: number;
@@ -135,7 +138,7 @@ export class IovaDomain {
       this.stats.failures++;
       return null;
     }
-    const alignMask = sizeAligned ? 2 ** orderBase2(size) : 1;
+    const align = sizeAligned ? roundUpPow2(size) : 1;
     if (limitPfn < this.dma32Pfn && size >= this.max32AllocSize) {
       this.stats.fastFails++;
       this.stats.failures++;
@@ -152,7 +155,8 @@ export class IovaDomain {
         this.stats.walkSteps++;
         highPfn = Math.min(highPfn, curr.lo);
         newPfn = highPfn - size;
-        newPfn -= ((newPfn % alignMask) + alignMask) % alignMask;
+        // Round down to the alignment (a negative result means no room, caught below).
+        newPfn = newPfn >= 0 ? newPfn - (newPfn % align) : -1;
         curr = RangeTree.prev(curr);
       } while (curr && newPfn <= curr.hi && newPfn >= lowPfn);
       if (highPfn >= size && newPfn >= lowPfn) {
@@ -215,7 +219,7 @@ export class IovaDomain {
    * then the tree; on failure, optionally flush every cache back to the tree and try once more.
    */
   allocFast(size: number, limitPfn: number, cpu = 0, flushRcache = true): number | null {
-    if (size < 2 ** (IOVA_RANGE_CACHE_MAX_SIZE - 1)) size = roundUpPow2(size);
+    if (size < ROUND_BELOW) size = roundUpPow2(size);
     const cached = this.rcacheGet(size, limitPfn, cpu);
     if (cached !== null) return cached;
     let pfn = this.alloc(size, limitPfn, true);
@@ -228,7 +232,7 @@ export class IovaDomain {
 
   /** free_iova_fast: back to this CPU's magazine when it has room (the range stays in the tree), else to the tree. */
   freeFast(pfn: number, size: number, cpu = 0): void {
-    if (size < 2 ** (IOVA_RANGE_CACHE_MAX_SIZE - 1)) size = roundUpPow2(size);
+    if (size < ROUND_BELOW) size = roundUpPow2(size);
     if (this.rcacheInsert(pfn, size, cpu)) return;
     this.free(pfn);
   }
