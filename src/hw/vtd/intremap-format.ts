@@ -1,0 +1,300 @@
+/**
+ * VT-d interrupt-remapping formats: the remappable MSI address/data pair (VT-d spec 5.1.2.2), the 128-bit
+ * interrupt remapping table entry for remapped interrupts (IRTE, VT-d spec 9.10), the IRTA register fields and
+ * the interrupt-remapping fault reasons (VT-d spec 5.1.4.1).
+ *
+ * The IRTE is handled as four little-endian 32-bit words:
+ *   w0 = bits 31:0    P, FPD, DM, RH, TM, DLM, AVAIL, reserved, IM, vector, reserved
+ *   w1 = bits 63:32   destination id
+ *   w2 = bits 95:64   SID, SQ, SVT, reserved
+ *   w3 = bits 127:96  reserved
+ * Encoders here are for software that builds tables (the simulated kernel, tests); they reject out-of-range
+ * fields with RangeError. The decoders never throw.
+ */
+import type { PhysAddr } from "../../core/memory.js";
+
+// ---- Fault reasons (VT-d spec 5.1.4.1, "Interrupt Remapping Fault Conditions") ----
+
+/** Reserved field set in a remappable interrupt request (address high half, address head, data bits 31:16). */
+export const VTD_FR_IR_REQ_RSVD = 0x20;
+/** interrupt_index is beyond the table size given by IRTA_REG.S. */
+export const VTD_FR_IR_INDEX_OVER = 0x21;
+/** The IRTE's Present (P) field is clear. */
+export const VTD_FR_IR_ENTRY_P = 0x22;
+/** Reading the IRTE through IRTA_REG failed (here: the entry lies beyond the host address width). */
+export const VTD_FR_IR_ROOT_INVAL = 0x23;
+/** Reserved field (or reserved encoding) set in a present IRTE. */
+export const VTD_FR_IR_IRTE_RSVD = 0x24;
+/** Compatibility-format interrupt while compatibility format is blocked (CFIS clear, or EIME set). */
+export const VTD_FR_IR_REQ_COMPAT = 0x25;
+/** The request's source-id failed the IRTE's SVT/SQ/SID verification. */
+export const VTD_FR_IR_SID_ERR = 0x26;
+
+export type IrFaultReason = 0x20 | 0x21 | 0x22 | 0x23 | 0x24 | 0x25 | 0x26;
+
+/** Stable short names, usable by scripts (the part of QEMU's VTD_FR_* names after the prefix). */
+export const IR_FAULT_NAMES: Readonly<Record<IrFaultReason, string>> = {
+  0x20: "IR_REQ_RSVD",
+  0x21: "IR_INDEX_OVER",
+  0x22: "IR_ENTRY_P",
+  0x23: "IR_ROOT_INVAL",
+  0x24: "IR_IRTE_RSVD",
+  0x25: "IR_REQ_COMPAT",
+  0x26: "IR_SID_ERR",
+};
+
+/** One line per fault reason, for people. */
+export const IR_FAULT_DESCRIPTIONS: Readonly<Record<IrFaultReason, string>> = {
+  0x20: "reserved field set in a remappable interrupt request",
+  0x21: "interrupt index beyond the interrupt remapping table size",
+  0x22: "interrupt remapping table entry not present",
+  0x23: "interrupt remapping table entry could not be read",
+  0x24: "reserved field set in a present interrupt remapping table entry",
+  0x25: "compatibility-format interrupt blocked",
+  0x26: "source-id verification failed",
+};
+
+// ---- MSI address/data (VT-d spec 5.1.2.1 compatibility format, 5.1.2.2 remappable format) ----
+
+/** Bits 31:20 of every interrupt request address: the interrupt address range 0xFEEx_xxxx. */
+export const MSI_ADDR_HEAD = 0xfee;
+/** Address bit 4, Interrupt Format: 1 = remappable, 0 = compatibility (VT-d spec 5.1.2.2). */
+export const MSI_ADDR_IF_REMAPPABLE = 1 << 4;
+/** Address bit 3, SubHandle Valid (SHV). */
+export const MSI_ADDR_SHV = 1 << 3;
+/** Address bit 2: handle[15]. */
+export const MSI_ADDR_HANDLE15 = 1 << 2;
+/** Address bits 19:5: handle[14:0]. */
+export const MSI_ADDR_HANDLE_SHIFT = 5;
+export const MSI_ADDR_HANDLE_MASK = 0x7fff;
+/** Data bits 15:0 hold the sub-handle when SHV = 1; bits 31:16 are then reserved. */
+export const MSI_DATA_SUBHANDLE_MASK = 0x0000ffff;
+export const MSI_DATA_RSVD_WHEN_SHV = 0xffff0000;
+
+/** Compatibility-format MSI fields (the x86 MSI format the remapper emits). */
+export const MSI_ADDR_DM = 1 << 2; // destination mode: 1 = logical
+export const MSI_ADDR_RH = 1 << 3; // redirection hint
+export const MSI_ADDR_DEST_SHIFT = 12; // destination id bits 19:12
+export const MSI_DATA_DLM_SHIFT = 8; // delivery mode bits 10:8
+export const MSI_DATA_LEVEL_ASSERT = 1 << 14; // level: 1 = assert
+export const MSI_DATA_TM_LEVEL = 1 << 15; // trigger mode: 1 = level
+
+/** interrupt_index fields of a remappable-format request address. */
+export function msiHandle(addrLo: number): number {
+  return (((addrLo >>> MSI_ADDR_HANDLE_SHIFT) & MSI_ADDR_HANDLE_MASK) | ((addrLo & MSI_ADDR_HANDLE15) << 13)) >>> 0;
+}
+
+export interface RemappableMsi {
+  /** Low 32 bits of the MSI address; the high half is 0. */
+  address: number;
+  data: number;
+}
+
+/**
+ * The address/data pair a device is programmed with to raise the interrupt at IRTE `handle` (+ `subhandle`
+ * when given, which sets SHV). VT-d spec 5.1.2.2 and 5.1.5.2.
+ */
+export function encodeRemappableMsi(handle: number, subhandle?: number): RemappableMsi {
+  checkField("handle", handle, 0xffff);
+  let address =
+    (MSI_ADDR_HEAD << 20) |
+    ((handle & MSI_ADDR_HANDLE_MASK) << MSI_ADDR_HANDLE_SHIFT) |
+    MSI_ADDR_IF_REMAPPABLE |
+    ((handle >>> 15) << 2);
+  let data = 0;
+  if (subhandle !== undefined) {
+    checkField("subhandle", subhandle, 0xffff);
+    address |= MSI_ADDR_SHV;
+    data = subhandle;
+  }
+  return { address: address >>> 0, data };
+}
+
+// ---- IRTA_REG (VT-d spec, IRTA_REG register description) ----
+
+/** IRTA bits 3:0, S: the table holds 2^(S+1) entries. */
+export const VTD_IRTA_SIZE_MASK = 0xf;
+/** IRTA bit 11, EIME: extended interrupt mode (x2APIC, 32-bit destination ids). */
+export const VTD_IRTA_EIME = 1 << 11;
+/** IRTA bits 63:12: 4 KiB-aligned table base. */
+export const VTD_IRTA_ADDR_MASK_LO = 0xfffff000;
+/** Bytes per IRTE. */
+export const IRTE_SIZE = 16;
+
+// ---- IRTE for remapped interrupts (VT-d spec 9.10) ----
+
+export const IRTE_P = 1 << 0;
+export const IRTE_FPD = 1 << 1;
+export const IRTE_DM = 1 << 2;
+export const IRTE_RH = 1 << 3;
+export const IRTE_TM = 1 << 4;
+export const IRTE_DLM_SHIFT = 5; // bits 7:5
+export const IRTE_AVAIL_SHIFT = 8; // bits 11:8, available to software, ignored by hardware
+/** Bit 15, IRTE Mode: 1 = posted format. Reserved (0) when posted interrupts are not supported (PI = 0). */
+export const IRTE_IM = 1 << 15;
+export const IRTE_VECTOR_SHIFT = 16; // bits 23:16
+/** w0 reserved bits: 14:12 and 31:24. */
+export const IRTE_W0_RSVD = 0xff007000;
+/** w1 reserved bits in xAPIC mode (EIME = 0): destination id bits 63:48 and 39:32; APIC id in 47:40. */
+export const IRTE_W1_RSVD_XAPIC = 0xffff00ff;
+export const IRTE_XAPIC_DEST_SHIFT = 8; // APIC id at w1 bits 15:8 (IRTE bits 47:40)
+/** w2: SID 79:64, SQ 81:80, SVT 83:82; bits 95:84 reserved. */
+export const IRTE_SQ_SHIFT = 16;
+export const IRTE_SVT_SHIFT = 18;
+export const IRTE_W2_RSVD = 0xfff00000;
+/** w3: bits 127:96, all reserved. */
+export const IRTE_W3_RSVD = 0xffffffff;
+
+/** Source Validation Type (VT-d spec 9.10, SVT). 11b is a reserved encoding. */
+export const SVT_NO_VERIFY = 0;
+export const SVT_VERIFY_SID_SQ = 1;
+export const SVT_VERIFY_BUS = 2;
+
+/**
+ * Source-id qualifier masks (VT-d spec 9.10, SQ) applied to both SID and the requester id when SVT = 01b:
+ * 00b compare all 16 bits, 01b ignore bit 2, 10b ignore bits 2:1, 11b ignore bits 2:0.
+ */
+export const SQ_MASKS: readonly [number, number, number, number] = [0xffff, 0xfffb, 0xfff9, 0xfff8];
+
+/** Delivery modes (DLM) of VT-d spec 9.10; 011b and 110b are not defined there. */
+export function deliveryModeName(dlm: number): string {
+  switch (dlm & 7) {
+    case 0:
+      return "fixed";
+    case 1:
+      return "lowest-priority";
+    case 2:
+      return "smi";
+    case 4:
+      return "nmi";
+    case 5:
+      return "init";
+    case 7:
+      return "extint";
+    default:
+      return "reserved";
+  }
+}
+
+export interface IrteFields {
+  present: boolean;
+  /** Fault Processing Disable: faults through this entry are not recorded (still blocked). */
+  fpd: boolean;
+  destinationMode: "physical" | "logical";
+  redirectionHint: boolean;
+  triggerMode: "edge" | "level";
+  /** DLM, 3 bits. */
+  deliveryMode: number;
+  /** AVAIL, 4 bits for software. */
+  avail: number;
+  /** IM: posted format. */
+  posted: boolean;
+  vector: number;
+  /** APIC destination id: 8 bits in xAPIC mode, 32 bits in x2APIC mode. */
+  destination: number;
+  sid: number;
+  sq: number;
+  svt: number;
+}
+
+export type IrteWords = [w0: number, w1: number, w2: number, w3: number];
+
+/** Fields of an IRTE from its four words, as hardware in the given mode reads them. Never throws. */
+export function decodeIrte(w0: number, w1: number, w2: number, w3: number, eime: boolean): IrteFields & {
+  /** Which reserved rule the entry breaks, or null. */
+  reservedViolation: string | null;
+} {
+  return {
+    present: (w0 & IRTE_P) !== 0,
+    fpd: (w0 & IRTE_FPD) !== 0,
+    destinationMode: (w0 & IRTE_DM) !== 0 ? "logical" : "physical",
+    redirectionHint: (w0 & IRTE_RH) !== 0,
+    triggerMode: (w0 & IRTE_TM) !== 0 ? "level" : "edge",
+    deliveryMode: (w0 >>> IRTE_DLM_SHIFT) & 7,
+    avail: (w0 >>> IRTE_AVAIL_SHIFT) & 0xf,
+    posted: (w0 & IRTE_IM) !== 0,
+    vector: (w0 >>> IRTE_VECTOR_SHIFT) & 0xff,
+    destination: irteDestination(w1, eime),
+    sid: w2 & 0xffff,
+    sq: (w2 >>> IRTE_SQ_SHIFT) & 3,
+    svt: (w2 >>> IRTE_SVT_SHIFT) & 3,
+    reservedViolation: irteReservedViolation(w0, w1, w2, w3, eime),
+  };
+}
+
+/** The destination id in w1: bits 47:40 in xAPIC mode, bits 63:32 in x2APIC mode (VT-d spec 9.10, DST). */
+export function irteDestination(w1: number, eime: boolean): number {
+  return eime ? w1 >>> 0 : (w1 >>> IRTE_XAPIC_DEST_SHIFT) & 0xff;
+}
+
+/**
+ * Why a present IRTE faults with reason 0x24, or null when it does not. VT-d spec 9.10: reserved bits must be
+ * zero; IM (bit 15) is reserved when posted interrupts are unsupported (this model does not support them);
+ * in xAPIC mode destination bits 63:48 and 39:32 are reserved; SVT = 11b is a reserved encoding. Fault 0x24
+ * covers "conditional reserved fields programmed wrongly" (VT-d spec 5.1.4.1), which is where a reserved SVT
+ * encoding belongs; QEMU reports that case as 0x26 instead.
+ */
+export function irteReservedViolation(w0: number, w1: number, w2: number, w3: number, eime: boolean): string | null {
+  if ((w0 & IRTE_W0_RSVD) !== 0) return "reserved bits 14:12 or 31:24 set";
+  if ((w0 & IRTE_IM) !== 0) return "posted format (IM = 1) but posted interrupts are not supported";
+  if (!eime && (w1 & IRTE_W1_RSVD_XAPIC) !== 0) return "destination bits 63:48 or 39:32 set in xAPIC mode";
+  if ((w2 & IRTE_W2_RSVD) !== 0 || w3 !== 0) return "reserved bits 127:84 set";
+  if (((w2 >>> IRTE_SVT_SHIFT) & 3) === 3) return "reserved source validation type 11b";
+  return null;
+}
+
+/** The four words of an IRTE (for table builders). Range-checks every field. */
+export function encodeIrte(f: Partial<IrteFields> & { vector: number; destination: number }, eime: boolean): IrteWords {
+  const dlm = f.deliveryMode ?? 0;
+  const avail = f.avail ?? 0;
+  const sid = f.sid ?? 0;
+  const sq = f.sq ?? 0;
+  const svt = f.svt ?? 0;
+  checkField("vector", f.vector, 0xff);
+  checkField("deliveryMode", dlm, 7);
+  checkField("avail", avail, 0xf);
+  checkField("sid", sid, 0xffff);
+  checkField("sq", sq, 3);
+  checkField("svt", svt, 3);
+  checkField("destination", f.destination, eime ? 0xffff_ffff : 0xff);
+  const w0 =
+    ((f.present ?? true) ? IRTE_P : 0) |
+    (f.fpd === true ? IRTE_FPD : 0) |
+    (f.destinationMode === "logical" ? IRTE_DM : 0) |
+    (f.redirectionHint === true ? IRTE_RH : 0) |
+    (f.triggerMode === "level" ? IRTE_TM : 0) |
+    (dlm << IRTE_DLM_SHIFT) |
+    (avail << IRTE_AVAIL_SHIFT) |
+    (f.posted === true ? IRTE_IM : 0) |
+    (f.vector << IRTE_VECTOR_SHIFT);
+  const w1 = eime ? f.destination : f.destination << IRTE_XAPIC_DEST_SHIFT;
+  const w2 = sid | (sq << IRTE_SQ_SHIFT) | (svt << IRTE_SVT_SHIFT);
+  return [w0 >>> 0, w1 >>> 0, w2 >>> 0, 0];
+}
+
+export interface PhysWriter {
+  write32(addr: PhysAddr, v: number): void;
+}
+
+/** Stores an IRTE's words at table base + index * 16, little-endian. */
+export function writeIrte(mem: PhysWriter, tableBase: number | bigint, index: number, words: IrteWords): void {
+  for (let i = 0; i < 4; i++) {
+    const off = index * IRTE_SIZE + i * 4;
+    mem.write32(typeof tableBase === "number" ? tableBase + off : tableBase + BigInt(off), words[i] ?? 0);
+  }
+}
+
+/** IRTA_REG value (low, high halves) for a table at `base` with 2^(s+1) entries. */
+export function encodeIrta(base: number | bigint, s: number, eime: boolean): { lo: number; hi: number } {
+  checkField("s", s, 0xf);
+  const b = BigInt(base);
+  if ((b & 0xfffn) !== 0n || b < 0n || b >= 1n << 64n) throw new RangeError(`IRTA base 0x${b.toString(16)} is not a 4 KiB-aligned 64-bit address`);
+  return {
+    lo: (Number(b & 0xffff_f000n) | (eime ? VTD_IRTA_EIME : 0) | s) >>> 0,
+    hi: Number(b >> 32n),
+  };
+}
+
+function checkField(name: string, v: number, max: number): void {
+  if (!Number.isInteger(v) || v < 0 || v > max) throw new RangeError(`${name} ${v} is outside 0..0x${max.toString(16)}`);
+}

@@ -1,0 +1,485 @@
+/**
+ * VT-d interrupt remapping (VT-d spec chapter 5.1, IRTE format 9.10): turns interrupt requests (DMA writes to
+ * 0xFEEx_xxxx) into delivered interrupts through the interrupt remapping table, with an interrupt entry cache.
+ *
+ * Behaviour, in the order the hardware applies it (VT-d spec 5.1.4):
+ *   1. GSTS.IRES clear: every request passes through unchanged (`remapped: false`).
+ *   2. Address high half non-zero or address bits 31:20 not 0xFEE: blocked, fault 0x20.
+ *   3. Compatibility format (address bit 4 = 0): blocked with fault 0x25 when GSTS.CFIS is clear or
+ *      IRTA.EIME is set; otherwise passed through unchanged. QEMU up to 7.2 passes compatibility-format
+ *      interrupts through regardless; this model follows the spec (5.1.4), as later QEMU does.
+ *   4. Remappable format: interrupt_index = handle, or handle + sub-handle when SHV = 1 (data bits 31:16 must
+ *      then be zero, else 0x20). The sum is not truncated: an index of 0x10000 or more is beyond any table.
+ *   5. index >= 2^(S+1): 0x21. Entry beyond the host address width, or the reader failing: 0x23.
+ *   6. P clear: 0x22. Reserved bits, posted format (unsupported here), xAPIC-mode destination bits outside
+ *      47:40, or SVT = 11b: 0x24. Source-id verification (SVT/SQ/SID) fails: 0x26.
+ *
+ * Fault recording: every blocked request calls `onFault` once, except when the IRTE that was read has FPD set.
+ * The spec evaluates FPD irrespective of P (VT-d spec 9.10, FPD), so FPD also silences 0x22 for a non-present
+ * entry whose FPD bit is set; such results carry `fpd: true`. Faults detected before an IRTE is read
+ * (0x20, 0x21, 0x23, 0x25) are always recorded. `onFault` receives the low 16 bits of the index, the width of
+ * FRCD.FI's interrupt_index (VT-d spec 9.9); 0x25, and 0x20 for an address outside 0xFEEx_xxxx, report
+ * index 0 because no index can be computed.
+ *
+ * Output: the delivered interrupt and the compatibility-format MSI QEMU's vtd_ir_remap_msi trace prints for it:
+ *   address = 0xFEE00000 | (dest & 0xff) << 12 | RH << 3 | DM << 2 | (request address bits 1:0)
+ *   addressHi = dest & 0xffffff00 (QEMU's internal carrier for x2APIC destination bits 31:8)
+ *   data = vector | DLM << 8 | 1 << 14 (assert) | TM << 15
+ *
+ * Interrupt entry cache: present, well-formed IRTEs are cached by index (LRU, `cacheSize` entries) together
+ * with their decoded results, so a cache hit allocates nothing. Cached entries stay in use after the table in
+ * memory changes, until invalidateIndex/invalidateAll (VT-d spec 6.5.2.7); setTable does not invalidate
+ * (software must invalidate the cache globally after SIRTP).
+ */
+import type { PhysReader } from "../../core/memory.js";
+import { hiOf, loOf } from "../../core/u64.js";
+import {
+  IR_FAULT_NAMES,
+  IRTE_DLM_SHIFT,
+  IRTE_DM,
+  IRTE_FPD,
+  IRTE_P,
+  IRTE_RH,
+  IRTE_SIZE,
+  IRTE_SQ_SHIFT,
+  IRTE_SVT_SHIFT,
+  IRTE_TM,
+  IRTE_VECTOR_SHIFT,
+  type IrFaultReason,
+  irteDestination,
+  irteReservedViolation,
+  MSI_ADDR_DEST_SHIFT,
+  MSI_ADDR_DM,
+  MSI_ADDR_HEAD,
+  MSI_ADDR_IF_REMAPPABLE,
+  MSI_ADDR_RH,
+  MSI_ADDR_SHV,
+  MSI_DATA_DLM_SHIFT,
+  MSI_DATA_LEVEL_ASSERT,
+  MSI_DATA_RSVD_WHEN_SHV,
+  MSI_DATA_SUBHANDLE_MASK,
+  MSI_DATA_TM_LEVEL,
+  msiHandle,
+  SQ_MASKS,
+  SVT_NO_VERIFY,
+  SVT_VERIFY_BUS,
+  SVT_VERIFY_SID_SQ,
+  VTD_FR_IR_ENTRY_P,
+  VTD_FR_IR_INDEX_OVER,
+  VTD_FR_IR_IRTE_RSVD,
+  VTD_FR_IR_REQ_COMPAT,
+  VTD_FR_IR_REQ_RSVD,
+  VTD_FR_IR_ROOT_INVAL,
+  VTD_FR_IR_SID_ERR,
+  VTD_IRTA_ADDR_MASK_LO,
+  VTD_IRTA_EIME,
+  VTD_IRTA_SIZE_MASK,
+} from "./intremap-format.js";
+
+export * from "./intremap-format.js";
+
+/** The interrupt as the local APICs receive it. */
+export interface DeliveredInterrupt {
+  readonly vector: number;
+  /** APIC destination id: 8 bits in xAPIC mode, 32 bits in x2APIC mode. */
+  readonly destination: number;
+  readonly destinationMode: "physical" | "logical";
+  /** DLM / MSI delivery mode, 3 bits (0 fixed, 1 lowest priority, 2 SMI, 4 NMI, 5 INIT, 7 ExtINT). */
+  readonly deliveryMode: number;
+  readonly triggerMode: "edge" | "level";
+  readonly redirectionHint: boolean;
+}
+
+/** A compatibility-format MSI message. */
+export interface MsiMessage {
+  /** Low 32 bits of the address. */
+  readonly address: number;
+  readonly addressHi: number;
+  readonly data: number;
+}
+
+export interface RemapOk {
+  readonly ok: true;
+  readonly irq: DeliveredInterrupt;
+  readonly msi: MsiMessage;
+  /** False when the request passed through without remapping (IRE off, or allowed compatibility format). */
+  readonly remapped: boolean;
+  /** The IRTE index used, when remapped. */
+  readonly index?: number;
+}
+
+export interface RemapFault {
+  readonly ok: false;
+  /** VT-d fault reason 0x20..0x26. */
+  readonly reason: IrFaultReason;
+  /** Short stable name, e.g. "IR_ENTRY_P". */
+  readonly reasonName: string;
+  /** interrupt_index computed for the request (0 when there is none). */
+  readonly index: number;
+  /** Present and true when the IRTE's FPD bit suppressed fault recording. */
+  readonly fpd?: boolean;
+  /** What exactly was wrong, for people. */
+  readonly detail: string;
+}
+
+export type RemapResult = RemapOk | RemapFault;
+
+export interface IrFault {
+  sid: number;
+  reason: number;
+  index: number;
+}
+
+export interface InterruptRemapperOptions {
+  /** Interrupt entry cache capacity in IRTEs; 0 disables caching. Default 256. */
+  cacheSize?: number;
+  /**
+   * Host address width in bits (ACPI DMAR "Host Address Width" + 1). IRTEs at or above 2^HAW cannot be read
+   * (fault 0x23). Default 39, the width QEMU's intel-iommu uses unless told otherwise.
+   */
+  hostAddressWidth?: number;
+}
+
+export interface InterruptRemapperStats {
+  /** Interrupt entry cache hits / misses (a miss reads the IRTE from memory). */
+  hits: number;
+  misses: number;
+  /** Entries dropped to make room. */
+  evictions: number;
+  /** Entries removed by invalidateIndex / invalidateAll. */
+  invalidated: number;
+  remapped: number;
+  passedThrough: number;
+  blocked: number;
+  faultsRecorded: number;
+  /** Blocked requests whose fault FPD kept from being recorded. */
+  faultsSuppressed: number;
+}
+
+const DEFAULT_CACHE_SIZE = 256;
+const DEFAULT_HAW = 39;
+/** Architectural limit of x86 physical addresses (MAXPHYADDR <= 52): the walkInterrupt default. */
+const FORENSIC_HAW = 52;
+const TWO32 = 0x1_0000_0000;
+
+/** A cached IRTE: its words (for forensics), the decoded interrupt and, lazily, one result per address bits 1:0. */
+interface IecEntry {
+  readonly w0: number;
+  readonly w1: number;
+  readonly w2: number;
+  readonly w3: number;
+  readonly fpd: boolean;
+  readonly irq: DeliveredInterrupt;
+  readonly results: (RemapOk | undefined)[];
+  /** Use stamp for LRU eviction: a hit writes a number instead of reordering the map. */
+  lastUse: number;
+}
+
+export class InterruptRemapper {
+  readonly stats: InterruptRemapperStats = {
+    hits: 0,
+    misses: 0,
+    evictions: 0,
+    invalidated: 0,
+    remapped: 0,
+    passedThrough: 0,
+    blocked: 0,
+    faultsRecorded: 0,
+    faultsSuppressed: 0,
+  };
+
+  private readonly reader: PhysReader;
+  private readonly onFault: (f: IrFault) => void;
+  private readonly cacheSize: number;
+  private readonly haw: number;
+  /** Entries must lie below 2^haw: the high half must stay below hiLimit (and lo below loLimit when hi is 0). */
+  private readonly hiLimit: number;
+  private readonly loLimit: number;
+  // Interrupt entry cache, least recently used entry evicted first.
+  private readonly cache = new Map<number, IecEntry>();
+  private useClock = 0;
+
+  private baseLo = 0;
+  private baseHi = 0;
+  private eime = false;
+  private entries = 2;
+  private enabled = false;
+  private cfis = false;
+
+  // One-entry memo of the last pass-through result: with remapping off every interrupt takes this path.
+  private lastPtLo = -1;
+  private lastPtHi = -1;
+  private lastPtData = -1;
+  private lastPt: RemapOk | undefined;
+
+  constructor(reader: PhysReader, onFault: (f: { sid: number; reason: number; index: number }) => void, options: InterruptRemapperOptions = {}) {
+    this.reader = reader;
+    this.onFault = onFault;
+    const size = options.cacheSize ?? DEFAULT_CACHE_SIZE;
+    this.cacheSize = Number.isInteger(size) && size > 0 ? size : 0;
+    const haw = options.hostAddressWidth ?? DEFAULT_HAW;
+    this.haw = Number.isInteger(haw) ? Math.min(64, Math.max(12, haw)) : DEFAULT_HAW;
+    this.hiLimit = this.haw > 32 ? 2 ** (this.haw - 32) : 1;
+    this.loLimit = this.haw >= 32 ? TWO32 : 2 ** this.haw;
+  }
+
+  /** IRTA_REG as latched by GCMD.SIRTP: base bits 63:12, EIME bit 11, S bits 3:0 (2^(S+1) entries). */
+  setTable(irtaLo: number, irtaHi: number): void {
+    this.baseLo = (irtaLo & VTD_IRTA_ADDR_MASK_LO) >>> 0;
+    this.baseHi = irtaHi >>> 0;
+    this.eime = (irtaLo & VTD_IRTA_EIME) !== 0;
+    this.entries = 2 << (irtaLo & VTD_IRTA_SIZE_MASK);
+  }
+
+  /** GSTS.IRES. */
+  setEnabled(ire: boolean): void {
+    this.enabled = ire;
+  }
+
+  /** GSTS.CFIS. */
+  setCompatibilityAllowed(cfis: boolean): void {
+    this.cfis = cfis;
+  }
+
+  /** Global interrupt entry cache invalidation (VT-d spec 6.5.2.7, G = 0). */
+  invalidateAll(): void {
+    this.stats.invalidated += this.cache.size;
+    this.cache.clear();
+  }
+
+  /**
+   * Index-selective invalidation (VT-d spec 6.5.2.7, G = 1): the 2^indexMask entries whose index equals
+   * `index` in all but the low `indexMask` bits.
+   */
+  invalidateIndex(index: number, indexMask: number): void {
+    const m = indexMask >>> 0;
+    if (m >= 16) {
+      this.invalidateAll();
+      return;
+    }
+    const keep = ~((1 << m) - 1) & 0xffff;
+    const want = index & keep;
+    if (m <= 4) {
+      // Small ranges: probe each index instead of scanning the cache.
+      const n = 1 << m;
+      for (let i = 0; i < n; i++) {
+        if (this.cache.delete(want + i)) this.stats.invalidated++;
+      }
+      return;
+    }
+    for (const k of this.cache.keys()) {
+      if ((k & keep) === want) {
+        this.cache.delete(k);
+        this.stats.invalidated++;
+      }
+    }
+  }
+
+  /** Number of IRTEs currently cached. */
+  get cachedEntries(): number {
+    return this.cache.size;
+  }
+
+  /**
+   * Processes one interrupt request: a DMA write of `data` to (addrHi:addrLo) from requester `sid`.
+   * Never throws; a blocked request yields `{ ok: false, reason }`.
+   */
+  remap(sid: number, addrLo: number, addrHi: number, data: number): RemapResult {
+    const lo = addrLo >>> 0;
+    const hi = addrHi >>> 0;
+    const d = data >>> 0;
+    const source = sid & 0xffff;
+
+    if (!this.enabled) return this.passThrough(lo, hi, d);
+
+    const remappable = (lo & MSI_ADDR_IF_REMAPPABLE) !== 0;
+    const shv = (lo & MSI_ADDR_SHV) !== 0;
+    const index = remappable ? msiHandle(lo) + (shv ? d & MSI_DATA_SUBHANDLE_MASK : 0) : 0;
+
+    // VT-d spec 5.1.4: reserved fields of the request first.
+    if (hi !== 0) return this.fault(source, VTD_FR_IR_REQ_RSVD, remappable ? index : 0, false, "address bits 63:32 are not zero");
+    if (lo >>> 20 !== MSI_ADDR_HEAD) return this.fault(source, VTD_FR_IR_REQ_RSVD, 0, false, "address is outside 0xFEEx_xxxx");
+
+    if (!remappable) {
+      // VT-d spec 5.1.4: compatibility format is blocked when EIME is set or CFIS is clear.
+      if (this.eime || !this.cfis) {
+        return this.fault(source, VTD_FR_IR_REQ_COMPAT, 0, false, this.eime ? "compatibility format with EIME set" : "compatibility format with CFIS clear");
+      }
+      return this.passThrough(lo, hi, d);
+    }
+
+    if (shv && (d & MSI_DATA_RSVD_WHEN_SHV) !== 0) return this.fault(source, VTD_FR_IR_REQ_RSVD, index, false, "data bits 31:16 are not zero with SHV set");
+    if (index >= this.entries) return this.fault(source, VTD_FR_IR_INDEX_OVER, index, false, `index ${index} >= table size ${this.entries}`);
+
+    let entry = this.cacheSize > 0 ? this.cache.get(index) : undefined;
+    if (entry !== undefined) {
+      this.stats.hits++;
+      entry.lastUse = ++this.useClock;
+    } else {
+      this.stats.misses++;
+      const fetched = this.fetch(source, index);
+      if (!isEntry(fetched)) return fetched;
+      entry = fetched;
+      if (this.cacheSize > 0) {
+        if (this.cache.size >= this.cacheSize) this.evictLeastRecentlyUsed();
+        entry.lastUse = ++this.useClock;
+        this.cache.set(index, entry);
+      }
+    }
+
+    // Source-id verification happens per request (VT-d spec 9.10, SVT/SQ/SID).
+    const svt = (entry.w2 >>> IRTE_SVT_SHIFT) & 3;
+    if (svt !== SVT_NO_VERIFY) {
+      const expected = entry.w2 & 0xffff;
+      if (svt === SVT_VERIFY_SID_SQ) {
+        const mask = SQ_MASKS[(entry.w2 >>> IRTE_SQ_SHIFT) & 3] ?? 0xffff;
+        if ((expected & mask) !== (source & mask)) {
+          return this.fault(source, VTD_FR_IR_SID_ERR, index, entry.fpd, "requester id does not match SID under SQ");
+        }
+      } else if (svt === SVT_VERIFY_BUS) {
+        // SID bits 15:8 = start bus, bits 7:0 = end bus (VT-d spec 9.10; Linux set_irte_verify_bus agrees).
+        // QEMU reads the two bytes the other way round.
+        const bus = source >>> 8;
+        if (bus < expected >>> 8 || bus > (expected & 0xff)) {
+          return this.fault(source, VTD_FR_IR_SID_ERR, index, entry.fpd, "requester bus outside [start bus, end bus]");
+        }
+      }
+    }
+
+    this.stats.remapped++;
+    const variant = lo & 3;
+    let r = entry.results[variant];
+    if (r === undefined) {
+      r = Object.freeze({ ok: true, irq: entry.irq, msi: compatMsi(entry.irq, variant), remapped: true, index });
+      entry.results[variant] = r;
+    }
+    return r;
+  }
+
+  private evictLeastRecentlyUsed(): void {
+    let victim = -1;
+    let oldest = Infinity;
+    for (const [k, e] of this.cache) {
+      if (e.lastUse < oldest) {
+        oldest = e.lastUse;
+        victim = k;
+      }
+    }
+    if (victim >= 0 && this.cache.delete(victim)) this.stats.evictions++;
+  }
+
+  /** Reads and checks IRTE `index`: the cacheable entry, or the fault. */
+  private fetch(source: number, index: number): IecEntry | RemapFault {
+    // Entry address = base + index * 16, as 32-bit halves; index * 16 < 2^21 so one carry at most.
+    const sum = this.baseLo + index * IRTE_SIZE;
+    const lo = sum >>> 0;
+    const hi = this.baseHi + (sum >= TWO32 ? 1 : 0);
+    if (hi >= this.hiLimit || (hi === 0 && lo >= this.loLimit)) {
+      return this.fault(source, VTD_FR_IR_ROOT_INVAL, index, false, `IRTE address beyond the ${this.haw}-bit host address width`);
+    }
+    let w0: number, w1: number, w2: number, w3: number;
+    try {
+      if (hi < 0x20_0000) {
+        const a = hi * TWO32 + lo;
+        w0 = this.reader.read32(a);
+        w1 = this.reader.read32(a + 4);
+        w2 = this.reader.read32(a + 8);
+        w3 = this.reader.read32(a + 12);
+      } else {
+        const a = (BigInt(hi) << 32n) | BigInt(lo);
+        w0 = this.reader.read32(a);
+        w1 = this.reader.read32(a + 4n);
+        w2 = this.reader.read32(a + 8n);
+        w3 = this.reader.read32(a + 12n);
+      }
+    } catch {
+      return this.fault(source, VTD_FR_IR_ROOT_INVAL, index, false, "IRTE read failed");
+    }
+    w0 >>>= 0;
+    w1 >>>= 0;
+    w2 >>>= 0;
+    w3 >>>= 0;
+    const fpd = (w0 & IRTE_FPD) !== 0;
+    if ((w0 & IRTE_P) === 0) return this.fault(source, VTD_FR_IR_ENTRY_P, index, fpd, "IRTE present bit clear");
+    const bad = irteReservedViolation(w0, w1, w2, w3, this.eime);
+    if (bad !== null) return this.fault(source, VTD_FR_IR_IRTE_RSVD, index, fpd, bad);
+    const irq: DeliveredInterrupt = Object.freeze({
+      vector: (w0 >>> IRTE_VECTOR_SHIFT) & 0xff,
+      destination: irteDestination(w1, this.eime),
+      destinationMode: (w0 & IRTE_DM) !== 0 ? "logical" : "physical",
+      deliveryMode: (w0 >>> IRTE_DLM_SHIFT) & 7,
+      triggerMode: (w0 & IRTE_TM) !== 0 ? "level" : "edge",
+      redirectionHint: (w0 & IRTE_RH) !== 0,
+    });
+    return { w0, w1, w2, w3, fpd, irq, results: [undefined, undefined, undefined, undefined], lastUse: 0 };
+  }
+
+  private passThrough(lo: number, hi: number, d: number): RemapOk {
+    this.stats.passedThrough++;
+    if (this.lastPt !== undefined && lo === this.lastPtLo && hi === this.lastPtHi && d === this.lastPtData) return this.lastPt;
+    const irq: DeliveredInterrupt = Object.freeze({
+      vector: d & 0xff,
+      destination: (((lo >>> MSI_ADDR_DEST_SHIFT) & 0xff) | (hi & 0xffffff00)) >>> 0,
+      destinationMode: (lo & MSI_ADDR_DM) !== 0 ? "logical" : "physical",
+      deliveryMode: (d >>> MSI_DATA_DLM_SHIFT) & 7,
+      triggerMode: (d & MSI_DATA_TM_LEVEL) !== 0 ? "level" : "edge",
+      redirectionHint: (lo & MSI_ADDR_RH) !== 0,
+    });
+    const r: RemapOk = Object.freeze({ ok: true, irq, msi: Object.freeze({ address: lo, addressHi: hi, data: d }), remapped: false });
+    this.lastPtLo = lo;
+    this.lastPtHi = hi;
+    this.lastPtData = d;
+    this.lastPt = r;
+    return r;
+  }
+
+  private fault(source: number, reason: IrFaultReason, index: number, fpd: boolean, detail: string): RemapFault {
+    this.stats.blocked++;
+    if (fpd) {
+      this.stats.faultsSuppressed++;
+      return { ok: false, reason, reasonName: IR_FAULT_NAMES[reason], index, fpd: true, detail };
+    }
+    this.stats.faultsRecorded++;
+    this.onFault({ sid: source, reason, index: index & 0xffff });
+    return { ok: false, reason, reasonName: IR_FAULT_NAMES[reason], index, detail };
+  }
+}
+
+function isEntry(x: IecEntry | RemapFault): x is IecEntry {
+  return "irq" in x;
+}
+
+/** The compatibility-format MSI QEMU's x86_iommu_irq_to_msi_message builds for a remapped interrupt. */
+function compatMsi(irq: DeliveredInterrupt, addrLow2: number): MsiMessage {
+  const address =
+    (MSI_ADDR_HEAD << 20) |
+    ((irq.destination & 0xff) << MSI_ADDR_DEST_SHIFT) |
+    (irq.redirectionHint ? MSI_ADDR_RH : 0) |
+    (irq.destinationMode === "logical" ? MSI_ADDR_DM : 0) |
+    (addrLow2 & 3);
+  const data =
+    irq.vector | (irq.deliveryMode << MSI_DATA_DLM_SHIFT) | MSI_DATA_LEVEL_ASSERT | (irq.triggerMode === "level" ? MSI_DATA_TM_LEVEL : 0);
+  return Object.freeze({ address: address >>> 0, addressHi: (irq.destination & 0xffffff00) >>> 0, data: data >>> 0 });
+}
+
+export interface WalkInterruptOptions {
+  /** GSTS.CFIS: let compatibility-format requests pass (unless EIME is set). Default false. */
+  cfis?: boolean;
+  /** Host address width in bits; default 52 (the x86 physical address limit). */
+  hostAddressWidth?: number;
+}
+
+/**
+ * Stateless walk of one interrupt request through the table IRTA points at, with remapping enabled and no
+ * cache: for forensics over a memory dump. `irta` and `msiAddr` are taken modulo 2^64. Never throws on any
+ * table contents or request.
+ */
+export function walkInterrupt(reader: PhysReader, irta: bigint, sid: number, msiAddr: bigint, msiData: number, options: WalkInterruptOptions = {}): RemapResult {
+  const r = new InterruptRemapper(reader, () => {}, { cacheSize: 0, hostAddressWidth: options.hostAddressWidth ?? FORENSIC_HAW });
+  const irta64 = BigInt.asUintN(64, irta);
+  const addr64 = BigInt.asUintN(64, msiAddr);
+  r.setTable(loOf(irta64), hiOf(irta64));
+  r.setEnabled(true);
+  r.setCompatibilityAllowed(options.cfis ?? false);
+  return r.remap(sid, loOf(addr64), hiOf(addr64), msiData);
+}
