@@ -34,7 +34,10 @@ function mutate(src: Uint8Array, rand: () => number): Uint8Array {
   for (let r = 0; r < rounds; r++) {
     switch (pick(7)) {
       case 0: // flip random bits
-        for (let i = 0; i < 1 + pick(4); i++) b[at()] ^= 1 << pick(8);
+        for (let n = 1 + pick(4); n > 0; n--) {
+          const i = at();
+          b[i] = (b[i] ?? 0) ^ (1 << pick(8));
+        }
         break;
       case 1: // plant a type code
         b[at()] = INTERESTING[pick(INTERESTING.length)] ?? 0;

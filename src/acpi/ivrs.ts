@@ -768,6 +768,13 @@ function idBytes(v: string, path: string, width?: number): Uint8Array {
   return out;
 }
 
+/** An ACPI HID entry's HID/CID (`width` 8, zero-padded) or UID: null → zeros (no bytes for a UID). */
+function idOrNull(v: unknown, path: string, width?: number): Uint8Array {
+  if (v === null || v === undefined) return new Uint8Array(width ?? 0);
+  if (typeof v !== "string") throw bad(path, 'text, "0x…" or null', v);
+  return idBytes(v, path, width);
+}
+
 /** Encodes an IVRS table; lengths and the checksum are computed (or the stored checksum kept). */
 export function encodeIvrs(t: IvrsTable, opts: { keepChecksum?: boolean } = {}): Uint8Array {
   const tab = objAt(t, "table");
@@ -845,9 +852,12 @@ function encodeEntry(w: ByteWriter, v: unknown, path: string): void {
   }
   w.u8(typeCode).u16(deviceIdAt(e.deviceId, `${path}.deviceId`)).u8(rawOf(e.dataSetting, `${path}.dataSetting`, 8));
   switch (typeCode) {
-    case IVHD_DEV_PAD8:
-      w.u32(Number(optional(e.reserved, (x) => u64(x, `${path}.reserved`), 0n) & 0xffff_ffffn));
+    case IVHD_DEV_PAD8: {
+      const reserved = optional(e.reserved, (x) => u64(x, `${path}.reserved`), 0n);
+      if (reserved > 0xffff_ffffn) throw bad(`${path}.reserved`, "a 32-bit value (bytes 4–7)", e.reserved);
+      w.u32(Number(reserved));
       return;
+    }
     case IVHD_DEV_ALIAS:
     case IVHD_DEV_ALIAS_RANGE: {
       const reserved = optional(e.reserved, (x) => uint(x, `${path}.reserved`, 16), 0);
@@ -863,15 +873,8 @@ function encodeEntry(w: ByteWriter, v: unknown, path: string): void {
       w.u8(uint(e.variety, `${path}.variety`, 8));
       return;
     case IVHD_DEV_ACPI_HID: {
-      const id = (x: unknown, p: string): Uint8Array =>
-        x === null || x === undefined ? new Uint8Array(8) : typeof x === "string" ? idBytes(x, p, 8) : (() => {
-          throw bad(p, 'text, "0x…" or null', x);
-        })();
-      w.bytes(id(e.hid, `${path}.hid`)).bytes(id(e.cid, `${path}.cid`));
-      const uid = e.uid === null || e.uid === undefined ? new Uint8Array(0)
-        : typeof e.uid === "string" ? idBytes(e.uid, `${path}.uid`) : (() => {
-          throw bad(`${path}.uid`, 'text, "0x…" or null', e.uid);
-        })();
+      w.bytes(idOrNull(e.hid, `${path}.hid`, 8)).bytes(idOrNull(e.cid, `${path}.cid`, 8));
+      const uid = idOrNull(e.uid, `${path}.uid`);
       if (uid.length > 0xff) throw bad(`${path}.uid`, "at most 255 bytes", e.uid);
       w.u8(uint(e.uidFormat, `${path}.uidFormat`, 8)).u8(uid.length).bytes(uid);
       return;
