@@ -1,0 +1,291 @@
+/**
+ * The translation caches of a remapping unit (VT-d spec 6.2): the context cache (6.2.1, source id -> context),
+ * the IOTLB (6.2.3, domain id + page -> page frame and permissions, tagged by page size) and the optional
+ * paging-structure cache (6.2.4, domain id + address slice -> next table). Entries stay exactly as filled until
+ * an invalidation (6.5) or a replacement removes them: a changed table in memory is not seen until then.
+ *
+ * With caching mode (CAP.CM, 6.1) the unit also caches "negative" entries: a not-present or malformed context
+ * entry (tagged with domain id 0, which caching mode reserves for them) and not-present or malformed leaf
+ * entries, so software must invalidate after making something present, exactly as the spec requires.
+ */
+import type { CacheGeometry } from "./config.js";
+import { mixHash, SetAssocStore, type CacheStats } from "./cache.js";
+
+/** The low 32 bits of (iovaHi:iovaLo) >> shift, for shift 0..63. */
+export function vpnLo(lo: number, hi: number, shift: number): number {
+  if (shift === 0) return lo >>> 0;
+  if (shift < 32) return ((lo >>> shift) | (hi << (32 - shift))) >>> 0;
+  return shift < 64 ? hi >>> (shift - 32) : 0;
+}
+
+/** The high 32 bits of (iovaHi:iovaLo) >> shift. */
+export function vpnHi(hi: number, shift: number): number {
+  return shift < 32 ? hi >>> shift : 0;
+}
+
+/** Page-size shift of a leaf at `level` (1 = 4 KiB, 2 = 2 MiB, 3 = 1 GiB). */
+function shiftOf(level: number): number {
+  return 12 + 9 * (level - 1);
+}
+
+/** Negative IOTLB entry for a not-present leaf: the fault depends on the access (0x5 write / 0x6 read). */
+export const NEG_NOT_PRESENT = 0xff;
+
+export class Iotlb {
+  readonly store: SetAssocStore;
+  readonly frameLo: Uint32Array;
+  readonly frameHi: Uint32Array;
+  /** bit 0 = R, bit 1 = W. */
+  readonly perm: Uint8Array;
+  /** 0 = a translation; otherwise a cached fault (caching mode): a reason, or NEG_NOT_PRESENT. */
+  readonly neg: Uint8Array;
+  readonly level: Uint8Array;
+  readonly did: Uint16Array;
+  /** Probe levels, smallest page first (3 = up to 1 GiB pages). */
+  private readonly maxLevel: number;
+
+  constructor(g: CacheGeometry, maxLevel: number) {
+    this.store = new SetAssocStore(g);
+    const n = this.store.capacity;
+    this.frameLo = new Uint32Array(n);
+    this.frameHi = new Uint32Array(n);
+    this.perm = new Uint8Array(n);
+    this.neg = new Uint8Array(n);
+    this.level = new Uint8Array(n);
+    this.did = new Uint16Array(n);
+    this.maxLevel = maxLevel;
+  }
+
+  /** Slot caching the page of (did, iova) at any page size, or -1. Counts a hit or a miss. */
+  lookup(did: number, lo: number, hi: number): number {
+    const st = this.store;
+    for (let lv = 1; lv <= this.maxLevel; lv++) {
+      const s = 12 + 9 * (lv - 1);
+      const t0 = vpnLo(lo, hi, s);
+      const t1 = ((did << 16) | (lv << 13) | (vpnHi(hi, s) & 0x1fff)) >>> 0;
+      const slot = st.find(st.setOf(mixHash(t0, did)), t0, t1);
+      if (slot >= 0) {
+        st.hits++;
+        st.touch(slot);
+        return slot;
+      }
+    }
+    st.misses++;
+    return -1;
+  }
+
+  fill(did: number, lo: number, hi: number, level: number, frameLo: number, frameHi: number, read: boolean, write: boolean, neg = 0): number {
+    const st = this.store;
+    const s = shiftOf(level);
+    const t0 = vpnLo(lo, hi, s);
+    const t1 = ((did << 16) | (level << 13) | (vpnHi(hi, s) & 0x1fff)) >>> 0;
+    const slot = st.allocate(st.setOf(mixHash(t0, did)), t0, t1);
+    this.frameLo[slot] = frameLo >>> 0;
+    this.frameHi[slot] = frameHi >>> 0;
+    this.perm[slot] = (read ? 1 : 0) | (write ? 2 : 0);
+    this.neg[slot] = neg;
+    this.level[slot] = level;
+    this.did[slot] = did;
+    return slot;
+  }
+
+  invalidateAll(): number {
+    return this.store.invalidateAll();
+  }
+
+  invalidateDomain(did: number): number {
+    return this.store.invalidateWhere((s) => this.did[s] === did);
+  }
+
+  /**
+   * Page-selective invalidation (6.5.1.2 / 6.5.2.3): the 2^am 4 KiB pages from addr (aligned down to that
+   * size) of domain `did`; any cached page overlapping them, of any size, goes.
+   */
+  invalidatePages(did: number, addrLo: number, addrHi: number, am: number): number {
+    const first = pageRangeStart(addrLo, addrHi, am);
+    const last = first + 2 ** am - 1;
+    const st = this.store;
+    return st.invalidateWhere((s) => {
+      if (this.did[s] !== did) return false;
+      const lv = this.level[s] ?? 1;
+      const span = 2 ** (9 * (lv - 1));
+      const start = (st.tagOf0(s) + (st.tagOf1(s) & 0x1fff) * 0x1_0000_0000) * span;
+      return start <= last && start + span - 1 >= first;
+    });
+  }
+
+  reset(): void {
+    this.store.reset();
+  }
+
+  stats(): CacheStats {
+    return this.store.stats();
+  }
+}
+
+/** First 4 KiB page number of a page-selective invalidation: addr >> 12, aligned down to 2^am pages. */
+export function pageRangeStart(addrLo: number, addrHi: number, am: number): number {
+  const pfn = (addrHi >>> 0) * 0x100000 + ((addrLo >>> 0) >>> 12);
+  const size = 2 ** am;
+  return pfn - (pfn % size);
+}
+
+export class ContextCache {
+  readonly store: SetAssocStore;
+  readonly did: Uint16Array;
+  readonly tt: Uint8Array;
+  readonly fpd: Uint8Array;
+  readonly aw: Uint8Array;
+  readonly ptLo: Uint32Array;
+  readonly ptHi: Uint32Array;
+  /** 0 = a usable context; otherwise the cached fault reason (caching mode only). */
+  readonly neg: Uint8Array;
+
+  constructor(g: CacheGeometry) {
+    this.store = new SetAssocStore(g);
+    const n = this.store.capacity;
+    this.did = new Uint16Array(n);
+    this.tt = new Uint8Array(n);
+    this.fpd = new Uint8Array(n);
+    this.aw = new Uint8Array(n);
+    this.ptLo = new Uint32Array(n);
+    this.ptHi = new Uint32Array(n);
+    this.neg = new Uint8Array(n);
+  }
+
+  lookup(sid: number): number {
+    const st = this.store;
+    const slot = st.find(st.setOf(mixHash(sid, 0x5a5a)), sid, 0);
+    if (slot >= 0) {
+      st.hits++;
+      st.touch(slot);
+    } else {
+      st.misses++;
+    }
+    return slot;
+  }
+
+  fill(sid: number, did: number, tt: number, fpd: boolean, aw: number, ptLo: number, ptHi: number, neg: number): number {
+    const st = this.store;
+    const slot = st.allocate(st.setOf(mixHash(sid, 0x5a5a)), sid, 0);
+    this.did[slot] = did;
+    this.tt[slot] = tt;
+    this.fpd[slot] = fpd ? 1 : 0;
+    this.aw[slot] = aw;
+    this.ptLo[slot] = ptLo >>> 0;
+    this.ptHi[slot] = ptHi >>> 0;
+    this.neg[slot] = neg;
+    return slot;
+  }
+
+  invalidateAll(): number {
+    return this.store.invalidateAll();
+  }
+
+  invalidateDomain(did: number): number {
+    return this.store.invalidateWhere((s) => this.did[s] === did);
+  }
+
+  /**
+   * Device-selective invalidation (10.4.7): entries whose source id equals `sid` except in the function bits
+   * the function mask FM hides (00 none, 01 bit 2, 10 bits 2:1, 11 bits 2:0).
+   */
+  invalidateDevice(sid: number, fm: number): number {
+    const ignore = [0, 4, 6, 7][fm & 3] ?? 0;
+    const keep = 0xffff & ~ignore;
+    const want = sid & keep;
+    return this.store.invalidateWhere((s) => (this.store.tagOf0(s) & keep) === want);
+  }
+
+  reset(): void {
+    this.store.reset();
+  }
+
+  stats(): CacheStats {
+    return this.store.stats();
+  }
+}
+
+/**
+ * Paging-structure cache (6.2.4): non-leaf second-level entries, so a walk can start below the top. An entry
+ * at level L (2..5) covers 2^(12 + 9 * (L - 1)) bytes of one domain and holds the level L-1 table address.
+ */
+export class PagingStructureCache {
+  readonly store: SetAssocStore;
+  readonly nextLo: Uint32Array;
+  readonly nextHi: Uint32Array;
+  readonly perm: Uint8Array;
+  readonly level: Uint8Array;
+  readonly did: Uint16Array;
+
+  constructor(g: CacheGeometry) {
+    this.store = new SetAssocStore(g);
+    const n = this.store.capacity;
+    this.nextLo = new Uint32Array(n);
+    this.nextHi = new Uint32Array(n);
+    this.perm = new Uint8Array(n);
+    this.level = new Uint8Array(n);
+    this.did = new Uint16Array(n);
+  }
+
+  /** Slot of the lowest cached entry (level 2 up to maxLevel) covering iova, or -1. */
+  lookup(did: number, lo: number, hi: number, maxLevel: number): number {
+    const st = this.store;
+    for (let lv = 2; lv <= maxLevel; lv++) {
+      const s = shiftOf(lv);
+      const t0 = vpnLo(lo, hi, s);
+      const t1 = ((did << 16) | (lv << 13) | (vpnHi(hi, s) & 0x1fff)) >>> 0;
+      const slot = st.find(st.setOf(mixHash(t0, did ^ (lv << 20))), t0, t1);
+      if (slot >= 0) {
+        st.hits++;
+        st.touch(slot);
+        return slot;
+      }
+    }
+    st.misses++;
+    return -1;
+  }
+
+  fill(did: number, level: number, lo: number, hi: number, nextLo: number, nextHi: number, read: boolean, write: boolean): void {
+    const st = this.store;
+    const s = shiftOf(level);
+    const t0 = vpnLo(lo, hi, s);
+    const t1 = ((did << 16) | (level << 13) | (vpnHi(hi, s) & 0x1fff)) >>> 0;
+    const slot = st.allocate(st.setOf(mixHash(t0, did ^ (level << 20))), t0, t1);
+    this.nextLo[slot] = nextLo >>> 0;
+    this.nextHi[slot] = nextHi >>> 0;
+    this.perm[slot] = (read ? 1 : 0) | (write ? 2 : 0);
+    this.level[slot] = level;
+    this.did[slot] = did;
+  }
+
+  invalidateAll(): number {
+    return this.store.invalidateAll();
+  }
+
+  invalidateDomain(did: number): number {
+    return this.store.invalidateWhere((s) => this.did[s] === did);
+  }
+
+  /** Entries of `did` whose coverage overlaps the 2^am pages from addr (page-selective with IH = 0). */
+  invalidatePages(did: number, addrLo: number, addrHi: number, am: number): number {
+    const first = pageRangeStart(addrLo, addrHi, am);
+    const last = first + 2 ** am - 1;
+    const st = this.store;
+    return st.invalidateWhere((s) => {
+      if (this.did[s] !== did) return false;
+      const lv = this.level[s] ?? 2;
+      const span = 2 ** (9 * (lv - 1));
+      const start = (st.tagOf0(s) + (st.tagOf1(s) & 0x1fff) * 0x1_0000_0000) * span;
+      return start <= last && start + span - 1 >= first;
+    });
+  }
+
+  reset(): void {
+    this.store.reset();
+  }
+
+  stats(): CacheStats {
+    return this.store.stats();
+  }
+}

@@ -1,0 +1,145 @@
+/**
+ * Builds legacy-mode VT-d structures in physical memory (root table, context tables, second-level page tables)
+ * and programs a unit through its registers the way a driver does. For tests, benchmarks and fixtures (a memory
+ * image written with these tables is what `iommu walk` reads).
+ */
+import type { PhysicalMemory } from "../../core/memory.js";
+import { DMAR_GCMD_REG, DMAR_GSTS_REG, DMAR_RTADDR_REG, GCMD_SRTP, GCMD_TE, SL_PS, SL_R, SL_W } from "./spec.js";
+
+export interface DomainTables {
+  did: number;
+  /** 3, 4 or 5. */
+  levels: number;
+  /** Physical address of the top-level table. */
+  top: number;
+}
+
+export interface ContextOptions {
+  present?: boolean;
+  fpd?: boolean;
+  /** Translation type: 0 multi-level, 1 device-TLB, 2 pass-through. */
+  tt?: number;
+  /** AW field override (default levels - 2). */
+  aw?: number;
+}
+
+export interface MapOptions {
+  read?: boolean;
+  write?: boolean;
+  /** 4096 (default), 2 MiB or 1 GiB. */
+  size?: number;
+}
+
+const PAGE = 4096;
+
+export class VtdTables {
+  readonly mem: PhysicalMemory;
+  /** Physical address of the root table. */
+  readonly root: number;
+  private next: number;
+
+  /** Tables are allocated upward from `base` (default 1 MiB). */
+  constructor(mem: PhysicalMemory, base = 0x100000) {
+    this.mem = mem;
+    this.next = base;
+    this.root = this.allocPage();
+  }
+
+  /** A zeroed 4 KiB page. */
+  allocPage(): number {
+    const a = this.next;
+    this.next += PAGE;
+    this.mem.fill(a, PAGE, 0);
+    return a;
+  }
+
+  domain(did: number, levels = 3): DomainTables {
+    return { did, levels, top: this.allocPage() };
+  }
+
+  /** Address of the context table for `bus`, created (and the root entry made present) on first use. */
+  contextTable(bus: number): number {
+    const re = this.root + bus * 16;
+    const lo = this.mem.read32(re);
+    if ((lo & 1) !== 0) return this.mem.read32(re + 4) * 0x1_0000_0000 + ((lo & 0xfffff000) >>> 0);
+    const ct = this.allocPage();
+    this.mem.write64(re, BigInt(ct) | 1n);
+    this.mem.write64(re + 8, 0n);
+    return ct;
+  }
+
+  /** Address of the context entry of requester id `sid`. */
+  contextEntryAddress(sid: number): number {
+    return this.contextTable(sid >>> 8) + (sid & 0xff) * 16;
+  }
+
+  /** Points `sid` at a domain (or writes a pass-through / special entry with `opts`). */
+  attach(sid: number, d: DomainTables, opts: ContextOptions = {}): number {
+    const ce = this.contextEntryAddress(sid);
+    const present = opts.present ?? true;
+    const tt = opts.tt ?? 0;
+    const aw = opts.aw ?? d.levels - 2;
+    const lo = BigInt(d.top) | (BigInt(tt & 3) << 2n) | (opts.fpd === true ? 2n : 0n) | (present ? 1n : 0n);
+    const hi = BigInt(aw & 7) | (BigInt(d.did & 0xffff) << 8n);
+    this.mem.write64(ce, lo);
+    this.mem.write64(ce + 8, hi);
+    return ce;
+  }
+
+  /** Maps iova -> hpa in a domain, creating intermediate tables (R/W on every level). Returns the leaf address. */
+  map(d: DomainTables, iova: number | bigint, hpa: number | bigint, opts: MapOptions = {}): number {
+    const size = opts.size ?? PAGE;
+    const leafLevel = size === PAGE ? 1 : size === 0x200000 ? 2 : size === 0x40000000 ? 3 : -1;
+    if (leafLevel < 0) throw new RangeError(`page size ${size} is not 4 KiB, 2 MiB or 1 GiB`);
+    const v = BigInt(iova);
+    let table = d.top;
+    for (let lv = d.levels; lv > leafLevel; lv--) {
+      const idx = Number((v >> BigInt(12 + 9 * (lv - 1))) & 0x1ffn);
+      const ea = table + idx * 8;
+      const e = this.mem.read64(ea);
+      if ((e & 3n) === 0n) {
+        const t = this.allocPage();
+        this.mem.write64(ea, BigInt(t) | BigInt(SL_R | SL_W));
+        table = t;
+      } else {
+        table = Number(e & 0x000ffffffffff000n);
+      }
+    }
+    const idx = Number((v >> BigInt(12 + 9 * (leafLevel - 1))) & 0x1ffn);
+    const ea = table + idx * 8;
+    const perm = (opts.read ?? true ? SL_R : 0) | (opts.write ?? true ? SL_W : 0);
+    this.mem.write64(ea, BigInt(hpa) | BigInt(perm) | (leafLevel > 1 ? BigInt(SL_PS) : 0n));
+    return ea;
+  }
+
+  /** Address of the entry at `level` that translates iova (the tables must exist down to that level). */
+  entryAddress(d: DomainTables, iova: number | bigint, level: number): number {
+    const v = BigInt(iova);
+    let table = d.top;
+    for (let lv = d.levels; lv > level; lv--) {
+      const idx = Number((v >> BigInt(12 + 9 * (lv - 1))) & 0x1ffn);
+      table = Number(this.mem.read64(table + idx * 8) & 0x000ffffffffff000n);
+    }
+    return table + Number((v >> BigInt(12 + 9 * (level - 1))) & 0x1ffn) * 8;
+  }
+}
+
+/** The register interface a driver needs (a VtdUnit, or a platform window at an offset). */
+export interface RegisterPort {
+  mmioRead(offset: number, size: 4): number;
+  mmioWrite(offset: number, size: number, value: number | bigint): void;
+}
+
+/** Issues one GCMD command the way drivers do: current GSTS (less one-shot bits) plus or minus the bit. */
+export function gcmd(unit: RegisterPort, bit: number, on = true): void {
+  const sts = unit.mmioRead(DMAR_GSTS_REG, 4) & 0x96ffffff; // drop the one-shot status bits (RTPS, WBFS, IRTPS...)
+  const v = on ? (sts | bit) >>> 0 : (sts & ~bit) >>> 0;
+  unit.mmioWrite(DMAR_GCMD_REG, 4, v);
+}
+
+/** Sets the root table pointer and enables translation. */
+export function enableTranslation(unit: RegisterPort, root: number): void {
+  unit.mmioWrite(DMAR_RTADDR_REG, 8, BigInt(root));
+  gcmd(unit, GCMD_SRTP);
+  gcmd(unit, GCMD_TE);
+}

@@ -1,0 +1,668 @@
+/**
+ * One Intel VT-d DMA-remapping unit, legacy mode (VT-d spec 3, 5, 6, 7, 10): the register file, the
+ * translation of DMA requests through root, context and second-level tables, the translation caches, fault
+ * recording with fault events, register-based and queued invalidation, and interrupt requests handed to
+ * interrupt remapping. Nothing a guest writes to registers or memory makes it throw; everything ends as a
+ * translation, a fault recorded as the spec names it, or a status bit.
+ *
+ * Two translation entry points:
+ *   translate(req)                     allocating, friendly: splits a request into pages, returns segments or the
+ *                                      fault, delivers interrupt requests.
+ *   translateFast(sid, lo, hi, write)  one page, no allocation, no bigint: returns 0 (result in outLo/outHi,
+ *                                      outShift, outRead, outWrite), a fault reason, or INTERRUPT_REQUEST.
+ */
+import type { PhysicalMemory, PhysReader } from "../../core/memory.js";
+import type { InterruptMessage, InterruptSink } from "../platform.js";
+import { ContextCache, Iotlb, NEG_NOT_PRESENT, PagingStructureCache } from "./caches.js";
+import type { CacheStats } from "./cache.js";
+import { capHalves, qemuVtdConfig, validateConfig, walkCapsFromConfig, type VtdConfig, type WalkCaps } from "./config.js";
+import { FaultReporting, REQ_READ, REQ_TRANSLATION, REQ_WRITE, type FaultStats } from "./faults.js";
+import { InterruptRemapper, type RemapResult } from "./intremap.js";
+import { hawHiMask, Invalidation, type InvalidationStats, type InvalidationTarget, type QueueMemory } from "./invalidation.js";
+import { RegisterFile } from "./regfile.js";
+import {
+  declareRegisters,
+  EFFECT_CCMD,
+  EFFECT_FECTL,
+  EFFECT_FRCD,
+  EFFECT_FSTS,
+  EFFECT_GCMD,
+  EFFECT_ICS,
+  EFFECT_IECTL,
+  EFFECT_IOTLB,
+  EFFECT_IQA,
+  EFFECT_IQT,
+  registerWindowSize,
+} from "./registers.js";
+import {
+  AT_TRANSLATED,
+  AT_TRANSLATION_REQUEST,
+  AT_UNTRANSLATED,
+  DMAR_GSTS_REG,
+  DMAR_IRTA_REG,
+  DMAR_RTADDR_REG,
+  FSTS_IQE,
+  GCMD_CFI,
+  GCMD_IRE,
+  GCMD_QIE,
+  GCMD_SIRTP,
+  GCMD_SRTP,
+  GCMD_TE,
+  GSTS_CFIS,
+  GSTS_IRES,
+  GSTS_IRTPS,
+  GSTS_QIES,
+  GSTS_RTPS,
+  GSTS_TES,
+  INTERRUPT_ADDR_HEAD,
+  isQualifiedFault,
+  faultReasonName,
+  TT_DEVICE_TLB,
+  TT_PASS_THROUGH,
+  VTD_FR_ADDR_BEYOND_MGAW,
+  VTD_FR_CONTEXT_ENTRY_TT,
+  VTD_FR_PAGING_ENTRY_RSVD,
+  VTD_FR_READ,
+  VTD_FR_WRITE,
+} from "./spec.js";
+import { ContextOut, lookupContext, walkSecondLevel, WalkOut, type PagingStructureSink, type TableReader } from "./walk.js";
+
+/** translateFast's answer for a write to the interrupt address range: use translate() (or the remapper). */
+export const INTERRUPT_REQUEST = -1;
+/** translateFast's answer for a request the interrupt address range does not accept (a read there). */
+export const UNSUPPORTED_REQUEST = -2;
+
+export type AddressType = "untranslated" | "translation-request" | "translated";
+
+export interface DmaRequest {
+  /** Requester id: bus << 8 | device << 3 | function. */
+  sid: number;
+  addr: number | bigint;
+  /** Bytes; default 1 for DMA, 4 for an interrupt request. */
+  length?: number;
+  write: boolean;
+  /** For a DWORD write to 0xFEEx_xxxx: the data written (the MSI data). */
+  data?: number;
+  /** PCIe address type; default untranslated. */
+  at?: AddressType;
+}
+
+/** One contiguous piece of a translated request. */
+export interface DmaSegment {
+  iova: bigint;
+  hpa: bigint;
+  length: number;
+  /** Size of the page that mapped it (4096, 2 MiB, 1 GiB). */
+  pageSize: number;
+  read: boolean;
+  write: boolean;
+}
+
+export type TranslateResult =
+  | { ok: true; kind: "dma"; segments: DmaSegment[] }
+  | {
+      ok: false;
+      kind: "dma";
+      reason: number;
+      reasonName: string;
+      /** Address of the page that faulted. */
+      faultAddr: bigint;
+      /** False when FPD, an overflow or collapsing kept the fault out of the fault recording registers. */
+      recorded: boolean;
+      /** Pages translated before the fault. */
+      segments: DmaSegment[];
+    }
+  | { ok: true; kind: "interrupt"; remap: RemapResult & { ok: true }; message: InterruptMessage }
+  | { ok: false; kind: "interrupt"; reason: number; reasonName: string; index: number }
+  | { ok: false; kind: "unsupported"; detail: string };
+
+export interface VtdUnitOptions {
+  /** Physical memory: the tables live here, invalidation-wait status writes go here. */
+  memory: PhysicalMemory;
+  config?: Partial<VtdConfig>;
+  /** Receives fault events, invalidation completion events and (remapped) device interrupts. */
+  interruptSink?: InterruptSink;
+  /** Reads tables instead of `memory` (e.g. with `canRead` reporting addresses outside RAM as errors). */
+  reader?: TableReader;
+  /** A name for messages and the interrupt sink ("dmar0"). */
+  name?: string;
+}
+
+export interface VtdStats {
+  iotlb: CacheStats;
+  contextCache: CacheStats;
+  pagingStructureCache: CacheStats | null;
+  faults: FaultStats;
+  invalidation: InvalidationStats;
+  translations: number;
+  walks: number;
+}
+
+const TWO32 = 0x1_0000_0000;
+
+export class VtdUnit implements InvalidationTarget {
+  readonly name: string;
+  readonly config: Readonly<VtdConfig>;
+  readonly caps: WalkCaps;
+  readonly regs: RegisterFile;
+  readonly remapper: InterruptRemapper | null;
+  readonly faults: FaultReporting;
+  readonly invalidation: Invalidation;
+  readonly iotlb: Iotlb;
+  readonly contextCache: ContextCache;
+  readonly pagingCache: PagingStructureCache | null;
+  /** Device-IOTLB invalidations seen (for device models with ATS), newest last. */
+  readonly deviceIotlbInvalidations: { sid: number; addr: bigint; size: boolean }[] = [];
+
+  // ---- Results of translateFast ----
+  outLo = 0;
+  outHi = 0;
+  /** log2 of the page size that mapped the request. */
+  outShift = 12;
+  outRead = false;
+  outWrite = false;
+  /** After a fault: whether it went into a fault recording register. */
+  lastFaultRecorded = false;
+
+  private readonly memory: PhysicalMemory;
+  private readonly reader: TableReader;
+  private readonly sink: InterruptSink;
+  private readonly capWords: { capLo: number; capHi: number; ecapLo: number; ecapHi: number };
+  // Latched state.
+  private tes = false;
+  private rtaLo = 0;
+  private rtaHi = 0;
+  private translations = 0;
+  private walks = 0;
+  // Scratch objects, reused so the miss path allocates nothing either.
+  private readonly ctxOut = new ContextOut();
+  private readonly walkOut = new WalkOut();
+  private readonly pscSink: PagingStructureSink;
+  private pscDid = 0;
+
+  constructor(opts: VtdUnitOptions) {
+    const cfg = qemuVtdConfig(opts.config ?? {});
+    validateConfig(cfg);
+    this.config = Object.freeze(cfg);
+    this.name = opts.name ?? "dmar0";
+    this.memory = opts.memory;
+    this.reader = opts.reader ?? opts.memory;
+    this.sink = opts.interruptSink ?? (() => {});
+    this.caps = walkCapsFromConfig(cfg);
+    this.capWords = capHalves(cfg);
+    this.regs = new RegisterFile(registerWindowSize(cfg), declareRegisters(cfg));
+    this.faults = new FaultReporting(this.regs, cfg, (origin, lo, hi, data) => {
+      this.sink({ addressLo: lo >>> 0, addressHi: hi >>> 0, data: data >>> 0, origin, unit: this.name });
+    });
+    const queueMemory: QueueMemory = {
+      read32: (a) => this.reader.read32(a),
+      write32: (a, v) => this.memory.write32(a, v),
+      ...(this.reader.canRead !== undefined ? { canRead: (a: number, n: number) => this.reader.canRead?.(a, n) ?? true } : {}),
+    };
+    this.invalidation = new Invalidation(this.regs, cfg, this, this.faults, queueMemory);
+    const maxLeaf = (cfg.largePages & 2) !== 0 ? 3 : (cfg.largePages & 1) !== 0 ? 2 : 1;
+    this.iotlb = new Iotlb(cfg.iotlb, maxLeaf);
+    this.contextCache = new ContextCache(cfg.contextCache);
+    this.pagingCache = cfg.pagingStructureCache === null ? null : new PagingStructureCache(cfg.pagingStructureCache);
+    const psc = this.pagingCache;
+    this.pscSink = {
+      fill: (level, lo, hi, nextLo, nextHi, r, w) => psc?.fill(this.pscDid, level, lo, hi, nextLo, nextHi, r, w),
+    };
+    const irReader: PhysReader = this.reader;
+    this.remapper = cfg.interruptRemapping
+      ? new InterruptRemapper(irReader, (f) => this.recordInterruptFault(f.sid, f.reason, f.index), {
+          cacheSize: cfg.interruptEntryCache,
+          hostAddressWidth: cfg.hawBits,
+        })
+      : null;
+  }
+
+  // ---- Reset ----
+
+  /** Hardware reset: every register to its reset value, caches empty, translation and remapping off. */
+  reset(): void {
+    this.regs.reset();
+    this.faults.reset();
+    this.invalidation.reset();
+    this.iotlb.reset();
+    this.contextCache.reset();
+    this.pagingCache?.reset();
+    this.tes = false;
+    this.rtaLo = this.rtaHi = 0;
+    this.translations = this.walks = 0;
+    this.deviceIotlbInvalidations.length = 0;
+    if (this.remapper !== null) {
+      this.remapper.setEnabled(false);
+      this.remapper.setCompatibilityAllowed(false);
+      this.remapper.setTable(0, 0);
+      this.remapper.invalidateAll();
+    }
+  }
+
+  // ---- MMIO ----
+
+  /** Size of the register window in bytes. */
+  get mmioSize(): number {
+    return this.regs.size;
+  }
+
+  /** 4- or 8-byte register read: a number for 4 bytes, a bigint for 8. Bad accesses read 0. */
+  mmioRead(offset: number, size: 4): number;
+  mmioRead(offset: number, size: 8): bigint;
+  mmioRead(offset: number, size: number): number | bigint;
+  mmioRead(offset: number, size: number): number | bigint {
+    return size === 8 ? this.regs.read64(offset) : this.regs.read32(size === 4 ? offset : -1);
+  }
+
+  /** 4- or 8-byte register write (value: number or bigint, taken modulo 2^size*8). Bad accesses are ignored. */
+  mmioWrite(offset: number, size: number, value: number | bigint): void {
+    let lo: number;
+    let hi: number;
+    if (typeof value === "bigint") {
+      const v = BigInt.asUintN(64, value);
+      lo = Number(v & 0xffffffffn);
+      hi = Number(v >> 32n);
+    } else {
+      const n = Number.isFinite(value) ? Math.trunc(value) : 0;
+      lo = n >>> 0;
+      hi = Math.floor(n / TWO32) >>> 0;
+    }
+    this.mmioWrite64(offset, size, lo, hi);
+  }
+
+  /** Register write with the value as 32-bit halves (no bigint). */
+  mmioWrite64(offset: number, size: number, lo: number, hi: number): void {
+    const info = this.regs.write(offset, size, lo >>> 0, hi >>> 0);
+    const decl = info.decl;
+    if (decl === null) return;
+    switch (decl.effect) {
+      case EFFECT_GCMD:
+        this.onGcmd(info.newLo);
+        break;
+      case EFFECT_CCMD:
+        if (info.wroteHi) this.invalidation.onCcmdWrite();
+        break;
+      case EFFECT_IOTLB:
+        if (info.wroteHi) this.invalidation.onIotlbWrite();
+        break;
+      case EFFECT_FSTS:
+        this.faults.refreshStatus();
+        // Clearing IQE lets the queue resume from IQH (6.5.2.10).
+        if ((info.oldLo & FSTS_IQE) !== 0 && (info.newLo & FSTS_IQE) === 0) this.invalidation.process();
+        break;
+      case EFFECT_FECTL:
+        this.faults.onFectlWrite();
+        break;
+      case EFFECT_FRCD:
+        if (info.wroteHi) this.faults.refreshStatus();
+        break;
+      case EFFECT_IQT:
+        if (info.wroteLo) this.invalidation.process();
+        break;
+      case EFFECT_IQA:
+        break;
+      case EFFECT_ICS:
+        this.faults.onIcsWrite();
+        break;
+      case EFFECT_IECTL:
+        this.faults.onIectlWrite();
+        break;
+      default:
+        break;
+    }
+  }
+
+  /**
+   * GCMD written (10.4.4): each command acts on the bits that differ from GSTS (TE, QIE, IRE, CFI) or on being
+   * set (SRTP, SIRTP, WBF, one-shot). Status shows in GSTS at once: the commands complete immediately.
+   */
+  private onGcmd(cmd: number): void {
+    const sts = this.regs.get32(DMAR_GSTS_REG);
+    const changed = (sts ^ cmd) >>> 0;
+    let set = 0;
+    let clear = 0;
+    if ((changed & GCMD_TE) !== 0) {
+      this.tes = (cmd & GCMD_TE) !== 0;
+      if (this.tes) set |= GSTS_TES;
+      else clear |= GSTS_TES;
+    }
+    if ((cmd & GCMD_SRTP) !== 0) {
+      // Latch the root table (RTA bits HAW-1:12). Caches are not flushed: software invalidates (10.4.6).
+      this.rtaLo = (this.regs.get32(DMAR_RTADDR_REG) & 0xfffff000) >>> 0;
+      this.rtaHi = (this.regs.get32(DMAR_RTADDR_REG + 4) & hawHiMask(this.config.hawBits)) >>> 0;
+      set |= GSTS_RTPS;
+    }
+    if ((changed & GCMD_QIE) !== 0 && this.config.queuedInvalidation) {
+      const en = (cmd & GCMD_QIE) !== 0;
+      if (en) set |= GSTS_QIES;
+      else clear |= GSTS_QIES;
+      this.regs.update32(DMAR_GSTS_REG, set, clear);
+      set = clear = 0;
+      this.invalidation.setQueueEnabled(en);
+    }
+    const ir = this.remapper;
+    if (ir !== null) {
+      if ((cmd & GCMD_SIRTP) !== 0) {
+        ir.setTable(this.regs.get32(DMAR_IRTA_REG), this.regs.get32(DMAR_IRTA_REG + 4));
+        set |= GSTS_IRTPS;
+      }
+      if ((changed & GCMD_IRE) !== 0) {
+        const en = (cmd & GCMD_IRE) !== 0;
+        ir.setEnabled(en);
+        if (en) set |= GSTS_IRES;
+        else clear |= GSTS_IRES;
+      }
+      if ((changed & GCMD_CFI) !== 0) {
+        const en = (cmd & GCMD_CFI) !== 0;
+        ir.setCompatibilityAllowed(en);
+        if (en) set |= GSTS_CFIS;
+        else clear |= GSTS_CFIS;
+      }
+    }
+    // WBF: the write buffer flush completes at once; GSTS.WBFS reads 0 afterwards (CAP.RWBF or not).
+    this.regs.update32(DMAR_GSTS_REG, set, clear);
+  }
+
+  // ---- Translation ----
+
+  /** Translation enabled (GSTS.TES). */
+  get translationEnabled(): boolean {
+    return this.tes;
+  }
+
+  /**
+   * Translates one page for a request: returns 0 with the output in outLo/outHi (and outShift, outRead,
+   * outWrite), a fault reason (recorded as the spec says; see lastFaultRecorded), INTERRUPT_REQUEST for a write
+   * to 0xFEEx_xxxx or UNSUPPORTED_REQUEST for a read there. `at`: 0 untranslated, 1 translation request,
+   * 2 translated. Allocates nothing.
+   */
+  translateFast(sid: number, lo: number, hi: number, write: boolean, at = AT_UNTRANSLATED): number {
+    lo >>>= 0;
+    hi >>>= 0;
+    sid &= 0xffff;
+    this.translations++;
+    // 3.14: requests to the interrupt address range are never DMA.
+    if (hi === 0 && lo >>> 20 === INTERRUPT_ADDR_HEAD) return write ? INTERRUPT_REQUEST : UNSUPPORTED_REQUEST;
+    if (!this.tes) return this.passThrough(lo, hi);
+    const cc = this.contextCache;
+    let slot = cc.lookup(sid);
+    if (slot < 0) {
+      slot = this.fillContext(sid);
+      if (slot < 0) return this.fault(sid, lo, hi, -slot, write, at, this.ctxOut.fpd);
+    }
+    const neg = cc.neg[slot] ?? 0;
+    if (neg !== 0) return this.fault(sid, lo, hi, neg, write, at, cc.fpd[slot] === 1);
+    const tt = cc.tt[slot] ?? 0;
+    const fpd = cc.fpd[slot] === 1;
+    if (at !== AT_UNTRANSLATED) {
+      // LCT.5: translation requests need TT = 01b; translated requests pass only with TT = 01b.
+      if (tt !== TT_DEVICE_TLB) return this.fault(sid, lo, hi, VTD_FR_CONTEXT_ENTRY_TT, write, at, fpd);
+      if (at === AT_TRANSLATED) return this.passThrough(lo, hi);
+    }
+    if (tt === TT_PASS_THROUGH) return this.passThrough(lo, hi);
+    const aw = cc.aw[slot] ?? 0;
+    const width = Math.min(this.caps.mgawBits, 30 + 9 * aw);
+    if (hi >>> (width - 32) !== 0) return this.fault(sid, lo, hi, VTD_FR_ADDR_BEYOND_MGAW, write, at, fpd);
+    const did = cc.did[slot] ?? 0;
+    const tlb = this.iotlb;
+    const t = tlb.lookup(did, lo, hi);
+    if (t >= 0) {
+      const tneg = tlb.neg[t] ?? 0;
+      if (tneg !== 0) {
+        const reason = tneg === NEG_NOT_PRESENT ? (write ? VTD_FR_WRITE : VTD_FR_READ) : tneg;
+        return this.fault(sid, lo, hi, reason, write, at, fpd);
+      }
+      const perm = tlb.perm[t] ?? 0;
+      if ((perm & (write ? 2 : 1)) !== 0) {
+        const shift = 12 + 9 * ((tlb.level[t] ?? 1) - 1);
+        this.outLo = ((tlb.frameLo[t] ?? 0) | (lo & ((1 << shift) - 1))) >>> 0;
+        this.outHi = tlb.frameHi[t] ?? 0;
+        this.outShift = shift;
+        this.outRead = (perm & 1) !== 0;
+        this.outWrite = (perm & 2) !== 0;
+        return 0;
+      }
+      // The cached entry does not allow this access: walk again, permissions may have been raised since.
+    }
+    return this.walkAndFill(sid, did, slot, lo, hi, write, at, fpd);
+  }
+
+  private passThrough(lo: number, hi: number): number {
+    this.outLo = lo;
+    this.outHi = hi;
+    this.outShift = 12;
+    this.outRead = this.outWrite = true;
+    return 0;
+  }
+
+  /** Reads the context entry for sid into the context cache: the slot, or -reason on a fault. */
+  private fillContext(sid: number): number {
+    const ctx = this.ctxOut;
+    const reason = lookupContext(this.reader, this.caps, this.rtaLo, this.rtaHi, sid, ctx);
+    if (reason !== 0) {
+      // Caching mode: not-present and malformed context entries may be cached, tagged with domain id 0 (6.1).
+      if (this.config.cachingMode) this.contextCache.fill(sid, 0, 0, ctx.fpd, 0, 0, 0, reason);
+      return -reason;
+    }
+    return this.contextCache.fill(sid, ctx.did, ctx.tt, ctx.fpd, ctx.aw, ctx.ptLo, ctx.ptHi & this.caps.addrHiMask, 0);
+  }
+
+  private walkAndFill(sid: number, did: number, slot: number, lo: number, hi: number, write: boolean, at: number, fpd: boolean): number {
+    this.walks++;
+    const cc = this.contextCache;
+    const levels = (cc.aw[slot] ?? 0) + 2;
+    let tLo = cc.ptLo[slot] ?? 0;
+    let tHi = cc.ptHi[slot] ?? 0;
+    let start = levels;
+    let r0 = true;
+    let w0 = true;
+    const psc = this.pagingCache;
+    if (psc !== null) {
+      const p = psc.lookup(did, lo, hi, levels);
+      if (p >= 0) {
+        tLo = psc.nextLo[p] ?? 0;
+        tHi = psc.nextHi[p] ?? 0;
+        start = (psc.level[p] ?? 2) - 1;
+        const perm = psc.perm[p] ?? 0;
+        r0 = (perm & 1) !== 0;
+        w0 = (perm & 2) !== 0;
+      }
+      this.pscDid = did;
+    }
+    const out = this.walkOut;
+    const reason = walkSecondLevel(this.reader, this.caps, tLo, tHi, start, levels, lo, hi, write, r0, w0, out, undefined, psc === null ? undefined : this.pscSink);
+    if (reason !== 0) {
+      // Caching mode: not-present and malformed leaf entries may be cached too (6.1).
+      if (this.config.cachingMode && (reason === VTD_FR_PAGING_ENTRY_RSVD || out.notPresent)) {
+        this.iotlb.fill(did, lo, hi, 1, 0, 0, false, false, reason === VTD_FR_PAGING_ENTRY_RSVD ? reason : NEG_NOT_PRESENT);
+      }
+      return this.fault(sid, lo, hi, reason, write, at, fpd);
+    }
+    this.iotlb.fill(did, lo, hi, out.level, out.frameLo, out.frameHi, out.read, out.write);
+    const shift = 12 + 9 * (out.level - 1);
+    this.outLo = (out.frameLo | (lo & ((1 << shift) - 1))) >>> 0;
+    this.outHi = out.frameHi;
+    this.outShift = shift;
+    this.outRead = out.read;
+    this.outWrite = out.write;
+    return 0;
+  }
+
+  private fault(sid: number, lo: number, hi: number, reason: number, write: boolean, at: number, fpd: boolean): number {
+    if (fpd && isQualifiedFault(reason)) {
+      this.faults.stats.suppressed++;
+      this.lastFaultRecorded = false;
+      return reason;
+    }
+    const kind = at === AT_TRANSLATION_REQUEST ? REQ_TRANSLATION : write ? REQ_WRITE : REQ_READ;
+    this.lastFaultRecorded = this.faults.record(sid, lo, hi, reason, kind, at);
+    return reason;
+  }
+
+  private recordInterruptFault(sid: number, reason: number, index: number): void {
+    // 9.9: for interrupt-remapping faults FI bits 63:48 hold the interrupt index.
+    this.faults.record(sid, 0, (index & 0xffff) << 16, reason, REQ_WRITE, AT_UNTRANSLATED);
+  }
+
+  /**
+   * Translates a whole request: page by page for DMA (stopping at the first fault), or as an interrupt request
+   * for a DWORD write to 0xFEEx_xxxx (remapped, or passed through with remapping off, and delivered to the
+   * interrupt sink). Throws RangeError only for a malformed request object (not for anything a guest controls).
+   */
+  translate(req: DmaRequest): TranslateResult {
+    const addr = typeof req.addr === "bigint" ? BigInt.asUintN(64, req.addr) : BigInt(checkAddr(req.addr));
+    const lo = Number(addr & 0xffffffffn);
+    const hi = Number(addr >> 32n);
+    const at = req.at === "translation-request" ? AT_TRANSLATION_REQUEST : req.at === "translated" ? AT_TRANSLATED : AT_UNTRANSLATED;
+    if (hi === 0 && lo >>> 20 === INTERRUPT_ADDR_HEAD) return this.interruptRequest(req, lo, hi);
+    const length = req.length ?? 1;
+    if (!Number.isInteger(length) || length < 0 || length > TWO32) throw new RangeError(`DMA length ${length} is not an integer in 0..2^32`);
+    const segments: DmaSegment[] = [];
+    let cur = addr;
+    let left = Math.max(length, 1);
+    while (left > 0) {
+      const clo = Number(cur & 0xffffffffn);
+      const chi = Number((cur >> 32n) & 0xffffffffn);
+      if (chi === 0 && clo >>> 20 === INTERRUPT_ADDR_HEAD) {
+        // A request that runs into the interrupt range: the part there is not DMA.
+        return { ok: false, kind: "unsupported", detail: `request crosses into the interrupt address range at 0x${cur.toString(16)}` };
+      }
+      const r = this.translateFast(req.sid, clo, chi, req.write, at);
+      if (r !== 0) {
+        return {
+          ok: false,
+          kind: "dma",
+          reason: r,
+          reasonName: faultReasonName(r),
+          faultAddr: cur - (cur & 0xfffn),
+          recorded: this.lastFaultRecorded,
+          segments,
+        };
+      }
+      const pageSize = 2 ** this.outShift;
+      const inPage = pageSize - Number(cur & BigInt(pageSize - 1));
+      const n = Math.min(left, inPage);
+      const hpa = (BigInt(this.outHi) << 32n) | BigInt(this.outLo);
+      const prev = segments[segments.length - 1];
+      if (prev !== undefined && prev.hpa + BigInt(prev.length) === hpa && prev.read === this.outRead && prev.write === this.outWrite && prev.pageSize === pageSize) {
+        prev.length += n;
+      } else {
+        segments.push({ iova: cur, hpa, length: n, pageSize, read: this.outRead, write: this.outWrite });
+      }
+      left -= n;
+      cur = BigInt.asUintN(64, cur + BigInt(n));
+      if (cur === 0n && left > 0) break; // wrapped past 2^64: the rest is beyond any width
+    }
+    return { ok: true, kind: "dma", segments };
+  }
+
+  private interruptRequest(req: DmaRequest, lo: number, hi: number): TranslateResult {
+    this.translations++;
+    const length = req.length ?? 4;
+    if (!req.write || length !== 4 || (lo & 3) !== 0) {
+      return { ok: false, kind: "unsupported", detail: "only DWORD writes to 0xFEEx_xxxx are interrupt requests (VT-d 3.14)" };
+    }
+    const data = (req.data ?? 0) >>> 0;
+    const ir = this.remapper;
+    const remap: RemapResult =
+      ir !== null
+        ? ir.remap(req.sid, lo, hi, data)
+        : { ok: true, irq: decodeCompat(lo, data), msi: { address: lo, addressHi: hi, data }, remapped: false };
+    if (!remap.ok) return { ok: false, kind: "interrupt", reason: remap.reason, reasonName: remap.reasonName, index: remap.index };
+    const message: InterruptMessage = {
+      addressLo: remap.msi.address >>> 0,
+      addressHi: remap.msi.addressHi >>> 0,
+      data: remap.msi.data >>> 0,
+      origin: "device",
+      unit: this.name,
+      sid: req.sid & 0xffff,
+      irq: remap.irq,
+      remapped: remap.remapped,
+    };
+    this.sink(message);
+    return { ok: true, kind: "interrupt", remap, message };
+  }
+
+  // ---- InvalidationTarget ----
+
+  contextGlobal(): void {
+    this.contextCache.invalidateAll();
+  }
+
+  contextDomain(did: number): void {
+    this.contextCache.invalidateDomain(did);
+  }
+
+  contextDevice(sid: number, fm: number): void {
+    this.contextCache.invalidateDevice(sid, fm);
+  }
+
+  iotlbGlobal(): void {
+    this.iotlb.invalidateAll();
+    this.pagingCache?.invalidateAll();
+  }
+
+  iotlbDomain(did: number): void {
+    this.iotlb.invalidateDomain(did);
+    this.pagingCache?.invalidateDomain(did);
+  }
+
+  iotlbPages(did: number, addrLo: number, addrHi: number, am: number, ih: boolean): void {
+    this.iotlb.invalidatePages(did, addrLo, addrHi, am);
+    // IH = 1: software says only leaf entries changed, so paging-structure entries may stay (6.5.1.2).
+    if (!ih) this.pagingCache?.invalidatePages(did, addrLo, addrHi, am);
+  }
+
+  deviceIotlb(sid: number, addrLo: number, addrHi: number, size: boolean): void {
+    this.deviceIotlbInvalidations.push({ sid, addr: (BigInt(addrHi >>> 0) << 32n) | BigInt(addrLo >>> 0), size });
+    if (this.deviceIotlbInvalidations.length > 1024) this.deviceIotlbInvalidations.shift();
+  }
+
+  iecGlobal(): void {
+    this.remapper?.invalidateAll();
+  }
+
+  iecIndex(index: number, indexMask: number): void {
+    this.remapper?.invalidateIndex(index, indexMask);
+  }
+
+  // ---- Introspection ----
+
+  stats(): VtdStats {
+    return {
+      iotlb: this.iotlb.stats(),
+      contextCache: this.contextCache.stats(),
+      pagingStructureCache: this.pagingCache?.stats() ?? null,
+      faults: { ...this.faults.stats },
+      invalidation: { ...this.invalidation.stats },
+      translations: this.translations,
+      walks: this.walks,
+    };
+  }
+
+  /** CAP and ECAP as built from the configuration. */
+  get cap(): bigint {
+    return (BigInt(this.capWords.capHi) << 32n) | BigInt(this.capWords.capLo);
+  }
+
+  get ecap(): bigint {
+    return (BigInt(this.capWords.ecapHi) << 32n) | BigInt(this.capWords.ecapLo);
+  }
+}
+
+function checkAddr(n: number): number {
+  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`DMA address ${n} is not a non-negative safe integer`);
+  return n;
+}
+
+/** The interrupt a compatibility-format MSI describes (no remapping hardware). */
+function decodeCompat(lo: number, data: number): (RemapResult & { ok: true })["irq"] {
+  return {
+    vector: data & 0xff,
+    destination: (lo >>> 12) & 0xff,
+    destinationMode: (lo & 4) !== 0 ? "logical" : "physical",
+    deliveryMode: (data >>> 8) & 7,
+    triggerMode: (data & 0x8000) !== 0 ? "level" : "edge",
+    redirectionHint: (lo & 8) !== 0,
+  };
+}

@@ -1,0 +1,369 @@
+/**
+ * Legacy-mode translation structures and their walk (VT-d spec 3.4–3.7, formats 9.1 root entry, 9.3 context
+ * entry, 9.8 second-level paging entries; fault conditions 7.1.3). The same code serves the hardware model
+ * (over simulated memory) and forensics (over a memory dump): it reads through a `TableReader` and never throws
+ * on table contents. Every failure is a fault reason (0x1–0xE) returned as a number, 0 meaning success.
+ *
+ * The seam for later modes: a request first resolves its source id to a `ContextOut` (legacy root/context
+ * entries here; scalable mode adds PASID tables), then an address-space walker translates the address
+ * (`walkSecondLevel` here; first-stage and nested walks come later behind the same `AddressSpaceWalker` shape).
+ *
+ * Check order at each second-level entry: present (R or W set; else fault 0x6 read / 0x5 write), reserved bits
+ * (0xC), permission for this request (0x5 / 0x6), then leaf or next table. QEMU checks permission before
+ * reserved bits, so an entry that both lacks the permission and has reserved bits set gives 0x5/0x6 there and
+ * 0xC here; the spec reports reserved-bit faults for any present entry (7.1.3, LSL.2).
+ */
+import type { PhysReader } from "../../core/memory.js";
+import { bits } from "../../core/u64.js";
+import type { WalkCaps } from "./config.js";
+import {
+  CTX_HI_AW_MASK,
+  CTX_HI_DID_SHIFT,
+  CTX_HI_RSVD_HI_DWORD2,
+  CTX_HI_RSVD_LO,
+  CTX_LO_FPD,
+  CTX_LO_RSVD,
+  CTX_LO_TT_SHIFT,
+  ENTRY_P,
+  INTERRUPT_ADDR_FIRST,
+  INTERRUPT_ADDR_LAST,
+  ROOT_LO_RSVD,
+  SL_PS,
+  SL_R,
+  SL_W,
+  SLLPS_1G,
+  SLLPS_2M,
+  TT_DEVICE_TLB,
+  TT_PASS_THROUGH,
+  TT_RESERVED,
+  VTD_FR_CONTEXT_ENTRY_INV,
+  VTD_FR_CONTEXT_ENTRY_P,
+  VTD_FR_CONTEXT_ENTRY_RSVD,
+  VTD_FR_CONTEXT_TABLE_INV,
+  VTD_FR_INTERRUPT_ADDR,
+  VTD_FR_PAGING_ENTRY_INV,
+  VTD_FR_PAGING_ENTRY_RSVD,
+  VTD_FR_READ,
+  VTD_FR_ROOT_ENTRY_P,
+  VTD_FR_ROOT_ENTRY_RSVD,
+  VTD_FR_ROOT_TABLE_INV,
+  VTD_FR_WRITE,
+} from "./spec.js";
+
+const TWO32 = 0x1_0000_0000;
+
+/**
+ * Physical memory as the walk sees it. `canRead`, when present, says whether `length` bytes at `addr` can be
+ * read; when it says no, the walk reports the spec's access-error fault (0x8, 0x9, 0x3 or 0x7) instead of
+ * reading. Without it every address reads (untouched simulated memory reads as zero).
+ */
+export interface TableReader extends PhysReader {
+  canRead?(addr: number, length: number): boolean;
+}
+
+/** One entry the walk read, for people (forensics) and tests. */
+export interface WalkStep {
+  kind: "root" | "context" | "paging";
+  /** Paging level (1 = SL-PTE … 5 = SL-PML5E); 0 for root and context entries. */
+  level: number;
+  /** Index of the entry in its table (bus, devfn, or 9-bit address slice). */
+  index: number;
+  /** Physical address of the entry. */
+  address: number;
+  /** The entry's dwords, low first (2 for paging entries, 4 for root and context entries). */
+  words: number[];
+}
+
+/** A decoded legacy context, filled by `lookupContext` (reused between calls: copy what you keep). */
+export class ContextOut {
+  /** FPD of the context entry (valid once the context entry was read, present or not). */
+  fpd = false;
+  /** True once the context entry was read (so `fpd` is meaningful). */
+  contextRead = false;
+  /** Translation type (TT, 9.3). */
+  tt = 0;
+  /** AW field; the table has `levels` = AW + 2 levels and covers `agaw` = 30 + 9 * AW address bits. */
+  aw = 0;
+  levels = 0;
+  agaw = 0;
+  /** Domain id. */
+  did = 0;
+  /** Second-level page-table pointer (SLPTPTR), halves. */
+  ptLo = 0;
+  ptHi = 0;
+}
+
+/** The leaf of a successful walk (reused between calls). */
+export class WalkOut {
+  /** Page frame (page-aligned output address), halves. */
+  frameLo = 0;
+  frameHi = 0;
+  /** Level of the leaf: 1 = 4 KiB, 2 = 2 MiB, 3 = 1 GiB. */
+  level = 1;
+  /** Permissions accumulated over every level. */
+  read = false;
+  write = false;
+  /** After a 0x5/0x6 fault: true when the walk stopped at a not-present entry (R = W = 0). */
+  notPresent = false;
+}
+
+/** Receives the non-leaf entries a walk passes, for a paging-structure cache. */
+export interface PagingStructureSink {
+  /** The level-`level` entry covering iova points to the next table (nextLo, nextHi) with permissions so far. */
+  fill(level: number, iovaLo: number, iovaHi: number, nextLo: number, nextHi: number, read: boolean, write: boolean): void;
+}
+
+/** The seam for address-space walkers (second-level now; first-stage and nested later). */
+export interface AddressSpaceWalker {
+  walk(reader: TableReader, caps: WalkCaps, ctx: ContextOut, iovaLo: number, iovaHi: number, write: boolean, out: WalkOut, trace?: WalkStep[]): number;
+}
+
+/** Byte address from a 4 KiB-aligned table base (halves, below 2^52) plus an offset below 4096. */
+function entryAddress(baseLo: number, baseHi: number, offset: number): number {
+  return baseHi * TWO32 + (baseLo >>> 0) + offset;
+}
+
+function readable(reader: TableReader, addr: number, length: number): boolean {
+  return reader.canRead === undefined || reader.canRead(addr, length);
+}
+
+/**
+ * Resolves a source id to its context through the root table at (rtaLo, rtaHi) (already 4 KiB-aligned and
+ * within HAW). Returns 0, or the fault reason: 0x8, 0x1, 0xA (root), 0x9, 0x2, 0xB, 0x3 (context).
+ */
+export function lookupContext(reader: TableReader, caps: WalkCaps, rtaLo: number, rtaHi: number, sid: number, out: ContextOut, trace?: WalkStep[]): number {
+  out.contextRead = false;
+  out.fpd = false;
+  const bus = (sid >>> 8) & 0xff;
+  const devfn = sid & 0xff;
+  const rootAddr = entryAddress(rtaLo & 0xfffff000, rtaHi, bus * 16);
+  if (!readable(reader, rootAddr, 16)) return VTD_FR_ROOT_TABLE_INV;
+  const r0 = reader.read32(rootAddr) >>> 0;
+  const r1 = reader.read32(rootAddr + 4) >>> 0;
+  const r2 = reader.read32(rootAddr + 8) >>> 0;
+  const r3 = reader.read32(rootAddr + 12) >>> 0;
+  if (trace !== undefined) trace.push({ kind: "root", level: 0, index: bus, address: rootAddr, words: [r0, r1, r2, r3] });
+  if ((r0 & ENTRY_P) === 0) return VTD_FR_ROOT_ENTRY_P;
+  // 9.1: bits 11:1, CTP bits above HAW, and the whole upper quad are reserved in legacy mode.
+  if ((r0 & ROOT_LO_RSVD) !== 0 || (r1 & ~caps.addrHiMask) !== 0 || r2 !== 0 || r3 !== 0) return VTD_FR_ROOT_ENTRY_RSVD;
+  const ctxAddr = entryAddress(r0 & 0xfffff000, r1, devfn * 16);
+  if (!readable(reader, ctxAddr, 16)) return VTD_FR_CONTEXT_TABLE_INV;
+  const c0 = reader.read32(ctxAddr) >>> 0;
+  const c1 = reader.read32(ctxAddr + 4) >>> 0;
+  const c2 = reader.read32(ctxAddr + 8) >>> 0;
+  const c3 = reader.read32(ctxAddr + 12) >>> 0;
+  if (trace !== undefined) trace.push({ kind: "context", level: 0, index: devfn, address: ctxAddr, words: [c0, c1, c2, c3] });
+  // 9.3: FPD is evaluated whether or not the entry is present.
+  out.contextRead = true;
+  out.fpd = (c0 & CTX_LO_FPD) !== 0;
+  if ((c0 & ENTRY_P) === 0) return VTD_FR_CONTEXT_ENTRY_P;
+  const didBits = caps.domainIdBits;
+  const didRsvd = didBits >= 16 ? 0 : ((0xffff << didBits) & 0xffff) << CTX_HI_DID_SHIFT;
+  if (
+    (c0 & CTX_LO_RSVD) !== 0 ||
+    (c1 & ~caps.addrHiMask) !== 0 ||
+    (c2 & (CTX_HI_RSVD_LO | CTX_HI_RSVD_HI_DWORD2 | didRsvd)) !== 0 ||
+    c3 !== 0
+  ) {
+    return VTD_FR_CONTEXT_ENTRY_RSVD;
+  }
+  const aw = c2 & CTX_HI_AW_MASK;
+  const tt = (c0 >>> CTX_LO_TT_SHIFT) & 3;
+  out.aw = aw;
+  out.levels = aw + 2;
+  out.agaw = 30 + 9 * aw;
+  out.tt = tt;
+  out.did = (c2 >>> CTX_HI_DID_SHIFT) & 0xffff;
+  out.ptLo = (c0 & 0xfffff000) >>> 0;
+  out.ptHi = c1;
+  // LCT.4: an address width the hardware does not support (CAP.SAGAW), or a translation type it does not.
+  if (aw > 4 || ((caps.sagaw >>> aw) & 1) === 0) return VTD_FR_CONTEXT_ENTRY_INV;
+  if (tt === TT_RESERVED || (tt === TT_DEVICE_TLB && !caps.deviceTlb) || (tt === TT_PASS_THROUGH && !caps.passThrough)) {
+    return VTD_FR_CONTEXT_ENTRY_INV;
+  }
+  return 0;
+}
+
+/**
+ * True when (lo, hi) is below 2^X with X = min(MGAW + 1, context AGAW): the LGN.1 address-width check (fault
+ * 0x4 when false).
+ */
+export function withinAddressWidth(caps: WalkCaps, ctx: ContextOut, lo: number, hi: number): boolean {
+  const width = Math.min(caps.mgawBits, ctx.agaw);
+  if (width >= 64) return true;
+  if (width >= 32) return width - 32 >= 32 ? true : hi >>> (width - 32) === 0;
+  return hi === 0 && lo >>> width === 0;
+}
+
+/** Mask of the frame bits of a leaf at `level` in the low dword (4 KiB, 2 MiB, 1 GiB). */
+function leafLoMask(level: number): number {
+  return level === 1 ? 0xfffff000 : level === 2 ? 0xffe00000 : 0xc0000000;
+}
+
+/** log2 of the page size mapped by a leaf at `level`. */
+export function leafShift(level: number): number {
+  return 12 + 9 * (level - 1);
+}
+
+/** True when the page [frame, frame + 2^shift) overlaps the interrupt address range 0xFEE00000–0xFEEFFFFF. */
+function overlapsInterruptRange(frameLo: number, frameHi: number, shift: number): boolean {
+  if (frameHi !== 0) return false;
+  const first = frameLo >>> 0;
+  const last = first + 2 ** shift - 1;
+  return first <= INTERRUPT_ADDR_LAST && last >= INTERRUPT_ADDR_FIRST;
+}
+
+/**
+ * Walks second-level tables from the table at (tableLo, tableHi) of `level` down to a leaf, for a read or a
+ * write of iova. `topLevel` is the level the context entry's pointer refers to (access errors there are 0x3,
+ * below it 0x7). `read0`/`write0` are the permissions accumulated above `level` (true, true from the top).
+ * Returns 0 with the leaf in `out`, or the fault reason (0x3, 0x5, 0x6, 0x7, 0xC, 0xE).
+ */
+export function walkSecondLevel(
+  reader: TableReader,
+  caps: WalkCaps,
+  tableLo: number,
+  tableHi: number,
+  level: number,
+  topLevel: number,
+  iovaLo: number,
+  iovaHi: number,
+  write: boolean,
+  read0: boolean,
+  write0: boolean,
+  out: WalkOut,
+  trace?: WalkStep[],
+  psc?: PagingStructureSink,
+): number {
+  let tLo = tableLo >>> 0;
+  let tHi = tableHi >>> 0;
+  let r = read0;
+  let w = write0;
+  const need = write ? SL_W : SL_R;
+  const denied = write ? VTD_FR_WRITE : VTD_FR_READ;
+  out.notPresent = false;
+  for (let lv = level; lv >= 1; lv--) {
+    const index = bits(iovaLo, iovaHi, 12 + 9 * (lv - 1), 9);
+    const addr = entryAddress(tLo, tHi, index * 8);
+    if (!readable(reader, addr, 8)) return lv === topLevel ? VTD_FR_CONTEXT_ENTRY_INV : VTD_FR_PAGING_ENTRY_INV;
+    const e0 = reader.read32(addr) >>> 0;
+    const e1 = reader.read32(addr + 4) >>> 0;
+    if (trace !== undefined) trace.push({ kind: "paging", level: lv, index, address: addr, words: [e0, e1] });
+    // Not present: neither R nor W (9.8). The request faults as lacking the permission it needed.
+    if ((e0 & (SL_R | SL_W)) === 0) {
+      out.notPresent = true;
+      return denied;
+    }
+    const large =
+      (e0 & SL_PS) !== 0 && ((lv === 2 && (caps.largePages & SLLPS_2M) !== 0) || (lv === 3 && (caps.largePages & SLLPS_1G) !== 0));
+    const rl = large ? (caps.rsvdLargeLo[lv] ?? 0) : (caps.rsvdLo[lv] ?? 0xffffffff);
+    const rh = large ? (caps.rsvdLargeHi[lv] ?? 0) : (caps.rsvdHi[lv] ?? 0xffffffff);
+    if ((e0 & rl) !== 0 || (e1 & rh) !== 0) return VTD_FR_PAGING_ENTRY_RSVD;
+    r = r && (e0 & SL_R) !== 0;
+    w = w && (e0 & SL_W) !== 0;
+    if ((e0 & need) === 0) return denied;
+    const nextHi = (e1 & caps.addrHiMask) >>> 0;
+    if (lv === 1 || large) {
+      const frameLo = (e0 & leafLoMask(lv)) >>> 0;
+      if (overlapsInterruptRange(frameLo, nextHi, leafShift(lv))) return VTD_FR_INTERRUPT_ADDR;
+      out.frameLo = frameLo;
+      out.frameHi = nextHi;
+      out.level = lv;
+      out.read = r;
+      out.write = w;
+      return 0;
+    }
+    tLo = (e0 & 0xfffff000) >>> 0;
+    tHi = nextHi;
+    if (psc !== undefined) psc.fill(lv, iovaLo, iovaHi, tLo, tHi, r, w);
+  }
+  // Not reachable: level 1 always ends the loop. Treat a bad starting level as an invalid context.
+  return VTD_FR_CONTEXT_ENTRY_INV;
+}
+
+/** The legacy second-level walker behind the `AddressSpaceWalker` seam. */
+export const secondLevelWalker: AddressSpaceWalker = {
+  walk(reader, caps, ctx, iovaLo, iovaHi, write, out, trace) {
+    return walkSecondLevel(reader, caps, ctx.ptLo, ctx.ptHi & caps.addrHiMask, ctx.levels, ctx.levels, iovaLo, iovaHi, write, true, true, out, trace);
+  },
+};
+
+/** One leaf mapping found by `forEachMapping`. */
+export interface Mapping {
+  iova: bigint;
+  hpa: bigint;
+  /** log2 of the page size: 12, 21 or 30. */
+  shift: number;
+  read: boolean;
+  write: boolean;
+}
+
+export interface MappingScan {
+  /** Leaf mappings visited. */
+  leaves: number;
+  /** Entries read. */
+  entriesRead: number;
+  /** True when the scan stopped at `maxLeaves` or `maxTables`. */
+  truncated: boolean;
+}
+
+/**
+ * Visits every leaf mapping of a second-level table tree, in iova order, skipping entries that are not present,
+ * have reserved bits set, cannot be read, or map into the interrupt range (exactly the ones a request would
+ * fault on). Permissions are those a request sees (AND over the levels). Bounded: tables that point back into
+ * themselves cannot make it run for ever.
+ */
+export function forEachMapping(
+  reader: TableReader,
+  caps: WalkCaps,
+  tableLo: number,
+  tableHi: number,
+  levels: number,
+  visit: (m: Mapping) => void,
+  limits: { maxLeaves?: number; maxTables?: number } = {},
+): MappingScan {
+  const maxLeaves = limits.maxLeaves ?? 1_000_000;
+  const maxTables = limits.maxTables ?? 100_000;
+  const scan: MappingScan = { leaves: 0, entriesRead: 0, truncated: false };
+  let tables = 0;
+  const recurse = (tLo: number, tHi: number, lv: number, base: bigint, r: boolean, w: boolean): void => {
+    if (scan.truncated) return;
+    if (++tables > maxTables) {
+      scan.truncated = true;
+      return;
+    }
+    const shift = leafShift(lv);
+    for (let index = 0; index < 512; index++) {
+      const addr = entryAddress(tLo, tHi, index * 8);
+      if (!readable(reader, addr, 8)) continue;
+      scan.entriesRead++;
+      const e0 = reader.read32(addr) >>> 0;
+      const e1 = reader.read32(addr + 4) >>> 0;
+      if ((e0 & (SL_R | SL_W)) === 0) continue;
+      const large =
+        (e0 & SL_PS) !== 0 && ((lv === 2 && (caps.largePages & SLLPS_2M) !== 0) || (lv === 3 && (caps.largePages & SLLPS_1G) !== 0));
+      const rl = large ? (caps.rsvdLargeLo[lv] ?? 0) : (caps.rsvdLo[lv] ?? 0xffffffff);
+      const rh = large ? (caps.rsvdLargeHi[lv] ?? 0) : (caps.rsvdHi[lv] ?? 0xffffffff);
+      if ((e0 & rl) !== 0 || (e1 & rh) !== 0) continue;
+      const rr = r && (e0 & SL_R) !== 0;
+      const ww = w && (e0 & SL_W) !== 0;
+      const iova = base + (BigInt(index) << BigInt(shift));
+      const nextHi = (e1 & caps.addrHiMask) >>> 0;
+      if (lv === 1 || large) {
+        const frameLo = (e0 & leafLoMask(lv)) >>> 0;
+        if (overlapsInterruptRange(frameLo, nextHi, shift)) continue;
+        if (!rr && !ww) continue;
+        visit({ iova, hpa: (BigInt(nextHi) << 32n) | BigInt(frameLo), shift, read: rr, write: ww });
+        if (++scan.leaves >= maxLeaves) {
+          scan.truncated = true;
+          return;
+        }
+      } else {
+        recurse((e0 & 0xfffff000) >>> 0, nextHi, lv - 1, iova, rr, ww);
+        if (scan.truncated) return;
+      }
+    }
+  };
+  recurse(tableLo >>> 0, tableHi >>> 0, levels, 0n, true, true);
+  return scan;
+}
