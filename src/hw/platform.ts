@@ -1,0 +1,248 @@
+/**
+ * A machine: physical memory, a PCI bus, remapping units (each covering some source ids, as a DMAR DRHD's
+ * device scope says), MMIO dispatch to their register windows, and an interrupt sink that receives every
+ * interrupt message (device MSIs after remapping, and the units' own fault / invalidation events).
+ *
+ * Devices reach memory only through `dmaRead` / `dmaWrite` / `msi`, which go through the unit covering their
+ * requester id (or straight to memory when none does, like a platform without an IOMMU).
+ */
+import { PhysicalMemory } from "../core/memory.js";
+import { requesterId, type PciAddress } from "../core/pci.js";
+import type { DeliveredInterrupt } from "./vtd/intremap.js";
+import { PciBus, type PciDevice } from "./pci/bus.js";
+import { VtdUnit, type DmaSegment, type TranslateResult } from "./vtd/unit.js";
+import type { VtdConfig } from "./vtd/config.js";
+import type { TableReader } from "./vtd/walk.js";
+
+/** An interrupt as it reaches the interrupt controllers: an MSI address/data pair and where it came from. */
+export interface InterruptMessage {
+  addressLo: number;
+  addressHi: number;
+  data: number;
+  /** "device" for a device's MSI; the unit's own events otherwise. */
+  origin: "device" | "fault-event" | "invalidation-event";
+  /** Name of the remapping unit it passed through or came from. */
+  unit?: string;
+  /** Requester id of the device, for device interrupts. */
+  sid?: number;
+  /** The decoded interrupt (vector, destination, …), for device interrupts. */
+  irq?: DeliveredInterrupt;
+  /** Whether interrupt remapping translated it (false: passed through). */
+  remapped?: boolean;
+}
+
+export type InterruptSink = (message: InterruptMessage) => void;
+
+/** Which requester ids a unit translates (DMAR DRHD device scope, or INCLUDE_PCI_ALL). */
+export interface UnitScope {
+  /** Catch-all unit for ids no other unit lists (at most one). */
+  includeAll?: boolean;
+  /** Requester ids. */
+  sids?: number[];
+  /** Inclusive bus ranges [first, last]. */
+  buses?: [number, number][];
+}
+
+export interface PlatformOptions {
+  memory?: PhysicalMemory;
+  /**
+   * Bytes of RAM from address 0. When given, table reads beyond it are access errors (faults 0x7, 0x8, 0x9,
+   * 0x3, 0x23 as the spec names them) and DMA beyond it reads ones and drops writes. Default: all 2^52 bytes.
+   */
+  ramSize?: number;
+  /** Called for every interrupt message, after it is logged in `interrupts`. */
+  interruptSink?: InterruptSink;
+}
+
+interface MappedUnit {
+  unit: VtdUnit;
+  base: number;
+  scope: UnitScope;
+}
+
+export type DmaOutcome =
+  | { ok: true; data?: Uint8Array; segments: DmaSegment[] }
+  | { ok: false; result: TranslateResult };
+
+/** The default MMIO base of QEMU's q35 intel-iommu (Q35_HOST_BRIDGE_IOMMU_ADDR). */
+export const QEMU_VTD_BASE = 0xfed90000;
+
+export class Platform {
+  readonly memory: PhysicalMemory;
+  readonly pci = new PciBus();
+  /** Every interrupt message delivered, oldest first. */
+  readonly interrupts: InterruptMessage[] = [];
+  readonly ramSize: number | null;
+  private readonly units: MappedUnit[] = [];
+  private readonly userSink: InterruptSink | undefined;
+  private readonly reader: TableReader;
+
+  constructor(opts: PlatformOptions = {}) {
+    this.memory = opts.memory ?? new PhysicalMemory();
+    this.ramSize = opts.ramSize ?? null;
+    this.userSink = opts.interruptSink;
+    const mem = this.memory;
+    const ram = this.ramSize;
+    this.reader =
+      ram === null
+        ? mem
+        : {
+            read32: (a) => (typeof a === "number" && a + 4 <= ram ? mem.read32(a) : 0xffffffff),
+            canRead: (a, n) => a >= 0 && a + n <= ram,
+          };
+  }
+
+  /** Delivers an interrupt message to the sink (units call this; so can interrupt-raising device models). */
+  readonly deliver: InterruptSink = (m) => {
+    this.interrupts.push(m);
+    this.userSink?.(m);
+  };
+
+  /** Creates a remapping unit with its registers at `base` covering `scope`. */
+  addVtdUnit(opts: { base?: number; config?: Partial<VtdConfig>; scope?: UnitScope; name?: string } = {}): VtdUnit {
+    const base = opts.base ?? QEMU_VTD_BASE;
+    const unit = new VtdUnit({
+      memory: this.memory,
+      config: opts.config ?? {},
+      interruptSink: this.deliver,
+      reader: this.reader,
+      name: opts.name ?? `dmar${this.units.length}`,
+    });
+    for (const u of this.units) {
+      if (base < u.base + u.unit.mmioSize && u.base < base + unit.mmioSize) {
+        throw new RangeError(`register window at 0x${base.toString(16)} overlaps ${u.unit.name} at 0x${u.base.toString(16)}`);
+      }
+      if (opts.scope?.includeAll === true && u.scope.includeAll === true) throw new RangeError(`${u.unit.name} already includes all devices`);
+    }
+    this.units.push({ unit, base, scope: opts.scope ?? { includeAll: true } });
+    return unit;
+  }
+
+  addDevice(device: PciDevice): void {
+    this.pci.add(device);
+  }
+
+  /** The unit that translates requests from `sid`, or null when none covers it. */
+  unitFor(sid: number): VtdUnit | null {
+    const s = sid & 0xffff;
+    const bus = s >>> 8;
+    let all: VtdUnit | null = null;
+    for (const u of this.units) {
+      if (u.scope.sids?.includes(s) === true) return u.unit;
+      if (u.scope.buses?.some(([a, b]) => bus >= a && bus <= b) === true) return u.unit;
+      if (u.scope.includeAll === true) all = u.unit;
+    }
+    return all;
+  }
+
+  unitForDevice(address: PciAddress): VtdUnit | null {
+    return this.unitFor(requesterId(address));
+  }
+
+  // ---- MMIO ----
+
+  private mmioTarget(addr: number, size: number): { unit: VtdUnit; offset: number } | null {
+    for (const u of this.units) {
+      if (addr >= u.base && addr + size <= u.base + u.unit.mmioSize) return { unit: u.unit, offset: addr - u.base };
+    }
+    return null;
+  }
+
+  /** CPU MMIO read: a unit register, or all ones where nothing is mapped. */
+  mmioRead(addr: number, size: 4 | 8): bigint {
+    const t = this.mmioTarget(addr, size);
+    if (t === null) return size === 8 ? 0xffffffffffffffffn : 0xffffffffn;
+    return size === 8 ? t.unit.mmioRead(t.offset, 8) : BigInt(t.unit.mmioRead(t.offset, 4));
+  }
+
+  mmioRead32(addr: number): number {
+    return Number(this.mmioRead(addr, 4));
+  }
+
+  /** CPU MMIO write; writes where nothing is mapped are dropped. */
+  mmioWrite(addr: number, size: 4 | 8, value: number | bigint): void {
+    const t = this.mmioTarget(addr, size);
+    if (t !== null) t.unit.mmioWrite(t.offset, size, value);
+  }
+
+  // ---- DMA ----
+
+  /** Translates a device request through its unit (identity when no unit covers it). */
+  translate(sid: number, addr: number | bigint, length: number, write: boolean, data?: number): TranslateResult {
+    const unit = this.unitFor(sid);
+    if (unit !== null) return unit.translate({ sid, addr, length, write, ...(data !== undefined ? { data } : {}) });
+    const a = typeof addr === "bigint" ? addr : BigInt(addr);
+    if (write && (a >> 20n) === 0xfeen && length === 4) {
+      const lo = Number(a & 0xffffffffn);
+      const d = (data ?? 0) >>> 0;
+      const message: InterruptMessage = { addressLo: lo, addressHi: 0, data: d, origin: "device", sid: sid & 0xffff, remapped: false };
+      this.deliver(message);
+      return {
+        ok: true,
+        kind: "interrupt",
+        remap: {
+          ok: true,
+          irq: {
+            vector: d & 0xff,
+            destination: (lo >>> 12) & 0xff,
+            destinationMode: (lo & 4) !== 0 ? "logical" : "physical",
+            deliveryMode: (d >>> 8) & 7,
+            triggerMode: (d & 0x8000) !== 0 ? "level" : "edge",
+            redirectionHint: (lo & 8) !== 0,
+          },
+          msi: { address: lo, addressHi: 0, data: d },
+          remapped: false,
+        },
+        message,
+      };
+    }
+    return { ok: true, kind: "dma", segments: [{ iova: a, hpa: a, length, pageSize: 4096, read: true, write: true }] };
+  }
+
+  /** A device reads `length` bytes at `addr`; on a fault nothing is read. */
+  dmaRead(sid: number, addr: number | bigint, length: number): DmaOutcome {
+    const r = this.translate(sid, addr, length, false);
+    if (!r.ok || r.kind !== "dma") return { ok: false, result: r };
+    const out = new Uint8Array(length);
+    let at = 0;
+    for (const s of r.segments) {
+      const n = Math.min(s.length, length - at);
+      if (n <= 0) break;
+      if (this.inRam(s.hpa, n)) out.set(this.memory.read(s.hpa, n), at);
+      else out.fill(0xff, at, at + n); // unbacked: reads return all ones, as a master abort does
+      at += n;
+    }
+    return { ok: true, data: out, segments: r.segments };
+  }
+
+  /**
+   * A device writes `data` at `addr`. Pages before a fault are written (the hardware processes the request
+   * page by page); nothing is written from the faulting page on.
+   */
+  dmaWrite(sid: number, addr: number | bigint, data: Uint8Array): DmaOutcome {
+    const r = this.translate(sid, addr, data.length, true, data.length === 4 ? dword(data) : undefined);
+    const segments = r.kind === "dma" ? r.segments : [];
+    let at = 0;
+    for (const s of segments) {
+      const n = Math.min(s.length, data.length - at);
+      if (n <= 0) break;
+      if (this.inRam(s.hpa, n)) this.memory.write(s.hpa, data.subarray(at, at + n));
+      at += n;
+    }
+    return r.ok && (r.kind === "dma" || r.kind === "interrupt") ? { ok: true, segments } : { ok: false, result: r };
+  }
+
+  /** A device signals an MSI: a DWORD write of `data` to `address`. */
+  msi(sid: number, address: number | bigint, data: number): TranslateResult {
+    return this.translate(sid, address, 4, true, data >>> 0);
+  }
+
+  private inRam(hpa: bigint, n: number): boolean {
+    const limit = this.ramSize === null ? 2n ** 52n : BigInt(this.ramSize);
+    return hpa + BigInt(n) <= limit;
+  }
+}
+
+function dword(b: Uint8Array): number {
+  return ((b[0] ?? 0) | ((b[1] ?? 0) << 8) | ((b[2] ?? 0) << 16) | ((b[3] ?? 0) << 24)) >>> 0;
+}
