@@ -2,5 +2,6 @@
 import type { Command } from "../command.js";
 import { acpiCommand } from "./acpi.js";
 import { benchCommand } from "./bench.js";
+import { libvirtXmlCommand } from "./libvirt-xml.js";
 
-export const commands: Command[] = [acpiCommand, benchCommand];
+export const commands: Command[] = [acpiCommand, benchCommand, libvirtXmlCommand];
