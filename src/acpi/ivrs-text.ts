@@ -2,8 +2,9 @@
  * IVRS as text, laid out like ACPICA's `iasl -d`: one line per field,
  *   [hex offset h decimal offset length] Field Name : value [note]
  * with iasl's field names where iasl decodes the field, so the two can be compared line by line. Notes name the
- * block and entry types and the bits that are set. Fields iasl 20200925 does not decode (type 40h blocks, ACPI
- * HID entries) use the names later ACPICA releases print.
+ * block and entry types and the bits that are set. Fields iasl 20200925 does not print (type 40h block bodies,
+ * ACPI HID entries, the EFR2 image it calls "Reserved", extended entries absent from the corpus) use names
+ * close to the spec's.
  */
 import { hexDigits } from "../core/hex.js";
 import { formatRequesterId, parsePciAddress, requesterId } from "../core/pci.js";
@@ -128,9 +129,7 @@ function ivhd(b: IvhdBlock): string[] {
     const a = b.attributes;
     out.push(fieldLine(o + 20, 4, "Attributes", hx(a.raw, 4),
       `${a.hatDis ? "HATDis " : ""}PNCounters=${a.pnCounters} PNBanks=${a.pnBanks} MSINumPPR=${a.msiNumPpr}`));
-    out.push(fieldLine(o + 24, 8, "EFR Image", hx(b.efr ?? 0, 8)));
-    if (b.efr2 !== undefined) out.push(fieldLine(o + 32, 8, "EFR2 Image", hx(b.efr2, 8)));
-    else out.push(fieldLine(o + 32, 8, "Reserved", hx(b.reserved ?? 0, 8)));
+    out.push(fieldLine(o + 24, 8, "EFR Image", hx(b.efr ?? 0, 8)), fieldLine(o + 32, 8, "EFR2 Image", hx(b.efr2 ?? 0, 8)));
   }
   for (const e of b.entries) out.push("", ...entry(e));
   return out;

@@ -69,7 +69,7 @@ function everything(): IvrsTable {
       entry(0x48, "00:00.0", { handle: 0x21, sourceId: "00:00.1", variety: 1, varietyName: "ioapic" }, 0xd7),
       entry(0x48, "00:00.0", { handle: 0x00, sourceId: "00:14.0", variety: 2, varietyName: "hpet" }),
     ]),
-    ivhd(0x11, { flags: ivhdFlagsOf(0x30), attributes: ivhdAttributesOf(0x40200), efr: "0x246577efa2254afa", reserved: "0x1" },
+    ivhd(0x11, { flags: ivhdFlagsOf(0x30), attributes: ivhdAttributesOf(0x40200), efr: "0x246577efa2254afa", efr2: "0x1" },
       [entry(0x02, "05:00.0")]),
     ivhd(0x40, { attributes: ivhdAttributesOf(0x40200), efr: "0x246577efa2254afa", efr2: "0x5" }, [
       entry(0xf0, "00:14.5", { hid: "AMDI0020", cid: "PNP0C02", uidFormat: 2, uid: "\\_SB.FUR0" }, 0x40),
@@ -185,7 +185,7 @@ test("encode lays out every block and entry type at the spec's offsets, with len
   assert.deepEqual(slice(b, 156, 4), [0x11, 0x30, 44, 0]);
   assert.equal(u32(b, 176), 0x40200);
   assert.deepEqual(slice(b, 180, 8), [0xfa, 0x4a, 0x25, 0xa2, 0xef, 0x77, 0x65, 0x24], "EFR image");
-  assert.deepEqual(slice(b, 188, 8), [1, 0, 0, 0, 0, 0, 0, 0], "11h reserved kept");
+  assert.deepEqual(slice(b, 188, 8), [1, 0, 0, 0, 0, 0, 0, 0], "11h EFR2 image");
   // IVHD 40h at 200: 40-byte header, three F0h entries (31, 23, 22 bytes), unknown 4/8/16/32-byte entries.
   assert.deepEqual(slice(b, 200, 4), [0x40, 0xb0, 176, 0]);
   assert.deepEqual(slice(b, 232, 8), [5, 0, 0, 0, 0, 0, 0, 0], "EFR2 image");

@@ -32,13 +32,13 @@ export const IVRS_BLOCK_HEADER_LENGTH = 8;
 
 /** Block types (§5.2.2 IVHD, §5.2.3 IVMD). */
 export const IVHD_TYPE_10H = 0x10; // IVHD, legacy fixed format with the IOMMU Feature Reporting field
-export const IVHD_TYPE_11H = 0x11; // IVHD with attributes and the EFR register image
-export const IVHD_TYPE_40H = 0x40; // like 11h, adds EFR2 and variable-length (ACPI HID) device entries
+export const IVHD_TYPE_11H = 0x11; // IVHD with attributes and the EFR/EFR2 register images
+export const IVHD_TYPE_40H = 0x40; // like 11h, and may hold variable-length (ACPI HID) device entries
 export const IVMD_TYPE_ALL = 0x20; // IVMD for all peripherals
 export const IVMD_TYPE_SELECT = 0x21; // IVMD for the specified peripheral
 export const IVMD_TYPE_RANGE = 0x22; // IVMD for a peripheral range (device id .. auxiliary data)
 
-/** IVHD block header sizes: type 10h ends after the 4-byte Feature Reporting field, 11h/40h after EFR(2). */
+/** IVHD block header sizes: type 10h ends after the 4-byte Feature Reporting field, 11h/40h after EFR2. */
 export const IVHD_HEADER_LENGTH_10H = 24;
 export const IVHD_HEADER_LENGTH_11H = 40;
 /** IVMD blocks are 32 bytes. */
@@ -284,10 +284,11 @@ export interface IvhdBlock {
   attributes?: IvhdAttributes;
   /** Types 11h and 40h: image of the Extended Feature Register. */
   efr?: string;
-  /** Type 40h: image of Extended Feature Register 2. */
+  /**
+   * Types 11h and 40h: image of Extended Feature Register 2. Early revisions of the spec (and iasl 20200925)
+   * call these 8 bytes of type 11h "Reserved"; Linux reads them as EFR2 for both types.
+   */
   efr2?: string;
-  /** Type 11h: the 8 reserved bytes after the EFR image, when nonzero. */
-  reserved?: string;
   entries: IvhdEntry[];
 }
 
@@ -560,9 +561,7 @@ function decodeIvhd(r: ByteReader, off: number, typeCode: number, length: number
   } else {
     block.attributes = ivhdAttributesOf(r.u32(off + 20));
     block.efr = hex(r.u64(off + 24));
-    const tail = r.u64(off + 32);
-    if (typeCode === IVHD_TYPE_40H) block.efr2 = hex(tail);
-    else if (tail !== 0n) block.reserved = hex(tail);
+    block.efr2 = hex(r.u64(off + 32));
   }
   const end = off + length;
   let at = off + headerLength;
@@ -830,8 +829,7 @@ function encodeIvhd(w: ByteWriter, b: Record<string, unknown>, typeCode: number,
     w.u32(rawOf(b.features, `${path}.features`, 32));
   } else {
     w.u32(rawOf(b.attributes, `${path}.attributes`, 32)).u64(u64(b.efr, `${path}.efr`));
-    if (typeCode === IVHD_TYPE_40H) w.u64(u64(b.efr2, `${path}.efr2`));
-    else w.u64(optional(b.reserved, (v) => u64(v, `${path}.reserved`), 0n));
+    w.u64(u64(b.efr2, `${path}.efr2`));
   }
   const entries = b.entries;
   if (!Array.isArray(entries)) throw bad(`${path}.entries`, "an array", entries);
