@@ -96,9 +96,13 @@ export function corpusTables(kind: "dmar" | "ivrs"): [string, Uint8Array][] {
     .map((n): [string, Uint8Array] => [n, new Uint8Array(readFileSync(join(dir, n)))]);
 }
 
-/** The shared corpus of real firmware tables: ../shared/corpus/acpi beside the checkout, or IOMMU_KIT_CORPUS. */
+/**
+ * The corpus of real firmware tables: IOMMU_KIT_CORPUS when set, else the project's shared corpus beside the
+ * checkout (../shared/corpus/acpi, which may have grown), else the copy kept in test/corpus/acpi.
+ */
 export function corpusDir(kind: "dmar" | "ivrs"): string {
   const repo = fileURLToPath(new URL("../../../", import.meta.url));
-  const base = process.env.IOMMU_KIT_CORPUS ?? join(repo, "..", "shared", "corpus", "acpi");
+  const shared = join(repo, "..", "shared", "corpus", "acpi");
+  const base = process.env.IOMMU_KIT_CORPUS ?? (existsSync(join(shared, kind)) ? shared : join(repo, "test", "corpus", "acpi"));
   return join(base, kind);
 }
