@@ -2,6 +2,7 @@
 import type { Command } from "../command.js";
 import { acpiCommand } from "./acpi.js";
 import { benchCommand } from "./bench.js";
+import { groupsCommand } from "./groups.js";
 import { libvirtXmlCommand } from "./libvirt-xml.js";
 
-export const commands: Command[] = [acpiCommand, benchCommand, libvirtXmlCommand];
+export const commands: Command[] = [acpiCommand, benchCommand, groupsCommand, libvirtXmlCommand];
