@@ -2,7 +2,8 @@
 import type { Command } from "../command.js";
 import { acpiCommand } from "./acpi.js";
 import { benchCommand } from "./bench.js";
+import { bindCommand, unbindCommand } from "./bind.js";
 import { groupsCommand } from "./groups.js";
 import { libvirtXmlCommand } from "./libvirt-xml.js";
 
-export const commands: Command[] = [acpiCommand, benchCommand, groupsCommand, libvirtXmlCommand];
+export const commands: Command[] = [acpiCommand, benchCommand, groupsCommand, libvirtXmlCommand, bindCommand, unbindCommand];
