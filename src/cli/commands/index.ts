@@ -5,5 +5,6 @@ import { benchCommand } from "./bench.js";
 import { bindCommand, unbindCommand } from "./bind.js";
 import { groupsCommand } from "./groups.js";
 import { libvirtXmlCommand } from "./libvirt-xml.js";
+import { statusCommand } from "./status.js";
 
-export const commands: Command[] = [acpiCommand, benchCommand, groupsCommand, libvirtXmlCommand, bindCommand, unbindCommand];
+export const commands: Command[] = [statusCommand, acpiCommand, benchCommand, groupsCommand, libvirtXmlCommand, bindCommand, unbindCommand];
