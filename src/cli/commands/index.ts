@@ -6,5 +6,6 @@ import { bindCommand, unbindCommand } from "./bind.js";
 import { groupsCommand } from "./groups.js";
 import { libvirtXmlCommand } from "./libvirt-xml.js";
 import { statusCommand } from "./status.js";
+import { walkCommand } from "./walk.js";
 
-export const commands: Command[] = [statusCommand, acpiCommand, benchCommand, groupsCommand, libvirtXmlCommand, bindCommand, unbindCommand];
+export const commands: Command[] = [statusCommand, acpiCommand, benchCommand, groupsCommand, libvirtXmlCommand, bindCommand, unbindCommand, walkCommand];
