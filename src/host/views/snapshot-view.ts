@@ -4,7 +4,6 @@
  * is found by following the link, and a directory that was never listed but has recorded children lists them.
  * Anything not recorded reads as absent.
  */
-import { posix } from "node:path";
 import { IommuError } from "../../core/errors.js";
 import type { SysfsView } from "../sysfs-view.js";
 import { normalizeViewPath } from "./root-view.js";
@@ -30,30 +29,48 @@ export class SnapshotView implements SysfsView {
 
   /** The entry for a path (following recorded links), plus the path it was found under. */
   private lookup(path: string, followLast: boolean): { path: string; entry: SnapshotEntry | undefined } {
-    let p = normalizeViewPath(path);
-    for (let hops = 0; hops <= MAX_LINKS; hops++) {
-      const direct = this.entries.get(p);
-      if (direct !== undefined && (direct.kind !== "link" || !followLast)) return { path: p, entry: direct };
-      if (direct?.kind === "link") {
-        p = posix.resolve(posix.dirname(p), direct.target);
+    const p = normalizeViewPath(path);
+    const direct = this.entries.get(p);
+    if (direct !== undefined && (direct.kind !== "link" || !followLast)) return { path: p, entry: direct };
+    const resolved = this.resolve(p, followLast);
+    return { path: resolved, entry: this.entries.get(resolved) };
+  }
+
+  /**
+   * Resolves recorded links along a path, component by component, as the kernel would: a relative target is
+   * taken from the link's real directory. A link may have been recorded under the path as asked
+   * (/sys/bus/pci/devices/X/iommu_group) or under its real path; both are checked.
+   */
+  private resolve(path: string, followLast: boolean): string {
+    const original = path.split("/").filter((s) => s !== "");
+    const parts: { name: string; literal: number | null }[] = original.map((name, i) => ({ name, literal: i }));
+    const done: string[] = [];
+    let hops = 0;
+    while (parts.length > 0) {
+      const { name, literal } = parts.shift() as { name: string; literal: number | null };
+      if (name === ".") continue;
+      if (name === "..") {
+        done.pop();
         continue;
       }
-      // A recorded link on a proper prefix: substitute its target and look again.
-      const parts = p.split("/");
-      let moved = false;
-      for (let n = parts.length - 1; n > 1; n--) {
-        const prefix = parts.slice(0, n).join("/");
-        const e = this.entries.get(prefix);
-        if (e?.kind === "link") {
-          p = posix.join(posix.resolve(posix.dirname(prefix), e.target), ...parts.slice(n));
-          moved = true;
-          break;
-        }
-        if (e !== undefined) break;
+      if (parts.length === 0 && !followLast) {
+        done.push(name);
+        break;
       }
-      if (!moved) return { path: p, entry: undefined };
+      const canonical = "/" + [...done, name].join("/");
+      const asked = literal === null ? undefined : "/" + original.slice(0, literal + 1).join("/");
+      const e = this.entries.get(canonical) ?? (asked === undefined ? undefined : this.entries.get(asked));
+      if (e?.kind !== "link") {
+        done.push(name);
+        continue;
+      }
+      if (++hops > MAX_LINKS) {
+        throw new IommuError("SNAPSHOT_INVALID", `${path}: too many levels of links in ${this.description}`);
+      }
+      parts.unshift(...e.target.split("/").filter((s) => s !== "").map((n) => ({ name: n, literal: null })));
+      if (e.target.startsWith("/")) done.length = 0;
     }
-    throw new IommuError("SNAPSHOT_INVALID", `${path}: too many levels of links in ${this.description}`);
+    return "/" + done.join("/");
   }
 
   private fail(e: SnapshotEntry & { kind: "unreadable" }): never {
@@ -92,23 +109,25 @@ export class SnapshotView implements SysfsView {
     if (entry?.kind === "dir") return [...entry.names];
     if (entry?.kind === "unreadable") this.fail(entry);
     if (entry !== undefined) return null;
-    return this.implicitChildren(p);
+    return this.implicitChildren(normalizeViewPath(path), p);
   }
 
   exists(path: string): boolean {
     const { path: p, entry } = this.lookup(path, false);
     if (entry !== undefined) return entry.kind !== "absent";
-    return this.implicitChildren(p) !== null;
+    return this.implicitChildren(normalizeViewPath(path), p) !== null;
   }
 
-  /** Names directly below `dir` among recorded paths, or null when nothing was recorded below it. */
-  private implicitChildren(dir: string): string[] | null {
-    const prefix = dir === "/" ? "/" : dir + "/";
+  /** Names directly below the directories (as asked, and resolved) among recorded paths; null when none. */
+  private implicitChildren(...dirs: string[]): string[] | null {
     const names = new Set<string>();
-    for (const [p, e] of this.entries) {
-      if (!p.startsWith(prefix) || e.kind === "absent") continue;
-      const name = p.slice(prefix.length).split("/")[0];
-      if (name) names.add(name);
+    for (const dir of new Set(dirs)) {
+      const prefix = dir === "/" ? "/" : dir + "/";
+      for (const [p, e] of this.entries) {
+        if (!p.startsWith(prefix) || e.kind === "absent") continue;
+        const name = p.slice(prefix.length).split("/")[0];
+        if (name) names.add(name);
+      }
     }
     return names.size === 0 ? null : [...names].sort();
   }

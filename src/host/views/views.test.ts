@@ -58,7 +58,7 @@ for (const [name, make] of sources) {
       const b = make().readBytes("/sys/firmware/acpi/tables/DMAR");
       assert.ok(b !== null);
       assert.equal(String.fromCharCode(...b.subarray(0, 4)), "DMAR");
-      assert.equal(b.length, 112);
+      assert.equal(b.length, 136);
       assert.equal(b.reduce((s, x) => (s + x) & 0xff, 0), 0, "checksum survives");
     });
     it("reads links as stored (relative)", () => {
@@ -183,6 +183,22 @@ describe("SnapshotView", () => {
     assert.deepEqual(v.list("/sys/bus/pci/devices/0000:00:02.0"), ["device", "vendor"]);
     assert.deepEqual(v.list("/sys/bus/pci/devices"), ["0000:00:02.0"]);
     assert.equal(v.exists("/sys/devices"), true);
+  });
+
+  it("resolves a relative link from its real directory when the parent is itself a link", () => {
+    const v = new SnapshotView(
+      parseSnapshot(
+        doc({
+          "/sys/bus/pci/devices/0000:01:00.0": { kind: "link", target: "../../../devices/pci0000:00/0000:00:1c.0/0000:01:00.0" },
+          "/sys/bus/pci/devices/0000:01:00.0/iommu_group": { kind: "link", target: "../../../../kernel/iommu_groups/12" },
+          "/sys/kernel/iommu_groups/12/type": { kind: "file", text: "DMA\n" },
+        }),
+        "links.json",
+      ),
+    );
+    assert.equal(v.readText("/sys/bus/pci/devices/0000:01:00.0/iommu_group/type"), "DMA\n");
+    assert.deepEqual(v.list("/sys/bus/pci/devices/0000:01:00.0/iommu_group"), ["type"]);
+    assert.equal(v.exists("/sys/bus/pci/devices/0000:01:00.0/iommu_group"), true);
   });
 
   it("rejects a snapshot from a newer format version", () => {
