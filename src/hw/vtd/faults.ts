@@ -129,13 +129,9 @@ export class FaultReporting {
     this.regs.set32(off + 4, addrHi);
     this.regs.set32(off + 8, source | (kind === REQ_TRANSLATION ? FRCD_W2_T2 : 0));
     this.regs.set32(off + 12, (reason & 0xff) | ((at & 3) << FRCD_W3_AT_SHIFT) | (kind === REQ_READ ? FRCD_W3_T1 : 0) | FRCD_W3_F);
-    let set = FSTS_PPF;
-    let clear = 0;
-    if ((fsts & FSTS_PPF) === 0) {
-      set |= (index << FSTS_FRI_SHIFT) & FSTS_FRI_MASK;
-      clear |= FSTS_FRI_MASK;
-    }
-    this.regs.update32(DMAR_FSTS_REG, set, clear);
+    // FRI names the first pending record: it is set only when PPF was clear.
+    const fri = (fsts & FSTS_PPF) === 0 ? (index << FSTS_FRI_SHIFT) & FSTS_FRI_MASK : fsts & FSTS_FRI_MASK;
+    this.regs.set32(DMAR_FSTS_REG, ((fsts & ~FSTS_FRI_MASK) | fri | FSTS_PPF) >>> 0);
     this.next = (index + 1) % n;
     this.stats.recorded++;
     this.raiseEvent(fsts);
