@@ -198,10 +198,10 @@ export class RegisterFile {
     this.value[offset >>> 2] = v >>> 0;
   }
 
-  /** Sets then clears bits of a dword: (v | set) & ~clear. */
+  /** Clears then sets bits of a dword: (v & ~clear) | set (a field is replaced by clearing it and setting it). */
   update32(offset: number, set: number, clear: number): number {
     const w = offset >>> 2;
-    const v = (((this.value[w] ?? 0) | set) & ~clear) >>> 0;
+    const v = (((this.value[w] ?? 0) & ~clear) | set) >>> 0;
     this.value[w] = v;
     return v;
   }

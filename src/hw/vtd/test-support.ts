@@ -4,7 +4,7 @@
  * image written with these tables is what `iommu walk` reads).
  */
 import type { PhysicalMemory } from "../../core/memory.js";
-import { DMAR_GCMD_REG, DMAR_GSTS_REG, DMAR_RTADDR_REG, GCMD_SRTP, GCMD_TE, SL_PS, SL_R, SL_W } from "./spec.js";
+import { DMAR_CCMD_REG, DMAR_GCMD_REG, DMAR_GSTS_REG, DMAR_RTADDR_REG, GCMD_SRTP, GCMD_TE, SL_PS, SL_R, SL_W } from "./spec.js";
 
 export interface DomainTables {
   did: number;
@@ -142,4 +142,29 @@ export function enableTranslation(unit: RegisterPort, root: number): void {
   unit.mmioWrite(DMAR_RTADDR_REG, 8, BigInt(root));
   gcmd(unit, GCMD_SRTP);
   gcmd(unit, GCMD_TE);
+}
+
+/** Register-based context-cache invalidation (10.4.7): returns CAIG. */
+export function invalidateContext(unit: RegisterPort & { mmioRead(offset: number, size: 8): bigint }, granularity: number, did = 0, sid = 0, fm = 0): number {
+  const v = (1n << 63n) | (BigInt(granularity & 3) << 61n) | (BigInt(fm & 3) << 32n) | (BigInt(sid & 0xffff) << 16n) | BigInt(did & 0xffff);
+  unit.mmioWrite(DMAR_CCMD_REG, 8, v);
+  return Number((unit.mmioRead(DMAR_CCMD_REG, 8) >> 59n) & 3n);
+}
+
+/**
+ * Register-based IOTLB invalidation (10.4.8): granularity 1 global, 2 domain, 3 page-selective (IVA = addr,
+ * am, ih). `iro` is the IVA_REG offset (ECAP.IRO * 16). Returns IAIG.
+ */
+export function invalidateIotlb(
+  unit: RegisterPort & { mmioRead(offset: number, size: 8): bigint },
+  iro: number,
+  granularity: number,
+  did = 0,
+  addr: number | bigint = 0,
+  am = 0,
+  ih = false,
+): number {
+  if (granularity === 3) unit.mmioWrite(iro, 8, (BigInt(addr) & ~0xfffn) | (ih ? 0x40n : 0n) | BigInt(am & 0x3f));
+  unit.mmioWrite(iro + 8, 8, (1n << 63n) | (BigInt(granularity & 3) << 60n) | (BigInt(did & 0xffff) << 32n));
+  return Number((unit.mmioRead(iro + 8, 8) >> 57n) & 3n);
 }
