@@ -5,7 +5,8 @@ import { benchCommand } from "./bench.js";
 import { bindCommand, unbindCommand } from "./bind.js";
 import { groupsCommand } from "./groups.js";
 import { libvirtXmlCommand } from "./libvirt-xml.js";
+import { snapshotCommand } from "./snapshot.js";
 import { statusCommand } from "./status.js";
 import { walkCommand } from "./walk.js";
 
-export const commands: Command[] = [statusCommand, acpiCommand, benchCommand, groupsCommand, libvirtXmlCommand, bindCommand, unbindCommand, walkCommand];
+export const commands: Command[] = [statusCommand, acpiCommand, benchCommand, groupsCommand, libvirtXmlCommand, bindCommand, unbindCommand, snapshotCommand, walkCommand];
