@@ -12,7 +12,14 @@ import { requireSysfs } from "./views/open.js";
 
 /** Base class 0x06 (bridge), sub-class 0x00: a host bridge. */
 export const isHostBridge = (d: Pick<PciDevice, "classCode">) => d.classCode >>> 8 === 0x0600;
-export const isAnyBridge = (d: Pick<PciDevice, "classCode" | "isBridge">) => d.isBridge || isHostBridge(d);
+/** A bridge of any kind: PCI-to-PCI/CardBus header, or base class 0x06 (host, ISA/LPC, PCI, … bridges). */
+export const isAnyBridge = (d: Pick<PciDevice, "classCode" | "isBridge">) => d.isBridge || d.classCode >>> 16 === 0x06;
+
+function bridgeKind(d: PciDevice): string {
+  if (isHostBridge(d)) return "host bridge";
+  if (d.isBridge) return "bridge (stays with pcieport)";
+  return `bridge, class ${(d.classCode >>> 8).toString(16).padStart(4, "0")} (stays with the host)`;
+}
 
 export interface Targets {
   /** The device the user named. */
@@ -40,7 +47,7 @@ export function requireDevice(view: SysfsView, bdfText: string): PciDevice {
 export function resolveTargets(view: SysfsView, bdfText: string, wholeGroup: boolean): Targets {
   const device = requireDevice(view, bdfText);
   if (isAnyBridge(device)) {
-    throw new IommuError("DEVICE_IS_BRIDGE", `${device.address} is a ${isHostBridge(device) ? "host" : "PCI"} bridge; bridges cannot be given to a guest`, {
+    throw new IommuError("DEVICE_IS_BRIDGE", `${device.address} is a ${bridgeKind(device).split(" (")[0]}; bridges cannot be given to a guest`, {
       hint: "name an endpoint device (a GPU, NIC, NVMe drive, …)",
     });
   }
@@ -56,7 +63,7 @@ export function resolveTargets(view: SysfsView, bdfText: string, wholeGroup: boo
   for (const addr of group.devices) {
     const d = addr === device.address ? device : readPciDevice(view, addr);
     if (d === null) skipped.push({ address: addr, reason: "listed in the group but not on the PCI bus" });
-    else if (isAnyBridge(d)) skipped.push({ address: addr, reason: isHostBridge(d) ? "host bridge" : "bridge (stays with pcieport)" });
+    else if (isAnyBridge(d)) skipped.push({ address: addr, reason: bridgeKind(d) });
     else devices.push(d);
   }
   return { device, group, devices, skipped };

@@ -16,7 +16,7 @@ import { posix } from "node:path";
 import { IommuError } from "../core/errors.js";
 import type { PciDevice } from "./pci.js";
 import type { SysfsView } from "./sysfs-view.js";
-import { isHostBridge } from "./bind-targets.js";
+import { isAnyBridge, isHostBridge } from "./bind-targets.js";
 
 export type HostUseKind = "boot-vga" | "mounted-storage" | "swap" | "default-route" | "bridge";
 
@@ -154,7 +154,7 @@ export function findHostUses(view: SysfsView, devices: readonly PciDevice[]): Ho
 
   for (const d of devices) {
     if (d.bootVga === true) add(d.address, { kind: "boot-vga", detail: "is the boot display (boot_vga=1)" });
-    if (d.isBridge || isHostBridge(d)) add(d.address, { kind: "bridge", detail: isHostBridge(d) ? "is a host bridge" : "is a PCI bridge" });
+    if (isAnyBridge(d)) add(d.address, { kind: "bridge", detail: isHostBridge(d) ? "is a host bridge" : "is a bridge" });
   }
 
   const dmNames = new Map<string, string>();

@@ -3,10 +3,12 @@ import type { Command } from "../command.js";
 import { acpiCommand } from "./acpi.js";
 import { benchCommand } from "./bench.js";
 import { bindCommand, unbindCommand } from "./bind.js";
+import { bootargsCommand } from "./bootargs.js";
+import { checkCommand } from "./check.js";
 import { groupsCommand } from "./groups.js";
 import { libvirtXmlCommand } from "./libvirt-xml.js";
 import { snapshotCommand } from "./snapshot.js";
 import { statusCommand } from "./status.js";
 import { walkCommand } from "./walk.js";
 
-export const commands: Command[] = [statusCommand, acpiCommand, benchCommand, groupsCommand, libvirtXmlCommand, bindCommand, unbindCommand, snapshotCommand, walkCommand];
+export const commands: Command[] = [statusCommand, acpiCommand, benchCommand, groupsCommand, checkCommand, bootargsCommand, libvirtXmlCommand, bindCommand, unbindCommand, snapshotCommand, walkCommand];
