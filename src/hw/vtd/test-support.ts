@@ -4,7 +4,21 @@
  * image written with these tables is what `iommu walk` reads).
  */
 import type { PhysicalMemory } from "../../core/memory.js";
-import { DMAR_CCMD_REG, DMAR_GCMD_REG, DMAR_GSTS_REG, DMAR_RTADDR_REG, GCMD_SRTP, GCMD_TE, SL_PS, SL_R, SL_W } from "./spec.js";
+import {
+  DMAR_CCMD_REG,
+  DMAR_GCMD_REG,
+  DMAR_GSTS_REG,
+  DMAR_IQA_REG,
+  DMAR_IQT_REG,
+  DMAR_RTADDR_REG,
+  GCMD_QIE,
+  GCMD_SRTP,
+  GCMD_TE,
+  IQA_DW,
+  SL_PS,
+  SL_R,
+  SL_W,
+} from "./spec.js";
 
 export interface DomainTables {
   did: number;
@@ -167,4 +181,69 @@ export function invalidateIotlb(
   if (granularity === 3) unit.mmioWrite(iro, 8, (BigInt(addr) & ~0xfffn) | (ih ? 0x40n : 0n) | BigInt(am & 0x3f));
   unit.mmioWrite(iro + 8, 8, (1n << 63n) | (BigInt(granularity & 3) << 60n) | (BigInt(did & 0xffff) << 32n));
   return Number((unit.mmioRead(iro + 8, 8) >> 57n) & 3n);
+}
+
+/** 128-bit invalidation descriptors (6.5.2) as four dwords, low first. */
+export type Descriptor = [number, number, number, number];
+
+export const desc = {
+  /** 6.5.2.1 context-cache: g 1 global, 2 domain, 3 device. */
+  context(g: number, did = 0, sid = 0, fm = 0): Descriptor {
+    return [(0x1 | ((g & 3) << 4) | ((did & 0xffff) << 16)) >>> 0, ((sid & 0xffff) | ((fm & 3) << 16)) >>> 0, 0, 0];
+  },
+  /** 6.5.2.3 IOTLB: g 1 global, 2 domain, 3 page-selective (addr, am, ih). */
+  iotlb(g: number, did = 0, addr: number | bigint = 0, am = 0, ih = false): Descriptor {
+    const a = BigInt(addr);
+    return [(0x2 | ((g & 3) << 4) | ((did & 0xffff) << 16)) >>> 0, 0, (Number(a & 0xfffff000n) | (ih ? 0x40 : 0) | (am & 0x3f)) >>> 0, Number(a >> 32n) >>> 0];
+  },
+  /** 6.5.2.5 device-TLB. */
+  deviceIotlb(sid: number, addr: number, size = false): Descriptor {
+    return [0x3, sid & 0xffff, ((addr & 0xfffff000) | (size ? 1 : 0)) >>> 0, 0];
+  },
+  /** 6.5.2.7 interrupt entry cache: global, or `index` with index mask `im`. */
+  iec(global: boolean, index = 0, im = 0): Descriptor {
+    return [(0x4 | (global ? 0 : 0x10) | ((im & 0x1f) << 27)) >>> 0, index & 0xffff, 0, 0];
+  },
+  /** 6.5.2.8 invalidation wait. */
+  wait(o: { sw?: boolean; iflag?: boolean; fence?: boolean; data?: number; addr?: number }): Descriptor {
+    const lo = 0x5 | (o.iflag === true ? 0x10 : 0) | (o.sw === true ? 0x20 : 0) | (o.fence === true ? 0x40 : 0);
+    const a = o.addr ?? 0;
+    return [lo, (o.data ?? 0) >>> 0, (a % 0x1_0000_0000) >>> 0, Math.floor(a / 0x1_0000_0000) >>> 0];
+  },
+};
+
+/**
+ * A driver's view of the invalidation queue: descriptors are written at the tail and IQT is advanced.
+ * `wide` uses 256-bit slots (the upper half written as zeros unless given).
+ */
+export class InvalidationQueue {
+  private tail = 0;
+  constructor(
+    private readonly unit: RegisterPort,
+    private readonly mem: PhysicalMemory,
+    readonly base: number,
+    readonly qs = 0,
+    readonly wide = false,
+  ) {}
+
+  /** Programs IQA and enables queued invalidation. */
+  enable(): void {
+    this.unit.mmioWrite(DMAR_IQA_REG, 8, BigInt(this.base) | (this.wide ? BigInt(IQA_DW) : 0n) | BigInt(this.qs & 7));
+    gcmd(this.unit, GCMD_QIE);
+  }
+
+  get size(): number {
+    return (1 << this.qs) * (this.wide ? 128 : 256);
+  }
+
+  /** Writes descriptors at the tail and moves IQT past them (processing happens on the IQT write). */
+  submit(...ds: (Descriptor | number[])[]): void {
+    const bytes = this.wide ? 32 : 16;
+    for (const d of ds) {
+      const at = this.base + this.tail * bytes;
+      for (let i = 0; i < bytes / 4; i++) this.mem.write32(at + 4 * i, d[i] ?? 0);
+      this.tail = (this.tail + 1) % this.size;
+    }
+    this.unit.mmioWrite(DMAR_IQT_REG, 8, BigInt(this.tail << (this.wide ? 5 : 4)));
+  }
 }
