@@ -1,0 +1,430 @@
+/**
+ * Doctor end to end: boots each scenario (lab/scenarios.ts), records the guest's sysfs tree, runs this
+ * repository's `iommu status --json` and `iommu groups --json` inside the guest against its own kernel, and checks
+ * the verdicts. In scenario (a) it also moves the e1000e to vfio-pci with `iommu bind` and back with
+ * `iommu unbind`. A CLI command that does not exist yet is reported as not run.
+ *
+ * Three kinds of checks per scenario:
+ *   guest: the scenario itself is what it claims (dmesg lines, interrupt chips, groups) — independent of the CLI;
+ *   cli:   the doctor's JSON agrees with that ground truth and with the expected verdict;
+ *   bind:  the device really changes driver and /dev/vfio/N appears.
+ */
+import { spawnSync } from "node:child_process";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { bootGuest, describeFailure, kernelVersion, qemuVersion, REPO_DIR, tail, type BootResult } from "./qemu.js";
+import type { Report } from "./report.js";
+import { E1000E_BDF, machineArgs, type Scenario } from "./scenarios.js";
+
+export interface DoctorOptions {
+  scenarios: Scenario[];
+  /** Copy the recorded trees into test/fixtures/hosts/qemu-* and rewrite its README. */
+  updateFixtures: boolean;
+  echo: boolean;
+  timeoutSec?: number;
+}
+
+/** Commands of the `iommu` CLI, from its --help (or, when the CLI cannot start, from src/cli/commands/). */
+export function cliCommands(): { names: Set<string>; startError: string | null } {
+  const r = spawnSync(process.execPath, [join(REPO_DIR, "bin", "iommu.js"), "--help"], { encoding: "utf8" });
+  const names = new Set<string>();
+  if (r.status === 0) {
+    let inList = false;
+    for (const line of r.stdout.split("\n")) {
+      if (/^Commands:/.test(line)) inList = true;
+      else if (inList && /^\S/.test(line)) inList = false;
+      else if (inList) {
+        const m = /^\s+([a-z][\w-]*)\s/.exec(line);
+        if (m?.[1]) names.add(m[1]);
+      }
+    }
+    return { names, startError: null };
+  }
+  const dir = join(REPO_DIR, "src", "cli", "commands");
+  for (const f of existsSync(dir) ? readdirSync(dir) : []) {
+    if (f.endsWith(".ts") && !f.endsWith(".test.ts") && f !== "index.ts") names.add(f.replace(/\.ts$/, ""));
+  }
+  return { names, startError: tail(r.stderr || r.stdout || `exit ${r.status}`, 3) };
+}
+
+interface CmdResult {
+  rc: number;
+  ms: number;
+  out: string;
+  err: string;
+}
+
+function readCmd(dir: string, name: string): CmdResult | null {
+  const rcFile = join(dir, "cmd", `${name}.rc`);
+  if (!existsSync(rcFile)) return null;
+  const [rc, ms] = readFileSync(rcFile, "utf8").trim().split(/\s+/).map(Number);
+  return {
+    rc: rc ?? -1,
+    ms: ms ?? 0,
+    out: readFileSync(join(dir, "cmd", `${name}.out`), "utf8"),
+    err: readFileSync(join(dir, "cmd", `${name}.err`), "utf8"),
+  };
+}
+
+/** Value at a dotted path of parsed JSON, or undefined. */
+function at(obj: unknown, path: string): unknown {
+  let cur: unknown = obj;
+  for (const k of path.split(".")) {
+    if (cur === null || typeof cur !== "object") return undefined;
+    cur = (cur as Record<string, unknown>)[k];
+  }
+  return cur;
+}
+
+function problemCodes(status: unknown): { code: string; severity: string }[] {
+  const list = at(status, "problems");
+  if (!Array.isArray(list)) return [];
+  return list.map((p) => ({ code: String(at(p, "code")), severity: String(at(p, "severity")) }));
+}
+
+/** "00:02.0" / "0000:00:02.0" / {bdf: …} -> "0000:00:02.0". */
+function normBdf(v: unknown): string {
+  let s = typeof v === "string" ? v : String(at(v, "bdf") ?? at(v, "address") ?? at(v, "id") ?? at(v, "name") ?? "");
+  s = s.toLowerCase();
+  return /^[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/.test(s) ? `0000:${s}` : s;
+}
+
+/** Groups from the recorded tree: id -> sorted device BDFs. */
+function truthGroups(tree: string): Map<number, string[]> {
+  const base = join(tree, "sys", "kernel", "iommu_groups");
+  const m = new Map<number, string[]>();
+  for (const g of existsSync(base) ? readdirSync(base) : []) {
+    const devs = existsSync(join(base, g, "devices")) ? readdirSync(join(base, g, "devices")).sort() : [];
+    m.set(Number(g), devs);
+  }
+  return m;
+}
+
+/** Groups from `iommu groups --json`, tolerant of the top-level shape ([…] or {groups: […]}). */
+function cliGroups(json: unknown): Map<number, string[]> | null {
+  const list = Array.isArray(json) ? json : at(json, "groups");
+  if (!Array.isArray(list)) return null;
+  const m = new Map<number, string[]>();
+  for (const g of list) {
+    const id = Number(at(g, "id") ?? at(g, "group") ?? at(g, "number"));
+    const devs = at(g, "devices");
+    if (!Number.isInteger(id) || !Array.isArray(devs)) return null;
+    m.set(id, devs.map(normBdf).sort());
+  }
+  return m;
+}
+
+function sameGroups(a: Map<number, string[]>, b: Map<number, string[]>): string | null {
+  const ids = [...new Set([...a.keys(), ...b.keys()])].sort((x, y) => x - y);
+  for (const id of ids) {
+    const x = (a.get(id) ?? []).join(",");
+    const y = (b.get(id) ?? []).join(",");
+    if (!a.has(id) || !b.has(id) || x !== y) return `group ${id}: cli [${y === "" && !b.has(id) ? "absent" : y}] vs sysfs [${x === "" && !a.has(id) ? "absent" : x}]`;
+  }
+  return null;
+}
+
+interface Truth {
+  dmesg: string;
+  interrupts: string;
+  groups: Map<number, string[]>;
+  hasDmar: boolean;
+  hasIvrs: boolean;
+  units: string[];
+  allowUnsafe: string | null;
+}
+
+function readTruth(tree: string): Truth {
+  const f = (p: string) => (existsSync(join(tree, p)) ? readFileSync(join(tree, p), "utf8") : "");
+  const cls = join(tree, "sys", "class", "iommu");
+  return {
+    dmesg: f("dmesg.txt"),
+    interrupts: f("proc/interrupts"),
+    groups: truthGroups(tree),
+    hasDmar: existsSync(join(tree, "sys/firmware/acpi/tables/DMAR")),
+    hasIvrs: existsSync(join(tree, "sys/firmware/acpi/tables/IVRS")),
+    units: existsSync(cls) ? readdirSync(cls) : [],
+    allowUnsafe: existsSync(join(tree, "sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts"))
+      ? f("sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts").trim()
+      : null,
+  };
+}
+
+type Expect = [name: string, test: (s: unknown, rc: number) => boolean, shown: (s: unknown, rc: number) => string];
+
+const show = (path: string) => (s: unknown) => `${path} = ${JSON.stringify(at(s, path))}`;
+const hasProblem = (code: string, severity?: string): Expect => [
+  `problem ${code}${severity ? ` (${severity})` : ""} reported`,
+  (s) => problemCodes(s).some((p) => p.code === code && (!severity || p.severity === severity)),
+  (s) => `problems: ${problemCodes(s).map((p) => `${p.code}/${p.severity}`).join(", ") || "none"}`,
+];
+const field = (path: string, want: unknown): Expect => [
+  `${path} is ${JSON.stringify(want)}`,
+  (s) => at(s, path) === want,
+  show(path),
+];
+const exitCode = (want: number): Expect => [`exit code ${want}`, (_s, rc) => rc === want, (_s, rc) => `exit code ${rc}`];
+
+/** What `iommu status --json` must say in each scenario (field names: src/host/status.ts StatusReport). */
+const STATUS_EXPECT: Record<string, Expect[]> = {
+  a: [
+    field("ready", true),
+    field("kernel.iommuActive", true),
+    field("kernel.defaultDomain", "identity"),
+    field("kernel.interruptRemapping", "enabled"),
+    field("platform.firmwareTable", "DMAR"),
+    exitCode(0),
+  ],
+  b: [
+    field("kernel.iommuActive", true),
+    field("kernel.interruptRemapping", "disabled"),
+    field("ready", false),
+    hasProblem("INTERRUPT_REMAPPING_DISABLED", "error"),
+    exitCode(1),
+  ],
+  c: [
+    field("kernel.iommuActive", false),
+    field("ready", false),
+    field("platform.firmwareTable", "DMAR"),
+    hasProblem("IOMMU_DISABLED_BY_CMDLINE", "error"),
+  ],
+  d: [
+    field("platform.firmwareTable", null),
+    field("kernel.iommuActive", false),
+    field("ready", false),
+    hasProblem("NO_IOMMU_FIRMWARE", "error"),
+  ],
+  e: [
+    field("kernel.iommuActive", true),
+    field("platform.firmwareTable", "IVRS"),
+    hasProblem("AMD_IOMMU_ON_INVALID", "warning"),
+  ],
+};
+
+/** The scenario itself, from the recorded tree (no CLI involved). */
+function guestChecks(report: Report, suite: string, sc: Scenario, t: Truth): void {
+  const irChip = /IR-PCI-MSI/.test(t.interrupts);
+  const c = (name: string, ok: boolean, detail: string) => report.check(suite, `guest: ${name}`, ok, detail);
+  switch (sc.id) {
+    case "a":
+      c("DMAR table present", t.hasDmar, "no /sys/firmware/acpi/tables/DMAR");
+      c("dmesg: IRQ remapping enabled", /DMAR-IR: Enabled IRQ remapping/.test(t.dmesg), "no 'DMAR-IR: Enabled IRQ remapping'");
+      c("dmesg: default domain passthrough", /iommu: Default domain type: Passthrough/.test(t.dmesg), grepLine(t.dmesg, /Default domain type/));
+      c("IR-PCI-MSI interrupts", irChip, "no IR-PCI-MSI in /proc/interrupts");
+      c("groups exist", t.groups.size > 0, "no /sys/kernel/iommu_groups/*");
+      break;
+    case "b":
+      c("IOMMU unit registered", t.units.includes("dmar0"), `units: ${t.units.join(",") || "none"}`);
+      c("no IR-PCI-MSI interrupts", !irChip && /PCI-MSI/.test(t.interrupts), "IR-PCI-MSI present or no MSI at all");
+      c("groups exist", t.groups.size > 0, "no groups");
+      break;
+    case "c":
+      c("DMAR table present", t.hasDmar, "no DMAR");
+      c("dmesg: IOMMU disabled", /DMAR: IOMMU disabled/.test(t.dmesg), grepLine(t.dmesg, /DMAR:/));
+      c("no groups", t.groups.size === 0, `${t.groups.size} groups`);
+      break;
+    case "d":
+      c("no DMAR or IVRS", !t.hasDmar && !t.hasIvrs, "a DMAR/IVRS table exists");
+      c("no groups", t.groups.size === 0, `${t.groups.size} groups`);
+      break;
+    case "e":
+      c("IVRS table present", t.hasIvrs, "no IVRS");
+      c("dmesg: Unknown option 'on'", /AMD-Vi: Unknown option - 'on'/.test(t.dmesg), grepLine(t.dmesg, /AMD-Vi/));
+      c("dmesg: AMD-Vi interrupt remapping", /AMD-Vi: Interrupt remapping enabled/.test(t.dmesg), grepLine(t.dmesg, /AMD-Vi/));
+      c("groups exist", t.groups.size > 0, "no groups");
+      break;
+  }
+}
+
+function grepLine(text: string, re: RegExp): string {
+  return text.split("\n").find((l) => re.test(l))?.trim() ?? `no line matching ${re}`;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Reports a CLI result: null when it is usable, else records why not (not run / failure). */
+function cmdUsable(report: Report, suite: string, what: string, command: string, cli: ReturnType<typeof cliCommands>, r: CmdResult | null): boolean {
+  if (!cli.names.has(command)) {
+    report.skip(suite, what, `'iommu ${command}' does not exist yet`);
+    return false;
+  }
+  if (r === null) {
+    report.fail(suite, what, `'iommu ${command}' was not run in the guest (see job.log)`);
+    return false;
+  }
+  if (/unknown command/.test(r.err)) {
+    report.fail(suite, what, `the guest's CLI does not know '${command}' (dist/ out of date? run npm run build)`);
+    return false;
+  }
+  return true;
+}
+
+function statusChecks(report: Report, suite: string, sc: Scenario, dir: string, cli: ReturnType<typeof cliCommands>): void {
+  const r = readCmd(dir, "status");
+  if (!cmdUsable(report, suite, "status --json", "status", cli, r) || r === null) return;
+  const json = parseJson(r.out);
+  if (json === undefined || json === null || typeof json !== "object") {
+    report.fail(suite, "status --json", `not JSON (exit ${r.rc}): ${tail(r.err || r.out, 3)}`);
+    return;
+  }
+  for (const [name, test, shown] of STATUS_EXPECT[sc.id] ?? []) {
+    report.check(suite, `status: ${name}`, test(json, r.rc), shown(json, r.rc));
+  }
+}
+
+function groupsChecks(report: Report, suite: string, dir: string, t: Truth, cli: ReturnType<typeof cliCommands>): void {
+  const r = readCmd(dir, "groups");
+  if (!cmdUsable(report, suite, "groups --json", "groups", cli, r) || r === null) return;
+  const json = parseJson(r.out);
+  if (json === undefined) {
+    report.fail(suite, "groups --json", `not JSON (exit ${r.rc}): ${tail(r.err || r.out, 3)}`);
+    return;
+  }
+  const g = cliGroups(json);
+  if (g === null) {
+    report.fail(suite, "groups: JSON has groups with id and devices", `unrecognised shape: ${JSON.stringify(json).slice(0, 200)}`);
+    return;
+  }
+  const diff = sameGroups(t.groups, g);
+  report.check(suite, `groups: same ${t.groups.size} groups and members as /sys/kernel/iommu_groups`, diff === null, diff ?? "");
+}
+
+function parseState(dir: string, file: string): { driver: string; group: string; vfio: string[] } | null {
+  const p = join(dir, file);
+  if (!existsSync(p)) return null;
+  const s = readFileSync(p, "utf8");
+  const get = (k: string) => new RegExp(`${k}=(\\S*)`).exec(s)?.[1] ?? "";
+  return { driver: get("driver"), group: get("group"), vfio: (/vfio=(.*)$/m.exec(s)?.[1] ?? "").trim().split(/\s+/).filter(Boolean) };
+}
+
+function bindChecks(report: Report, suite: string, dir: string, cli: ReturnType<typeof cliCommands>): void {
+  const before = parseState(dir, "state-before.txt");
+  report.check(suite, `bind: ${E1000E_BDF} starts on e1000e`, before?.driver === "e1000e", `before: ${JSON.stringify(before)}`);
+  const b = readCmd(dir, "bind");
+  if (!cmdUsable(report, suite, `bind ${E1000E_BDF}`, "bind", cli, b) || b === null) return;
+  const bound = parseState(dir, "state-bound.txt");
+  report.check(suite, "bind: exit code 0", b.rc === 0, `exit ${b.rc}: ${tail(b.err || b.out, 3)}`);
+  report.check(suite, "bind: driver is vfio-pci", bound?.driver === "vfio-pci", `after bind: driver ${bound?.driver || "none"}`);
+  report.check(suite, "bind: /dev/vfio/<group> appears", !!bound?.group && bound.vfio.includes(bound.group),
+    `group ${bound?.group ?? "?"}, /dev/vfio: ${bound?.vfio.join(" ") ?? "?"}`);
+  const u = readCmd(dir, "unbind");
+  if (!cmdUsable(report, suite, `unbind ${E1000E_BDF}`, "unbind", cli, u) || u === null) return;
+  const after = parseState(dir, "state-unbound.txt");
+  report.check(suite, "unbind: exit code 0", u.rc === 0, `exit ${u.rc}: ${tail(u.err || u.out, 3)}`);
+  report.check(suite, "unbind: driver is e1000e again", after?.driver === "e1000e", `after unbind: driver ${after?.driver || "none"}`);
+}
+
+function guestScript(sc: Scenario): string {
+  return [
+    `export REPO='${REPO_DIR}'`,
+    sc.id === "a" ? `export BIND_BDF='${E1000E_BDF}'` : "",
+    `exec /bin/sh "$REPO/lab/guest/doctor-job.sh"`,
+    "",
+  ].join("\n");
+}
+
+/** Extracts RUN/tree.tar into RUN/tree. */
+function extractTree(r: BootResult): string | null {
+  const tar = join(r.outDir, "tree.tar");
+  if (!existsSync(tar)) return null;
+  const x = spawnSync("tar", ["-C", r.outDir, "-xf", tar]);
+  return x.status === 0 ? join(r.outDir, "tree") : null;
+}
+
+export const FIXTURES_DIR = join(REPO_DIR, "test", "fixtures", "hosts");
+
+function copyFixture(sc: Scenario, tree: string): void {
+  const dst = join(FIXTURES_DIR, sc.fixture);
+  rmSync(dst, { recursive: true, force: true });
+  mkdirSync(dst, { recursive: true });
+  cpSync(tree, dst, { recursive: true, verbatimSymlinks: true });
+}
+
+export async function runDoctor(report: Report, o: DoctorOptions): Promise<void> {
+  const cli = cliCommands();
+  if (cli.startError) report.note(`the CLI does not start on this machine: ${cli.startError}`);
+  report.note(`CLI commands: ${[...cli.names].sort().join(", ")}`);
+  const recorded: { sc: Scenario; args: string }[] = [];
+  for (const sc of o.scenarios) {
+    const suite = `doctor ${sc.id}`;
+    const r = await bootGuest({
+      name: `doctor-${sc.id}`,
+      machineArgs: machineArgs(sc),
+      cmdline: sc.cmdline,
+      script: guestScript(sc),
+      timeoutSec: o.timeoutSec ?? 300,
+      echo: o.echo,
+    });
+    if (r.jobExit !== 0) {
+      report.fail(suite, "guest boots and runs the job", describeFailure(r));
+      continue;
+    }
+    const timing = existsSync(join(r.outDir, "timing.txt")) ? readFileSync(join(r.outDir, "timing.txt"), "utf8").trim().replace(/\n/g, ", ") : "";
+    report.pass(suite, "guest boots and runs the job", `boot ${r.bootSec?.toFixed(1) ?? "?"} s, total ${r.elapsedSec.toFixed(1)} s; ${timing}`);
+    const tree = extractTree(r);
+    if (tree === null) {
+      report.fail(suite, "sysfs tree recorded", `no usable tree.tar in ${r.outDir}`);
+      continue;
+    }
+    const t = readTruth(tree);
+    guestChecks(report, suite, sc, t);
+    if (o.updateFixtures) {
+      copyFixture(sc, tree);
+      recorded.push({ sc, args: readFileSync(join(r.outDir, "qemu-args.txt"), "utf8").trim() });
+    }
+    statusChecks(report, suite, sc, r.outDir, cli);
+    groupsChecks(report, suite, r.outDir, t, cli);
+    if (sc.id === "a") bindChecks(report, suite, r.outDir, cli);
+    const times = ["status", "groups", "bind", "unbind"]
+      .map((n) => [n, readCmd(r.outDir, n)] as const)
+      .filter(([, c]) => c !== null && !/unknown command/.test(c.err))
+      .map(([n, c]) => `${n} ${c?.ms} ms`);
+    if (times.length) report.note(`${suite}: CLI times in the guest: ${times.join(", ")}`);
+  }
+  if (o.updateFixtures && recorded.length) await writeFixturesReadme(recorded);
+}
+
+async function writeFixturesReadme(recorded: { sc: Scenario; args: string }[]): Promise<void> {
+  const path = join(FIXTURES_DIR, "README.md");
+  const qemu = await qemuVersion();
+  const kpkg = readFileSync(join(REPO_DIR, "lab", "work", "kernel", "PACKAGE"), "utf8").trim();
+  const prev = existsSync(path) ? readFileSync(path, "utf8") : "";
+  // Keep the entries of scenarios not re-recorded this time.
+  const entries = new Map<string, string>();
+  for (const m of prev.matchAll(/^### (qemu-[\w-]+)\n([\s\S]*?)(?=^### |^## |(?![\s\S]))/gm)) entries.set(m[1] ?? "", m[2] ?? "");
+  for (const { sc, args } of recorded) {
+    const shown = args.replace(/\/\S*\/lab\/work\//g, "lab/work/");
+    entries.set(sc.fixture, `${sc.title}. Kernel command line: \`${sc.cmdline || "(nothing added)"}\`.\n\n\`\`\`\nqemu-system-x86_64 ${shown}\n\`\`\`\n\n`);
+  }
+  const body = [...entries.keys()].sort().map((k) => `### ${k}\n${entries.get(k)}`).join("");
+  const text = `# Host fixtures
+
+Root-prefix trees: each directory is a file system root holding only what the doctor reads (\`/sys/...\`, \`/proc/...\`),
+for \`RootView\`-style SysfsViews in unit tests.
+
+## qemu-* trees: recorded from a real Linux kernel
+
+The \`qemu-*\` trees were recorded by the lab (\`lab/\`): Debian's kernel booted under QEMU (TCG) with an emulated
+IOMMU; inside the guest, \`lab/guest/record-sysfs.mjs\` copied what the doctor reads, links kept exactly as sysfs
+stores them (relative) and their targets recorded too, so every link resolves inside the tree. The guest's full
+kernel log is \`dmesg.txt\` at the root of each tree.
+
+- Recorded with: ${qemu}; kernel ${kernelVersion()} (Debian package ${kpkg}).
+- Re-record: \`node --import tsx lab/run.ts doctor --update-fixtures\` (or \`--scenario a --update-fixtures\`).
+- What is recorded: see the header of \`lab/guest/record-sysfs.mjs\`. Write-only sysfs files (\`bind\`, \`unbind\`,
+  \`new_id\`, \`remove_id\`, \`drivers_probe\`) are recorded as empty files so that their existence is visible.
+- Devices (same BDFs in every tree): 00:02.0 e1000e, 00:03.0 virtio-net (iommu_platform), 00:04.0 NVMe,
+  00:05.0 PCIe root port -> 01:00.0 PCIe-to-PCI bridge -> 02:01.0 e1000, 00:06.0 + 00:06.1 e1000 (one
+  multifunction slot), 00:10.0 and 00:11.0 virtio-9p (the lab's shares), and q35's own 00:00.0 and 00:1f.{0,2,3}.
+- The command lines below are the lab's, with its paths shortened to \`lab/work/...\`; the guest's /init is
+  \`lab/guest/init\` (its kernel command line gets \`console=ttyS0 panic=-1 loglevel=6\` first).
+
+${body}`;
+  writeFileSync(path, text);
+}

@@ -1,0 +1,52 @@
+/**
+ * Runs the lab's end-to-end tests and prints `N passed, N failed` last. Exit status 1 when anything failed.
+ *
+ *   node --import tsx lab/run.ts                      every suite (doctor, oracle)
+ *   node --import tsx lab/run.ts doctor --scenario a  one doctor scenario (a … e)
+ *   node --import tsx lab/run.ts doctor --update-fixtures   also re-record test/fixtures/hosts/qemu-*
+ *   node --import tsx lab/run.ts oracle               the VT-d oracle only
+ * Options: --echo prints the guests' consoles; --timeout SEC per guest.
+ * Run `bash lab/setup.sh` first (lab/run-all.sh does both).
+ */
+import { parseArgs } from "node:util";
+import { runDoctor } from "./doctor.js";
+import { Report } from "./report.js";
+import { SCENARIOS, scenario } from "./scenarios.js";
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    scenario: { type: "string" },
+    "update-fixtures": { type: "boolean" },
+    echo: { type: "boolean" },
+    timeout: { type: "string" },
+  },
+});
+const suites = positionals.length ? positionals : ["doctor", "oracle"];
+for (const s of suites) {
+  if (s !== "doctor" && s !== "oracle") {
+    console.error(`lab: unknown suite '${s}' (doctor, oracle)`);
+    process.exit(2);
+  }
+}
+const report = new Report();
+const started = Date.now();
+const timeoutSec = values.timeout ? Number(values.timeout) : undefined;
+
+if (suites.includes("doctor")) {
+  const scenarios = values.scenario ? values.scenario.split(",").map(scenario) : SCENARIOS;
+  await runDoctor(report, {
+    scenarios,
+    updateFixtures: values["update-fixtures"] === true,
+    echo: values.echo === true,
+    ...(timeoutSec ? { timeoutSec } : {}),
+  });
+}
+if (suites.includes("oracle")) {
+  const { runOracle } = await import("./oracle.js");
+  await runOracle(report, { echo: values.echo === true, ...(timeoutSec ? { timeoutSec } : {}) });
+}
+
+process.stdout.write(`\nlab: ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
+process.stdout.write(report.summary());
+process.exitCode = report.count("fail") > 0 ? 1 : 0;
