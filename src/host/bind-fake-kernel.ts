@@ -8,7 +8,7 @@
  *   /dev/vfio/GROUP appears (and goes away when the last device of the group leaves vfio-pci).
  * Links are relative, as in real sysfs, so the tree reads through RootView exactly like a recorded host.
  */
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, unlinkSync, writeFileSync, existsSync, readdirSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, unlinkSync, writeFileSync, existsSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, posix } from "node:path";
 import { IommuError } from "../core/errors.js";
@@ -53,13 +53,22 @@ export class FakeHost {
   /** Every write the kernel saw: "PATH <- VALUE". */
   readonly writes: string[] = [];
   private readonly devs = new Map<string, FakeDevice>();
+  private readonly paths = new Map<string, string>();
   private readonly inner: RootView;
 
-  constructor(opts: FakeHostOptions) {
+  /** Builds a tree from `opts`, or (with `copyOf`) copies a recorded host tree and reacts to writes on it. */
+  constructor(opts: FakeHostOptions, copyOf?: string) {
     this.root = mkdtempSync(join(tmpdir(), "iommu-fakehost-"));
     this.inner = new RootView(this.root);
-    for (const d of opts.devices) this.devs.set(d.address, { ...d });
-    this.build(opts);
+    if (copyOf === undefined) {
+      for (const d of opts.devices) this.devs.set(d.address, { ...d });
+      this.build(opts);
+    } else {
+      cpSync(copyOf, this.root, { recursive: true, verbatimSymlinks: true });
+      mkdirSync(this.host("/dev/vfio"), { recursive: true });
+      this.file("/dev/vfio/vfio", "");
+      this.adopt(opts.devices);
+    }
     const inner = this.inner;
     this.view = {
       description: inner.description,
@@ -93,11 +102,37 @@ export class FakeHost {
     symlinkSync(rel(posix.dirname(at), target), this.host(at));
   }
 
+  /**
+   * A recorded host: every device under /sys/bus/pci/devices, with its current driver as the one that
+   * claims it on a probe; `overrides` adjusts individual devices (e.g. vfioProbeFails).
+   */
+  static fromTree(dir: string, overrides: Array<Partial<FakeDevice> & { address: string }> = []): FakeHost {
+    return new FakeHost({ devices: overrides as FakeDevice[] }, dir);
+  }
+
+  private adopt(overrides: FakeDevice[]): void {
+    for (const addr of this.inner.list("/sys/bus/pci/devices") ?? []) {
+      const target = this.inner.readLink(`/sys/bus/pci/devices/${addr}`);
+      if (target === null) continue;
+      this.paths.set(addr, posix.resolve("/sys/bus/pci/devices", target));
+      const drv = this.inner.readLink(`/sys/bus/pci/devices/${addr}/driver`);
+      const grp = this.inner.readLink(`/sys/bus/pci/devices/${addr}/iommu_group`);
+      const driver = drv === null ? null : posix.basename(drv);
+      const cls = parseInt(this.inner.readText(`/sys/bus/pci/devices/${addr}/class`) ?? "0", 16);
+      const o = overrides.find((x) => x.address === addr) ?? {};
+      this.devs.set(addr, { address: addr, classCode: cls, driver, nativeDriver: driver, group: grp === null ? null : Number(posix.basename(grp)), ...o });
+    }
+  }
+
   devicePath(address: string): string {
+    const known = this.paths.get(address);
+    if (known !== undefined) return known;
     const d = this.devs.get(address);
     if (!d) throw new Error(`no fake device ${address}`);
     const up = d.parent === undefined ? `/sys/devices/pci${address.slice(0, 4)}:${address.slice(5, 7)}` : this.devicePath(d.parent);
-    return `${up}/${address}`;
+    const path = `${up}/${address}`;
+    this.paths.set(address, path);
+    return path;
   }
 
   private build(opts: FakeHostOptions): void {
