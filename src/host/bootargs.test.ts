@@ -239,3 +239,23 @@ test("--bootloader overrides detection; nothing to change says so; unknown boot 
     rmSync(empty, { recursive: true, force: true });
   }
 });
+
+test("a kernel built with CONFIG_INTEL_IOMMU_DEFAULT_ON=y gets no intel_iommu=on; without /proc the newest config counts", () => {
+  const dir = mkdtempSync(join(tmpdir(), "iommu-defon-"));
+  try {
+    cpSync(join(FIX, "grub-debian"), dir, { recursive: true });
+    writeFileSync(join(dir, "boot/config-6.1.0-18-amd64"), "CONFIG_INTEL_IOMMU=y\nCONFIG_INTEL_IOMMU_DEFAULT_ON=y\n");
+    const r = planBootargs(new RootView(dir));
+    assert.equal(r.kernel.intelDefaultOn, true);
+    assert.equal(r.kernel.configPath, "/boot/config-6.1.0-18-amd64");
+    assert.deepEqual(r.proposal.add, []);
+    assert.deepEqual(r.proposal.remove, ["intel_iommu=off"]);
+    rmSync(join(dir, "proc"), { recursive: true });
+    writeFileSync(join(dir, "boot/config-6.10.3-amd64"), "# CONFIG_INTEL_IOMMU_DEFAULT_ON is not set\n");
+    const img = planBootargs(new RootView(dir));
+    assert.equal(img.kernel.release, "6.10.3-amd64", "6.10 sorts after 6.1.0");
+    assert.equal(img.kernel.intelDefaultOn, false);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

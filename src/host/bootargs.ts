@@ -3,12 +3,12 @@
  * machine, and the exact change (diff or command) per boot loader. This module only reads (through a SysfsView);
  * bootargs-apply.ts performs the change.
  */
-import { gunzipSync } from "node:zlib";
 import type { SysfsView } from "./sysfs-view.js";
 import { proposeParams, type IommuVendor, type ParamProposal } from "./bootargs-params.js";
 import { unifiedDiff } from "./bootargs-diff.js";
 import { detectBootloader } from "./bootloaders/index.js";
 import type { BootloaderPlan } from "./bootloaders/types.js";
+import { readKernelConfig, readRelease } from "./status-kernel.js";
 
 export interface KernelConfigInfo {
   release: string | null;
@@ -49,35 +49,27 @@ export function detectIommuVendor(view: SysfsView): { vendor: IommuVendor; evide
   return { vendor: "unknown", evidence: "no DMAR or IVRS table, no IOMMU units, CPU vendor unknown" };
 }
 
-function parseDefaultOn(config: string): boolean {
-  return /^CONFIG_INTEL_IOMMU_DEFAULT_ON=y\s*$/m.test(config);
-}
-
-/** Reads the kernel build config: /boot/config-$(uname -r), else /proc/config.gz, else the newest /boot/config-*. */
+/**
+ * The running kernel's build config (the status module's reader: /boot/config-RELEASE, else /proc/config.gz).
+ * A mounted image has no /proc: then the newest /boot/config-* stands for the kernel it will boot.
+ */
 export function kernelConfigInfo(view: SysfsView): KernelConfigInfo {
-  const release = view.readText("/proc/sys/kernel/osrelease")?.trim() || null;
-  if (release !== null) {
-    const path = `/boot/config-${release}`;
-    const text = view.readText(path);
-    if (text !== null) return { release, configPath: path, intelDefaultOn: parseDefaultOn(text) };
-  }
-  const gz = view.readBytes("/proc/config.gz");
-  if (gz !== null) {
-    try {
-      const text = gunzipSync(gz).toString("utf8");
-      return { release, configPath: "/proc/config.gz", intelDefaultOn: parseDefaultOn(text) };
-    } catch {
-      // a damaged config.gz is treated like a missing one
+  let release = readRelease(view);
+  let config = readKernelConfig(view, release);
+  if (config === null && release === null) {
+    const configs = (view.list("/boot") ?? []).filter((n) => n.startsWith("config-"));
+    configs.sort((a, b) => a.localeCompare(b, "en", { numeric: true }));
+    const newest = configs[configs.length - 1];
+    if (newest !== undefined) {
+      release = newest.slice("config-".length);
+      config = readKernelConfig(view, release);
     }
   }
-  const configs = (view.list("/boot") ?? []).filter((n) => n.startsWith("config-"));
-  configs.sort((a, b) => a.localeCompare(b, "en", { numeric: true }));
-  const newest = configs[configs.length - 1];
-  if (release === null && newest !== undefined) {
-    const text = view.readText(`/boot/${newest}`);
-    if (text !== null) return { release: newest.slice("config-".length), configPath: `/boot/${newest}`, intelDefaultOn: parseDefaultOn(text) };
-  }
-  return { release, configPath: null, intelDefaultOn: null };
+  return {
+    release,
+    configPath: config?.source ?? null,
+    intelDefaultOn: config === null ? null : config.values.CONFIG_INTEL_IOMMU_DEFAULT_ON === "y",
+  };
 }
 
 export interface BootargsOptions {
