@@ -68,7 +68,10 @@ export function renderStatusText(r: StatusReport, options: StatusTextOptions = {
     : `Verdict: NOT READY: ${blocking} problem${blocking === 1 ? "" : "s"} block${blocking === 1 ? "s" : ""} device assignment`);
   out.push("");
   out.push("Platform");
-  out.push(row("CPU", `${r.platform.vendor === "unknown" ? "unknown vendor" : r.platform.vendor === "intel" ? "Intel" : "AMD"}: ${cpuLine(r)}`));
+  const cv = r.platform.cpu.vendor;
+  out.push(row("CPU", `${cv === "unknown" ? "unknown vendor" : cv === "intel" ? "Intel" : "AMD"}: ${cpuLine(r)}`));
+  const found = r.platform.firmwareTable !== null || r.kernel.unitCount > 0;
+  out.push(row("IOMMU", !found ? "none found" : r.platform.vendor === "intel" ? "Intel VT-d" : r.platform.vendor === "amd" ? "AMD-Vi" : "unknown kind"));
   out.push(row("Firmware", firmwareLine(r)));
   r.platform.units.forEach((u, i) => out.push(row(i === 0 ? "IOMMU units" : "", unitLine(u))));
   if (options.verbose) {

@@ -41,6 +41,7 @@ export interface StatusUnit extends Omit<KernelUnit, "name" | "kind" | "register
 export interface StatusReport {
   source: string;
   platform: {
+    /** Whose IOMMU: from the firmware table, else the kernel's units, else the CPU vendor. */
     vendor: CpuVendor;
     cpu: CpuInfo;
     firmwareTable: "DMAR" | "IVRS" | null;
@@ -204,13 +205,26 @@ function irDisabledReason(fw: FirmwareInfo, cmd: CmdlineAnalysis, units: KernelU
   return { why: "the kernel did not enable it", hint: "check 'dmesg | grep -i remapping' for the reason" };
 }
 
+/**
+ * Whose IOMMU this is: the firmware table says (DMAR: Intel VT-d, IVRS: AMD-Vi), then the kernel's units, and
+ * only then the CPU vendor. A VM's CPU vendor need not match its virtual IOMMU (QEMU's TCG CPU is
+ * AuthenticAMD even with an emulated VT-d), and intel_iommu= configures VT-d whatever the CPU.
+ */
+function iommuVendor(fw: FirmwareInfo, units: KernelUnit[], cpu: CpuInfo): CpuVendor {
+  if (fw.table === "DMAR") return "intel";
+  if (fw.table === "IVRS") return "amd";
+  if (units.some((u) => u.kind === "intel")) return "intel";
+  if (units.some((u) => u.kind === "amd")) return "amd";
+  return cpu.vendor;
+}
+
 export function gatherStatus(view: SysfsView): StatusReport {
   const cpu = readCpu(view);
   const fw = readFirmware(view);
-  const vendor: CpuVendor = cpu.vendor !== "unknown" ? cpu.vendor : fw.table === "DMAR" ? "intel" : fw.table === "IVRS" ? "amd" : "unknown";
+  const kunits = readKernelUnits(view);
+  const vendor = iommuVendor(fw, kunits, cpu);
   const release = readRelease(view);
   const cmd = analyzeCmdline(view.readText("/proc/cmdline") ?? "", vendor);
-  const kunits = readKernelUnits(view);
   const groups = listIommuGroups(view);
   const irq = readInterrupts(view);
   const allowUnsafeSysfs = readAllowUnsafe(view);
@@ -247,7 +261,7 @@ export function gatherStatus(view: SysfsView): StatusReport {
 
   if (cpu.known && cpu.virtualization === null) {
     problems.push(problem("CPU_NO_VIRTUALIZATION", "warning",
-      `the CPU shows no ${vendor === "amd" ? "svm (AMD-V)" : vendor === "intel" ? "vmx (VT-x)" : "vmx/svm"} flag: KVM cannot run virtual machines here`,
+      `the CPU shows no ${cpu.vendor === "amd" ? "svm (AMD-V)" : cpu.vendor === "intel" ? "vmx (VT-x)" : "vmx/svm"} flag: KVM cannot run virtual machines here`,
       cpu.hypervisor ? "this is a VM: enable nested virtualization on its host" : "enable VT-x / AMD-V (SVM) in the firmware setup"));
   }
   if (cpu.hypervisor) {
