@@ -1,0 +1,219 @@
+/**
+ * A simulated machine built from a declarative configuration (machine-config.ts): RAM with the q35 layout (some
+ * below 4 GiB, the rest above the PCI hole), CPUs, IOAPICs, a PCI topology, VT-d remapping units and the firmware
+ * (e820 map, ACPI DMAR encoded with the acpi/ codec).
+ *
+ * Two sides:
+ * - What a kernel touches, exactly what a CPU can: RAM (`memory`), MMIO (`mmioRead` / `mmioWrite`, which reach the
+ *   remapping units' registers and MSI-X tables in BARs), PCI configuration space (`configRead` / `configWrite`,
+ *   ECAM), the firmware (`firmware`) and interrupts (`onInterrupt`).
+ * - What devices do: `device(bdf)` issues DMA reads and writes and MSIs with the requester id the topology gives
+ *   its requests at the root complex, through the platform and the unit covering that id.
+ */
+import { readFileSync } from "node:fs";
+import { IommuError, fsError } from "../core/errors.js";
+import type { PhysicalMemory } from "../core/memory.js";
+import { barSlots, normalizeMachineConfig, type MachineConfig, type MachineConfigInput } from "./machine-config.js";
+import { buildAcpiTables, buildE820, type E820Entry } from "./machine-firmware.js";
+import { Platform, type DmaOutcome, type InterruptMessage } from "./platform.js";
+import { CAP_MSI_OFFSET, programBar, type PciFunction, type PciTopology } from "./pci/topology.js";
+import type { TranslateResult, VtdUnit } from "./vtd/unit.js";
+import { machinePreset } from "./machine-presets.js";
+
+export interface MachineFirmware {
+  e820: E820Entry[];
+  /** ACPI tables by signature ("DMAR"). */
+  acpi: Record<string, Uint8Array>;
+  /** CPUs as the MADT lists them. */
+  cpus: { apicId: number }[];
+  ioapics: { id: number; base: number }[];
+}
+
+/** A device's side of the bus: its DMA and interrupts, as it issues them. */
+export interface DeviceBus {
+  readonly fn: PciFunction;
+  /** Requester id of its requests at the root complex (after PCIe-to-PCI bridge aliasing). */
+  readonly requesterId: number;
+  read(addr: number | bigint, length: number): DmaOutcome;
+  write(addr: number | bigint, data: Uint8Array): DmaOutcome;
+  /** Signals MSI / MSI-X vector `index` with the address and data the kernel programmed; null when not enabled. */
+  signal(index?: number): TranslateResult | null;
+}
+
+export interface MachineUnit {
+  name: string;
+  base: number;
+  unit: VtdUnit;
+}
+
+const TWO32 = 2 ** 32;
+
+export class Machine {
+  readonly config: MachineConfig;
+  readonly topology: PciTopology;
+  readonly platform: Platform;
+  readonly memory: PhysicalMemory;
+  readonly firmware: MachineFirmware;
+  readonly units: MachineUnit[] = [];
+  /** Highest RAM address + 1. */
+  readonly ramTop: number;
+  private handler: ((m: InterruptMessage) => void) | null = null;
+  /** MSI-X tables: per function, 16 bytes per vector, written by the kernel through MMIO. */
+  private readonly msixTables = new Map<PciFunction, Uint8Array>();
+
+  constructor(input: MachineConfigInput | MachineConfig) {
+    const { config, topology } = normalizeMachineConfig(input as MachineConfigInput);
+    this.config = config;
+    this.topology = topology;
+    const high = config.ram.size - config.ram.below4g;
+    this.ramTop = high > 0 ? TWO32 + high : config.ram.below4g;
+    this.platform = new Platform({ ramSize: this.ramTop, interruptSink: (m) => this.handler?.(m) });
+    this.memory = this.platform.memory;
+    for (const u of config.iommus) {
+      const scope = u.scope === "all" ? { includeAll: true } : this.unitScope(u.scope);
+      const unit = this.platform.addVtdUnit({
+        base: u.base,
+        name: u.name,
+        scope,
+        config: { awBits: u.awBits, cachingMode: u.cachingMode, interruptRemapping: u.interruptRemapping, passThrough: u.passThrough },
+      });
+      this.units.push({ name: u.name, base: u.base, unit });
+    }
+    for (const fn of topology.functions) {
+      const slots = barSlots(fn);
+      fn.bars.forEach((b, i) => programBar(fn, slots[i] ?? 0, b, b.base ?? 0));
+      if (fn.msi === "msix") this.msixTables.set(fn, new Uint8Array(16 * fn.msiVectors));
+    }
+    const rmrrRanges = config.rmrrs.map((r) => ({ base: r.base, end: r.end }));
+    this.firmware = {
+      e820: buildE820(config.ram, rmrrRanges),
+      acpi: buildAcpiTables(config, topology),
+      cpus: config.cpus,
+      ioapics: config.ioapics,
+    };
+  }
+
+  /** A machine from a preset name or a JSON file path. */
+  static load(nameOrFile: string): Machine {
+    const preset = machinePreset(nameOrFile);
+    if (preset !== null) return new Machine(preset);
+    let text: string;
+    try {
+      text = readFileSync(nameOrFile, "utf8");
+    } catch (e) {
+      throw fsError(e, nameOrFile);
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (e) {
+      throw new IommuError("MACHINE_CONFIG", `${nameOrFile}: not valid JSON: ${(e as Error).message}`);
+    }
+    return new Machine(json as MachineConfigInput);
+  }
+
+  private unitScope(list: string[]): { sids: number[]; buses: [number, number][] } {
+    const sids: number[] = [];
+    const buses: [number, number][] = [];
+    for (const s of list) {
+      const fn = this.topology.byBdf(s);
+      if (fn === undefined) continue;
+      sids.push(fn.rid);
+      if (fn.secondaryBus !== null) buses.push([fn.secondaryBus, fn.subordinateBus ?? fn.secondaryBus]);
+    }
+    return { sids, buses };
+  }
+
+  // ---- The CPU's side ----
+
+  /** Where interrupt messages go (the kernel installs its handler here). */
+  onInterrupt(handler: (m: InterruptMessage) => void): void {
+    this.handler = handler;
+  }
+
+  mmioRead(addr: number, size: 4 | 8): bigint {
+    const t = this.msixTarget(addr, size);
+    if (t !== null) {
+      let v = 0n;
+      for (let i = size - 1; i >= 0; i--) v = (v << 8n) | BigInt(t.table[t.offset + i] ?? 0);
+      return v;
+    }
+    return this.platform.mmioRead(addr, size);
+  }
+
+  mmioRead32(addr: number): number {
+    return Number(this.mmioRead(addr, 4));
+  }
+
+  mmioWrite(addr: number, size: 4 | 8, value: number | bigint): void {
+    const t = this.msixTarget(addr, size);
+    if (t !== null) {
+      let v = BigInt.asUintN(64, BigInt(value));
+      for (let i = 0; i < size; i++) {
+        t.table[t.offset + i] = Number(v & 0xffn);
+        v >>= 8n;
+      }
+      return;
+    }
+    this.platform.mmioWrite(addr, size, value);
+  }
+
+  private msixTarget(addr: number, size: number): { table: Uint8Array; offset: number } | null {
+    for (const [fn, table] of this.msixTables) {
+      const base = fn.bars[0]?.base ?? null;
+      if (base !== null && addr >= base && addr + size <= base + table.length) return { table, offset: addr - base };
+    }
+    return null;
+  }
+
+  /** ECAM configuration read of the function with requester id `rid`. */
+  configRead(rid: number, offset: number, size: 1 | 2 | 4): number {
+    return this.topology.configRead(rid, offset, size);
+  }
+
+  configWrite(rid: number, offset: number, size: 1 | 2 | 4, value: number): void {
+    this.topology.configWrite(rid, offset, size, value);
+  }
+
+  // ---- The devices' side ----
+
+  device(bdf: string): DeviceBus {
+    const fn = this.topology.byBdf(bdf);
+    if (fn === undefined) throw new IommuError("NO_SUCH_DEVICE", `no PCI function ${bdf} in machine '${this.config.name}'`);
+    const rid = this.topology.requesterIdAtRoot(fn);
+    const platform = this.platform;
+    return {
+      fn,
+      requesterId: rid,
+      read: (addr, length) => platform.dmaRead(rid, addr, length),
+      write: (addr, data) => platform.dmaWrite(rid, addr, data),
+      signal: (index = 0) => {
+        const m = this.msiMessage(fn, index);
+        return m === null ? null : platform.msi(rid, m.address, m.data);
+      },
+    };
+  }
+
+  /** The MSI address and data the kernel programmed for vector `index`, or null when MSI/MSI-X is off. */
+  msiMessage(fn: PciFunction, index: number): { address: number; data: number } | null {
+    const rd = (o: number, n: 1 | 2 | 4) => this.topology.configRead(fn.rid, o, n);
+    if (fn.msi === "msi") {
+      const ctl = rd(CAP_MSI_OFFSET + 2, 2);
+      if ((ctl & 1) === 0) return null;
+      const lo = rd(CAP_MSI_OFFSET + 4, 4);
+      const hi = rd(CAP_MSI_OFFSET + 8, 4);
+      const data = rd(CAP_MSI_OFFSET + 12, 2);
+      return { address: hi * TWO32 + lo, data: (data | (index & 31)) >>> 0 };
+    }
+    if (fn.msi === "msix") {
+      const ctl = rd(CAP_MSI_OFFSET + 2, 2);
+      if ((ctl & 0x8000) === 0 || (ctl & 0x4000) !== 0) return null;
+      const t = this.msixTables.get(fn);
+      if (t === undefined || index >= fn.msiVectors) return null;
+      const v = new DataView(t.buffer, t.byteOffset + 16 * index, 16);
+      if ((v.getUint32(12, true) & 1) !== 0) return null; // vector masked
+      return { address: v.getUint32(4, true) * TWO32 + v.getUint32(0, true), data: v.getUint32(8, true) };
+    }
+    return null;
+  }
+}
