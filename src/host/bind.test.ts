@@ -180,3 +180,17 @@ test("CLI: bind refuses a snapshot, reports errors in one line, and --json descr
   assert.equal(j.vfioDevice, "/dev/vfio/12");
   assert.deepEqual(j.devices.map((d) => d.changed), [false, false]);
 });
+
+test("a failing unbind write leaves no stale override behind", () => {
+  withHost({}, (h) => {
+    // the kernel rejects the unbind (as when the driver refuses): the override must be cleared again
+    const real = h.view.writeText.bind(h.view);
+    h.view.writeText = (p, t) => {
+      if (p.endsWith("/unbind")) throw new IommuError("IO_ERROR", `${p}: cannot write: Device or resource busy`);
+      real(p, t);
+    };
+    assert.throws(() => bindVfio(h.view, "00:02.0"), /Device or resource busy/);
+    assert.equal(h.view.readText("/sys/bus/pci/devices/0000:00:02.0/driver_override"), "(null)\n");
+    assert.equal(h.view.readLink("/sys/bus/pci/devices/0000:00:02.0/driver")?.endsWith("/e1000e"), true);
+  });
+});

@@ -101,17 +101,25 @@ function bindOne(view: WritableSysfsView, d: PciDevice): DeviceChange {
     throw new IommuError("NO_DRIVER_OVERRIDE", `${d.address}: the kernel has no driver_override for it (Linux 3.16 or later is needed)`);
   }
   write(view, writes, `${dir}/driver_override`, `${VFIO_DRIVER}\n`);
-  if (before !== null) write(view, writes, `/sys/bus/pci/drivers/${before}/unbind`, d.address);
-  write(view, writes, DRIVERS_PROBE, d.address);
+  // give the device back rather than leave it with no driver or a stale override
+  const handBack = () => {
+    try {
+      write(view, writes, `${dir}/driver_override`, d.driverOverride === null ? "\n" : `${d.driverOverride}\n`);
+      if (driverOf(view, d.address) === null) write(view, writes, DRIVERS_PROBE, d.address);
+    } catch {
+      // the error reported to the caller says what happened; the hand-back is best effort
+    }
+  };
+  try {
+    if (before !== null) write(view, writes, `/sys/bus/pci/drivers/${before}/unbind`, d.address);
+    write(view, writes, DRIVERS_PROBE, d.address);
+  } catch (e) {
+    handBack();
+    throw e;
+  }
   const after = driverOf(view, d.address);
   if (after !== VFIO_DRIVER) {
-    // give the device back rather than leave it with no driver
-    try {
-      write(view, writes, `${dir}/driver_override`, "\n");
-      if (after === null) write(view, writes, DRIVERS_PROBE, d.address);
-    } catch {
-      // the error below says what happened; the restore is best effort
-    }
+    handBack();
     throw new IommuError("BIND_FAILED", `${d.address}: vfio-pci did not take the device (driver is now ${driverOf(view, d.address) ?? "none"})`, {
       hint: "see 'dmesg | tail' for the vfio-pci probe error",
     });
