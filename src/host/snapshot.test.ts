@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cli } from "../cli/test-support.js";
 import { planBootargs } from "./bootargs.js";
+import { checkDevice } from "./check.js";
 import { gatherGroups } from "./groups.js";
 import { findHostUses } from "./host-use.js";
 import { listPciDevices } from "./pci.js";
@@ -33,6 +34,9 @@ describe("recordSnapshot", () => {
     assert.deepEqual({ ...gatherGroups(snap, { ids: null }), source: "" }, { ...gatherGroups(root, { ids: null }), source: "" });
     assert.deepEqual(planBootargs(snap), planBootargs(root));
     assert.deepEqual(findHostUses(snap, listPciDevices(snap)), findHostUses(root, listPciDevices(root)));
+    for (const d of ["0000:01:00.0", "0000:02:00.0"]) {
+      assert.deepEqual({ ...checkDevice(snap, d), source: "" }, { ...checkDevice(root, d), source: "" });
+    }
   });
 
   it("records host facts and bootloader files", () => {

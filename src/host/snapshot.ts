@@ -6,6 +6,7 @@
  * and the IOMMU-related kernel log lines.
  */
 import { planBootargs } from "./bootargs.js";
+import { checkDevice } from "./check.js";
 import { gatherGroups } from "./groups.js";
 import { findHostUses } from "./host-use.js";
 import { listPciDevices, PCI_DEVICES_DIR } from "./pci.js";
@@ -41,6 +42,12 @@ export const DEFAULT_READERS: SnapshotReader[] = [
   { name: "groups", read: (v) => void gatherGroups(v, { ids: null }) },
   { name: "bootargs", read: (v) => void planBootargs(v) },
   { name: "host use (bind, check)", read: (v) => void findHostUses(v, listPciDevices(v)) },
+  {
+    name: "check",
+    read: (v) => {
+      for (const d of listPciDevices(v)) checkDevice(v, d.address);
+    },
+  },
   {
     name: "device details",
     read: (v) => {

@@ -76,6 +76,23 @@ describe("iommu status", () => {
     assert.match(r.stderr, /--output is for --prometheus/);
   });
 
+  it("fails with PERMISSION_DENIED and exit 2 when a file it needs is unreadable", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "iommu-snap-"));
+    try {
+      const f = join(dir, "denied.json");
+      const entries = {
+        "/sys/bus/pci/devices": { kind: "dir", names: [] },
+        "/proc/cmdline": { kind: "unreadable", code: "PERMISSION_DENIED", message: "/proc/cmdline: permission denied", hint: "run as root (sudo) to read this file" },
+      };
+      writeFileSync(f, JSON.stringify({ format: "iommu-kit-snapshot", version: 1, createdBy: "test", host: {}, entries }));
+      const r = await cli(["status", "--snapshot", f]);
+      assert.equal(r.code, 2);
+      assert.equal(r.stderr, "iommu: error: /proc/cmdline: permission denied [PERMISSION_DENIED]\nhint: run as root (sudo) to read this file\n");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("gives clear one-line errors: missing root, snapshot from a newer version", async () => {
     const missing = await cli(["status", "--root", "/no/such/root"]);
     assert.equal(missing.code, 2);
