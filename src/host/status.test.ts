@@ -1,5 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { decodeTable, encodeTable, type IvrsTable } from "../acpi/index.js";
 import { gatherStatus, statusExitCode, type StatusReport } from "./status.js";
 import { interruptsText, variant, type TreeEdits } from "./status-test-trees.js";
 import { RootView } from "./views/root-view.js";
@@ -129,6 +131,15 @@ describe("gatherStatus", () => {
     ]);
     assert.equal(r.kernel.defaultDomain, "DMA-FQ");
     assert.equal(r.kernel.dmaPolicy, "lazy");
+  });
+
+  it("explains AMD-Vi remapping off when the IVRS names no IOAPIC", () => {
+    const ivrs = new Uint8Array(readFileSync("test/fixtures/hosts/amd-iommu-on/sys/firmware/acpi/tables/IVRS"));
+    const t = decodeTable(ivrs).table as IvrsTable;
+    for (const b of t.blocks) if (b.type === "IVHD") b.entries = b.entries.filter((e) => e.type !== "special");
+    const r = statusOf("amd-iommu-on", { "sys/firmware/acpi/tables/IVRS": encodeTable(t), "proc/interrupts": interruptsText("") });
+    assert.deepEqual(codes(r), ["error:INTERRUPT_REMAPPING_DISABLED", "warning:AMD_IOMMU_ON_INVALID"]);
+    assert.match(r.problems[0]?.message ?? "", /names no IOAPIC/);
   });
 
   it("cannot judge interrupt remapping without /proc/interrupts", () => {

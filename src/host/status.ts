@@ -199,6 +199,12 @@ function irDisabledReason(fw: FirmwareInfo, cmd: CmdlineAnalysis, units: KernelU
       hint: cpu.hypervisor ? "give the VM's virtual IOMMU interrupt remapping (QEMU: -device intel-iommu,intremap=on with -machine kernel-irqchip=split)" : "this hardware cannot remap interrupts",
     };
   }
+  if (fw.table === "IVRS" && fw.decoded && fw.units.length > 0 && fw.units.every((u) => u.ioapics === 0)) {
+    return {
+      why: "the IVRS table names no IOAPIC, so Linux turns AMD-Vi interrupt remapping off (a firmware bug)",
+      hint: "update the firmware; some boards need the IOAPIC mapping given with ivrs_ioapic[ID]=BDF on the kernel command line",
+    };
+  }
   if (fw.table === "DMAR" && fw.interruptRemapping === false) {
     return { why: "the firmware does not report interrupt remapping (DMAR flag INTR_REMAP is clear)", hint: "enable interrupt remapping / VT-d fully in the firmware setup, or update the firmware" };
   }
