@@ -98,7 +98,10 @@ export function parseSnapshot(doc: unknown, file: string): SnapshotFile {
   }
   if (!isRecord(doc.entries)) throw bad(file, 'no "entries" object');
   const entries: Record<string, SnapshotEntry> = {};
-  for (const [path, e] of Object.entries(doc.entries)) entries[path] = checkEntry(file, path, e);
+  for (const [path, e] of Object.entries(doc.entries)) {
+    if (!path.startsWith("/")) throw bad(file, `entry '${path}' is not an absolute path`);
+    entries[path] = checkEntry(file, path, e);
+  }
   const host = isRecord(doc.host) ? doc.host : {};
   return {
     format: SNAPSHOT_FORMAT,

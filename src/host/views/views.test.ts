@@ -211,6 +211,7 @@ describe("SnapshotView", () => {
   it("rejects documents that are not snapshots, naming the bad entry", () => {
     assert.throws(() => parseSnapshot({ hello: 1 }, "x.json"), /x\.json: not an iommu-kit snapshot/);
     assert.throws(() => parseSnapshot(doc({ "/a": { kind: "weird" } }), "x.json"), /entry '\/a' has unknown kind 'weird'/);
+    assert.throws(() => parseSnapshot(doc({ "proc/cmdline": { kind: "absent" } }), "x.json"), /x\.json: entry 'proc\/cmdline' is not an absolute path/);
   });
 
   it("loads from disk with clear errors for missing and malformed files", () => {
