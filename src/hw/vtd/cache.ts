@@ -27,6 +27,7 @@ export class SetAssocStore {
   readonly ways: number;
   readonly capacity: number;
   readonly policy: ReplacementPolicy;
+  private readonly lru: boolean;
   private readonly setMask: number;
   private readonly tag0: Uint32Array;
   private readonly tag1: Uint32Array;
@@ -36,6 +37,11 @@ export class SetAssocStore {
   private clock = 0;
   private rng: number;
   private readonly seed: number;
+  /**
+   * Changes whenever an entry may have left or changed tag (eviction, invalidation, reset): lookup
+   * accelerators in front of this store (see Iotlb) are valid only while it stays the same.
+   */
+  epoch = 1;
   /** Number of valid entries. */
   count = 0;
   hits = 0;
@@ -49,6 +55,7 @@ export class SetAssocStore {
     this.ways = g.ways;
     this.capacity = g.sets * g.ways;
     this.policy = g.policy;
+    this.lru = g.policy === "lru";
     this.setMask = g.sets - 1;
     this.tag0 = new Uint32Array(this.capacity);
     this.tag1 = new Uint32Array(this.capacity);
@@ -75,7 +82,7 @@ export class SetAssocStore {
 
   /** Marks a slot used (LRU bookkeeping). */
   touch(slot: number): void {
-    if (this.policy === "lru") this.stamp[slot] = ++this.clock;
+    if (this.lru) this.stamp[slot] = ++this.clock;
   }
 
   /**
@@ -102,6 +109,7 @@ export class SetAssocStore {
       slot = this.victim(base);
       this.evictions++;
       this.count--;
+      this.epoch++;
     }
     this.valid[slot] = 1;
     this.tag0[slot] = t0 >>> 0;
@@ -152,6 +160,7 @@ export class SetAssocStore {
       this.valid[slot] = 0;
       this.count--;
       this.invalidations++;
+      this.epoch++;
     }
   }
 
@@ -166,6 +175,7 @@ export class SetAssocStore {
     }
     this.count -= n;
     this.invalidations += n;
+    if (n > 0) this.epoch++;
     return n;
   }
 
@@ -174,6 +184,7 @@ export class SetAssocStore {
     this.valid.fill(0);
     this.count = 0;
     this.invalidations += n;
+    this.epoch++;
     return n;
   }
 
@@ -183,6 +194,7 @@ export class SetAssocStore {
     this.stamp.fill(0);
     this.count = 0;
     this.clock = 0;
+    this.epoch++;
     this.rng = this.seed;
     this.hits = this.misses = this.evictions = this.fills = this.invalidations = 0;
   }

@@ -9,7 +9,10 @@
  * entries, so software must invalidate after making something present, exactly as the spec requires.
  */
 import type { CacheGeometry } from "./config.js";
-import { mixHash, SetAssocStore, type CacheStats } from "./cache.js";
+import { mixHash as mixHashImported, SetAssocStore, type CacheStats } from "./cache.js";
+
+// A module-local binding: the lookup paths call it on every request (see unit.ts on imported bindings).
+const mixHash = mixHashImported;
 
 /** The low 32 bits of (iovaHi:iovaLo) >> shift, for shift 0..63. */
 export function vpnLo(lo: number, hi: number, shift: number): number {
@@ -31,8 +34,18 @@ function shiftOf(level: number): number {
 /** Negative IOTLB entry for a not-present leaf: the fault depends on the access (0x5 write / 0x6 read). */
 export const NEG_NOT_PRESENT = 0xff;
 
+/** Entries of the IOTLB's lookup accelerator (direct-mapped, by 4 KiB page). */
+const FRONT_SIZE = 256;
+
 export class Iotlb {
   readonly store: SetAssocStore;
+  // Lookup accelerator: remembers which slot answered a (domain, 4 KiB page) lookup, valid while the store's
+  // epoch is unchanged (no eviction or invalidation since). It holds no translations of its own, so the IOTLB
+  // stays exactly as stale or fresh as the set-associative store says; it only saves the set scan.
+  private readonly frontVpn = new Uint32Array(FRONT_SIZE);
+  private readonly frontKey = new Uint32Array(FRONT_SIZE);
+  private readonly frontSlot = new Int32Array(FRONT_SIZE);
+  private readonly frontEpoch = new Float64Array(FRONT_SIZE);
   readonly frameLo: Uint32Array;
   readonly frameHi: Uint32Array;
   /** bit 0 = R, bit 1 = W. */
@@ -72,6 +85,28 @@ export class Iotlb {
     }
     st.misses++;
     return -1;
+  }
+
+  /** As `lookup`, answered from the accelerator when it can: the hit path of a translation. */
+  lookupFast(did: number, lo: number, hi: number): number {
+    const vpn = ((lo >>> 12) | (hi << 20)) >>> 0;
+    const key = ((did << 16) | ((hi >>> 12) & 0x1fff)) >>> 0;
+    const k = (vpn ^ Math.imul(did, 0x2f)) & (FRONT_SIZE - 1);
+    const st = this.store;
+    if (this.frontEpoch[k] === st.epoch && this.frontVpn[k] === vpn && this.frontKey[k] === key) {
+      const slot = this.frontSlot[k] ?? -1;
+      st.hits++;
+      st.touch(slot);
+      return slot;
+    }
+    const slot = this.lookup(did, lo, hi);
+    if (slot >= 0) {
+      this.frontVpn[k] = vpn;
+      this.frontKey[k] = key;
+      this.frontSlot[k] = slot;
+      this.frontEpoch[k] = st.epoch;
+    }
+    return slot;
   }
 
   fill(did: number, lo: number, hi: number, level: number, frameLo: number, frameHi: number, read: boolean, write: boolean, neg = 0): number {
@@ -136,10 +171,15 @@ export class ContextCache {
   readonly tt: Uint8Array;
   readonly fpd: Uint8Array;
   readonly aw: Uint8Array;
+  /** min(MGAW + 1, AGAW) - 32: the address-width check of the hit path is `hi >>> widthShift === 0`. */
+  readonly widthShift: Uint8Array;
   readonly ptLo: Uint32Array;
   readonly ptHi: Uint32Array;
   /** 0 = a usable context; otherwise the cached fault reason (caching mode only). */
   readonly neg: Uint8Array;
+  private lastSid = -1;
+  private lastSlot = -1;
+  private lastEpoch = 0;
 
   constructor(g: CacheGeometry) {
     this.store = new SetAssocStore(g);
@@ -148,6 +188,7 @@ export class ContextCache {
     this.tt = new Uint8Array(n);
     this.fpd = new Uint8Array(n);
     this.aw = new Uint8Array(n);
+    this.widthShift = new Uint8Array(n);
     this.ptLo = new Uint32Array(n);
     this.ptHi = new Uint32Array(n);
     this.neg = new Uint8Array(n);
@@ -155,7 +196,18 @@ export class ContextCache {
 
   lookup(sid: number): number {
     const st = this.store;
+    // The last source id looked up, while nothing was evicted or invalidated since: no set scan.
+    if (sid === this.lastSid && st.epoch === this.lastEpoch) {
+      st.hits++;
+      st.touch(this.lastSlot);
+      return this.lastSlot;
+    }
     const slot = st.find(st.setOf(mixHash(sid, 0x5a5a)), sid, 0);
+    if (slot >= 0) {
+      this.lastSid = sid;
+      this.lastSlot = slot;
+      this.lastEpoch = st.epoch;
+    }
     if (slot >= 0) {
       st.hits++;
       st.touch(slot);
@@ -172,6 +224,7 @@ export class ContextCache {
     this.tt[slot] = tt;
     this.fpd[slot] = fpd ? 1 : 0;
     this.aw[slot] = aw;
+    this.widthShift[slot] = 32;
     this.ptLo[slot] = ptLo >>> 0;
     this.ptHi[slot] = ptHi >>> 0;
     this.neg[slot] = neg;

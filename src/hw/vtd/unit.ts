@@ -67,6 +67,19 @@ import {
 } from "./spec.js";
 import { ContextOut, lookupContext, walkSecondLevel, WalkOut, type PagingStructureSink, type TableReader } from "./walk.js";
 
+// Module-local copies of what the hit path reads on every request. Imported bindings can cost a property
+// access each when modules are loaded through a transpiling loader (tests, tsx); locals never do.
+const HEAD = INTERRUPT_ADDR_HEAD;
+const AT_NONE = AT_UNTRANSLATED;
+const AT_DONE = AT_TRANSLATED;
+const TT_DT = TT_DEVICE_TLB;
+const TT_PT = TT_PASS_THROUGH;
+const FR_MGAW = VTD_FR_ADDR_BEYOND_MGAW;
+const FR_TT = VTD_FR_CONTEXT_ENTRY_TT;
+const FR_WRITE = VTD_FR_WRITE;
+const FR_READ = VTD_FR_READ;
+const NEG_NP = NEG_NOT_PRESENT;
+
 /** translateFast's answer for a write to the interrupt address range: use translate() (or the remapper). */
 export const INTERRUPT_REQUEST = -1;
 /** translateFast's answer for a request the interrupt address range does not accept (a read there). */
@@ -376,13 +389,13 @@ export class VtdUnit implements InvalidationTarget {
    * to 0xFEEx_xxxx or UNSUPPORTED_REQUEST for a read there. `at`: 0 untranslated, 1 translation request,
    * 2 translated. Allocates nothing.
    */
-  translateFast(sid: number, lo: number, hi: number, write: boolean, at = AT_UNTRANSLATED): number {
+  translateFast(sid: number, lo: number, hi: number, write: boolean, at = AT_NONE): number {
     lo >>>= 0;
     hi >>>= 0;
     sid &= 0xffff;
     this.translations++;
     // 3.14: requests to the interrupt address range are never DMA.
-    if (hi === 0 && lo >>> 20 === INTERRUPT_ADDR_HEAD) return write ? INTERRUPT_REQUEST : UNSUPPORTED_REQUEST;
+    if (hi === 0 && lo >>> 20 === HEAD) return write ? INTERRUPT_REQUEST : UNSUPPORTED_REQUEST;
     if (!this.tes) return this.passThrough(lo, hi);
     const cc = this.contextCache;
     let slot = cc.lookup(sid);
@@ -394,22 +407,21 @@ export class VtdUnit implements InvalidationTarget {
     if (neg !== 0) return this.fault(sid, lo, hi, neg, write, at, cc.fpd[slot] === 1);
     const tt = cc.tt[slot] ?? 0;
     const fpd = cc.fpd[slot] === 1;
-    if (at !== AT_UNTRANSLATED) {
+    if (at !== AT_NONE) {
       // LCT.5: translation requests need TT = 01b; translated requests pass only with TT = 01b.
-      if (tt !== TT_DEVICE_TLB) return this.fault(sid, lo, hi, VTD_FR_CONTEXT_ENTRY_TT, write, at, fpd);
-      if (at === AT_TRANSLATED) return this.passThrough(lo, hi);
+      if (tt !== TT_DT) return this.fault(sid, lo, hi, FR_TT, write, at, fpd);
+      if (at === AT_DONE) return this.passThrough(lo, hi);
     }
-    if (tt === TT_PASS_THROUGH) return this.passThrough(lo, hi);
-    const aw = cc.aw[slot] ?? 0;
-    const width = Math.min(this.caps.mgawBits, 30 + 9 * aw);
-    if (hi >>> (width - 32) !== 0) return this.fault(sid, lo, hi, VTD_FR_ADDR_BEYOND_MGAW, write, at, fpd);
+    if (tt === TT_PT) return this.passThrough(lo, hi);
+    // LGN.1: the address must be below 2^min(MGAW + 1, AGAW); both are at least 39, so only `hi` matters.
+    if (hi >>> (cc.widthShift[slot] ?? 0) !== 0) return this.fault(sid, lo, hi, FR_MGAW, write, at, fpd);
     const did = cc.did[slot] ?? 0;
     const tlb = this.iotlb;
-    const t = tlb.lookup(did, lo, hi);
+    const t = tlb.lookupFast(did, lo, hi);
     if (t >= 0) {
       const tneg = tlb.neg[t] ?? 0;
       if (tneg !== 0) {
-        const reason = tneg === NEG_NOT_PRESENT ? (write ? VTD_FR_WRITE : VTD_FR_READ) : tneg;
+        const reason = tneg === NEG_NP ? (write ? FR_WRITE : FR_READ) : tneg;
         return this.fault(sid, lo, hi, reason, write, at, fpd);
       }
       const perm = tlb.perm[t] ?? 0;
@@ -444,7 +456,9 @@ export class VtdUnit implements InvalidationTarget {
       if (this.config.cachingMode) this.contextCache.fill(sid, 0, 0, ctx.fpd, 0, 0, 0, reason);
       return -reason;
     }
-    return this.contextCache.fill(sid, ctx.did, ctx.tt, ctx.fpd, ctx.aw, ctx.ptLo, ctx.ptHi & this.caps.addrHiMask, 0);
+    const slot = this.contextCache.fill(sid, ctx.did, ctx.tt, ctx.fpd, ctx.aw, ctx.ptLo, ctx.ptHi & this.caps.addrHiMask, 0);
+    this.contextCache.widthShift[slot] = Math.min(this.caps.mgawBits, ctx.agaw) - 32;
+    return slot;
   }
 
   private walkAndFill(sid: number, did: number, slot: number, lo: number, hi: number, write: boolean, at: number, fpd: boolean): number {
