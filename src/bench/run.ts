@@ -2,8 +2,9 @@
 import { machineInfo, renderTable, type BenchCase, type BenchOptions, type CaseResult } from "./harness.js";
 import { lineChart } from "./svg.js";
 import { iovaCase } from "./cases/iova.js";
+import { translateHitCase, translateWalkCase } from "./cases/translate.js";
 
-export const benchCases: BenchCase[] = [iovaCase];
+export const benchCases: BenchCase[] = [translateHitCase, translateWalkCase, iovaCase];
 
 export interface BenchReport {
   machine: { cpu: string; cores: number; node: string };
