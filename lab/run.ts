@@ -4,7 +4,7 @@
  *   node --import tsx lab/run.ts                      every suite (doctor, oracle)
  *   node --import tsx lab/run.ts doctor --scenario a  one doctor scenario (a … e)
  *   node --import tsx lab/run.ts doctor --update-fixtures   also re-record test/fixtures/hosts/qemu-*
- *   node --import tsx lab/run.ts oracle               the VT-d oracle only
+ *   node --import tsx lab/run.ts oracle               the VT-d oracle only (--update-fixtures: test/fixtures/vtd-oracle)
  * Options: --echo prints the guests' consoles; --timeout SEC per guest.
  * Run `bash lab/setup.sh` first (lab/run-all.sh does both).
  */
@@ -44,7 +44,11 @@ if (suites.includes("doctor")) {
 }
 if (suites.includes("oracle")) {
   const { runOracle } = await import("./oracle.js");
-  await runOracle(report, { echo: values.echo === true, ...(timeoutSec ? { timeoutSec } : {}) });
+  await runOracle(report, {
+    echo: values.echo === true,
+    updateFixtures: values["update-fixtures"] === true,
+    ...(timeoutSec ? { timeoutSec } : {}),
+  });
 }
 
 process.stdout.write(`\nlab: ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
