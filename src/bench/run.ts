@@ -3,8 +3,9 @@ import { machineInfo, renderTable, type BenchCase, type BenchOptions, type CaseR
 import { lineChart } from "./svg.js";
 import { iovaCase } from "./cases/iova.js";
 import { translateHitCase, translateWalkCase } from "./cases/translate.js";
+import { dumpWalkCase } from "./cases/dump-walk.js";
 
-export const benchCases: BenchCase[] = [translateHitCase, translateWalkCase, iovaCase];
+export const benchCases: BenchCase[] = [translateHitCase, translateWalkCase, iovaCase, dumpWalkCase];
 
 export interface BenchReport {
   machine: { cpu: string; cores: number; node: string };
