@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import { pciAddress } from "../core/pci.js";
 import { DmaTestDevice } from "./devices/dma-test.js";
 import { Platform, QEMU_VTD_BASE } from "./platform.js";
-import { DMAR_CAP_REG, DMAR_FECTL_REG, DMAR_FEDATA_REG, DMAR_FEADDR_REG, DMAR_GSTS_REG } from "./vtd/spec.js";
-import { enableTranslation, VtdTables, type RegisterPort } from "./vtd/test-support.js";
+import { DMAR_CAP_REG, DMAR_FECTL_REG, DMAR_FEDATA_REG, DMAR_FEADDR_REG, DMAR_GSTS_REG, DMAR_IRTA_REG, GCMD_IRE, GCMD_SIRTP } from "./vtd/spec.js";
+import { enableTranslation, gcmd, VtdTables, type RegisterPort } from "./vtd/test-support.js";
 
 /** A unit's registers seen through the platform's MMIO window, as a CPU sees them. */
 function port(p: Platform, base: number): RegisterPort {
@@ -73,4 +73,17 @@ test("platform: a device MSI passes to the interrupt sink unchanged with interru
   assert.deepEqual(seen, [0x4031]);
   assert.equal(p.interrupts[0]?.irq?.vector, 0x31);
   assert.equal(p.interrupts[0]?.irq?.destination, 1);
+});
+
+test("platform: an interrupt remapping table outside RAM is fault 0x23, recorded by the unit", () => {
+  const p = new Platform({ ramSize: 16 * 0x100000 });
+  const u = p.addVtdUnit();
+  u.mmioWrite(DMAR_IRTA_REG, 8, 0x4000_0000n | 7n);
+  gcmd(u, GCMD_SIRTP);
+  gcmd(u, GCMD_IRE);
+  const dev = new DmaTestDevice(p, pciAddress(0, 3, 0));
+  const r = dev.msi(0xfee0_0010, 0); // remappable format, handle 0
+  assert.equal(r.ok, false);
+  if (!r.ok && r.kind === "interrupt") assert.equal(r.reason, 0x23);
+  assert.equal(Number((u.mmioRead(u.config.faultRecordOffset + 8, 8) >> 32n) & 0xffn), 0x23);
 });

@@ -87,7 +87,13 @@ export class Platform {
       ram === null
         ? mem
         : {
-            read32: (a) => (typeof a === "number" && a + 4 <= ram ? mem.read32(a) : 0xffffffff),
+            // Outside RAM a table read fails: the walkers ask canRead first and fault; the interrupt
+            // remapper turns the exception into its access-error fault (0x23).
+            read32: (a) => {
+              const n = Number(a);
+              if (!(n >= 0 && n + 4 <= ram)) throw new RangeError(`physical address 0x${n.toString(16)} is outside RAM`);
+              return mem.read32(n);
+            },
             canRead: (a, n) => a >= 0 && a + n <= ram,
           };
   }

@@ -11,7 +11,7 @@
  *   translateFast(sid, lo, hi, write)  one page, no allocation, no bigint: returns 0 (result in outLo/outHi,
  *                                      outShift, outRead, outWrite), a fault reason, or INTERRUPT_REQUEST.
  */
-import type { PhysicalMemory, PhysReader } from "../../core/memory.js";
+import type { PhysicalMemory } from "../../core/memory.js";
 import type { InterruptMessage, InterruptSink } from "../platform.js";
 import { ContextCache, Iotlb, NEG_NOT_PRESENT, PagingStructureCache } from "./caches.js";
 import type { CacheStats } from "./cache.js";
@@ -221,9 +221,9 @@ export class VtdUnit implements InvalidationTarget {
     this.pscSink = {
       fill: (level, lo, hi, nextLo, nextHi, r, w) => psc?.fill(this.pscDid, level, lo, hi, nextLo, nextHi, r, w),
     };
-    const irReader: PhysReader = this.reader;
+    // The remapper reads IRTEs through the same reader; a read that fails (throws) is its fault 0x23.
     this.remapper = cfg.interruptRemapping
-      ? new InterruptRemapper(irReader, (f) => this.recordInterruptFault(f.sid, f.reason, f.index), {
+      ? new InterruptRemapper(this.reader, (f) => this.recordInterruptFault(f.sid, f.reason, f.index), {
           cacheSize: cfg.interruptEntryCache,
           hostAddressWidth: cfg.hawBits,
         })
