@@ -191,7 +191,7 @@ export function lookupContext(reader: TableReader, caps: WalkCaps, rtaLo: number
 export function withinAddressWidth(caps: WalkCaps, ctx: ContextOut, lo: number, hi: number): boolean {
   const width = Math.min(caps.mgawBits, ctx.agaw);
   if (width >= 64) return true;
-  if (width >= 32) return width - 32 >= 32 ? true : hi >>> (width - 32) === 0;
+  if (width >= 32) return hi >>> (width - 32) === 0;
   return hi === 0 && lo >>> width === 0;
 }
 
