@@ -142,11 +142,14 @@ export const CAP_MSI_OFFSET = 0x80;
 export const CAP_VNDR_OFFSET = 0xc0;
 export const EXT_CAP_ACS_OFFSET = 0x100;
 /**
- * The vendor-specific capability every simulated DMA-capable function carries: length 8, format 1, then the
- * number of address bits the device drives in DMA and log2 of its largest DMA segment. It stands for what a real
- * driver knows about its hardware from the device id (and some devices report in registers, like AHCI's S64A).
+ * The vendor-specific capability every simulated DMA-capable function carries (24 bytes): format 1 at +3, the
+ * number of address bits the device drives in DMA at +4, log2 of its largest DMA segment at +5, and from +8 the
+ * NUL-padded name of the driver that claims it. It stands for what a real kernel learns from the device id
+ * (modules.alias, the driver's knowledge of its hardware; some devices report their reach in registers, like
+ * AHCI's S64A).
  */
 export const VNDR_DMA_FORMAT = 1;
+export const VNDR_DMA_LENGTH = 24;
 
 /** Default identities, as QEMU's models report them. */
 const DEFAULT_IDS: Record<PciFunctionType, [number, number, number]> = {
@@ -578,10 +581,12 @@ function buildConfig(fn: PciFunction): void {
   if (dmaCapable) {
     caps.push([CAP_VNDR_OFFSET, (o) => {
       put8(c, o, PCI_CAP_ID_VNDR);
-      put8(c, o + 2, 8);
+      put8(c, o + 2, VNDR_DMA_LENGTH);
       put8(c, o + 3, VNDR_DMA_FORMAT);
       put8(c, o + 4, fn.dmaBits);
       put8(c, o + 5, Math.round(Math.log2(fn.maxSegmentSize)));
+      const drv = fn.driver ?? "";
+      for (let i = 0; i < Math.min(drv.length, VNDR_DMA_LENGTH - 9); i++) put8(c, o + 8 + i, drv.charCodeAt(i));
     }]);
   }
   if (caps.length > 0) {

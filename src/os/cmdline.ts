@@ -1,0 +1,260 @@
+/**
+ * The kernel command line, parsed with Linux 6.1's semantics and its reactions to mistakes.
+ *
+ * - intel_iommu= (drivers/iommu/intel/iommu.c, intel_iommu_setup): a comma list matched by prefix: on, off,
+ *   igfx_off, forcedac, strict, sp_off, sm_on, sm_off, tboot_noforce; anything else logs
+ *   `DMAR: Unknown option - '<rest of the value>'`.
+ * - amd_iommu= (drivers/iommu/amd/init.c): fullflush, force_enable, off, force_isolation, pgtbl_v1, pgtbl_v2;
+ *   there is no "on", so `amd_iommu=on` logs `AMD-Vi: Unknown option - 'on'` (on Intel machines too: the option
+ *   is parsed whatever the CPU).
+ * - iommu= (arch/x86/kernel/pci-dma.c): off, force, noforce, soft, pt, nopt, … ; pt and nopt set the default
+ *   domain type as given on the command line.
+ * - iommu.passthrough=, iommu.strict= (drivers/iommu/iommu.c): booleans (kstrtobool).
+ * - intremap= (drivers/iommu/irq_remapping.c): on, off, nosid, no_x2apic_optout, nopost; nointremap = off.
+ * - swiotlb=N[,force|noforce] (kernel/dma/swiotlb.c): N slabs of 2 KiB, rounded up to a multiple of 128.
+ * Parameters no handler takes and that have no dot are reported, as Linux does, as
+ * `Unknown kernel command line parameters "… ", will be passed to user space.`
+ *
+ * Defaults are Debian 6.1's build (CONFIG_INTEL_IOMMU_DEFAULT_ON_INTGPU_OFF, CONFIG_IOMMU_DEFAULT_DMA_LAZY).
+ */
+
+/** Swiotlb slab: 1 << IO_TLB_SHIFT bytes. */
+export const IO_TLB_SHIFT = 11;
+export const IO_TLB_SIZE = 1 << IO_TLB_SHIFT;
+/** Slabs per segment (a mapping never crosses a segment). */
+export const IO_TLB_SEGSIZE = 128;
+/** Default pool: 64 MiB. */
+export const IO_TLB_DEFAULT_SIZE = 64 << 20;
+
+export interface KernelConfig {
+  /** CONFIG_INTEL_IOMMU_DEFAULT_ON (Debian: on, except integrated graphics). */
+  intelIommuDefaultOn: boolean;
+  /** CONFIG_INTEL_IOMMU_DEFAULT_ON_INTGPU_OFF: integrated graphics gets no translation by default. */
+  intgpuOff: boolean;
+  /** CONFIG_IOMMU_DEFAULT_PASSTHROUGH. */
+  defaultPassthrough: boolean;
+  /** CONFIG_IOMMU_DEFAULT_DMA_STRICT (else lazy). */
+  defaultStrict: boolean;
+  /** CONFIG_INTEL_IOMMU_FLOPPY_WA: ISA bridges get 0-16 MiB identity mapped. */
+  floppyWa: boolean;
+}
+
+export const DEBIAN_6_1_CONFIG: Readonly<KernelConfig> = Object.freeze({
+  intelIommuDefaultOn: true,
+  intgpuOff: true,
+  defaultPassthrough: false,
+  defaultStrict: false,
+  floppyWa: true,
+});
+
+export interface BootParams {
+  raw: string;
+  /** dmar_disabled. */
+  dmarDisabled: boolean;
+  /** no_platform_optin (intel_iommu=off). */
+  noPlatformOptin: boolean;
+  intelIommuExplicit: boolean;
+  igfxOff: boolean;
+  superpage: boolean;
+  scalableMode: boolean;
+  forceDac: boolean;
+  /** iommu=off (no_iommu). */
+  noIommu: boolean;
+  /** Default domain type chosen on the command line: "identity", "dma" or null. */
+  defaultDomainCmdline: "identity" | "dma" | null;
+  /** iommu.strict / intel_iommu=strict given: true strict, false lazy, null not given. */
+  strictCmdline: boolean | null;
+  intremapDisabled: boolean;
+  intremapNoSid: boolean;
+  /** Swiotlb pool size in slabs. */
+  swiotlbSlabs: number;
+  swiotlbForce: boolean;
+  swiotlbNoForce: boolean;
+  /** iommu=soft: software bounce buffering requested. */
+  iommuSoft: boolean;
+  amdIommuOff: boolean;
+  /** Messages of early parameters (printed before "Kernel command line:"). */
+  earlyMessages: Msg[];
+  /** Messages of __setup parameters (printed after it). */
+  setupMessages: Msg[];
+  /** Parameters no handler took, as printed in the "Unknown kernel command line parameters" line. */
+  unknown: string[];
+}
+
+export interface Msg {
+  level: "info" | "notice" | "warn" | "err";
+  text: string;
+}
+
+/** Splits like the kernel's next_arg: whitespace separates, double quotes protect, "--" ends the kernel's part. */
+export function splitCmdline(text: string): { name: string; value: string | null; raw: string }[] {
+  const out: { name: string; value: string | null; raw: string }[] = [];
+  for (const m of text.matchAll(/(?:[^\s"]+|"[^"]*"?)+/g)) {
+    const raw = m[0];
+    if (raw === "--") break;
+    const eq = raw.indexOf("=");
+    const name = (eq < 0 ? raw : raw.slice(0, eq)).replace(/"/g, "");
+    const value = eq < 0 ? null : raw.slice(eq + 1).replace(/^"(.*)"$/, "$1");
+    out.push({ name, value, raw: raw.replace(/"/g, "") });
+  }
+  return out;
+}
+
+/** kstrtobool: 1/y/Y/t/T/on → true, 0/n/N/f/F/off → false, anything else invalid (null). */
+export function kstrtobool(v: string | null): boolean | null {
+  if (v === null || v === "") return null;
+  const c = v[0]?.toLowerCase();
+  if (c === "1" || c === "y" || c === "t") return true;
+  if (c === "0" || c === "n" || c === "f") return false;
+  if (c === "o") {
+    const d = v[1]?.toLowerCase();
+    if (d === "n") return true;
+    if (d === "f") return false;
+  }
+  return null;
+}
+
+/** Parameters a 6.1 kernel (or its built-in modules) take that this model does not act on. */
+const KNOWN_IGNORED = new Set([
+  "console", "earlycon", "earlyprintk", "root", "rootfstype", "rootflags", "rootwait", "ro", "rw", "init", "rdinit", "quiet",
+  "debug", "loglevel", "panic", "nokaslr", "mitigations", "noapic", "nolapic", "nomodeset", "hugepages", "hugepagesz",
+  "default_hugepagesz", "mem", "memmap", "nosmp", "maxcpus", "nr_cpus", "isolcpus", "crashkernel", "resume", "noresume",
+  "acpi", "pci", "pcie_aspm", "pcie_ports", "video", "selinux", "apparmor", "security", "audit", "systemd", "ignore_loglevel",
+  "printk", "initcall_debug", "lpj", "tsc", "clocksource", "nox2apic", "x2apic_phys", "nopti", "pti", "spectre_v2", "noefi",
+]);
+
+
+/** Walks a comma list the way the kernel's option parsers do: each step sees the rest of the string. */
+function eachOption(value: string, fn: (rest: string) => void): void {
+  let s = value;
+  while (s.length > 0) {
+    fn(s);
+    const c = s.indexOf(",");
+    s = c < 0 ? "" : s.slice(c).replace(/^,+/, "");
+  }
+}
+
+export function parseBootParams(raw: string, config: KernelConfig = DEBIAN_6_1_CONFIG): BootParams {
+  const p: BootParams = {
+    raw,
+    dmarDisabled: !config.intelIommuDefaultOn,
+    noPlatformOptin: false,
+    intelIommuExplicit: false,
+    igfxOff: config.intgpuOff,
+    superpage: true,
+    scalableMode: true,
+    forceDac: false,
+    noIommu: false,
+    defaultDomainCmdline: null,
+    strictCmdline: null,
+    intremapDisabled: false,
+    intremapNoSid: false,
+    swiotlbSlabs: IO_TLB_DEFAULT_SIZE >> IO_TLB_SHIFT,
+    swiotlbForce: false,
+    swiotlbNoForce: false,
+    iommuSoft: false,
+    amdIommuOff: false,
+    earlyMessages: [],
+    setupMessages: [],
+    unknown: [],
+  };
+  const early = (level: Msg["level"], text: string) => p.earlyMessages.push({ level, text });
+  const setup = (level: Msg["level"], text: string) => p.setupMessages.push({ level, text });
+  for (const { name, value, raw: tok } of splitCmdline(raw)) {
+    const n = name.replace(/-/g, "_");
+    switch (n) {
+      case "intel_iommu":
+        eachOption(value ?? "", (s) => {
+          if (s.startsWith("on")) {
+            p.dmarDisabled = false;
+            p.intelIommuExplicit = true;
+            setup("info", "DMAR: IOMMU enabled");
+          } else if (s.startsWith("off")) {
+            p.dmarDisabled = true;
+            p.noPlatformOptin = true;
+            p.intelIommuExplicit = true;
+            setup("info", "DMAR: IOMMU disabled");
+          } else if (s.startsWith("igfx_off")) {
+            p.igfxOff = true;
+            setup("info", "DMAR: Disable GFX device mapping");
+          } else if (s.startsWith("forcedac")) {
+            p.forceDac = true;
+            setup("warn", "DMAR: intel_iommu=forcedac deprecated; use iommu.forcedac instead");
+          } else if (s.startsWith("strict")) {
+            p.strictCmdline = true;
+            setup("warn", "DMAR: intel_iommu=strict deprecated; use iommu.strict=1 instead");
+          } else if (s.startsWith("sp_off")) {
+            p.superpage = false;
+            setup("info", "DMAR: Disable supported super page");
+          } else if (s.startsWith("sm_on")) {
+            p.scalableMode = true;
+            setup("info", "DMAR: Enable scalable mode if hardware supports");
+          } else if (s.startsWith("sm_off")) {
+            p.scalableMode = false;
+            setup("info", "DMAR: Scalable mode is disallowed");
+          } else if (s.startsWith("tboot_noforce")) {
+            setup("info", "DMAR: Intel-IOMMU: not forcing on after tboot. This could expose security risk for tboot");
+          } else {
+            setup("notice", `DMAR: Unknown option - '${s}'`);
+          }
+        });
+        break;
+      case "amd_iommu":
+        eachOption(value ?? "", (s) => {
+          if (s.startsWith("fullflush")) {
+            p.strictCmdline = true;
+            setup("warn", "AMD-Vi: amd_iommu=fullflush deprecated; use iommu.strict=1 instead");
+          } else if (s.startsWith("off")) {
+            p.amdIommuOff = true;
+          } else if (!["force_enable", "force_isolation", "pgtbl_v1", "pgtbl_v2"].some((o) => s.startsWith(o))) {
+            setup("notice", `AMD-Vi: Unknown option - '${s}'`);
+          }
+        });
+        break;
+      case "iommu":
+        for (const o of (value ?? "").split(",")) {
+          if (o === "off") p.noIommu = true;
+          else if (o === "pt") p.defaultDomainCmdline = "identity";
+          else if (o === "nopt") p.defaultDomainCmdline = "dma";
+          else if (o === "soft") p.iommuSoft = true;
+          else if (o === "forcesac") early("warn", "PCI-DMA: iommu=forcesac is deprecated");
+        }
+        break;
+      case "iommu.passthrough": {
+        const b = kstrtobool(value);
+        if (b !== null) p.defaultDomainCmdline = b ? "identity" : "dma";
+        break;
+      }
+      case "iommu.strict": {
+        const b = kstrtobool(value);
+        if (b !== null) p.strictCmdline = b;
+        break;
+      }
+      case "intremap":
+        eachOption(value ?? "", (s) => {
+          if (s.startsWith("on")) p.intremapDisabled = false;
+          else if (s.startsWith("off")) p.intremapDisabled = true;
+          else if (s.startsWith("nosid")) p.intremapNoSid = true;
+        });
+        break;
+      case "nointremap":
+        p.intremapDisabled = true;
+        early("warn", "nointremap: Please use 'intremap=off' instead of 'nointremap'");
+        break;
+      case "swiotlb": {
+        const [num, ...flags] = (value ?? "").split(",");
+        if (num !== undefined && /^\d+$/.test(num)) {
+          const slabs = Number(num);
+          p.swiotlbSlabs = Math.max(IO_TLB_SEGSIZE, Math.ceil(slabs / IO_TLB_SEGSIZE) * IO_TLB_SEGSIZE);
+        }
+        if (flags.includes("force") || num === "force") p.swiotlbForce = true;
+        if (flags.includes("noforce") || num === "noforce") p.swiotlbNoForce = true;
+        break;
+      }
+      default:
+        if (KNOWN_IGNORED.has(n) || n.includes(".")) break;
+        p.unknown.push(tok);
+    }
+  }
+  return p;
+}
