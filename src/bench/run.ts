@@ -4,8 +4,9 @@ import { lineChart } from "./svg.js";
 import { iovaCase } from "./cases/iova.js";
 import { translateHitCase, translateWalkCase } from "./cases/translate.js";
 import { dumpWalkCase } from "./cases/dump-walk.js";
+import { dmaMapSgCase, scaleCase } from "./cases/dma.js";
 
-export const benchCases: BenchCase[] = [translateHitCase, translateWalkCase, iovaCase, dumpWalkCase];
+export const benchCases: BenchCase[] = [translateHitCase, translateWalkCase, iovaCase, dmaMapSgCase, dumpWalkCase, scaleCase];
 
 export interface BenchReport {
   machine: { cpu: string; cores: number; node: string };

@@ -194,3 +194,16 @@ test("grouping rules: no ACS on a switch port merges what is below it; multifunc
   assert.equal(g.get("0000:00:02.0")!.type, "identity", "integrated graphics is left untranslated (INTGPU_OFF)");
   assert.equal(two.log.grep(/^DMAR: RMRR base: 0x0000007c000000 end: 0x0000007c0fffff$/).length, 1);
 });
+
+test("interrupt vectors: spread over CPUs within 0x21..0xeb, and a clear error when they run out", () => {
+  const devices = [{ bdf: "00:00.0", type: "host-bridge" as const }];
+  for (let i = 0; i < 24; i++) {
+    devices.push({ bdf: `00:${(i + 2).toString(16).padStart(2, "0")}.0`, type: "endpoint", driver: "e1000e", msi: "msix", msiVectors: 16 } as never);
+  }
+  const cfg = (cpus: number) => ({ name: "msix-heavy", ram: { size: "1G" }, cpus, devices, iommus: [{ base: "0xfed90000", scope: "all" as const, interruptRemapping: true }] });
+  const k = Kernel.boot(new Machine(cfg(2)), { cmdline: "intel_iommu=on" });
+  const vectors = k.irqs.filter((q) => q.dev !== null).map((q) => q.vector);
+  assert.equal(vectors.length, 24 * 16);
+  assert.ok(vectors.every((v) => v >= 0x21 && v <= 0xeb));
+  assert.throws(() => Kernel.boot(new Machine(cfg(1)), { cmdline: "intel_iommu=on" }), /no free interrupt vector/);
+});

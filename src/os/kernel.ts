@@ -41,6 +41,9 @@ export interface IrqDesc {
 }
 
 const MS = 1e6;
+/** x86 external interrupt vectors a device may get (after the ISA range, below the system vectors). */
+const FIRST_DEVICE_VECTOR = 0x21;
+const LAST_DEVICE_VECTOR = 0xeb;
 const TWO32 = 2 ** 32;
 export const KERNEL_RELEASE = "6.1.0-iommu-kit";
 
@@ -63,7 +66,8 @@ export class Kernel {
   readonly irqs: IrqDesc[] = [];
   private readonly dmaDevices = new Map<KPciDev, DmaDevice>();
   private env!: DmaEnv;
-  private nextVector = 0x21;
+  /** Device vectors allocated per CPU (index into firmware.cpus). */
+  private readonly vectorsUsed: number[] = [];
   private nextIrq = 24;
 
   private constructor(port: MachinePort, opts: BootOptions) {
@@ -184,9 +188,27 @@ export class Kernel {
     for (const d of this.devices) this.probeDriver(d);
   }
 
+  /**
+   * A (vector, CPU) pair for a device or unit interrupt, as x86's vector matrix hands them out: external vectors
+   * 0x21..0xeb on each CPU, the CPU with the fewest allocated vectors first.
+   */
+  private allocVector(): { vector: number; apic: number } {
+    const cpus = this.port.firmware.cpus.length > 0 ? this.port.firmware.cpus : [{ apicId: 0 }];
+    while (this.vectorsUsed.length < cpus.length) this.vectorsUsed.push(0);
+    let best = 0;
+    for (let i = 1; i < cpus.length; i++) if (this.vectorsUsed[i]! < this.vectorsUsed[best]!) best = i;
+    const used = this.vectorsUsed[best]!;
+    if (FIRST_DEVICE_VECTOR + used > LAST_DEVICE_VECTOR) {
+      throw new IommuError("NO_VECTOR", `no free interrupt vector on any of ${cpus.length} CPU(s)`, {
+        hint: "give the machine more CPUs or fewer MSI-X vectors",
+      });
+    }
+    this.vectorsUsed[best] = used + 1;
+    return { vector: FIRST_DEVICE_VECTOR + used, apic: cpus[best]!.apicId };
+  }
+
   private setFaultIrq(u: DmarUnit): void {
-    const vector = this.nextVector++;
-    const apic = this.port.firmware.cpus[0]?.apicId ?? 0;
+    const { vector, apic } = this.allocVector();
     this.irqs.push({ irq: this.nextIrq++, chip: "DMAR-MSI", hwirq: u.seq, name: u.name, count: 0, vector, dev: null, irte: null });
     this.driver.setFaultInterrupt(u, vector, apic);
   }
@@ -261,10 +283,9 @@ export class Kernel {
     const port = this.port;
     const unit = this.driver.units.find((u) => u.irEnabled && this.driver.unitFor(d) === u) ?? null;
     const n = d.msixCap !== 0 ? d.msiVectors : 1;
-    const apic = this.port.firmware.cpus[0]?.apicId ?? 0;
     const msgs: { address: number; data: number; irte: number | null; vector: number }[] = [];
     for (let i = 0; i < n; i++) {
-      const vector = this.nextVector++;
+      const { vector, apic } = this.allocVector();
       if (unit !== null) {
         const src = this.driver.msiSourceFor(d, this.params.intremapNoSid);
         const e = this.driver.allocIrte(unit, vector, apic, src);
