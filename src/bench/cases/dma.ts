@@ -89,7 +89,7 @@ export function scale(opts: BenchOptions): CaseResult[] {
     bootMs.push(Number(process.hrtime.bigint() - t0) / 1e6);
     if (k.devices.length < 256) throw new Error(`expected 256 devices, the kernel found ${k.devices.length}`);
   }
-  const boot = result("scale-boot-256", bootMs, null, { unit: "ms", target: "≤ 500 ms", met: stats(bootMs).median <= 500 });
+  const boot = result("scale@boot-256", bootMs, null, { unit: "ms", target: "≤ 500 ms", met: stats(bootMs).median <= 500 });
   boot.opsPerSec = 1000 / boot.median;
 
   // Peak RSS with 10 M mapped 4 KiB pages in one domain's second-level tables.
@@ -110,7 +110,7 @@ export function scale(opts: BenchOptions): CaseResult[] {
   const mapNs = Number(process.hrtime.bigint() - t0);
   const peakRss = process.resourceUsage().maxRSS * 1024;
   const rssMiB = peakRss / 2 ** 20;
-  const rss = result("scale-rss-10m", [rssMiB], null, {
+  const rss = result("scale@rss-10m", [rssMiB], null, {
     unit: "bytes",
     target: "≤ 2 GiB peak RSS",
     met: peakRss <= 2 ** 31,

@@ -81,7 +81,7 @@ export function dumpWalk(opts: BenchOptions): CaseResult[] {
       mappings = l.mappings;
     }
     dump.close();
-    const list = result("dump-list", listTimes, null, { unit: "ms", extra: { mappings, ranges } });
+    const list = result("dump-walk@list", listTimes, null, { unit: "ms", extra: { mappings, ranges } });
     list.opsPerSec = 1000 / list.median;
     return [walk, list];
   } finally {
