@@ -6,7 +6,7 @@
  *        --cmdline "intel_iommu=on" --exec "cat /proc/cmdline; ls /sys/class/iommu"
  *
  * Options:
- *   --scenario ID     a … e (lab/scenarios.ts): its IOMMU, devices and kernel command line
+ *   --scenario ID     a … f (lab/scenarios.ts): its IOMMU, devices and kernel command line
  *   --qemu ARGS       QEMU arguments (split on spaces) instead of, or added to, a scenario's
  *   --cmdline TEXT    kernel command line (added to the scenario's)
  *   --script FILE     shell script to run inside `chroot /host`

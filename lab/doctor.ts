@@ -128,6 +128,7 @@ interface Truth {
   dmesg: string;
   interrupts: string;
   groups: Map<number, string[]>;
+  groupTypes: string[];
   hasDmar: boolean;
   hasIvrs: boolean;
   units: string[];
@@ -141,6 +142,7 @@ function readTruth(tree: string): Truth {
     dmesg: f("dmesg.txt"),
     interrupts: f("proc/interrupts"),
     groups: truthGroups(tree),
+    groupTypes: [...truthGroups(tree).keys()].map((g) => f(`sys/kernel/iommu_groups/${g}/type`).trim()),
     hasDmar: existsSync(join(tree, "sys/firmware/acpi/tables/DMAR")),
     hasIvrs: existsSync(join(tree, "sys/firmware/acpi/tables/IVRS")),
     units: existsSync(cls) ? readdirSync(cls) : [],
@@ -198,6 +200,16 @@ const STATUS_EXPECT: Record<string, Expect[]> = {
     field("kernel.iommuActive", true),
     field("platform.firmwareTable", "IVRS"),
     hasProblem("AMD_IOMMU_ON_INVALID", "warning"),
+    field("kernel.interruptRemapping", "enabled"),
+    field("ready", true),
+  ],
+  f: [
+    field("kernel.iommuActive", true),
+    field("kernel.interruptRemapping", "disabled"),
+    field("kernel.allowUnsafeInterrupts", true),
+    field("ready", true),
+    hasProblem("UNSAFE_INTERRUPTS_ALLOWED", "warning"),
+    exitCode(0),
   ],
 };
 
@@ -216,6 +228,11 @@ function guestChecks(report: Report, suite: string, sc: Scenario, t: Truth): voi
     case "b":
       c("IOMMU unit registered", t.units.includes("dmar0"), `units: ${t.units.join(",") || "none"}`);
       c("no IR-PCI-MSI interrupts", !irChip && /PCI-MSI/.test(t.interrupts), "IR-PCI-MSI present or no MSI at all");
+      c("groups exist", t.groups.size > 0, "no groups");
+      break;
+    case "f":
+      c("no IR-PCI-MSI interrupts", !irChip && /PCI-MSI/.test(t.interrupts), "IR-PCI-MSI present or no MSI at all");
+      c("vfio_iommu_type1 allow_unsafe_interrupts=Y", t.allowUnsafe === "Y", `allow_unsafe_interrupts: ${t.allowUnsafe ?? "absent"}`);
       c("groups exist", t.groups.size > 0, "no groups");
       break;
     case "c":
@@ -265,7 +282,7 @@ function cmdUsable(report: Report, suite: string, what: string, command: string,
   return true;
 }
 
-function statusChecks(report: Report, suite: string, sc: Scenario, dir: string, cli: ReturnType<typeof cliCommands>): void {
+function statusChecks(report: Report, suite: string, sc: Scenario, dir: string, t: Truth, cli: ReturnType<typeof cliCommands>): void {
   const r = readCmd(dir, "status");
   if (!cmdUsable(report, suite, "status --json", "status", cli, r) || r === null) return;
   const json = parseJson(r.out);
@@ -276,6 +293,14 @@ function statusChecks(report: Report, suite: string, sc: Scenario, dir: string, 
   for (const [name, test, shown] of STATUS_EXPECT[sc.id] ?? []) {
     report.check(suite, `status: ${name}`, test(json, r.rc), shown(json, r.rc));
   }
+  // Cross-checks against the guest's own sysfs.
+  report.check(suite, `status: kernel.groupCount is ${t.groups.size} (as in sysfs)`, at(json, "kernel.groupCount") === t.groups.size,
+    show("kernel.groupCount")(json));
+  const types = new Map<string, number>();
+  for (const ty of t.groupTypes) types.set(ty, (types.get(ty) ?? 0) + 1);
+  const majority = [...types.entries()].sort((x, y) => y[1] - x[1])[0]?.[0] ?? null;
+  report.check(suite, `status: kernel.defaultDomain is ${JSON.stringify(majority)} (as in sysfs)`, at(json, "kernel.defaultDomain") === majority,
+    show("kernel.defaultDomain")(json));
 }
 
 function groupsChecks(report: Report, suite: string, dir: string, t: Truth, cli: ReturnType<typeof cliCommands>): void {
@@ -378,7 +403,7 @@ export async function runDoctor(report: Report, o: DoctorOptions): Promise<void>
       copyFixture(sc, tree);
       recorded.push({ sc, args: readFileSync(join(r.outDir, "qemu-args.txt"), "utf8").trim() });
     }
-    statusChecks(report, suite, sc, r.outDir, cli);
+    statusChecks(report, suite, sc, r.outDir, t, cli);
     groupsChecks(report, suite, r.outDir, t, cli);
     if (sc.id === "a") bindChecks(report, suite, r.outDir, cli);
     const times = ["status", "groups", "bind", "unbind"]
@@ -390,25 +415,27 @@ export async function runDoctor(report: Report, o: DoctorOptions): Promise<void>
   if (o.updateFixtures && recorded.length) await writeFixturesReadme(recorded);
 }
 
+/** Rewrites only the "qemu-* trees" section of test/fixtures/hosts/README.md (the rest belongs to other trees). */
 async function writeFixturesReadme(recorded: { sc: Scenario; args: string }[]): Promise<void> {
   const path = join(FIXTURES_DIR, "README.md");
   const qemu = await qemuVersion();
   const kpkg = readFileSync(join(REPO_DIR, "lab", "work", "kernel", "PACKAGE"), "utf8").trim();
-  const prev = existsSync(path) ? readFileSync(path, "utf8") : "";
+  const text = existsSync(path) ? readFileSync(path, "utf8") : "# Host fixtures\n";
+  const HEADING = "## qemu-* trees: recorded from a real Linux kernel";
+  const at0 = text.indexOf(HEADING);
+  const nextHeading = at0 < 0 ? -1 : text.slice(at0 + HEADING.length).search(/^## /m);
+  const before = at0 < 0 ? text.trimEnd() + "\n\n" : text.slice(0, at0);
+  const after = at0 < 0 || nextHeading < 0 ? "" : text.slice(at0 + HEADING.length + nextHeading);
+  const section = at0 < 0 ? "" : text.slice(at0, after ? at0 + HEADING.length + nextHeading : undefined);
   // Keep the entries of scenarios not re-recorded this time.
   const entries = new Map<string, string>();
-  for (const m of prev.matchAll(/^### (qemu-[\w-]+)\n([\s\S]*?)(?=^### |^## |(?![\s\S]))/gm)) entries.set(m[1] ?? "", m[2] ?? "");
+  for (const m of section.matchAll(/^### (qemu-[\w-]+)\n([\s\S]*?)(?=^### |(?![\s\S]))/gm)) entries.set(m[1] ?? "", m[2] ?? "");
   for (const { sc, args } of recorded) {
     const shown = args.replace(/\/\S*\/lab\/work\//g, "lab/work/");
     entries.set(sc.fixture, `${sc.title}. Kernel command line: \`${sc.cmdline || "(nothing added)"}\`.\n\n\`\`\`\nqemu-system-x86_64 ${shown}\n\`\`\`\n\n`);
   }
   const body = [...entries.keys()].sort().map((k) => `### ${k}\n${entries.get(k)}`).join("");
-  const text = `# Host fixtures
-
-Root-prefix trees: each directory is a file system root holding only what the doctor reads (\`/sys/...\`, \`/proc/...\`),
-for \`RootView\`-style SysfsViews in unit tests.
-
-## qemu-* trees: recorded from a real Linux kernel
+  const mine = `${HEADING}
 
 The \`qemu-*\` trees were recorded by the lab (\`lab/\`): Debian's kernel booted under QEMU (TCG) with an emulated
 IOMMU; inside the guest, \`lab/guest/record-sysfs.mjs\` copied what the doctor reads, links kept exactly as sysfs
@@ -416,9 +443,11 @@ stores them (relative) and their targets recorded too, so every link resolves in
 kernel log is \`dmesg.txt\` at the root of each tree.
 
 - Recorded with: ${qemu}; kernel ${kernelVersion()} (Debian package ${kpkg}).
-- Re-record: \`node --import tsx lab/run.ts doctor --update-fixtures\` (or \`--scenario a --update-fixtures\`).
+- Re-record one: \`bash lab/setup.sh && node --import tsx lab/run.ts doctor --scenario a --update-fixtures\`
+  (only this section of this README is rewritten).
 - What is recorded: see the header of \`lab/guest/record-sysfs.mjs\`. Write-only sysfs files (\`bind\`, \`unbind\`,
-  \`new_id\`, \`remove_id\`, \`drivers_probe\`) are recorded as empty files so that their existence is visible.
+  \`new_id\`, \`remove_id\`, \`drivers_probe\`, a built-in module's \`uevent\`) are recorded as empty files so that
+  their existence is visible.
 - Devices (same BDFs in every tree): 00:02.0 e1000e, 00:03.0 virtio-net (iommu_platform), 00:04.0 NVMe,
   00:05.0 PCIe root port -> 01:00.0 PCIe-to-PCI bridge -> 02:01.0 e1000, 00:06.0 + 00:06.1 e1000 (one
   multifunction slot), 00:10.0 and 00:11.0 virtio-9p (the lab's shares), and q35's own 00:00.0 and 00:1f.{0,2,3}.
@@ -426,5 +455,5 @@ kernel log is \`dmesg.txt\` at the root of each tree.
   \`lab/guest/init\` (its kernel command line gets \`console=ttyS0 panic=-1 loglevel=6\` first).
 
 ${body}`;
-  writeFileSync(path, text);
+  writeFileSync(path, before + mine.trimEnd() + "\n" + (after ? "\n" + after : ""));
 }

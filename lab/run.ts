@@ -2,7 +2,7 @@
  * Runs the lab's end-to-end tests and prints `N passed, N failed` last. Exit status 1 when anything failed.
  *
  *   node --import tsx lab/run.ts                      every suite (doctor, oracle)
- *   node --import tsx lab/run.ts doctor --scenario a  one doctor scenario (a … e)
+ *   node --import tsx lab/run.ts doctor --scenario a  one doctor scenario (a … f)
  *   node --import tsx lab/run.ts doctor --update-fixtures   also re-record test/fixtures/hosts/qemu-*
  *   node --import tsx lab/run.ts oracle               the VT-d oracle only (--update-fixtures: test/fixtures/vtd-oracle)
  * Options: --echo prints the guests' consoles; --timeout SEC per guest.

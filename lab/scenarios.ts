@@ -17,7 +17,7 @@ import { WORK_DIR } from "./qemu.js";
 export type IommuKind = "intel" | "amd" | "none";
 
 export interface Scenario {
-  /** Short id: a … e. */
+  /** Short id: a … f (f is b with VFIO's allow_unsafe_interrupts). */
   id: string;
   /** Directory name of the recorded tree under test/fixtures/hosts/. */
   fixture: string;
@@ -44,6 +44,14 @@ export const SCENARIOS: Scenario[] = [
     iommu: "intel",
     iommuDevice: "intel-iommu,intremap=off",
     cmdline: "intel_iommu=on",
+  },
+  {
+    id: "f",
+    fixture: "qemu-f-intel-noir-unsafe",
+    title: "VT-d without interrupt remapping, VFIO told to accept unsafe interrupts",
+    iommu: "intel",
+    iommuDevice: "intel-iommu,intremap=off",
+    cmdline: "intel_iommu=on vfio_iommu_type1.allow_unsafe_interrupts=1",
   },
   {
     id: "c",
