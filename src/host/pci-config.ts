@@ -4,20 +4,18 @@
  * Unprivileged readers get only the first 64 bytes, so anything past the header may be unknown.
  */
 
-/** PCI Express Capability ID in the standard capability list (PCIe Base 6.0 §7.5.3). */
-export const PCI_CAP_ID_EXP = 0x10;
-/** Access Control Services Extended Capability ID (PCIe Base 6.0 §7.7.11). */
-export const PCI_EXT_CAP_ID_ACS = 0x000d;
+import { PCI_ACS_CR, PCI_ACS_DT, PCI_ACS_EC, PCI_ACS_RR, PCI_ACS_SV, PCI_ACS_TB, PCI_ACS_UF, PCI_CAP_ID_EXP, PCI_EXT_CAP_ID_ACS } from "../core/pci-regs.js";
+
 
 /** ACS Capability / Control register bits (PCIe Base 6.0 §7.7.11.2, §7.7.11.3). */
 export const ACS_BITS = {
-  SV: 1 << 0, // Source Validation
-  TB: 1 << 1, // Translation Blocking
-  RR: 1 << 2, // P2P Request Redirect
-  CR: 1 << 3, // P2P Completion Redirect
-  UF: 1 << 4, // Upstream Forwarding
-  EC: 1 << 5, // P2P Egress Control
-  DT: 1 << 6, // Direct Translated P2P
+  SV: PCI_ACS_SV, // Source Validation
+  TB: PCI_ACS_TB, // Translation Blocking
+  RR: PCI_ACS_RR, // P2P Request Redirect
+  CR: PCI_ACS_CR, // P2P Completion Redirect
+  UF: PCI_ACS_UF, // Upstream Forwarding
+  EC: PCI_ACS_EC, // P2P Egress Control
+  DT: PCI_ACS_DT, // Direct Translated P2P
 } as const;
 
 export type AcsBit = keyof typeof ACS_BITS;

@@ -15,11 +15,9 @@ import {
   acsPathEnabled,
   dmaAliases,
   devsAreDmaAliases,
-  PCI_BASE_CLASS_DISPLAY,
-  PCI_CLASS_BRIDGE_ISA,
-  PCI_CLASS_SERIAL_USB,
   type KPciDev,
 } from "./pci.js";
+import { PCI_BASE_CLASS_DISPLAY, PCI_CLASS_BRIDGE_ISA, PCI_CLASS_SERIAL_USB } from "../core/pci-regs.js";
 import type { MachinePort } from "./port.js";
 
 export type DomainType = "identity" | "DMA" | "DMA-FQ" | "blocked" | "unmanaged";

@@ -6,31 +6,31 @@
  * for it (pci_request_acs, as detect_intel_iommu does).
  */
 import type { MachinePort } from "./port.js";
+import {
+  PCI_CAP_ID_MSI,
+  PCI_CAP_ID_VNDR,
+  PCI_CAP_ID_EXP,
+  PCI_CAP_ID_MSIX,
+  PCI_EXT_CAP_ID_ACS,
+  PCI_EXP_TYPE_ENDPOINT,
+  PCI_EXP_TYPE_LEG_END,
+  PCI_EXP_TYPE_ROOT_PORT,
+  PCI_EXP_TYPE_UPSTREAM,
+  PCI_EXP_TYPE_DOWNSTREAM,
+  PCI_EXP_TYPE_PCI_BRIDGE,
+  PCI_EXP_TYPE_PCIE_BRIDGE,
+  PCI_EXP_TYPE_RC_END,
+  PCI_EXP_TYPE_RC_EC,
+  PCI_ACS_SV,
+  PCI_ACS_RR,
+  PCI_ACS_CR,
+  PCI_ACS_UF,
+  PCI_ACS_EC,
+  REQ_ACS_FLAGS,
+} from "../core/pci-regs.js";
 
-export const PCI_CAP_ID_MSI = 0x05;
-export const PCI_CAP_ID_VNDR = 0x09;
-export const PCI_CAP_ID_EXP = 0x10;
-export const PCI_CAP_ID_MSIX = 0x11;
-export const PCI_EXT_CAP_ID_ACS = 0x0d;
-export const PCI_EXP_TYPE_ENDPOINT = 0x0;
-export const PCI_EXP_TYPE_LEG_END = 0x1;
-export const PCI_EXP_TYPE_ROOT_PORT = 0x4;
-export const PCI_EXP_TYPE_UPSTREAM = 0x5;
-export const PCI_EXP_TYPE_DOWNSTREAM = 0x6;
-export const PCI_EXP_TYPE_PCI_BRIDGE = 0x7;
-export const PCI_EXP_TYPE_PCIE_BRIDGE = 0x8;
-export const PCI_EXP_TYPE_RC_END = 0x9;
-export const PCI_EXP_TYPE_RC_EC = 0xa;
-export const PCI_ACS_SV = 0x01;
-export const PCI_ACS_RR = 0x04;
-export const PCI_ACS_CR = 0x08;
-export const PCI_ACS_UF = 0x10;
-export const PCI_ACS_EC = 0x20;
+
 /** What Linux requires on a path before it trusts ACS for isolation (drivers/iommu/iommu.c, REQ_ACS_FLAGS). */
-export const REQ_ACS_FLAGS = PCI_ACS_SV | PCI_ACS_RR | PCI_ACS_CR | PCI_ACS_UF;
-export const PCI_CLASS_BRIDGE_ISA = 0x0601;
-export const PCI_CLASS_SERIAL_USB = 0x0c03;
-export const PCI_BASE_CLASS_DISPLAY = 0x03;
 
 export interface KPciDev {
   rid: number;

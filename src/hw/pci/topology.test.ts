@@ -2,7 +2,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { IommuError } from "../../core/errors.js";
 import { configFacts } from "../../host/pci-config.js";
-import { PciTopology, PCI_ACS_CR, PCI_ACS_RR, PCI_ACS_SV, PCI_ACS_UF, EXT_CAP_ACS_OFFSET, type PciFunctionInput } from "./topology.js";
+import { PciTopology, EXT_CAP_ACS_OFFSET, type PciFunctionInput } from "./topology.js";
+import { PCI_ACS_CR, PCI_ACS_RR, PCI_ACS_SV, PCI_ACS_UF } from "../../core/pci-regs.js";
 
 const LAB: PciFunctionInput[] = [
   { bdf: "00:00.0", type: "host-bridge" },

@@ -17,6 +17,38 @@
  */
 import { IommuError } from "../../core/errors.js";
 import { formatBdf, parsePciAddress, type PciAddress } from "../../core/pci.js";
+import {
+  PCI_VENDOR_ID,
+  PCI_COMMAND,
+  PCI_STATUS,
+  PCI_STATUS_CAP_LIST,
+  PCI_CLASS_REVISION,
+  PCI_HEADER_TYPE,
+  PCI_HEADER_TYPE_MFD,
+  PCI_BASE_ADDRESS_0,
+  PCI_PRIMARY_BUS,
+  PCI_SECONDARY_BUS,
+  PCI_SUBORDINATE_BUS,
+  PCI_SUBSYSTEM_VENDOR_ID,
+  PCI_CAPABILITY_LIST,
+  PCI_CAP_ID_MSI,
+  PCI_CAP_ID_VNDR,
+  PCI_CAP_ID_EXP,
+  PCI_CAP_ID_MSIX,
+  PCI_EXT_CAP_ID_ACS,
+  PCI_EXP_TYPE_ENDPOINT,
+  PCI_EXP_TYPE_ROOT_PORT,
+  PCI_EXP_TYPE_UPSTREAM,
+  PCI_EXP_TYPE_DOWNSTREAM,
+  PCI_EXP_TYPE_PCI_BRIDGE,
+  PCI_EXP_TYPE_RC_END,
+  PCI_ACS_SV,
+  PCI_ACS_TB,
+  PCI_ACS_RR,
+  PCI_ACS_CR,
+  PCI_ACS_UF,
+  PCI_ACS_DT,
+} from "../../core/pci-regs.js";
 
 export type PciFunctionType =
   | "host-bridge"
@@ -101,41 +133,6 @@ export interface PciFunction {
 
 // ---- Configuration space layout (PCI Local Bus 3.0 ch. 6, PCIe Base 6.0 ch. 7) ----
 
-export const PCI_VENDOR_ID = 0x00;
-export const PCI_COMMAND = 0x04;
-export const PCI_STATUS = 0x06;
-export const PCI_STATUS_CAP_LIST = 0x10;
-export const PCI_CLASS_REVISION = 0x08;
-export const PCI_HEADER_TYPE = 0x0e;
-export const PCI_HEADER_TYPE_MFD = 0x80;
-export const PCI_BASE_ADDRESS_0 = 0x10;
-export const PCI_PRIMARY_BUS = 0x18;
-export const PCI_SECONDARY_BUS = 0x19;
-export const PCI_SUBORDINATE_BUS = 0x1a;
-export const PCI_SUBSYSTEM_VENDOR_ID = 0x2c;
-export const PCI_CAPABILITY_LIST = 0x34;
-export const PCI_CAP_ID_MSI = 0x05;
-export const PCI_CAP_ID_VNDR = 0x09;
-export const PCI_CAP_ID_EXP = 0x10;
-export const PCI_CAP_ID_MSIX = 0x11;
-export const PCI_EXT_CAP_ID_ACS = 0x000d;
-/** PCI Express Capabilities register, Device/Port Type (PCIe Base 6.0 §7.5.3.2). */
-export const PCI_EXP_TYPE_ENDPOINT = 0x0;
-export const PCI_EXP_TYPE_LEG_END = 0x1;
-export const PCI_EXP_TYPE_ROOT_PORT = 0x4;
-export const PCI_EXP_TYPE_UPSTREAM = 0x5;
-export const PCI_EXP_TYPE_DOWNSTREAM = 0x6;
-export const PCI_EXP_TYPE_PCI_BRIDGE = 0x7;
-export const PCI_EXP_TYPE_PCIE_BRIDGE = 0x8;
-export const PCI_EXP_TYPE_RC_END = 0x9;
-/** ACS Capability/Control bits (PCIe Base 6.0 §7.7.11). */
-export const PCI_ACS_SV = 0x01;
-export const PCI_ACS_TB = 0x02;
-export const PCI_ACS_RR = 0x04;
-export const PCI_ACS_CR = 0x08;
-export const PCI_ACS_UF = 0x10;
-export const PCI_ACS_EC = 0x20;
-export const PCI_ACS_DT = 0x40;
 /** Offsets of the capabilities this model places. */
 export const CAP_EXP_OFFSET = 0x40;
 export const CAP_MSI_OFFSET = 0x80;
