@@ -33,21 +33,33 @@ const report = new Report();
 const started = Date.now();
 const timeoutSec = values.timeout ? Number(values.timeout) : undefined;
 
+async function suite(name: string, body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (e) {
+    report.fail(name, "suite ran to the end", (e as Error).stack ?? String(e));
+  }
+}
+
 if (suites.includes("doctor")) {
-  const scenarios = values.scenario ? values.scenario.split(",").map(scenario) : SCENARIOS;
-  await runDoctor(report, {
-    scenarios,
-    updateFixtures: values["update-fixtures"] === true,
-    echo: values.echo === true,
-    ...(timeoutSec ? { timeoutSec } : {}),
+  await suite("doctor", async () => {
+    const scenarios = values.scenario ? values.scenario.split(",").map(scenario) : SCENARIOS;
+    await runDoctor(report, {
+      scenarios,
+      updateFixtures: values["update-fixtures"] === true,
+      echo: values.echo === true,
+      ...(timeoutSec ? { timeoutSec } : {}),
+    });
   });
 }
 if (suites.includes("oracle")) {
-  const { runOracle } = await import("./oracle.js");
-  await runOracle(report, {
-    echo: values.echo === true,
-    updateFixtures: values["update-fixtures"] === true,
-    ...(timeoutSec ? { timeoutSec } : {}),
+  await suite("oracle", async () => {
+    const { runOracle } = await import("./oracle.js");
+    await runOracle(report, {
+      echo: values.echo === true,
+      updateFixtures: values["update-fixtures"] === true,
+      ...(timeoutSec ? { timeoutSec } : {}),
+    });
   });
 }
 

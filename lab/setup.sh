@@ -8,7 +8,7 @@
 #
 # Usage: bash lab/setup.sh [--no-build]
 # Environment: LAB_KERNEL_PACKAGE=linux-image-6.1.0-NN-amd64 pins the kernel package (default: what
-# linux-image-amd64 depends on).
+# linux-image-amd64 depends on); IOMMU_KIT_APT_UPDATED=1 says the package lists are fresh.
 set -euo pipefail
 
 LAB="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -40,7 +40,9 @@ done
 if [[ -e /bin/busybox && "$(ldd /bin/busybox 2>&1 || true)" != *"not a dynamic executable"* ]]; then
   [[ " ${missing[*]} " == *" busybox-static "* ]] || missing+=(busybox-static)
 fi
+# IOMMU_KIT_APT_UPDATED=1: the caller (e.g. .ci/run) has just run apt-get update; do not run it again.
 APT_UPDATED=0
+[[ "${IOMMU_KIT_APT_UPDATED:-}" == 1 ]] && APT_UPDATED=1
 apt_update_once() {
   if [[ $APT_UPDATED -eq 0 ]]; then
     log "apt-get update"
