@@ -4,9 +4,9 @@
  * and kept, so walking a few tables in a multi-gigabyte dump reads a few pages. Addresses past the end of the
  * file cannot be read (`canRead` says so; `read32` there throws RangeError, which the walkers never trigger).
  */
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from "node:fs";
 import { fsError, IommuError } from "../core/errors.js";
-import type { PhysAddr } from "../core/memory.js";
+import type { PhysAddr, PhysicalMemory } from "../core/memory.js";
 import type { TableReader } from "../hw/vtd/walk.js";
 
 const PAGE = 4096;
@@ -108,5 +108,29 @@ export class DumpReader implements TableReader {
       closeSync(this.fd);
       this.fd = null;
     }
+  }
+}
+
+/**
+ * Writes simulated memory as a raw dump of `size` bytes, the layout `pmemsave 0 SIZE FILE` produces: a sparse
+ * file with the memory's written pages at their physical offsets (pages at or beyond `size` are left out).
+ */
+export function writeDumpFile(mem: PhysicalMemory, path: string, size: number): void {
+  let fd: number;
+  try {
+    fd = openSync(path, "w");
+  } catch (e) {
+    throw fsError(e, path, "write");
+  }
+  try {
+    ftruncateSync(fd, size);
+    for (const pfn of mem.backedPageNumbers()) {
+      if ((pfn + 1) * PAGE > size) continue;
+      writeSync(fd, mem.read(pfn * PAGE, PAGE), 0, PAGE, pfn * PAGE);
+    }
+  } catch (e) {
+    throw fsError(e, path, "write");
+  } finally {
+    closeSync(fd);
   }
 }

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { closeSync, ftruncateSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PhysicalMemory } from "../core/memory.js";
@@ -8,7 +8,7 @@ import { cli } from "../cli/test-support.js";
 import { encodeIrte, encodeRemappableMsi, writeIrte } from "../hw/vtd/intremap.js";
 import { enableTranslation, VtdTables } from "../hw/vtd/test-support.js";
 import { VtdUnit } from "../hw/vtd/unit.js";
-import { DumpReader } from "./dump.js";
+import { DumpReader, writeDumpFile } from "./dump.js";
 import { forensicCaps, listMappings, walkIova } from "./walk.js";
 
 const dir = mkdtempSync(join(tmpdir(), "iommu-walk-"));
@@ -17,16 +17,7 @@ process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
 /** Writes simulated memory as a raw dump of `size` bytes (what pmemsave produces). */
 function writeDump(mem: PhysicalMemory, name: string, size: number): string {
   const path = join(dir, name);
-  const fd = openSync(path, "w");
-  try {
-    ftruncateSync(fd, size);
-    for (const pfn of mem.backedPageNumbers()) {
-      if ((pfn + 1) * 4096 > size) continue;
-      writeSync(fd, mem.read(pfn * 4096, 4096), 0, 4096, pfn * 4096);
-    }
-  } finally {
-    closeSync(fd);
-  }
+  writeDumpFile(mem, path, size);
   return path;
 }
 

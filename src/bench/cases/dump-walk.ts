@@ -2,12 +2,12 @@
  * `dump-walk`: 100,000 `iommu walk` queries against a 512 MiB memory dump file (pages read on demand), next to
  * the same queries over the same tables in memory; and `dump-list`: the full mapping list of one device.
  */
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync, ftruncateSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PhysicalMemory } from "../../core/memory.js";
 import { VtdTables } from "../../hw/vtd/test-support.js";
-import { DumpReader } from "../../forensics/dump.js";
+import { DumpReader, writeDumpFile } from "../../forensics/dump.js";
 import { forensicCaps, listMappings, walkIova } from "../../forensics/walk.js";
 import type { TableReader } from "../../hw/vtd/walk.js";
 import { measure, result, rng, type BenchCase, type BenchOptions, type CaseResult } from "../harness.js";
@@ -16,20 +16,6 @@ const DUMP_SIZE = 512 * 1024 * 1024;
 const SID = 0x0020; // 00:04.0
 const IOVA_BASE = 0xff_e000_0000; // high in a 48-bit space, like Linux's top-down allocator
 const HPA_BASE = 0x1000_0000;
-
-/** Writes the backed pages of `mem` into a sparse file of `size` bytes. */
-function writeDump(mem: PhysicalMemory, path: string, size: number): void {
-  const fd = openSync(path, "w");
-  try {
-    ftruncateSync(fd, size);
-    for (const pfn of mem.backedPageNumbers()) {
-      if ((pfn + 1) * 4096 > size) continue;
-      writeSync(fd, mem.read(pfn * 4096, 4096), 0, 4096, pfn * 4096);
-    }
-  } finally {
-    closeSync(fd);
-  }
-}
 
 export function dumpWalk(opts: BenchOptions): CaseResult[] {
   const pages = opts.quick ? 2048 : 65536;
@@ -46,7 +32,7 @@ export function dumpWalk(opts: BenchOptions): CaseResult[] {
   const path = join(dir, "guest.ram");
   try {
     opts.progress(`dump-walk: writing a ${DUMP_SIZE >> 20} MiB dump with ${pages} mapped pages…`);
-    writeDump(mem, path, DUMP_SIZE);
+    writeDumpFile(mem, path, DUMP_SIZE);
     const caps = forensicCaps({ awBits: 48 });
     const rtaddr = BigInt(tables.root);
     const queries = Array.from({ length: 4096 }, () => BigInt(IOVA_BASE + Math.floor(rand() * pages) * 4096 + 0x10));
