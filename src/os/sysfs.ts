@@ -125,5 +125,6 @@ export function kernelSysfsView(k: Kernel, description = "simulated kernel"): Sy
   return new SnapshotView(
     { format: SNAPSHOT_FORMAT, version: SNAPSHOT_VERSION, createdBy: "iommu-kit simulated kernel", host: { hostname: "sim", kernel: KERNEL_RELEASE, source: description }, entries: e },
     description,
+    description,
   );
 }

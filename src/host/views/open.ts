@@ -1,11 +1,15 @@
 /**
- * Choosing the view a command reads: the live system, a root prefix (--root DIR) or a recorded snapshot
- * (--snapshot FILE). Every host command takes the same options and opens its view the same way.
+ * Choosing the view a command reads: the live system, a root prefix (--root DIR), a recorded snapshot
+ * (--snapshot FILE) or a simulated machine booted on the spot (--sim MACHINE [--sim-cmdline "…"]). Every host
+ * command takes the same options and opens its view the same way.
  */
 import { statSync } from "node:fs";
 import { IommuError } from "../../core/errors.js";
 import type { OptionSpec, ParsedArgs } from "../../cli/command.js";
 import type { SysfsView, WritableSysfsView } from "../sysfs-view.js";
+import { Machine } from "../../hw/machine.js";
+import { Kernel } from "../../os/kernel.js";
+import { kernelSysfsView } from "../../os/sysfs.js";
 import { RootView } from "./root-view.js";
 import { SnapshotView } from "./snapshot-view.js";
 
@@ -14,17 +18,25 @@ export interface ViewOptions {
   root?: string | undefined;
   /** Answer from this snapshot file. */
   snapshot?: string | undefined;
+  /** Boot the simulated kernel on this machine (preset name or JSON file) and examine it. */
+  sim?: string | undefined;
+  /** Kernel command line for --sim. */
+  simCmdline?: string | undefined;
 }
 
 /** `--root DIR` and `--snapshot FILE`, shared by every host command. */
 export const VIEW_OPTIONS: OptionSpec = {
   root: { type: "string" },
   snapshot: { type: "string" },
+  sim: { type: "string" },
+  "sim-cmdline": { type: "string" },
 };
 
 /** Help lines for VIEW_OPTIONS, to paste into a command's help text. */
 export const VIEW_OPTIONS_HELP = `  --root DIR        examine the Linux system mounted at DIR instead of this one
-  --snapshot FILE   examine a snapshot recorded with 'iommu snapshot -o FILE'`;
+  --snapshot FILE   examine a snapshot recorded with 'iommu snapshot -o FILE'
+  --sim MACHINE     examine a simulated machine (a preset such as q35, or a machine JSON file) booted with
+                    --sim-cmdline "…" (default "intel_iommu=on")`;
 
 function checkRoot(root: string): void {
   let isDir: boolean;
@@ -41,10 +53,19 @@ function checkRoot(root: string): void {
 }
 
 export function openView(options: ViewOptions = {}): SysfsView {
-  if (options.root !== undefined && options.snapshot !== undefined) {
-    throw new IommuError("USAGE", "--root and --snapshot cannot be used together", {
-      hint: "a snapshot already holds everything the commands read",
+  const sources = [options.root, options.snapshot, options.sim].filter((o) => o !== undefined).length;
+  if (sources > 1) {
+    throw new IommuError("USAGE", "--root, --snapshot and --sim cannot be used together", {
+      hint: "each names a whole system to examine: pick one",
     });
+  }
+  if (options.simCmdline !== undefined && options.sim === undefined) {
+    throw new IommuError("USAGE", "--sim-cmdline needs --sim MACHINE");
+  }
+  if (options.sim !== undefined) {
+    const cmdline = options.simCmdline ?? "intel_iommu=on";
+    const kernel = Kernel.boot(Machine.load(options.sim), { cmdline });
+    return kernelSysfsView(kernel, `simulated machine ${options.sim} (${cmdline})`);
   }
   if (options.snapshot !== undefined) return SnapshotView.load(options.snapshot);
   if (options.root !== undefined) checkRoot(options.root);
@@ -58,18 +79,22 @@ export function openWritableView(options: ViewOptions = {}): WritableSysfsView {
       hint: "run the command on the host itself, or with --root",
     });
   }
+  if (options.sim !== undefined) {
+    throw new IommuError("READ_ONLY_VIEW", `--sim ${options.sim}: the simulated machine's sysfs view is read-only`, {
+      hint: "assign devices on a simulated machine with 'iommu scenario', or run this on a real host",
+    });
+  }
   if (options.root !== undefined) checkRoot(options.root);
   return new RootView(options.root ?? "/");
 }
 
 /** Reads --root and --snapshot from parsed command arguments. */
 export function viewOptionsFrom(args: ParsedArgs): ViewOptions {
-  const root = args.values.root;
-  const snapshot = args.values.snapshot;
-  return {
-    root: typeof root === "string" ? root : undefined,
-    snapshot: typeof snapshot === "string" ? snapshot : undefined,
+  const text = (name: string) => {
+    const v = args.values[name];
+    return typeof v === "string" ? v : undefined;
   };
+  return { root: text("root"), snapshot: text("snapshot"), sim: text("sim"), simCmdline: text("sim-cmdline") };
 }
 
 export function viewFromArgs(args: ParsedArgs): SysfsView {

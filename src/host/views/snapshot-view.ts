@@ -16,9 +16,10 @@ export class SnapshotView implements SysfsView {
   readonly snapshot: SnapshotFile;
   private readonly entries: Map<string, SnapshotEntry>;
 
-  constructor(snapshot: SnapshotFile, name = "snapshot") {
+  /** `description` names the source in messages; by default "snapshot NAME". */
+  constructor(snapshot: SnapshotFile, name = "snapshot", description = `snapshot ${name}`) {
     this.snapshot = snapshot;
-    this.description = `snapshot ${name}`;
+    this.description = description;
     this.entries = new Map();
     for (const [p, e] of Object.entries(snapshot.entries)) this.entries.set(normalizeViewPath(p), e);
   }
