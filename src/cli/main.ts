@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
 import { IommuError } from "../core/errors.js";
 import { parseCommandArgs, type Command, type Context } from "./command.js";
-import { commands } from "./commands/index.js";
+import { commandSections, commands } from "./commands/index.js";
 
 export function version(): string {
   const here = dirname(fileURLToPath(import.meta.url));
@@ -21,13 +21,14 @@ export function version(): string {
 
 function topHelp(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
-  const list = commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join("\n");
+  const sections = commandSections
+    .map((s) => `${s.title}:\n${s.commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join("\n")}`)
+    .join("\n\n");
   return `iommu — the IOMMU made real: firmware tables, a VT-d model, and a doctor for Linux hosts
 
 Usage: iommu <command> [options]
 
-Commands:
-${list}
+${sections}
 
 Global options:
   -h, --help     show help for iommu or a command
@@ -35,10 +36,14 @@ Global options:
       --debug    print stack traces and internal detail on errors
 
 Examples:
+  iommu status                          is this host ready to give a PCI device to a VM?
+  iommu groups -k                       IOMMU groups with their devices and drivers
+  iommu check 0000:01:00.0              can this device be passed through, and what to do next
+  iommu tour                            what an IOMMU changes, measured on a simulated machine
+  iommu status --sim q35 --sim-cmdline "intel_iommu=on intremap=off"
   iommu acpi decode /sys/firmware/acpi/tables/DMAR
-  iommu acpi decode dmar.bin --json
 
-Run 'iommu <command> --help' for a command's options.
+Run 'iommu <command> --help' for a command's options and examples.
 `;
 }
 

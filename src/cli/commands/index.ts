@@ -1,4 +1,4 @@
-/** Every top-level command, in the order `iommu --help` lists them. */
+/** Every top-level command. */
 import type { Command } from "../command.js";
 import { acpiCommand } from "./acpi.js";
 import { benchCommand } from "./bench.js";
@@ -13,4 +13,15 @@ import { statusCommand } from "./status.js";
 import { tourCommand } from "./tour.js";
 import { walkCommand } from "./walk.js";
 
-export const commands: Command[] = [statusCommand, acpiCommand, benchCommand, groupsCommand, checkCommand, bootargsCommand, libvirtXmlCommand, bindCommand, unbindCommand, snapshotCommand, walkCommand, simCommand, tourCommand];
+/** `iommu --help` lists the commands in these sections, in this order. */
+export const commandSections: { title: string; commands: Command[] }[] = [
+  {
+    title: "A Linux host and PCI pass-through",
+    commands: [statusCommand, groupsCommand, checkCommand, bootargsCommand, bindCommand, unbindCommand, libvirtXmlCommand, snapshotCommand],
+  },
+  { title: "Firmware tables and memory forensics", commands: [acpiCommand, walkCommand] },
+  { title: "The simulated machine", commands: [tourCommand, simCommand] },
+  { title: "Performance", commands: [benchCommand] },
+];
+
+export const commands: Command[] = commandSections.flatMap((s) => s.commands);
