@@ -131,7 +131,7 @@ export async function bootGuest(o: BootOptions): Promise<BootResult> {
     "-serial", "stdio", "-monitor", "none", "-no-reboot",
     "-kernel", kernelImage(),
     "-initrd", initrd,
-    "-append", `console=ttyS0 panic=-1 loglevel=6 ${o.cmdline}`.trim(),
+    "-append", `console=ttyS0 panic=-1 loglevel=6 ${keepArg()}${o.cmdline}`.trim(),
     ...o.machineArgs,
     "-fsdev", "local,id=fshost,path=/,security_model=none,readonly=on,multidevs=remap",
     "-device", "virtio-9p-pci,fsdev=fshost,mount_tag=hostroot,addr=0x10",
@@ -212,6 +212,11 @@ export async function bootGuest(o: BootOptions): Promise<BootResult> {
     console: consoleText,
     hookError,
   };
+}
+
+/** The guest mounts a tmpfs on /tmp: a repository under the host's /tmp must stay visible (guest/init lab.keep). */
+function keepArg(): string {
+  return REPO_DIR.startsWith("/tmp/") ? `lab.keep=${REPO_DIR} ` : "";
 }
 
 export function sleep(ms: number): Promise<void> {
