@@ -346,6 +346,8 @@ async function walkChecks(report: Report, suite: string, v: Variant, res: Varian
     `${disagreed.length} disagree, e.g. ${disagreed.slice(0, 3).join("; ")}`);
   report.check(suite, `walk faults on all ${cls.unmapped.length} IOVAs unmapped since`, notFaulted.length === 0,
     `${notFaulted.length} translate, e.g. ${notFaulted.slice(0, 3).join("; ")}`);
+  report.check(suite, `walk agrees with lab/vtd-ref.ts on all ${cls.remapped.length} IOVAs remapped since`, remapAgree === cls.remapped.length,
+    `${cls.remapped.length - remapAgree} differ`);
 
   // Interrupt remapping.
   const dump = new Dump(dumpPath);
