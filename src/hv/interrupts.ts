@@ -1,0 +1,264 @@
+/**
+ * Interrupts on a host that runs VMs. Every interrupt message the machine's local APICs receive goes through
+ * the router: a (CPU, vector) pair the hypervisor allocated for an assigned device's MSI is injected into the
+ * vCPU of the VM that programmed it (what VFIO's interrupt handler and KVM's irqfd do together); everything else
+ * goes to the host kernel's handler, as it would without a hypervisor. Host handling may be deferred (as an
+ * interrupt waits while a CPU has interrupts off) to let fault records pile up.
+ *
+ * Interrupt remapping table entries for assigned devices are allocated with the host driver's allocator and
+ * changed or freed by writing the entry in the table in RAM and invalidating the interrupt entry cache through
+ * the invalidation queue (VT-d spec 6.5.2.7), the way Linux's modify_irte and free_irte do.
+ *
+ * Posted interrupts are not modelled: the VT-d unit of this model reports no posted-interrupt support (ECAP.PI
+ * clear) and treats IRTE.IM as reserved, so every VM interrupt takes the remapped-then-injected path.
+ */
+import { IommuError } from "../core/errors.js";
+import { formatRequesterId } from "../core/pci.js";
+import type { InterruptMessage } from "../hw/platform.js";
+import { encodeIrte, encodeRemappableMsi, writeIrte } from "../hw/vtd/intremap-format.js";
+import type { DmarUnit } from "../os/intel-iommu.js";
+import type { IrqDesc, Kernel } from "../os/kernel.js";
+import type { KPciDev } from "../os/pci.js";
+import type { IncomingInterrupt, MachinePort } from "../os/port.js";
+
+/** x86 vectors a device interrupt may use (the simulated kernel hands them out from the bottom). */
+export const FIRST_DEVICE_VECTOR = 0x21;
+export const LAST_DEVICE_VECTOR = 0xeb;
+const MSI_ADDR_BASE = 0xfee00000;
+/** Interrupt entry cache invalidation descriptor (VT-d spec 6.5.2.7): type 4, G bit 4 (index), IM 31:27. */
+const QI_IEC_TYPE = 0x4;
+const QI_IEC_SELECTIVE = 1 << 4;
+
+/** Where a delivered interrupt went. */
+export type DeliveryTarget =
+  | { kind: "vm"; vm: string; vcpu: number; guestVector: number }
+  | { kind: "host"; irq: number | null; name: string | null }
+  | { kind: "dropped"; why: string };
+
+export interface Delivery {
+  seq: number;
+  /** Simulated time, ns. */
+  ns: number;
+  origin: InterruptMessage["origin"];
+  /** Requester id of the device that sent it (device interrupts). */
+  sid: number | null;
+  /** Whether interrupt remapping translated it. */
+  remapped: boolean;
+  /** The vector and destination APIC id as the host's local APICs saw them. */
+  vector: number;
+  apic: number;
+  deliveryMode: number;
+  target: DeliveryTarget;
+}
+
+/** A vCPU (or anything) an interrupt can be injected into. */
+export interface InjectTarget {
+  readonly vmName: string;
+  readonly index: number;
+  readonly running: boolean;
+  inject(vector: number, d: Delivery): void;
+}
+
+export interface Route {
+  target: InjectTarget;
+  guestVector: number;
+  /** Requester id of the device the route was made for. */
+  sid: number;
+}
+
+const key = (apic: number, vector: number) => apic * 256 + vector;
+
+export interface RouterOptions {
+  now: () => number;
+  /** The host kernel's interrupt handler and its interrupt descriptors (for naming the host irq hit). */
+  hostHandler: () => ((m: IncomingInterrupt) => void) | null;
+  hostIrqs: () => readonly IrqDesc[];
+}
+
+export class InterruptRouter {
+  readonly deliveries: Delivery[] = [];
+  /** When true, interrupts for the host wait in `pending` until drainHost(). */
+  deferHost = false;
+  readonly pending: InterruptMessage[] = [];
+  /** Keep at most this many deliveries in `deliveries` (older ones are dropped). */
+  keep = 10_000;
+  private readonly routes = new Map<number, Route>();
+  private readonly used = new Map<number, Set<number>>();
+  private seq = 0;
+
+  constructor(private readonly opts: RouterOptions) {}
+
+  /** A free vector on the CPU with APIC id `apic`, from the top of the device range (the host uses the bottom). */
+  allocVector(apic: number): number {
+    const used = this.used.get(apic) ?? new Set<number>();
+    this.used.set(apic, used);
+    const host = new Set(this.opts.hostIrqs().map((q) => q.vector));
+    for (let v = LAST_DEVICE_VECTOR; v >= FIRST_DEVICE_VECTOR; v--) {
+      if (!used.has(v) && !host.has(v)) {
+        used.add(v);
+        return v;
+      }
+    }
+    throw new IommuError("NO_VECTOR", `no free interrupt vector on the CPU with APIC id ${apic}`);
+  }
+
+  freeVector(apic: number, vector: number): void {
+    this.used.get(apic)?.delete(vector);
+    this.routes.delete(key(apic, vector));
+  }
+
+  setRoute(apic: number, vector: number, route: Route): void {
+    this.routes.set(key(apic, vector), route);
+  }
+
+  route(apic: number, vector: number): Route | undefined {
+    return this.routes.get(key(apic, vector));
+  }
+
+  /** The machine's interrupt handler. */
+  readonly handle = (m: InterruptMessage): void => {
+    const vector = m.irq?.vector ?? m.data & 0xff;
+    const apic = m.irq?.destination ?? (m.addressLo >>> 12) & 0xff;
+    const d: Delivery = {
+      seq: ++this.seq,
+      ns: this.opts.now(),
+      origin: m.origin,
+      sid: m.sid ?? null,
+      remapped: m.remapped === true,
+      vector,
+      apic,
+      deliveryMode: m.irq?.deliveryMode ?? (m.data >>> 8) & 7,
+      target: { kind: "dropped", why: "" },
+    };
+    const r = m.origin === "device" && d.deliveryMode === 0 ? this.routes.get(key(apic, vector)) : undefined;
+    if (r !== undefined) {
+      if (r.target.running) {
+        d.target = { kind: "vm", vm: r.target.vmName, vcpu: r.target.index, guestVector: r.guestVector };
+        this.record(d);
+        r.target.inject(r.guestVector, d);
+      } else {
+        d.target = { kind: "dropped", why: `${r.target.vmName} is not running` };
+        this.record(d);
+      }
+      return;
+    }
+    const q = this.opts.hostIrqs().find((x) => x.vector === vector);
+    d.target = { kind: "host", irq: q?.irq ?? null, name: q?.name ?? null };
+    this.record(d);
+    if (this.deferHost) this.pending.push(m);
+    else this.opts.hostHandler()?.(m);
+  };
+
+  /** Runs the host handler for every deferred interrupt, oldest first. */
+  drainHost(): number {
+    let n = 0;
+    while (this.pending.length > 0) {
+      const m = this.pending.shift()!;
+      this.opts.hostHandler()?.(m);
+      n++;
+    }
+    return n;
+  }
+
+  private record(d: Delivery): void {
+    this.deliveries.push(d);
+    if (this.deliveries.length > this.keep) this.deliveries.splice(0, this.deliveries.length - this.keep);
+  }
+}
+
+/** How the router describes a delivery in one line. */
+export function describeDelivery(d: Delivery): string {
+  const src = d.sid === null ? d.origin : formatRequesterId(d.sid);
+  const how = d.origin !== "device" ? "" : d.remapped ? " (remapped)" : " (not remapped)";
+  const at = `vector 0x${d.vector.toString(16)} on CPU ${d.apic}`;
+  switch (d.target.kind) {
+    case "vm":
+      return `${src}${how}: ${at} -> ${d.target.vm} vCPU ${d.target.vcpu} vector 0x${d.target.guestVector.toString(16)}`;
+    case "host":
+      return `${src}${how}: ${at} -> host${d.target.irq !== null ? ` irq ${d.target.irq} (${d.target.name})` : " (no handler: spurious)"}`;
+    default:
+      return `${src}${how}: ${at} -> dropped: ${d.target.why}`;
+  }
+}
+
+/**
+ * The host's interrupt-remapping table entries for assigned devices: allocated by the host driver, modified and
+ * freed here with interrupt-entry-cache invalidation.
+ */
+export class HostIrte {
+  constructor(private readonly k: Kernel) {}
+
+  /** The unit whose interrupt remapping covers `dev`, or null (remapping off, or no unit). */
+  unitFor(dev: KPciDev): DmarUnit | null {
+    const u = this.k.driver.unitFor(dev);
+    return u !== null && u.irEnabled ? u : null;
+  }
+
+  /** A new entry delivering `vector` to `apic`, with the source-id check Linux sets for `dev` (set_msi_sid). */
+  alloc(u: DmarUnit, dev: KPciDev, vector: number, apic: number): { index: number; address: number; data: number } {
+    const src = this.k.driver.msiSourceFor(dev, this.k.params.intremapNoSid);
+    return this.k.driver.allocIrte(u, vector, apic, src);
+  }
+
+  /** Rewrites entry `index` to deliver `vector` to `apic` (modify_irte) and invalidates its cached copy. */
+  modify(u: DmarUnit, dev: KPciDev, index: number, vector: number, apic: number): void {
+    const src = this.k.driver.msiSourceFor(dev, this.k.params.intremapNoSid);
+    writeIrte(this.k.port.memory, u.irt, index, encodeIrte({ vector, destination: apic, sid: src.sid, svt: src.svt, sq: 0 }, false));
+    this.flush(u, index);
+  }
+
+  /** Clears entry `index` (free_irte); `invalidate` false leaves the cached copy usable. */
+  free(u: DmarUnit, index: number, invalidate = true): void {
+    writeIrte(this.k.port.memory, u.irt, index, [0, 0, 0, 0]);
+    if (invalidate) this.flush(u, index);
+  }
+
+  /** Index-selective interrupt entry cache invalidation (qi_flush_iec). */
+  flush(u: DmarUnit, index: number): void {
+    u.inv.iec++;
+    this.k.driver.qiSubmit(u, [QI_IEC_TYPE | QI_IEC_SELECTIVE, index & 0xffff, 0, 0]);
+  }
+
+  /** The MSI a device must send for entry `index` (remappable format, sub-handle 0 as Linux programs it). */
+  static message(index: number): { address: number; data: number } {
+    return encodeRemappableMsi(index, 0);
+  }
+}
+
+/** A compatibility-format MSI (no remapping) for `vector` on the CPU with APIC id `apic`, fixed delivery. */
+export function compatMsi(vector: number, apic: number): { address: number; data: number } {
+  return { address: (MSI_ADDR_BASE | ((apic & 0xff) << 12)) >>> 0, data: vector & 0xff };
+}
+
+/**
+ * The host port the host kernel boots on: the machine, except that the kernel's interrupt handler is kept aside
+ * so the router sees every interrupt first.
+ */
+export class HostPort implements MachinePort {
+  handler: ((m: IncomingInterrupt) => void) | null = null;
+  constructor(private readonly inner: MachinePort) {}
+  get memory() {
+    return this.inner.memory;
+  }
+  get firmware() {
+    return this.inner.firmware;
+  }
+  mmioRead(addr: number, size: 4 | 8): bigint {
+    return this.inner.mmioRead(addr, size);
+  }
+  mmioRead32(addr: number): number {
+    return this.inner.mmioRead32(addr);
+  }
+  mmioWrite(addr: number, size: 4 | 8, value: number | bigint): void {
+    this.inner.mmioWrite(addr, size, value);
+  }
+  configRead(rid: number, offset: number, size: 1 | 2 | 4): number {
+    return this.inner.configRead(rid, offset, size);
+  }
+  configWrite(rid: number, offset: number, size: 1 | 2 | 4, value: number): void {
+    this.inner.configWrite(rid, offset, size, value);
+  }
+  onInterrupt(handler: (m: IncomingInterrupt) => void): void {
+    this.handler = handler;
+  }
+}
