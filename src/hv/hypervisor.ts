@@ -85,6 +85,8 @@ export class Hypervisor {
   readonly pool: HostPagePool;
   readonly vms: Vm[] = [];
   readonly events: HvEvent[] = [];
+  /** Host kernel log lines written by the boot itself (what the hypervisor adds comes after). */
+  readonly bootLogLines: number;
   private readonly models = new Map<number, DeviceModel>();
   /** Host page frame → the VM page it backs. */
   private readonly owners = new Map<number, { vm: Vm; gpfn: number }>();
@@ -103,6 +105,7 @@ export class Hypervisor {
     this.machine.onInterrupt(this.router.handle);
     host = Kernel.boot(this.port, { cmdline: opts.cmdline ?? "intel_iommu=on" });
     this.host = host;
+    this.bootLogLines = host.log.lines.length;
     this.irte = new HostIrte(host);
     this.pool = new HostPagePool(host.pages, this.machine.memory, opts.seed ?? 1);
     this.vfio = new Vfio(

@@ -102,7 +102,7 @@ class Run {
     this.hv = Hypervisor.boot(opts);
     this.mon = new Monitor(this.hv);
     this.faults0 = this.hv.host.driver.faults.length;
-    this.log0 = this.hv.host.log.lines.length;
+    this.log0 = this.hv.bootLogLines;
     this.deliveries0 = this.hv.router.deliveries.length;
     this.stats0 = this.faultStats();
   }

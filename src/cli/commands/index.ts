@@ -7,6 +7,7 @@ import { bootargsCommand } from "./bootargs.js";
 import { checkCommand } from "./check.js";
 import { groupsCommand } from "./groups.js";
 import { libvirtXmlCommand } from "./libvirt-xml.js";
+import { scenarioCommand } from "./scenario.js";
 import { simCommand } from "./sim.js";
 import { snapshotCommand } from "./snapshot.js";
 import { statusCommand } from "./status.js";
@@ -20,7 +21,7 @@ export const commandSections: { title: string; commands: Command[] }[] = [
     commands: [statusCommand, groupsCommand, checkCommand, bootargsCommand, bindCommand, unbindCommand, libvirtXmlCommand, snapshotCommand],
   },
   { title: "Firmware tables and memory forensics", commands: [acpiCommand, walkCommand] },
-  { title: "The simulated machine", commands: [tourCommand, simCommand] },
+  { title: "The simulated machine", commands: [tourCommand, simCommand, scenarioCommand] },
   { title: "Performance", commands: [benchCommand] },
 ];
 
