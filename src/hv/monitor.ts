@@ -59,8 +59,8 @@ export interface RequestRecord {
 /** A device's side of the bus, as device models use it. */
 export interface DmaPort {
   readonly requesterId: number;
-  read(addr: number, length: number, purpose: string): DmaOutcome;
-  write(addr: number, data: Uint8Array, purpose: string): DmaOutcome;
+  read(addr: number | bigint, length: number, purpose: string): DmaOutcome;
+  write(addr: number | bigint, data: Uint8Array, purpose: string): DmaOutcome;
   /** A raw interrupt message (DWORD write to 0xFEEx_xxxx). */
   msi(address: number, data: number, purpose: string): TranslateResult;
   /** MSI / MSI-X vector `index` as programmed; null when not enabled. */
@@ -84,7 +84,7 @@ export class Monitor {
     return segments.map((s) => ({ iova: hex(s.iova), hpa: hex(s.hpa), length: s.length, landed: this.hv.describeHpa(Number(s.hpa)) }));
   }
 
-  private base(bdf: string, op: RequestRecord["op"], addr: number, length: number, purpose: string): RequestRecord {
+  private base(bdf: string, op: RequestRecord["op"], addr: number | bigint, length: number, purpose: string): RequestRecord {
     const bus = this.hv.machine.device(bdf);
     return {
       seq: ++this.seq,

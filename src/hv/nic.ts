@@ -89,8 +89,8 @@ export class NicModel implements DeviceModel {
     this.stats.resets++;
   }
 
-  private ring(lo: number, hi: number): number {
-    return this.reg(hi) * TWO32 + this.reg(lo);
+  private ring(lo: number, hi: number): number | bigint {
+    return addr64(this.reg(lo), this.reg(hi));
   }
 
   private fail(o: DmaOutcome): boolean {
@@ -107,11 +107,11 @@ export class NicModel implements DeviceModel {
       this.stats.dropped++;
       return false;
     }
-    const at = this.ring(NIC_RDBAL, NIC_RDBAH) + head * DESC;
+    const at = plus(this.ring(NIC_RDBAL, NIC_RDBAH), head * DESC);
     const d = this.port.read(at, DESC, "RX descriptor fetch");
     if (this.fail(d) || !d.ok || d.data === undefined) return false;
     const v = new DataView(d.data.buffer, d.data.byteOffset, DESC);
-    const buf = v.getUint32(4, true) * TWO32 + v.getUint32(0, true);
+    const buf = addr64(v.getUint32(0, true), v.getUint32(4, true));
     if (this.fail(this.port.write(buf, frame, "RX frame data"))) return false;
     const wb = new Uint8Array(DESC);
     wb.set(d.data.subarray(0, 8));
@@ -130,11 +130,11 @@ export class NicModel implements DeviceModel {
     let head = this.reg(NIC_TDH);
     let sent = 0;
     while (head !== this.reg(NIC_TDT) % count) {
-      const at = this.ring(NIC_TDBAL, NIC_TDBAH) + head * DESC;
+      const at = plus(this.ring(NIC_TDBAL, NIC_TDBAH), head * DESC);
       const d = this.port.read(at, DESC, "TX descriptor fetch");
       if (this.fail(d) || !d.ok || d.data === undefined) break;
       const v = new DataView(d.data.buffer, d.data.byteOffset, DESC);
-      const buf = v.getUint32(4, true) * TWO32 + v.getUint32(0, true);
+      const buf = addr64(v.getUint32(0, true), v.getUint32(4, true));
       const len = v.getUint16(8, true);
       const f = this.port.read(buf, len, "TX frame data");
       if (this.fail(f) || !f.ok || f.data === undefined) break;
@@ -149,6 +149,16 @@ export class NicModel implements DeviceModel {
     }
     if (sent > 0) this.port.signal(1, "TX interrupt (MSI-X 1)");
   }
+}
+
+/** A 64-bit bus address from the guest's registers or descriptors: a number while exact, else a bigint. */
+function addr64(lo: number, hi: number): number | bigint {
+  return hi < 0x200000 ? hi * TWO32 + lo : (BigInt(hi) << 32n) | BigInt(lo);
+}
+
+function plus(a: number | bigint, n: number): number | bigint {
+  if (typeof a === "number" && Number.isSafeInteger(a + n)) return a + n;
+  return BigInt.asUintN(64, BigInt(a) + BigInt(n));
 }
 
 /** The device's firmware under an attacker's control: raw requests, now or later. A reset does not stop it. */
