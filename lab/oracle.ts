@@ -349,6 +349,28 @@ async function walkChecks(report: Report, suite: string, v: Variant, res: Varian
   report.check(suite, `walk agrees with lab/vtd-ref.ts on all ${cls.remapped.length} IOVAs remapped since`, remapAgree === cls.remapped.length,
     `${cls.remapped.length - remapAgree} differ`);
 
+  // --list: every still-mapped IOVA lies in one of the device's merged ranges, at the same offset.
+  const bySid = new Map<number, Translation[]>();
+  for (const t of cls.stillMapped) bySid.set(t.sid, [...(bySid.get(t.sid) ?? []), t]);
+  const listMisses: string[] = [];
+  for (const [sid, ts] of bySid) {
+    const r = await cli(["walk", "--rtaddr", hex(regs.rtaddr), "--bdf", bdfText(sid), "--list", ...common]);
+    let ranges: { iova: bigint; hpa: bigint; size: bigint }[];
+    try {
+      const j = JSON.parse(r.out) as { result?: string; ranges?: { iova: string; hpa: string; size: string }[] };
+      ranges = (j.ranges ?? []).map((x) => ({ iova: BigInt(x.iova), hpa: BigInt(x.hpa), size: BigInt(x.size) }));
+    } catch {
+      listMisses.push(`${bdfText(sid)}: not JSON (exit ${r.code}) ${tail(r.err, 1)}`);
+      continue;
+    }
+    for (const t of ts) {
+      const hit = ranges.find((x) => t.iova >= x.iova && t.iova < x.iova + x.size);
+      if (!hit || hit.hpa + (t.iova - hit.iova) !== t.gpa) listMisses.push(`${bdfText(sid)} iova ${hex(t.iova)} -> QEMU ${hex(t.gpa)}, list ${hit ? hex(hit.hpa + (t.iova - hit.iova)) : "no range"}`);
+    }
+  }
+  report.check(suite, `walk --list covers all ${cls.stillMapped.length} still-mapped IOVAs at QEMU's addresses (${bySid.size} devices)`,
+    listMisses.length === 0, `${listMisses.length} misses, e.g. ${listMisses.slice(0, 3).join("; ")}`);
+
   // Interrupt remapping.
   const dump = new Dump(dumpPath);
   let irAgreed = 0;
