@@ -1,6 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { cli } from "../cli/test-support.js";
+import { isIommuError } from "../core/errors.js";
+import { machinePreset } from "../hw/machine-presets.js";
 import { renderScenario, runScenario, SCENARIO_NAMES, type ScenarioRun } from "./scenarios.js";
 
 const HEX = /^0x[0-9a-f]+$/;
@@ -69,6 +71,7 @@ test("isolation: vm1's device cannot reach vm2's or the host's memory; the fault
   assert.equal(off.numbers.hostBytesChanged, 4096);
   assert.equal(off.numbers.hostSecretLeaked, true);
   assert.equal(off.faults.length, 0);
+  assert.match(off.verdict.summary, /^3 of 3 attacks landed/);
 });
 
 test("msi-injection: forged interrupts reach the host and vm2 without remapping; with it they fault 0x25/0x22/0x21/0x26 unless CFI is set", () => {
@@ -147,4 +150,14 @@ test("iommu scenario: lists the scenarios, rejects unknown names, prints JSON", 
   assert.equal(rep.name, "passthrough");
   assert.deepEqual(rep.runs.map((r) => r.verdict.protected), [true, false]);
   assert.ok(rep.runs[0]!.steps.some((s) => s.text.includes("assigned as guest 00:03.0")));
+});
+
+test("a machine without a VT-d unit or without the scenarios' devices is refused with one line", () => {
+  const q35 = machinePreset("q35")!;
+  const noUnit = { ...q35, name: "small-noiommu", ram: { size: "1G" }, iommus: [] };
+  assert.throws(() => runScenario("isolation", { machine: noUnit }), (e: unknown) => isIommuError(e) && e.code === "SCENARIO_MACHINE" && /it has no VT-d unit/.test(e.message));
+  const devices = (q35.devices as { bdf: string }[]).filter((d) => d.bdf !== "00:04.0");
+  const noOther = { ...q35, name: "small", ram: { size: "1G" }, devices };
+  assert.throws(() => runScenario("isolation", { machine: noOther }), (e: unknown) => isIommuError(e) && /00:04\.0 must be a device/.test(e.message));
+  assert.throws(() => runScenario("nope"), (e: unknown) => isIommuError(e) && e.code === "UNKNOWN_SCENARIO");
 });

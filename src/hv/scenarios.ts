@@ -100,6 +100,7 @@ class Run {
     opts: HypervisorOptions,
   ) {
     this.hv = Hypervisor.boot(opts);
+    checkMachine(this.hv);
     this.mon = new Monitor(this.hv);
     this.faults0 = this.hv.host.driver.faults.length;
     this.log0 = this.hv.bootLogLines;
@@ -167,6 +168,20 @@ class Run {
 
 const NIC = "00:02.0";
 const OTHER = "00:04.0";
+
+/** The scenarios need q35's layout: a VT-d unit, a NIC-like function at 00:02.0 and another device at 00:04.0. */
+function checkMachine(hv: Hypervisor): void {
+  const m = hv.machine;
+  const bad = (why: string) =>
+    new IommuError("SCENARIO_MACHINE", `machine '${m.config.name}' does not fit the scenarios: ${why}`, { hint: "run them on q35 (the default) or a machine with the same devices" });
+  if (m.config.iommus.length === 0) throw bad("it has no VT-d unit");
+  const nic = m.topology.byBdf(NIC);
+  if (nic === undefined || (nic.type !== "endpoint" && nic.type !== "pci") || (nic.bars[0]?.size ?? 0) < 0x4000 || nic.bars[0]?.kind === "io") {
+    throw bad(`${NIC} must be a device with a memory BAR 0 of at least 16 KiB (the NIC's registers)`);
+  }
+  const other = m.topology.byBdf(OTHER);
+  if (other === undefined || (other.type !== "endpoint" && other.type !== "pci")) throw bad(`${OTHER} must be a device`);
+}
 
 /** A 64-byte frame with a recognisable pattern. */
 function frame(seed: number, n = 64): Uint8Array {
@@ -315,11 +330,14 @@ function isolationRun(opts: ScenarioOptions, iommu: boolean): ScenarioRun {
   const hostChanged = countDiff(before.host, after.host);
   const vm1Changed = countDiff(before.vm1, after.vm1);
   const blocked = attacks.filter((a) => !a.ok).length;
+  // An attack address that happens to be one of vm1's own GPAs reaches vm1's own page: no harm to anyone else.
+  const own = r.mon.requests.filter((q) => q.purpose.startsWith("attack") && q.outcome === "ok" && q.translations.every((t) => t.landed.startsWith("vm1 "))).length;
   const prot = vm2Changed === 0 && hostChanged === 0 && !leaked;
   return r.finish(
     {
       attacks: attacks.length,
       blocked,
+      reachedOnlyVm1sOwnMemory: own,
       vm2BytesChanged: vm2Changed,
       hostBytesChanged: hostChanged,
       hostSecretLeaked: leaked,
@@ -330,11 +348,11 @@ function isolationRun(opts: ScenarioOptions, iommu: boolean): ScenarioRun {
     prot
       ? {
           protected: true,
-          summary: `${blocked} of ${attacks.length} attacks blocked, each with a fault record naming ${NIC}; vm2's and the host's memory unchanged; GPA ${hex(secretGpa)} in vm1's space is vm1's own page (${vm1Changed} bytes there changed), not vm2's`,
+          summary: `${blocked} of ${attacks.length} attacks blocked, each with a fault record naming ${NIC}${own > 0 ? ` (${own} addressed one of vm1's own GPAs and reached vm1's own page)` : ""}; vm2's and the host's memory unchanged; GPA ${hex(secretGpa)} in vm1's space is vm1's own page (${vm1Changed} bytes there changed), not vm2's`,
         }
       : {
           protected: false,
-          summary: `every attack landed: ${vm2Changed} bytes of vm2's memory and ${hostChanged} of the host's overwritten, the host's secret ${leaked ? "read" : "not read"}`,
+          summary: `${attacks.length - blocked} of ${attacks.length} attacks landed: ${vm2Changed} bytes of vm2's memory and ${hostChanged} of the host's overwritten, the host's secret ${leaked ? "read" : "not read"}`,
         },
   );
 }
