@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { bootGuest, describeFailure, kernelVersion, qemuVersion, REPO_DIR, tail, type BootResult } from "./qemu.js";
 import type { Report } from "./report.js";
 import { E1000E_BDF, machineArgs, type Scenario } from "./scenarios.js";
+import { simChecks } from "./sim-compare.js";
 
 export interface DoctorOptions {
   scenarios: Scenario[];
@@ -398,6 +399,7 @@ export async function runDoctor(report: Report, o: DoctorOptions): Promise<void>
     }
     const t = readTruth(tree);
     guestChecks(report, suite, sc, t);
+    simChecks(report, suite, sc, tree, t.groups);
     if (o.updateFixtures) {
       copyFixture(sc, tree);
       recorded.push({ sc, args: readFileSync(join(r.outDir, "qemu-args.txt"), "utf8").trim() });
