@@ -259,7 +259,6 @@ export class IntelIommuDriver {
   readonly rmrrs: { base: number; end: number; devices: KPciDev[]; scopes: DmarDeviceScope[] }[] = [];
   readonly faults: FaultRecord[] = [];
   private readonly ctx: DriverContext;
-  private readonly vectorToUnit = new Map<number, DmarUnit>();
 
   constructor(ctx: DriverContext) {
     this.ctx = ctx;
@@ -437,14 +436,17 @@ export class IntelIommuDriver {
 
   /** iommu_flush_iotlb_psi: page-selective with the covering power-of-two mask, or domain-selective. */
   flushIotlbPsi(u: DmarUnit, did: number, pfn: number, pages: number): void {
+    // The hardware invalidates the naturally aligned block of 2^mask pages that holds the address, so the mask
+    // must make one aligned block cover the whole range, even when the range itself is not aligned.
+    const last = pfn + Math.max(1, pages) - 1;
     let mask = 0;
-    while (1 << mask < pages) mask++;
+    while (Math.floor(pfn / 2 ** mask) !== Math.floor(last / 2 ** mask)) mask++;
     if (!u.pageSelective || mask > u.maxAddressMask) {
       this.flushIotlbDomain(u, did);
       return;
     }
     u.inv.iotlbPage++;
-    const addr = pfn * PAGE;
+    const addr = (pfn - (pfn % 2 ** mask)) * PAGE;
     this.qiSubmit(u, this.iotlbDesc(u, GRAN_PAGE, did, addr % TWO32, Math.floor(addr / TWO32), mask));
   }
 
@@ -524,7 +526,6 @@ export class IntelIommuDriver {
   /** Programs the fault event interrupt (dmar_set_interrupt) and unmasks it. */
   setFaultInterrupt(u: DmarUnit, vector: number, apicId: number): void {
     u.faultVector = vector;
-    this.vectorToUnit.set(vector, u);
     this.w32(u, DMAR_FEDATA_REG, vector);
     this.w32(u, DMAR_FEADDR_REG, (0xfee00000 | (apicId << 12)) >>> 0);
     this.w32(u, DMAR_FEUADDR_REG, 0);
@@ -539,11 +540,6 @@ export class IntelIommuDriver {
     u.translationEnabled = true;
     // iommu_disable_protect_mem_regions: PMEN off.
     this.w32(u, DMAR_PMEN_REG, 0);
-  }
-
-  /** The unit that raised fault-event vector `vector`, if any. */
-  unitForVector(vector: number): DmarUnit | undefined {
-    return this.vectorToUnit.get(vector);
   }
 
   /** dmar_fault: reads and clears every pending fault record, logging each as Linux does. */

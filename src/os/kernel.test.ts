@@ -207,3 +207,20 @@ test("interrupt vectors: spread over CPUs within 0x21..0xeb, and a clear error w
   assert.ok(vectors.every((v) => v >= 0x21 && v <= 0xeb));
   assert.throws(() => Kernel.boot(new Machine(cfg(1)), { cmdline: "intel_iommu=on" }), /no free interrupt vector/);
 });
+
+test("MSI-X tables in BARs above 2 GiB are programmed, and each interrupt is counted on its own CPU's descriptor", () => {
+  const m = Machine.load("q35");
+  const k = Kernel.boot(m, { cmdline: "intel_iommu=on" });
+  const nvme = k.irqs.filter((q) => q.dev?.name === "0000:00:04.0");
+  assert.ok(nvme.length >= 2);
+  assert.ok(new Set(nvme.map((q) => q.apic)).size > 1 || k.irqs.some((q) => q.apic !== nvme[0]!.apic), "vectors spread over CPUs");
+  const same = k.irqs.filter((q) => !nvme.includes(q) && nvme.some((n) => n.vector === q.vector));
+  assert.ok(same.length > 0, "the machine reuses vector numbers across CPUs");
+  const before = same.map((q) => q.count);
+  for (let i = 0; i < nvme.length; i++) {
+    const r = m.device("00:04.0").signal(i);
+    assert.ok(r !== null && r.ok, `vector ${i} delivered`);
+  }
+  assert.deepEqual(nvme.map((q) => q.count), nvme.map(() => 1), "one interrupt on each of the device's descriptors");
+  assert.deepEqual(same.map((q) => q.count), before, "descriptors with the same vector on another CPU are not counted");
+});

@@ -33,8 +33,10 @@ export interface IrqDesc {
   hwirq: number;
   name: string;
   count: number;
-  /** For device interrupts: the vector the CPU sees. */
+  /** The vector the CPU sees. */
   vector: number;
+  /** APIC id of the CPU the interrupt is delivered to (vectors are per CPU). */
+  apic: number;
   dev: KPciDev | null;
   /** Interrupt remapping table entry, when remapped. */
   irte: number | null;
@@ -209,7 +211,7 @@ export class Kernel {
 
   private setFaultIrq(u: DmarUnit): void {
     const { vector, apic } = this.allocVector();
-    this.irqs.push({ irq: this.nextIrq++, chip: "DMAR-MSI", hwirq: u.seq, name: u.name, count: 0, vector, dev: null, irte: null });
+    this.irqs.push({ irq: this.nextIrq++, chip: "DMAR-MSI", hwirq: u.seq, name: u.name, count: 0, vector, apic, dev: null, irte: null });
     this.driver.setFaultInterrupt(u, vector, apic);
   }
 
@@ -283,15 +285,15 @@ export class Kernel {
     const port = this.port;
     const unit = this.driver.units.find((u) => u.irEnabled && this.driver.unitFor(d) === u) ?? null;
     const n = d.msixCap !== 0 ? d.msiVectors : 1;
-    const msgs: { address: number; data: number; irte: number | null; vector: number }[] = [];
+    const msgs: { address: number; data: number; irte: number | null; vector: number; apic: number }[] = [];
     for (let i = 0; i < n; i++) {
       const { vector, apic } = this.allocVector();
       if (unit !== null) {
         const src = this.driver.msiSourceFor(d, this.params.intremapNoSid);
         const e = this.driver.allocIrte(unit, vector, apic, src);
-        msgs.push({ address: e.address, data: e.data, irte: e.index, vector });
+        msgs.push({ address: e.address, data: e.data, irte: e.index, vector, apic });
       } else {
-        msgs.push({ address: (0xfee00000 | (apic << 12)) >>> 0, data: vector, irte: null, vector });
+        msgs.push({ address: (0xfee00000 | (apic << 12)) >>> 0, data: vector, irte: null, vector, apic });
       }
     }
     const chip = this.irqRemapping && unit !== null ? "IR-PCI-MSI" : "PCI-MSI";
@@ -303,6 +305,7 @@ export class Kernel {
         name: n > 1 ? `${d.driver}-q${i}` : (d.driver ?? "pci"),
         count: 0,
         vector: m.vector,
+        apic: m.apic,
         dev: d,
         irte: m.irte,
       });
@@ -316,7 +319,7 @@ export class Kernel {
       const ctl = port.configRead(d.rid, c + 2, 2);
       port.configWrite(d.rid, c + 2, 2, ctl | 1);
     } else {
-      const bar0 = port.configRead(d.rid, 0x10, 4) & 0xfffffff0;
+      const bar0 = (port.configRead(d.rid, 0x10, 4) & 0xfffffff0) >>> 0;
       msgs.forEach((m, i) => {
         port.mmioWrite(bar0 + 16 * i, 4, m.address);
         port.mmioWrite(bar0 + 16 * i + 4, 4, 0);
@@ -330,16 +333,17 @@ export class Kernel {
 
   /** An interrupt message arrives at the local APICs. */
   private interrupt(m: IncomingInterrupt): void {
+    // A compatibility-format message (remapped ones arrive translated): vector in data 7:0, destination APIC id
+    // in address 19:12. The same vector number exists on every CPU, so both pick the descriptor.
     const vector = m.data & 0xff;
-    const u = this.driver.unitForVector(vector);
-    if (u !== undefined) {
-      const d = this.irqs.find((q) => q.vector === vector);
-      if (d) d.count++;
-      this.driver.handleFault(u);
-      return;
+    const apic = (m.addressLo >>> 12) & 0xff;
+    const d = this.irqs.find((q) => q.vector === vector && q.apic === apic);
+    if (d === undefined) return;
+    d.count++;
+    if (d.chip === "DMAR-MSI") {
+      const u = this.driver.units.find((x) => x.seq === d.hwirq);
+      if (u !== undefined) this.driver.handleFault(u);
     }
-    const d = this.irqs.find((q) => q.vector === vector);
-    if (d) d.count++;
   }
 
   /** Moves simulated time forward (fires the flush-queue timers that come due). */
