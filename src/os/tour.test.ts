@@ -25,8 +25,8 @@ test("the tour's numbers come from the simulation: changing the machine changes 
   const low = { ...machinePreset("q35")!, ram: { size: "2G" } };
   const t2 = runTour({ ...small, machine: low });
   const b = t2.find((s) => s.id === "b")!;
-  assert.equal(b.runs[0].numbers.bounces, 0);
-  assert.equal(b.runs[0].numbers.buffersAbove4G, 0);
+  assert.equal(b.runs[0]!.numbers.bounces, 0);
+  assert.equal(b.runs[0]!.numbers.buffersAbove4G, 0);
 });
 
 test("iommu sim boot and iommu tour on the command line", async () => {
@@ -40,4 +40,17 @@ test("iommu sim boot and iommu tour on the command line", async () => {
   assert.match(bad.stderr, /no such file/);
   const t = await cli(["sim", "boot"]);
   assert.match(t.stdout, /IOMMU group \d+ \[DMA-FQ\] domain id \d+: 0000:01:00\.0 0000:02:01\.0/);
+});
+
+test("iommu tour includes the virtual-machine stories, unprotected run first, each with its verdict", async () => {
+  const r = await cli(["tour", "--json"]);
+  assert.equal(r.code, 0, r.stderr);
+  const stories = JSON.parse(r.stdout) as { id: string; runs: { summary: string }[] }[];
+  assert.deepEqual(stories.map((s) => s.id), ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k"]);
+  for (const s of stories.slice(6)) {
+    assert.match(s.runs[0]!.summary, /^NOT protected: /, s.id);
+    assert.match(s.runs[s.runs.length - 1]!.summary, /^protected: /, s.id);
+  }
+  const kernelOnly = await cli(["tour", "--no-vm", "--json"]);
+  assert.equal((JSON.parse(kernelOnly.stdout) as unknown[]).length, 6);
 });

@@ -24,7 +24,7 @@ export interface TourRun {
 export interface TourStory {
   id: string;
   title: string;
-  runs: [TourRun, TourRun];
+  runs: TourRun[];
 }
 
 export interface TourOptions {
@@ -249,7 +249,11 @@ export function renderTour(stories: TourStory[]): string {
   const out: string[] = [];
   for (const s of stories) {
     out.push(`(${s.id}) ${s.title}`);
-    for (const r of s.runs) out.push(`    ${(r.label + ":").padEnd(24)} ${r.summary}`);
+    for (const r of s.runs) {
+      // Short labels share the line with their summary; long ones get a line of their own.
+      if (r.label.length < 24) out.push(`    ${(r.label + ":").padEnd(24)} ${r.summary}`);
+      else out.push(`    ${r.label}:`, `        ${r.summary}`);
+    }
     out.push("");
   }
   return out.join("\n");

@@ -1,6 +1,7 @@
 /** `iommu tour`: the stories of what an IOMMU changes, each run without and with it, measured in the simulation. */
 import { DEFAULT_MACHINE, PRESET_NAMES } from "../../hw/machine-presets.js";
 import { renderTour, runTour } from "../../os/tour.js";
+import { vmStories } from "../../hv/tour.js";
 import { flag, str, toJson, type Command } from "../command.js";
 
 export const tourCommand: Command = {
@@ -16,19 +17,24 @@ simulation:
   (d) two devices, two address spaces                  same bus address, different physical pages
   (e) iommu=pt vs translated                            identity domain vs DMA-FQ
   (f) strict vs lazy unmap                              IOTLB invalidations per unmap, stale window
+and then a device given to a virtual machine, each hypervisor scenario without and with the protection:
+  (g) passthrough  (h) isolation  (i) msi-injection  (j) deferred-dma  (k) lazy-window
 
 Options:
   -m, --machine NAME|FILE  a preset (${PRESET_NAMES.join(", ")}) or a JSON machine configuration; default ${DEFAULT_MACHINE}
   -j, --json               [{id, title, runs: [{label, cmdline, numbers, summary}]}]
+      --no-vm              only the kernel stories (a)–(f)
 
 Examples:
   iommu tour
   npm start
   iommu tour --json | jq '.[] | select(.id == "f") | .runs[].numbers'
 `,
-  options: { machine: { type: "string", short: "m" }, json: { type: "boolean", short: "j" } },
+  options: { machine: { type: "string", short: "m" }, json: { type: "boolean", short: "j" }, "no-vm": { type: "boolean" } },
   run(args, ctx) {
-    const stories = runTour({ machine: str(args, "machine") ?? DEFAULT_MACHINE });
+    const machine = str(args, "machine") ?? DEFAULT_MACHINE;
+    const stories = runTour({ machine });
+    if (!flag(args, "no-vm")) stories.push(...vmStories(machine));
     ctx.out(flag(args, "json") ? toJson(stories) : renderTour(stories));
     return 0;
   },
