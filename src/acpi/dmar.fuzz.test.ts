@@ -9,21 +9,12 @@ import assert from "node:assert/strict";
 import { AcpiError } from "./bytes.js";
 import { decodeDmar, encodeDmar, renderDmarText, type DmarTable } from "./dmar.js";
 import { corpusTables } from "./test-support/iasl.js";
+import { seededRandom } from "../core/random.js";
 
 const SEED = 0x1d0a_2024;
 const ITERATIONS = 10000;
 
-/** mulberry32: small, fast, deterministic. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seededRandom;
 
 type Rand = () => number;
 const int = (r: Rand, n: number) => Math.floor(r() * n);

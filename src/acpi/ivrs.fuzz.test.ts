@@ -8,19 +8,10 @@ import assert from "node:assert/strict";
 import { AcpiError } from "./bytes.js";
 import { tableChecksumSum } from "./sdt.js";
 import { corpusTables } from "./test-support/iasl.js";
+import { seededRandom } from "../core/random.js";
 import { decodeIvrs, encodeIvrs, renderIvrsText } from "./ivrs.js";
 
-/** mulberry32: small, fast, seeded. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seededRandom;
 
 /** Type codes worth planting: every block and entry type, and one of each unknown length class. */
 const INTERESTING = [0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x10, 0x11, 0x20, 0x21, 0x22, 0x40, 0x41, 0x42, 0x43, 0x46,

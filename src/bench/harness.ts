@@ -4,6 +4,7 @@
  * Nothing here asserts a time: targets are reported, and the reader judges.
  */
 import { cpus } from "node:os";
+import { seededRandom } from "../core/random.js";
 
 export interface Stats {
   median: number;
@@ -90,18 +91,8 @@ export function machineInfo(): { cpu: string; cores: number; node: string } {
   return { cpu: c[0]?.model ?? "unknown", cores: c.length, node: process.version };
 }
 
-/** A small deterministic PRNG (xorshift32) so cases use the same data in every run. */
-export function rng(seed: number): () => number {
-  let x = seed >>> 0 || 0x9e3779b9;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 0x1_0000_0000;
-  };
-}
+/** Benchmark data comes from a seeded generator, the same in every run. */
+export const rng = seededRandom;
 
 function fmt(n: number | null | undefined, digits = 1): string {
   if (n === null || n === undefined || Number.isNaN(n)) return "–";

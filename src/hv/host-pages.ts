@@ -7,20 +7,12 @@
  */
 import type { PhysicalMemory } from "../core/memory.js";
 import type { PageAllocator } from "../os/pages.js";
+import { seededRandom } from "../core/random.js";
 
 const PAGE = 4096;
 
-/** A small deterministic generator (mulberry32) so every run scatters pages the same way. */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 0x1_0000_0000;
-  };
-}
+/** The page scattering is reproducible from a seed. */
+export const rng = seededRandom;
 
 export class HostPagePool {
   /** Host page frames given back by VMs, most recent last. */

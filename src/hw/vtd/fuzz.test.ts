@@ -16,16 +16,11 @@ import {
 } from "./spec.js";
 import { desc, gcmd as gcmdSet, VtdTables } from "./test-support.js";
 import { VtdUnit } from "./unit.js";
+import { seededRandom } from "../../core/random.js";
 
-/** xorshift32: the whole run is reproducible from its seed. */
+/** The whole run is reproducible from its seed. */
 function rng(seed: number) {
-  let x = seed >>> 0 || 1;
-  const next = () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 0x1_0000_0000;
-  };
+  const next = seededRandom(seed);
   return {
     u32: () => Math.floor(next() * 0x1_0000_0000) >>> 0,
     int: (n: number) => Math.floor(next() * n),
