@@ -34,18 +34,20 @@ function shiftOf(level: number): number {
 /** Negative IOTLB entry for a not-present leaf: the fault depends on the access (0x5 write / 0x6 read). */
 export const NEG_NOT_PRESENT = 0xff;
 
-/** Entries of the IOTLB's lookup accelerator (direct-mapped, by 4 KiB page). */
-const FRONT_SIZE = 256;
+/** The IOTLB's lookup accelerator (direct-mapped, by 4 KiB page) has as many entries as the IOTLB, within these bounds. */
+const FRONT_MIN = 256;
+const FRONT_MAX = 1 << 16;
 
 export class Iotlb {
   readonly store: SetAssocStore;
   // Lookup accelerator: remembers which slot answered a (domain, 4 KiB page) lookup, valid while the store's
   // epoch is unchanged (no eviction or invalidation since). It holds no translations of its own, so the IOTLB
   // stays exactly as stale or fresh as the set-associative store says; it only saves the set scan.
-  private readonly frontVpn = new Uint32Array(FRONT_SIZE);
-  private readonly frontKey = new Uint32Array(FRONT_SIZE);
-  private readonly frontSlot = new Int32Array(FRONT_SIZE);
-  private readonly frontEpoch = new Float64Array(FRONT_SIZE);
+  private readonly frontMask: number;
+  private readonly frontVpn: Uint32Array;
+  private readonly frontKey: Uint32Array;
+  private readonly frontSlot: Int32Array;
+  private readonly frontEpoch: Float64Array;
   readonly frameLo: Uint32Array;
   readonly frameHi: Uint32Array;
   /** bit 0 = R, bit 1 = W. */
@@ -60,6 +62,13 @@ export class Iotlb {
   constructor(g: CacheGeometry, maxLevel: number) {
     this.store = new SetAssocStore(g);
     const n = this.store.capacity;
+    let front = FRONT_MIN;
+    while (front < n && front < FRONT_MAX) front *= 2;
+    this.frontMask = front - 1;
+    this.frontVpn = new Uint32Array(front);
+    this.frontKey = new Uint32Array(front);
+    this.frontSlot = new Int32Array(front);
+    this.frontEpoch = new Float64Array(front);
     this.frameLo = new Uint32Array(n);
     this.frameHi = new Uint32Array(n);
     this.perm = new Uint8Array(n);
@@ -91,7 +100,7 @@ export class Iotlb {
   lookupFast(did: number, lo: number, hi: number): number {
     const vpn = ((lo >>> 12) | (hi << 20)) >>> 0;
     const key = ((did << 16) | ((hi >>> 12) & 0x1fff)) >>> 0;
-    const k = (vpn ^ Math.imul(did, 0x2f)) & (FRONT_SIZE - 1);
+    const k = (vpn ^ Math.imul(did, 0x2f)) & this.frontMask;
     const st = this.store;
     if (this.frontEpoch[k] === st.epoch && this.frontVpn[k] === vpn && this.frontKey[k] === key) {
       const slot = this.frontSlot[k] ?? -1;
