@@ -18,21 +18,10 @@
  */
 import { createHash } from "node:crypto";
 import { spawnSync } from "node:child_process";
-import {
-  chownSync,
-  closeSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  statSync,
-  unlinkSync,
-  writeSync,
-  existsSync,
-} from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { existsSync, mkdirSync, readFileSync, statSync, unlinkSync } from "node:fs";
+import { dirname } from "node:path";
 import { IommuError, fsError } from "../core/errors.js";
+import { atomicWriteFile, fsyncDir } from "../core/fs.js";
 import type { BootloaderPlan } from "./bootloaders/types.js";
 import type { RootView } from "./views/root-view.js";
 import { commandLine } from "./bootargs.js";
@@ -43,6 +32,8 @@ const JOURNAL_FORMAT = "iommu-kit/bootargs-journal";
 const JOURNAL_VERSION = 1;
 
 export type ApplyStep = "backup-written" | "journal-written" | "temp-written" | "renamed" | "journal-applied";
+
+export { atomicWriteFile };
 
 export interface ApplyHooks {
   /** Called after each durable step; tests use it to inject failures and kills. */
@@ -116,60 +107,6 @@ function readBytes(real: string, shown: string): Buffer {
     return readFileSync(real);
   } catch (e) {
     throw fsError(e, shown);
-  }
-}
-
-function fsyncDir(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = openSync(dir, "r");
-    fsyncSync(fd);
-  } catch {
-    // some file systems (vfat ESPs among them) do not support fsync on directories; the rename is still atomic
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-}
-
-/**
- * Replaces `real` with `data` atomically: temporary file in the same directory, fsync, rename, fsync of the
- * directory. `mode` (and owner, when running as root) of an existing target are kept.
- */
-export function atomicWriteFile(
-  real: string,
-  data: Uint8Array,
-  opts: { mode?: number; uid?: number; gid?: number; hooks?: ApplyHooks; shown?: string } = {},
-): void {
-  const dir = dirname(real);
-  const tmp = join(dir, `.${basename(real)}.iommu-kit.tmp`);
-  const shown = opts.shown ?? real;
-  let renamed = false;
-  try {
-    const fd = openSync(tmp, "w", opts.mode ?? 0o644);
-    try {
-      let off = 0;
-      while (off < data.length) off += writeSync(fd, data, off, data.length - off);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    if (opts.uid !== undefined && opts.gid !== undefined && process.getuid?.() === 0) chownSync(tmp, opts.uid, opts.gid);
-    opts.hooks?.step?.("temp-written", shown);
-    renameSync(tmp, real);
-    renamed = true;
-    fsyncDir(dir);
-    opts.hooks?.step?.("renamed", shown);
-  } catch (e) {
-    if (!renamed) {
-      try {
-        unlinkSync(tmp);
-      } catch {
-        // nothing to clean up
-      }
-    }
-    if (e instanceof IommuError) throw e;
-    if ((e as NodeJS.ErrnoException)?.code !== undefined) throw fsError(e, shown, "write");
-    throw e;
   }
 }
 

@@ -1,6 +1,7 @@
 /** `iommu acpi`: decode and encode the firmware tables that describe IOMMUs (DMAR, IVRS). */
-import { readFileSync, writeFileSync, renameSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { IommuError, fsError } from "../../core/errors.js";
+import { atomicWriteFile } from "../../core/fs.js";
 import { decodeTable, encodeTable, loadTables, renderTableText, type IommuTable } from "../../acpi/index.js";
 import { flag, str, toJson, type Command } from "../command.js";
 
@@ -101,13 +102,7 @@ Examples:
         hint: "start from the output of 'iommu acpi decode --json' and change values, keeping field names and types",
       });
     }
-    const tmp = `${out}.tmp-${process.pid}`;
-    try {
-      writeFileSync(tmp, bytes);
-      renameSync(tmp, out);
-    } catch (e) {
-      throw fsError(e, out, "write");
-    }
+    atomicWriteFile(out, bytes);
     ctx.err(`wrote ${bytes.length} bytes (${table.signature}) to ${out}\n`);
     return 0;
   },

@@ -1,21 +1,11 @@
 /** `iommu bench`: the benchmarks, each next to a baseline measured in the same run. */
-import { readFileSync, writeFileSync, mkdirSync, renameSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { dirname, relative } from "node:path";
 import { IommuError, fsError } from "../../core/errors.js";
+import { atomicWriteFile } from "../../core/fs.js";
 import { renderTable } from "../../bench/harness.js";
 import { benchCases, iovaPlot, runBench, updateReadme } from "../../bench/run.js";
 import { flag, str, toJson, type Command } from "../command.js";
-
-function writeAtomic(path: string, text: string): void {
-  try {
-    mkdirSync(dirname(path), { recursive: true });
-    const tmp = `${path}.tmp-${process.pid}`;
-    writeFileSync(tmp, text);
-    renameSync(tmp, path);
-  } catch (e) {
-    throw fsError(e, path, "write");
-  }
-}
 
 export const benchCommand: Command = {
   name: "bench",
@@ -55,10 +45,10 @@ Examples:
     }
     const report = await runBench(args.positionals, { quick: flag(args, "quick"), progress: (l) => ctx.err(`${l}\n`) });
     const out = str(args, "output");
-    if (out) writeAtomic(out, toJson(report));
+    if (out) atomicWriteFile(out, toJson(report), { mkdirs: true });
     const svg = str(args, "svg");
     const plot = iovaPlot(report);
-    if (svg && plot) writeAtomic(svg, plot);
+    if (svg && plot) atomicWriteFile(svg, plot, { mkdirs: true });
     const readme = str(args, "readme");
     if (readme) {
       let text: string;
@@ -67,7 +57,7 @@ Examples:
       } catch (e) {
         throw fsError(e, readme);
       }
-      writeAtomic(readme, updateReadme(text, report, svg && plot ? relative(dirname(readme), svg) : null));
+      atomicWriteFile(readme, updateReadme(text, report, svg && plot ? relative(dirname(readme), svg) : null));
     }
     ctx.out(flag(args, "json") ? toJson(report) : renderTable(report.cases));
     return 0;

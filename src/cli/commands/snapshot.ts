@@ -1,8 +1,7 @@
 /** `iommu snapshot -o FILE`: record what the doctor reads from this host into one JSON file. */
 import { spawnSync } from "node:child_process";
-import { renameSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { IommuError, fsError } from "../../core/errors.js";
+import { IommuError } from "../../core/errors.js";
+import { atomicWriteFile } from "../../core/fs.js";
 import { recordSnapshot } from "../../host/snapshot.js";
 import type { SysfsView } from "../../host/sysfs-view.js";
 import { VIEW_OPTIONS, VIEW_OPTIONS_HELP, requireSysfs, viewFromArgs, viewOptionsFrom } from "../../host/views/open.js";
@@ -21,16 +20,6 @@ function kernelLog(view: SysfsView, live: boolean, ctx: Context): string | null 
     return view.readText("/var/log/dmesg");
   } catch {
     return null;
-  }
-}
-
-function writeAtomically(path: string, text: string): void {
-  const tmp = join(dirname(path), `.${Date.now()}.${process.pid}.tmp`);
-  try {
-    writeFileSync(tmp, text);
-    renameSync(tmp, path);
-  } catch (e) {
-    throw fsError(e, path, "write");
   }
 }
 
@@ -83,7 +72,7 @@ Examples:
     });
     const text = toJson(snapshot);
     if (output === "-") ctx.out(text);
-    else writeAtomically(output, text);
+    else atomicWriteFile(output, text);
     const n = Object.keys(snapshot.entries).length;
     if (output !== "-") ctx.err(`iommu: wrote ${output}: ${n} entries, ${Math.round(text.length / 1024)} KiB\n`);
     return 0;

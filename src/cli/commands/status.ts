@@ -1,23 +1,10 @@
 /** `iommu status`: can this host give a PCI device to a VM right now, and if not, why not. */
-import { renameSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fsError } from "../../core/errors.js";
+import { atomicWriteFile } from "../../core/fs.js";
 import { renderPrometheus } from "../../host/prometheus.js";
 import { gatherStatus, statusExitCode } from "../../host/status.js";
 import { renderStatusText } from "../../host/status-text.js";
 import { VIEW_OPTIONS, VIEW_OPTIONS_HELP, requireSysfs, viewFromArgs } from "../../host/views/open.js";
 import { flag, str, toJson, usageError, type Command } from "../command.js";
-
-/** Writes through a temporary file and a rename, so a collector never reads a half-written file. */
-function writeAtomically(path: string, text: string): void {
-  const tmp = join(dirname(path), `.${Date.now()}.${process.pid}.tmp`);
-  try {
-    writeFileSync(tmp, text);
-    renameSync(tmp, path);
-  } catch (e) {
-    throw fsError(e, path, "write");
-  }
-}
 
 export const statusCommand: Command = {
   name: "status",
@@ -66,7 +53,7 @@ Examples:
     if (prometheus) {
       const text = renderPrometheus(report);
       if (output === undefined) ctx.out(text);
-      else writeAtomically(output, text);
+      else atomicWriteFile(output, text);
       return 0;
     }
     if (flag(args, "json")) ctx.out(toJson(report));
