@@ -38,8 +38,55 @@ export const NEG_NOT_PRESENT = 0xff;
 const FRONT_MIN = 256;
 const FRONT_MAX = 1 << 16;
 
-export class Iotlb {
+/**
+ * What the IOTLB and the paging-structure cache share: a set-associative store of entries tagged by domain id
+ * and by the address range of a table level, and the invalidations that select entries by domain or range.
+ */
+abstract class DomainRangeCache {
   readonly store: SetAssocStore;
+  readonly level: Uint8Array;
+  readonly did: Uint16Array;
+
+  constructor(g: CacheGeometry) {
+    this.store = new SetAssocStore(g);
+    this.level = new Uint8Array(this.store.capacity);
+    this.did = new Uint16Array(this.store.capacity);
+  }
+
+  invalidateAll(): number {
+    return this.store.invalidateAll();
+  }
+
+  invalidateDomain(did: number): number {
+    return this.store.invalidateWhere((s) => this.did[s] === did);
+  }
+
+  /**
+   * Page-selective invalidation (6.5.1.2 / 6.5.2.3): the 2^am 4 KiB pages from addr (aligned down to that
+   * size) of domain `did`; any cached entry whose range overlaps them goes.
+   */
+  invalidatePages(did: number, addrLo: number, addrHi: number, am: number): number {
+    const first = pageRangeStart(addrLo, addrHi, am);
+    const last = first + 2 ** am - 1;
+    const st = this.store;
+    return st.invalidateWhere((s) => {
+      if (this.did[s] !== did) return false;
+      const span = 2 ** (9 * ((this.level[s] ?? 1) - 1));
+      const start = (st.tagOf0(s) + (st.tagOf1(s) & 0x1fff) * 0x1_0000_0000) * span;
+      return start <= last && start + span - 1 >= first;
+    });
+  }
+
+  reset(): void {
+    this.store.reset();
+  }
+
+  stats(): CacheStats {
+    return this.store.stats();
+  }
+}
+
+export class Iotlb extends DomainRangeCache {
   // Lookup accelerator: remembers which slot answered a (domain, 4 KiB page) lookup, valid while the store's
   // epoch is unchanged (no eviction or invalidation since). It holds no translations of its own, so the IOTLB
   // stays exactly as stale or fresh as the set-associative store says; it only saves the set scan.
@@ -54,13 +101,11 @@ export class Iotlb {
   readonly perm: Uint8Array;
   /** 0 = a translation; otherwise a cached fault (caching mode): a reason, or NEG_NOT_PRESENT. */
   readonly neg: Uint8Array;
-  readonly level: Uint8Array;
-  readonly did: Uint16Array;
   /** Probe levels, smallest page first (3 = up to 1 GiB pages). */
   private readonly maxLevel: number;
 
   constructor(g: CacheGeometry, maxLevel: number) {
-    this.store = new SetAssocStore(g);
+    super(g);
     const n = this.store.capacity;
     let front = FRONT_MIN;
     while (front < n && front < FRONT_MAX) front *= 2;
@@ -73,8 +118,6 @@ export class Iotlb {
     this.frameHi = new Uint32Array(n);
     this.perm = new Uint8Array(n);
     this.neg = new Uint8Array(n);
-    this.level = new Uint8Array(n);
-    this.did = new Uint16Array(n);
     this.maxLevel = maxLevel;
   }
 
@@ -131,39 +174,6 @@ export class Iotlb {
     this.level[slot] = level;
     this.did[slot] = did;
     return slot;
-  }
-
-  invalidateAll(): number {
-    return this.store.invalidateAll();
-  }
-
-  invalidateDomain(did: number): number {
-    return this.store.invalidateWhere((s) => this.did[s] === did);
-  }
-
-  /**
-   * Page-selective invalidation (6.5.1.2 / 6.5.2.3): the 2^am 4 KiB pages from addr (aligned down to that
-   * size) of domain `did`; any cached page overlapping them, of any size, goes.
-   */
-  invalidatePages(did: number, addrLo: number, addrHi: number, am: number): number {
-    const first = pageRangeStart(addrLo, addrHi, am);
-    const last = first + 2 ** am - 1;
-    const st = this.store;
-    return st.invalidateWhere((s) => {
-      if (this.did[s] !== did) return false;
-      const lv = this.level[s] ?? 1;
-      const span = 2 ** (9 * (lv - 1));
-      const start = (st.tagOf0(s) + (st.tagOf1(s) & 0x1fff) * 0x1_0000_0000) * span;
-      return start <= last && start + span - 1 >= first;
-    });
-  }
-
-  reset(): void {
-    this.store.reset();
-  }
-
-  stats(): CacheStats {
-    return this.store.stats();
   }
 }
 
@@ -272,22 +282,17 @@ export class ContextCache {
  * Paging-structure cache (6.2.4): non-leaf second-level entries, so a walk can start below the top. An entry
  * at level L (2..5) covers 2^(12 + 9 * (L - 1)) bytes of one domain and holds the level L-1 table address.
  */
-export class PagingStructureCache {
-  readonly store: SetAssocStore;
+export class PagingStructureCache extends DomainRangeCache {
   readonly nextLo: Uint32Array;
   readonly nextHi: Uint32Array;
   readonly perm: Uint8Array;
-  readonly level: Uint8Array;
-  readonly did: Uint16Array;
 
   constructor(g: CacheGeometry) {
-    this.store = new SetAssocStore(g);
+    super(g);
     const n = this.store.capacity;
     this.nextLo = new Uint32Array(n);
     this.nextHi = new Uint32Array(n);
     this.perm = new Uint8Array(n);
-    this.level = new Uint8Array(n);
-    this.did = new Uint16Array(n);
   }
 
   /** Slot of the lowest cached entry (level 2 up to maxLevel) covering iova, or -1. */
@@ -319,35 +324,5 @@ export class PagingStructureCache {
     this.perm[slot] = (read ? 1 : 0) | (write ? 2 : 0);
     this.level[slot] = level;
     this.did[slot] = did;
-  }
-
-  invalidateAll(): number {
-    return this.store.invalidateAll();
-  }
-
-  invalidateDomain(did: number): number {
-    return this.store.invalidateWhere((s) => this.did[s] === did);
-  }
-
-  /** Entries of `did` whose coverage overlaps the 2^am pages from addr (page-selective with IH = 0). */
-  invalidatePages(did: number, addrLo: number, addrHi: number, am: number): number {
-    const first = pageRangeStart(addrLo, addrHi, am);
-    const last = first + 2 ** am - 1;
-    const st = this.store;
-    return st.invalidateWhere((s) => {
-      if (this.did[s] !== did) return false;
-      const lv = this.level[s] ?? 2;
-      const span = 2 ** (9 * (lv - 1));
-      const start = (st.tagOf0(s) + (st.tagOf1(s) & 0x1fff) * 0x1_0000_0000) * span;
-      return start <= last && start + span - 1 >= first;
-    });
-  }
-
-  reset(): void {
-    this.store.reset();
-  }
-
-  stats(): CacheStats {
-    return this.store.stats();
   }
 }
