@@ -35,7 +35,15 @@ Examples:
     const machine = str(args, "machine") ?? DEFAULT_MACHINE;
     const stories = runTour({ machine });
     if (!flag(args, "no-vm")) stories.push(...vmStories(machine));
-    ctx.out(flag(args, "json") ? toJson(stories) : renderTour(stories));
+    if (flag(args, "json")) {
+      ctx.out(toJson(stories));
+    } else {
+      ctx.out(
+        `What an IOMMU changes, measured on the simulated machine '${machine}': each story runs without and with it.\n` +
+          `(Details: 'iommu sim boot --machine ${machine}', 'iommu scenario NAME'; numbers: 'iommu tour --json'.)\n\n`,
+      );
+      ctx.out(renderTour(stories));
+    }
     return 0;
   },
 };
