@@ -201,7 +201,12 @@ export function renderCheck(r: CheckReport): string {
     out += `  [${mark}] ${c.message}\n`;
     if (!c.ok && c.hint) out += `         hint: ${c.hint}\n`;
   }
-  out += `\n${r.ready ? "Ready for pass-through." : "Not ready for pass-through."}\n`;
+  const verdict = !r.ready
+    ? "Not ready for pass-through."
+    : r.nextSteps.length > 0
+      ? "Ready for pass-through: nothing blocks it; the steps below prepare the device."
+      : "Ready for pass-through.";
+  out += `\n${verdict}\n`;
   if (r.nextSteps.length > 0) out += `\nNext steps:\n${r.nextSteps.map((s, i) => `  ${i + 1}. ${s}`).join("\n")}\n`;
   return out;
 }
