@@ -9,8 +9,9 @@
  * changed or freed by writing the entry in the table in RAM and invalidating the interrupt entry cache through
  * the invalidation queue (VT-d spec 6.5.2.7), the way Linux's modify_irte and free_irte do.
  *
- * Posted interrupts are not modelled: the VT-d unit of this model reports no posted-interrupt support (ECAP.PI
- * clear) and treats IRTE.IM as reserved, so every VM interrupt takes the remapped-then-injected path.
+ * Posted interrupts are not used here: a VT-d unit of this model can report them (CAP.PI, `postedInterrupts`),
+ * but the hypervisor programs remapped-format entries only, so every VM interrupt takes the
+ * remapped-then-injected path.
  */
 import { IommuError } from "../core/errors.js";
 import { formatRequesterId } from "../core/pci.js";

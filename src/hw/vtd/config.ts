@@ -70,6 +70,8 @@ export interface VtdConfig {
   pagingStructureCache: CacheGeometry | null;
   /** Interrupt entry cache size in IRTEs (0 = no cache). */
   interruptEntryCache: number;
+  /** CAP.PI (bit 59): posted interrupts, IRTEs with IM set are posted-format entries. QEMU 7.2 has none. */
+  postedInterrupts: boolean;
 }
 
 /** QEMU 7.2, q35, `-device intel-iommu,intremap=on,caching-mode=on` (aw-bits 39 by default). */
@@ -99,6 +101,7 @@ export const QEMU_7_2_DEFAULT: Readonly<VtdConfig> = Object.freeze({
   contextCache: Object.freeze({ sets: 32, ways: 8, policy: "lru" as const }),
   pagingStructureCache: null,
   interruptEntryCache: 256,
+  postedInterrupts: false,
 });
 
 /** A configuration starting from QEMU 7.2's default; `awBits` also sets `hawBits` unless given. */
@@ -139,6 +142,7 @@ export function validateConfig(c: VtdConfig): void {
   const froEnd = fro + 16 * c.faultRecords;
   if (iro + 16 > fro && iro < froEnd) throw bad("iotlbRegOffset", `0x${iro.toString(16)} overlaps the fault recording registers`);
   if (c.extendedInterruptMode && !c.interruptRemapping) throw bad("extendedInterruptMode", "needs interruptRemapping");
+  if (c.postedInterrupts && !c.interruptRemapping) throw bad("postedInterrupts", "needs interruptRemapping");
   validateGeometry("iotlb", c.iotlb);
   validateGeometry("contextCache", c.contextCache);
   if (c.pagingStructureCache !== null) validateGeometry("pagingStructureCache", c.pagingStructureCache);
@@ -163,6 +167,7 @@ export function buildCap(c: VtdConfig): bigint {
   cap |= BigInt((c.faultRecords - 1) & 0xff) << 40n; // NFR, bits 47:40
   cap |= BigInt(c.maxAddressMask & 0x3f) << 48n; // MAMV, bits 53:48
   if (c.draining) cap |= (1n << 54n) | (1n << 55n); // DWD, DRD
+  if (c.postedInterrupts) cap |= 1n << 59n; // PI
   return cap;
 }
 

@@ -229,7 +229,8 @@ export function irteDestination(w1: number, eime: boolean): number {
 
 /**
  * Why a present IRTE faults with reason 0x24, or null when it does not. VT-d spec 9.10: reserved bits must be
- * zero; IM (bit 15) is reserved when posted interrupts are unsupported (this model does not support them);
+ * zero; IM (bit 15) is reserved when posted interrupts are unsupported (a unit with CAP.PI reads an entry with
+ * IM set as a posted-format entry instead, see postedIrteReservedViolation);
  * in xAPIC mode destination bits 63:48 and 39:32 are reserved; SVT = 11b is a reserved encoding. Fault 0x24
  * covers "conditional reserved fields programmed wrongly" (VT-d spec 5.1.4.1), which is where a reserved SVT
  * encoding belongs; QEMU reports that case as 0x26 instead.
@@ -293,6 +294,121 @@ export function encodeIrta(base: number | bigint, s: number, eime: boolean): { l
     lo: (Number(b & 0xffff_f000n) | (eime ? VTD_IRTA_EIME : 0) | s) >>> 0,
     hi: Number(b >> 32n),
   };
+}
+
+// ---- IRTE for posted interrupts (VT-d spec 9.11) ----
+//   w0: P 0, FPD 1, reserved 7:2, AVAIL 11:8, reserved 13:12, URG 14, IM 15 (= 1), vector 23:16, reserved 31:24
+//   w1: reserved 37:32, PDA_L 63:38 (descriptor address bits 31:6)
+//   w2: SID 79:64, SQ 81:80, SVT 83:82, reserved 95:84 (as in the remapped format)
+//   w3: PDA_H 127:96 (descriptor address bits 63:32)
+// These words are read as a posted-format entry only when the unit supports posted interrupts (CAP.PI).
+
+/** w0 bit 14, Urgent: notify even when the descriptor's SN is set. */
+export const IRTE_URG = 1 << 14;
+/** Posted-format w0 reserved bits: 7:2, 13:12 and 31:24. */
+export const IRTE_POSTED_W0_RSVD = 0xff0030fc;
+/** Posted-format w1 reserved bits 37:32; bits 63:38 hold descriptor address bits 31:6. */
+export const IRTE_POSTED_W1_RSVD = 0x3f;
+export const IRTE_PDA_LO_MASK = 0xffffffc0;
+
+export interface PostedIrteFields {
+  present: boolean;
+  fpd: boolean;
+  avail: number;
+  urgent: boolean;
+  /** The vector posted into the descriptor's PIR. */
+  vector: number;
+  /** Posted-interrupt descriptor address (64-byte aligned). */
+  descriptor: bigint;
+  sid: number;
+  sq: number;
+  svt: number;
+}
+
+/** Fields of a posted-format IRTE from its four words. Never throws. */
+export function decodePostedIrte(w0: number, w1: number, w2: number, w3: number, hostAddressWidth = 52): PostedIrteFields & {
+  reservedViolation: string | null;
+} {
+  return {
+    present: (w0 & IRTE_P) !== 0,
+    fpd: (w0 & IRTE_FPD) !== 0,
+    avail: (w0 >>> IRTE_AVAIL_SHIFT) & 0xf,
+    urgent: (w0 & IRTE_URG) !== 0,
+    vector: (w0 >>> IRTE_VECTOR_SHIFT) & 0xff,
+    descriptor: (BigInt(w3 >>> 0) << 32n) | BigInt((w1 & IRTE_PDA_LO_MASK) >>> 0),
+    sid: w2 & 0xffff,
+    sq: (w2 >>> IRTE_SQ_SHIFT) & 3,
+    svt: (w2 >>> IRTE_SVT_SHIFT) & 3,
+    reservedViolation: postedIrteReservedViolation(w0, w1, w2, w3, hostAddressWidth),
+  };
+}
+
+/**
+ * Why a present posted-format IRTE faults with reason 0x24, or null: reserved bits set (w0 7:2, 13:12, 31:24;
+ * w1 37:32; w2 95:84), a descriptor address at or above 2^HAW, or SVT = 11b.
+ */
+export function postedIrteReservedViolation(w0: number, w1: number, w2: number, w3: number, hostAddressWidth: number): string | null {
+  if ((w0 & IRTE_POSTED_W0_RSVD) !== 0) return "reserved bits 7:2, 13:12 or 31:24 set in a posted-format entry";
+  if ((w1 & IRTE_POSTED_W1_RSVD) !== 0) return "reserved bits 37:32 set in a posted-format entry";
+  if ((w2 & IRTE_W2_RSVD) !== 0) return "reserved bits 95:84 set";
+  const haw = Math.min(64, Math.max(32, hostAddressWidth));
+  if (haw < 64 && w3 >>> 0 >= 2 ** (haw - 32)) return `posted-interrupt descriptor address beyond the ${haw}-bit host address width`;
+  if (((w2 >>> IRTE_SVT_SHIFT) & 3) === 3) return "reserved source validation type 11b";
+  return null;
+}
+
+/** The four words of a posted-format IRTE (for table builders). Range-checks every field. */
+export function encodePostedIrte(f: Partial<Omit<PostedIrteFields, "descriptor">> & { vector: number; descriptor: number | bigint }): IrteWords {
+  const avail = f.avail ?? 0;
+  const sid = f.sid ?? 0;
+  const sq = f.sq ?? 0;
+  const svt = f.svt ?? 0;
+  checkField("vector", f.vector, 0xff);
+  checkField("avail", avail, 0xf);
+  checkField("sid", sid, 0xffff);
+  checkField("sq", sq, 3);
+  checkField("svt", svt, 3);
+  const pda = BigInt(f.descriptor);
+  if (pda < 0n || pda >= 1n << 64n || (pda & 0x3fn) !== 0n) throw new RangeError(`descriptor 0x${pda.toString(16)} is not a 64-byte aligned 64-bit address`);
+  const w0 =
+    ((f.present ?? true) ? IRTE_P : 0) |
+    (f.fpd === true ? IRTE_FPD : 0) |
+    (avail << IRTE_AVAIL_SHIFT) |
+    (f.urgent === true ? IRTE_URG : 0) |
+    IRTE_IM |
+    (f.vector << IRTE_VECTOR_SHIFT);
+  return [w0 >>> 0, Number(pda & 0xffff_ffc0n) >>> 0, (sid | (sq << IRTE_SQ_SHIFT) | (svt << IRTE_SVT_SHIFT)) >>> 0, Number(pda >> 32n) >>> 0];
+}
+
+// ---- Posted-interrupt descriptor (VT-d spec 9.12): 64 bytes, 64-byte aligned, as 16 little-endian words ----
+//   words 0..7  PIR, bits 255:0: one request bit per vector
+//   word 8      bit 256 ON (outstanding notification), bit 257 SN (suppress notification), NV bits 279:272
+//   word 9      NDST bits 319:288: xAPIC mode APIC id in bits 303:296 (NDST 15:8), x2APIC mode all 32 bits
+//   words 10..15 reserved
+
+export const PID_SIZE = 64;
+/** Byte offsets of the control word (ON, SN, NV) and of NDST. */
+export const PID_CONTROL_OFFSET = 32;
+export const PID_NDST_OFFSET = 36;
+export const PID_ON = 1 << 0;
+export const PID_SN = 1 << 1;
+export const PID_NV_SHIFT = 16;
+
+/** The APIC id NDST names: bits 15:8 in xAPIC mode, the whole field in x2APIC mode (EIME). */
+export function pidDestination(ndst: number, eime: boolean): number {
+  return eime ? ndst >>> 0 : (ndst >>> 8) & 0xff;
+}
+
+/** NDST for an APIC id (the inverse of pidDestination). */
+export function encodePidDestination(apic: number, eime: boolean): number {
+  checkField("apic", apic, eime ? 0xffff_ffff : 0xff);
+  return eime ? apic >>> 0 : (apic << 8) >>> 0;
+}
+
+/** The control word (bits 287:256) for a notification vector, ON and SN. */
+export function encodePidControl(nv: number, on = false, sn = false): number {
+  checkField("nv", nv, 0xff);
+  return ((nv << PID_NV_SHIFT) | (on ? PID_ON : 0) | (sn ? PID_SN : 0)) >>> 0;
 }
 
 function checkField(name: string, v: number, max: number): void {

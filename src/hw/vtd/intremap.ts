@@ -26,24 +26,35 @@
  *   addressHi = dest & 0xffffff00 (QEMU's internal carrier for x2APIC destination bits 31:8)
  *   data = vector | DLM << 8 | 1 << 14 (assert) | TM << 15
  *
+ * Posted interrupts (VT-d spec 5.2, 9.11, 9.12), only with `postedInterrupts` (CAP.PI): an IRTE with IM set is a
+ * posted-format entry. After the same source-id verification, the request is posted: the entry's vector is set
+ * in the descriptor's PIR; then, if ON is clear and either URG is set or SN is clear, ON is set and the
+ * notification event (vector NV, physical destination NDST, fixed, edge) is the result (`posted.notified`).
+ * Otherwise nothing is delivered. The descriptor is read and written on every request (it is never cached).
+ * A descriptor that cannot be read or written blocks the request with 0x23: this model's choice, the spec
+ * names no fault for it here.
+ *
  * Interrupt entry cache: present, well-formed IRTEs are cached by index (LRU, `cacheSize` entries) together
  * with their decoded results, so a cache hit allocates nothing. Cached entries stay in use after the table in
  * memory changes, until invalidateIndex/invalidateAll (VT-d spec 6.5.2.7); setTable does not invalidate
  * (software must invalidate the cache globally after SIRTP).
  */
-import type { PhysReader } from "../../core/memory.js";
+import type { PhysAddr, PhysReader } from "../../core/memory.js";
 import { hiOf, loOf } from "../../core/u64.js";
 import {
   IR_FAULT_NAMES,
   IRTE_DLM_SHIFT,
   IRTE_DM,
   IRTE_FPD,
+  IRTE_IM,
   IRTE_P,
+  IRTE_PDA_LO_MASK,
   IRTE_RH,
   IRTE_SIZE,
   IRTE_SQ_SHIFT,
   IRTE_SVT_SHIFT,
   IRTE_TM,
+  IRTE_URG,
   IRTE_VECTOR_SHIFT,
   type IrFaultReason,
   irteDestination,
@@ -60,6 +71,13 @@ import {
   MSI_DATA_SUBHANDLE_MASK,
   MSI_DATA_TM_LEVEL,
   msiHandle,
+  PID_CONTROL_OFFSET,
+  PID_NDST_OFFSET,
+  PID_NV_SHIFT,
+  PID_ON,
+  PID_SN,
+  pidDestination,
+  postedIrteReservedViolation,
   SQ_MASKS,
   SVT_NO_VERIFY,
   SVT_VERIFY_BUS,
@@ -106,6 +124,23 @@ export interface RemapOk {
   readonly remapped: boolean;
   /** The IRTE index used, when remapped. */
   readonly index?: number;
+  /**
+   * Present when the entry was a posted-format one: `irq` and `msi` are then the notification event, which
+   * is delivered only when `notified` is true.
+   */
+  readonly posted?: PostedOutcome;
+}
+
+export interface PostedOutcome {
+  /** Posted-interrupt descriptor address. */
+  readonly descriptor: bigint;
+  /** The vector set in the PIR. */
+  readonly vector: number;
+  readonly urgent: boolean;
+  /** The PIR bit was already set. */
+  readonly alreadyPending: boolean;
+  /** ON was clear and (URG set or SN clear): ON was set and the notification event sent. */
+  readonly notified: boolean;
 }
 
 export interface RemapFault {
@@ -138,6 +173,10 @@ export interface InterruptRemapperOptions {
    * (fault 0x23). Default 39, the width QEMU's intel-iommu uses unless told otherwise.
    */
   hostAddressWidth?: number;
+  /** CAP.PI: IRTEs with IM set are posted-format entries (default false: IM is reserved, fault 0x24). */
+  postedInterrupts?: boolean;
+  /** Writes posted-interrupt descriptors; without it posted-format entries cannot be used (fault 0x23). */
+  writer?: { write32(addr: PhysAddr, v: number): void };
 }
 
 export interface InterruptRemapperStats {
@@ -154,6 +193,9 @@ export interface InterruptRemapperStats {
   faultsRecorded: number;
   /** Blocked requests whose fault FPD kept from being recorded. */
   faultsSuppressed: number;
+  /** Requests posted into a descriptor, and the notification events they sent. */
+  posted: number;
+  notifications: number;
 }
 
 const DEFAULT_CACHE_SIZE = 256;
@@ -173,6 +215,8 @@ interface IecEntry {
   readonly results: (RemapOk | undefined)[];
   /** Use stamp for LRU eviction: a hit writes a number instead of reordering the map. */
   lastUse: number;
+  /** Posted-format entry: descriptor address halves and URG (irq.vector is the posted vector). */
+  readonly posted: { readonly pdaLo: number; readonly pdaHi: number; readonly urgent: boolean } | null;
 }
 
 export class InterruptRemapper {
@@ -186,12 +230,16 @@ export class InterruptRemapper {
     blocked: 0,
     faultsRecorded: 0,
     faultsSuppressed: 0,
+    posted: 0,
+    notifications: 0,
   };
 
   private readonly reader: PhysReader;
   private readonly onFault: (f: IrFault) => void;
   private readonly cacheSize: number;
   private readonly haw: number;
+  private readonly pi: boolean;
+  private readonly writer: { write32(addr: PhysAddr, v: number): void } | null;
   /** Entries must lie below 2^haw: the high half must stay below hiLimit (and lo below loLimit when hi is 0). */
   private readonly hiLimit: number;
   private readonly loLimit: number;
@@ -221,6 +269,8 @@ export class InterruptRemapper {
     this.haw = Number.isInteger(haw) ? Math.min(64, Math.max(12, haw)) : DEFAULT_HAW;
     this.hiLimit = this.haw > 32 ? 2 ** (this.haw - 32) : 1;
     this.loLimit = this.haw >= 32 ? TWO32 : 2 ** this.haw;
+    this.pi = options.postedInterrupts === true;
+    this.writer = options.writer ?? null;
   }
 
   /** IRTA_REG as latched by GCMD.SIRTP: base bits 63:12, EIME bit 11, S bits 3:0 (2^(S+1) entries). */
@@ -346,6 +396,8 @@ export class InterruptRemapper {
       }
     }
 
+    if (entry.posted !== null) return this.post(source, index, entry.irq.vector, entry.posted);
+
     this.stats.remapped++;
     const variant = lo & 3;
     let r = entry.results[variant];
@@ -401,6 +453,21 @@ export class InterruptRemapper {
     w3 >>>= 0;
     const fpd = (w0 & IRTE_FPD) !== 0;
     if ((w0 & IRTE_P) === 0) return this.fault(source, VTD_FR_IR_ENTRY_P, index, fpd, "IRTE present bit clear");
+    if (this.pi && (w0 & IRTE_IM) !== 0) {
+      const pbad = postedIrteReservedViolation(w0, w1, w2, w3, this.haw);
+      if (pbad !== null) return this.fault(source, VTD_FR_IR_IRTE_RSVD, index, fpd, pbad);
+      // irq holds only the posted vector; what is delivered is the descriptor's notification event.
+      const irq: DeliveredInterrupt = Object.freeze({
+        vector: (w0 >>> IRTE_VECTOR_SHIFT) & 0xff,
+        destination: 0,
+        destinationMode: "physical",
+        deliveryMode: 0,
+        triggerMode: "edge",
+        redirectionHint: false,
+      });
+      const posted = Object.freeze({ pdaLo: (w1 & IRTE_PDA_LO_MASK) >>> 0, pdaHi: w3, urgent: (w0 & IRTE_URG) !== 0 });
+      return { w0, w1, w2, w3, fpd, irq, results: [], lastUse: 0, posted };
+    }
     const bad = irteReservedViolation(w0, w1, w2, w3, this.eime);
     if (bad !== null) return this.fault(source, VTD_FR_IR_IRTE_RSVD, index, fpd, bad);
     const irq: DeliveredInterrupt = Object.freeze({
@@ -411,7 +478,56 @@ export class InterruptRemapper {
       triggerMode: (w0 & IRTE_TM) !== 0 ? "level" : "edge",
       redirectionHint: (w0 & IRTE_RH) !== 0,
     });
-    return { w0, w1, w2, w3, fpd, irq, results: [undefined, undefined, undefined, undefined], lastUse: 0 };
+    return { w0, w1, w2, w3, fpd, irq, results: [undefined, undefined, undefined, undefined], lastUse: 0, posted: null };
+  }
+
+  /**
+   * Posts `vector` into the descriptor (VT-d spec 5.2.3): PIR bit set; then, when ON is clear and (URG or SN
+   * clear), ON set and the notification event returned. One read-modify-write of the descriptor, as the
+   * hardware's atomic update.
+   */
+  private post(source: number, index: number, vector: number, p: { pdaLo: number; pdaHi: number; urgent: boolean }): RemapResult {
+    const w = this.writer;
+    if (w === null) return this.fault(source, VTD_FR_IR_ROOT_INVAL, index, false, "posted-interrupt descriptor cannot be written");
+    const at = (off: number): PhysAddr => (p.pdaHi < 0x20_0000 ? p.pdaHi * TWO32 + p.pdaLo + off : ((BigInt(p.pdaHi) << 32n) | BigInt(p.pdaLo)) + BigInt(off));
+    let alreadyPending: boolean;
+    let notified = false;
+    let ctl: number;
+    let ndst: number;
+    try {
+      const pirAt = at(4 * (vector >>> 5));
+      const bit = (1 << (vector & 31)) >>> 0;
+      const pir = this.reader.read32(pirAt) >>> 0;
+      alreadyPending = (pir & bit) !== 0;
+      if (!alreadyPending) w.write32(pirAt, (pir | bit) >>> 0);
+      ctl = this.reader.read32(at(PID_CONTROL_OFFSET)) >>> 0;
+      ndst = this.reader.read32(at(PID_NDST_OFFSET)) >>> 0;
+      if ((ctl & PID_ON) === 0 && (p.urgent || (ctl & PID_SN) === 0)) {
+        w.write32(at(PID_CONTROL_OFFSET), (ctl | PID_ON) >>> 0);
+        notified = true;
+      }
+    } catch {
+      return this.fault(source, VTD_FR_IR_ROOT_INVAL, index, false, "posted-interrupt descriptor access failed");
+    }
+    this.stats.posted++;
+    if (notified) this.stats.notifications++;
+    const irq: DeliveredInterrupt = Object.freeze({
+      vector: (ctl >>> PID_NV_SHIFT) & 0xff,
+      destination: pidDestination(ndst, this.eime),
+      destinationMode: "physical",
+      deliveryMode: 0,
+      triggerMode: "edge",
+      redirectionHint: false,
+    });
+    const descriptor = (BigInt(p.pdaHi) << 32n) | BigInt(p.pdaLo);
+    return Object.freeze({
+      ok: true,
+      irq,
+      msi: compatMsi(irq, 0),
+      remapped: true,
+      index,
+      posted: Object.freeze({ descriptor, vector, urgent: p.urgent, alreadyPending, notified }),
+    });
   }
 
   private passThrough(lo: number, hi: number, d: number): RemapOk {

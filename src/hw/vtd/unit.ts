@@ -125,7 +125,13 @@ export type TranslateResult =
       /** Pages translated before the fault. */
       segments: DmaSegment[];
     }
-  | { ok: true; kind: "interrupt"; remap: RemapResult & { ok: true }; message: InterruptMessage }
+  | {
+      ok: true;
+      kind: "interrupt";
+      remap: RemapResult & { ok: true };
+      /** For a posted request: the notification event, sent to the sink only when remap.posted.notified. */
+      message: InterruptMessage;
+    }
   | { ok: false; kind: "interrupt"; reason: number; reasonName: string; index: number }
   | { ok: false; kind: "unsupported"; detail: string };
 
@@ -152,6 +158,23 @@ export interface VtdStats {
 }
 
 const TWO32 = 0x1_0000_0000;
+
+/** The notification event of a posted interrupt (VT-d spec 5.2.3), as the unit hands it to the interrupt sink. */
+export interface PostedNotification extends InterruptMessage {
+  readonly posted: {
+    /** Posted-interrupt descriptor address. */
+    readonly descriptor: bigint;
+    /** The vector that was posted into its PIR. */
+    readonly vector: number;
+    /** IRTE index. */
+    readonly index: number;
+  };
+}
+
+/** True for a message that is a posting notification event. */
+export function isPostedNotification(m: InterruptMessage): m is PostedNotification {
+  return "posted" in m && typeof (m as { posted?: unknown }).posted === "object";
+}
 
 export class VtdUnit implements InvalidationTarget {
   readonly name: string;
@@ -226,6 +249,8 @@ export class VtdUnit implements InvalidationTarget {
       ? new InterruptRemapper(this.reader, (f) => this.recordInterruptFault(f.sid, f.reason, f.index), {
           cacheSize: cfg.interruptEntryCache,
           hostAddressWidth: cfg.hawBits,
+          postedInterrupts: cfg.postedInterrupts,
+          writer: this.memory,
         })
       : null;
   }
@@ -593,6 +618,12 @@ export class VtdUnit implements InvalidationTarget {
       irq: remap.irq,
       remapped: remap.remapped,
     };
+    if (remap.posted !== undefined) {
+      // A posting notification event: marked so the platform can tell it from the device's own interrupt.
+      const note: PostedNotification = Object.assign(message, { posted: { descriptor: remap.posted.descriptor, vector: remap.posted.vector, index: remap.index ?? 0 } });
+      if (remap.posted.notified) this.sink(note);
+      return { ok: true, kind: "interrupt", remap, message: note };
+    }
     this.sink(message);
     return { ok: true, kind: "interrupt", remap, message };
   }
