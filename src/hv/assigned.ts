@@ -57,6 +57,8 @@ export interface HostVector {
   /** Where it is injected. */
   vcpu: number;
   guestVector: number;
+  /** Posted-format entry: the device's interrupts are posted into the vCPU's descriptor, no host vector used. */
+  posted: boolean;
 }
 
 const PCI_COMMAND = 0x04;
@@ -224,7 +226,19 @@ export class AssignedDevice {
     const guestVector = guestData & 0xff;
     const d = this.dev;
     let hv = this.vectors[i] ?? null;
-    if (hv !== null && hv.apic !== vcpu.pApic) {
+    const postUnit = irte.unitFor(d);
+    if (hv === null && postUnit !== null && irte.postedSupported(postUnit)) {
+      // Posted: the entry names the vCPU's descriptor and the guest's own vector.
+      const e = irte.allocPosted(postUnit, d, guestVector, irte.pidFor(vcpu, router));
+      hv = { index: i, apic: vcpu.pApic, vector: -1, irte: e.index, unit: postUnit, address: e.address, data: e.data, vcpu: vcpu.index, guestVector, posted: true };
+      this.vectors[i] = hv;
+    } else if (hv !== null && hv.posted && hv.unit !== null && hv.irte !== null) {
+      // The guest moved the interrupt or changed its vector: only the entry changes.
+      if (hv.vcpu !== vcpu.index || hv.guestVector !== guestVector) {
+        irte.modifyPosted(hv.unit, d, hv.irte, guestVector, irte.pidFor(vcpu, router));
+        hv.apic = vcpu.pApic;
+      }
+    } else if (hv !== null && hv.apic !== vcpu.pApic) {
       // Another physical CPU: a vector there, and the entry (or compatibility message) rewritten.
       const vector = router.allocVector(vcpu.pApic);
       router.freeVector(hv.apic, hv.vector);
@@ -237,16 +251,16 @@ export class AssignedDevice {
       const unit = irte.unitFor(d);
       if (unit !== null) {
         const e = irte.alloc(unit, d, vector, vcpu.pApic);
-        hv = { index: i, apic: vcpu.pApic, vector, irte: e.index, unit, address: e.address, data: e.data, vcpu: vcpu.index, guestVector };
+        hv = { index: i, apic: vcpu.pApic, vector, irte: e.index, unit, address: e.address, data: e.data, vcpu: vcpu.index, guestVector, posted: false };
       } else {
         const m = compatMsi(vector, vcpu.pApic);
-        hv = { index: i, apic: vcpu.pApic, vector, irte: null, unit: null, address: m.address, data: m.data, vcpu: vcpu.index, guestVector };
+        hv = { index: i, apic: vcpu.pApic, vector, irte: null, unit: null, address: m.address, data: m.data, vcpu: vcpu.index, guestVector, posted: false };
       }
       this.vectors[i] = hv;
     }
     hv.vcpu = vcpu.index;
     hv.guestVector = guestVector;
-    router.setRoute(hv.apic, hv.vector, { target: vcpu, guestVector, sid: requesterIdAtRoot(d) });
+    if (!hv.posted) router.setRoute(hv.apic, hv.vector, { target: vcpu, guestVector, sid: requesterIdAtRoot(d) });
     if (d.msixCap !== 0) {
       const a = this.physBar0 + MSIX_ENTRY * i;
       port.mmioWrite(a, 4, hv.address);
@@ -270,7 +284,7 @@ export class AssignedDevice {
     if (d.msixCap !== 0) port.mmioWrite(this.physBar0 + MSIX_ENTRY * i + 12, 4, MSIX_CTRL_MASKBIT);
     else if (d.msiCap !== 0) port.configWrite(d.rid, d.msiCap + 2, 2, port.configRead(d.rid, d.msiCap + 2, 2) & ~MSI_FLAGS_ENABLE);
     if (hv.irte !== null && hv.unit !== null) irte.free(hv.unit, hv.irte, invalidate);
-    router.freeVector(hv.apic, hv.vector);
+    if (!hv.posted) router.freeVector(hv.apic, hv.vector);
     this.vectors[i] = null;
   }
 

@@ -9,14 +9,28 @@
  * changed or freed by writing the entry in the table in RAM and invalidating the interrupt entry cache through
  * the invalidation queue (VT-d spec 6.5.2.7), the way Linux's modify_irte and free_irte do.
  *
- * Posted interrupts are not used here: a VT-d unit of this model can report them (CAP.PI, `postedInterrupts`),
- * but the hypervisor programs remapped-format entries only, so every VM interrupt takes the
- * remapped-then-injected path.
+ * Where the unit reports posted interrupts (CAP.PI), each vCPU gets a posted-interrupt descriptor in host memory
+ * and assigned devices' MSIs get posted-format entries naming it: the unit sets the guest vector's bit in the
+ * descriptor's PIR and sends one notification (POSTED_INTR_VECTOR) to the vCPU's host CPU; the router then moves
+ * the pending vectors into the vCPU, as KVM's posted-interrupt handling does. No host vector is used for them.
+ * Without CAP.PI every VM interrupt takes the remapped-then-injected path.
  */
 import { IommuError } from "../core/errors.js";
 import { formatRequesterId } from "../core/pci.js";
 import type { InterruptMessage } from "../hw/platform.js";
-import { encodeIrte, encodeRemappableMsi, writeIrte } from "../hw/vtd/intremap-format.js";
+import {
+  encodeIrte,
+  encodePidControl,
+  encodePidDestination,
+  encodePostedIrte,
+  encodeRemappableMsi,
+  PID_CONTROL_OFFSET,
+  PID_NDST_OFFSET,
+  PID_ON,
+  PID_SIZE,
+  writeIrte,
+} from "../hw/vtd/intremap-format.js";
+import { isPostedNotification } from "../hw/vtd/unit.js";
 import type { DmarUnit } from "../os/intel-iommu.js";
 import type { IrqDesc, Kernel } from "../os/kernel.js";
 import type { KPciDev } from "../os/pci.js";
@@ -26,6 +40,8 @@ import type { IncomingInterrupt, MachinePort } from "../os/port.js";
 export const FIRST_DEVICE_VECTOR = 0x21;
 export const LAST_DEVICE_VECTOR = 0xeb;
 const MSI_ADDR_BASE = 0xfee00000;
+/** The notification vector of posted interrupts, a system vector outside the device range (Linux: 0xf2). */
+export const POSTED_INTR_VECTOR = 0xf2;
 /** Interrupt entry cache invalidation descriptor (VT-d spec 6.5.2.7): type 4, G bit 4 (index), IM 31:27. */
 const QI_IEC_TYPE = 0x4;
 const QI_IEC_SELECTIVE = 1 << 4;
@@ -84,6 +100,8 @@ export class InterruptRouter {
   /** Keep at most this many deliveries in `deliveries` (older ones are dropped). */
   keep = 10_000;
   private readonly routes = new Map<number, Route>();
+  /** Posted-interrupt descriptors by address: the vCPU each belongs to, and where to read it. */
+  private readonly pids = new Map<number, { target: InjectTarget; memory: MachinePort["memory"] }>();
   private readonly used = new Map<number, Set<number>>();
   private seq = 0;
 
@@ -116,6 +134,39 @@ export class InterruptRouter {
     return this.routes.get(key(apic, vector));
   }
 
+  /** Makes notifications for the descriptor at `pid` deliver its pending vectors to `target`. */
+  registerPid(pid: number, target: InjectTarget, memory: MachinePort["memory"]): void {
+    this.pids.set(pid, { target, memory });
+  }
+
+  /**
+   * A posting notification: clear ON, then take every pending vector out of the descriptor's PIR (lowest
+   * first) and inject it into the vCPU that owns the descriptor.
+   */
+  private drainPid(pid: number, d: Delivery): void {
+    const owner = this.pids.get(pid);
+    if (owner === undefined) {
+      d.target = { kind: "host", irq: null, name: null };
+      this.record(d);
+      return;
+    }
+    const mem = owner.memory;
+    mem.write32(pid + PID_CONTROL_OFFSET, (mem.read32(pid + PID_CONTROL_OFFSET) & ~PID_ON) >>> 0);
+    for (let w = 0; w < 8; w++) {
+      let bits = mem.read32(pid + 4 * w);
+      if (bits === 0) continue;
+      mem.write32(pid + 4 * w, 0);
+      for (let b = 0; bits !== 0; b++, bits >>>= 1) {
+        if ((bits & 1) === 0) continue;
+        const guestVector = w * 32 + b;
+        const each: Delivery = { ...d, seq: ++this.seq, target: { kind: "vm", vm: owner.target.vmName, vcpu: owner.target.index, guestVector } };
+        if (!owner.target.running) each.target = { kind: "dropped", why: `${owner.target.vmName} is not running` };
+        this.record(each);
+        if (owner.target.running) owner.target.inject(guestVector, each);
+      }
+    }
+  }
+
   /** The machine's interrupt handler. */
   readonly handle = (m: InterruptMessage): void => {
     const vector = m.irq?.vector ?? m.data & 0xff;
@@ -131,6 +182,10 @@ export class InterruptRouter {
       deliveryMode: m.irq?.deliveryMode ?? (m.data >>> 8) & 7,
       target: { kind: "dropped", why: "" },
     };
+    if (isPostedNotification(m)) {
+      this.drainPid(Number(m.posted.descriptor), d);
+      return;
+    }
     const r = m.origin === "device" && d.deliveryMode === 0 ? this.routes.get(key(apic, vector)) : undefined;
     if (r !== undefined) {
       if (r.target.running) {
@@ -187,6 +242,7 @@ export function describeDelivery(d: Delivery): string {
  * freed here with interrupt-entry-cache invalidation.
  */
 export class HostIrte {
+  private readonly pids = new Map<InjectTarget, number>();
   constructor(private readonly k: Kernel) {}
 
   /** The unit whose interrupt remapping covers `dev`, or null (remapping off, or no unit). */
@@ -212,6 +268,43 @@ export class HostIrte {
   free(u: DmarUnit, index: number, invalidate = true): void {
     writeIrte(this.k.port.memory, u.irt, index, [0, 0, 0, 0]);
     if (invalidate) this.flush(u, index);
+  }
+
+  /** Whether the unit can post interrupts (CAP.PI, bit 59). */
+  postedSupported(u: DmarUnit): boolean {
+    return ((u.capHi >>> 27) & 1) === 1;
+  }
+
+  /**
+   * The vCPU's posted-interrupt descriptor (a zeroed 64-byte block in a host page, created on first use):
+   * notifications go to POSTED_INTR_VECTOR on the vCPU's host CPU.
+   */
+  pidFor(vcpu: InjectTarget & { readonly pApic: number }, router: InterruptRouter): number {
+    let pid = this.pids.get(vcpu);
+    if (pid === undefined) {
+      pid = this.k.pages.alloc(1);
+      const mem = this.k.port.memory;
+      mem.fill(pid, PID_SIZE, 0);
+      mem.write32(pid + PID_CONTROL_OFFSET, encodePidControl(POSTED_INTR_VECTOR));
+      mem.write32(pid + PID_NDST_OFFSET, encodePidDestination(vcpu.pApic, false));
+      this.pids.set(vcpu, pid);
+      router.registerPid(pid, vcpu, mem);
+    }
+    return pid;
+  }
+
+  /** A posted-format entry posting `guestVector` into the descriptor at `pid`, with Linux's source-id check. */
+  allocPosted(u: DmarUnit, dev: KPciDev, guestVector: number, pid: number): { index: number; address: number; data: number } {
+    const e = this.alloc(u, dev, POSTED_INTR_VECTOR, 0);
+    this.modifyPosted(u, dev, e.index, guestVector, pid);
+    return e;
+  }
+
+  /** Rewrites entry `index` to post `guestVector` into `pid` and invalidates its cached copy. */
+  modifyPosted(u: DmarUnit, dev: KPciDev, index: number, guestVector: number, pid: number): void {
+    const src = this.k.driver.msiSourceFor(dev, this.k.params.intremapNoSid);
+    writeIrte(this.k.port.memory, u.irt, index, encodePostedIrte({ vector: guestVector, descriptor: pid, sid: src.sid, svt: src.svt, sq: 0 }));
+    this.flush(u, index);
   }
 
   /** Index-selective interrupt entry cache invalidation (qi_flush_iec). */

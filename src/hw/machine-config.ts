@@ -47,6 +47,8 @@ export interface IommuUnitConfig {
   cachingMode: boolean;
   awBits: 39 | 48 | 57;
   passThrough: boolean;
+  /** Posted interrupts (CAP.PI); QEMU 7.2's unit has none. */
+  postedInterrupts: boolean;
   /** IOAPIC ids in this unit's scope. */
   ioapics: number[];
 }
@@ -169,6 +171,9 @@ function parseIommus(v: unknown, ioapicIds: number[]): IommuUnitConfig[] {
     };
     const aw = x.awBits ?? 39;
     if (aw !== 39 && aw !== 48 && aw !== 57) throw configError(`${f}.awBits`, "expected 39, 48 or 57");
+    if (b("postedInterrupts", false) && !b("interruptRemapping", true)) {
+      throw configError(`${f}.postedInterrupts`, "posted interrupts need interruptRemapping");
+    }
     return {
       name: `dmar${i}`,
       base,
@@ -177,6 +182,7 @@ function parseIommus(v: unknown, ioapicIds: number[]): IommuUnitConfig[] {
       cachingMode: b("cachingMode", false),
       awBits: aw,
       passThrough: b("passThrough", true),
+      postedInterrupts: b("postedInterrupts", false),
       ioapics: [],
     };
   });

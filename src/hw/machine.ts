@@ -75,7 +75,13 @@ export class Machine {
         base: u.base,
         name: u.name,
         scope,
-        config: { awBits: u.awBits, cachingMode: u.cachingMode, interruptRemapping: u.interruptRemapping, passThrough: u.passThrough },
+        config: {
+          awBits: u.awBits,
+          cachingMode: u.cachingMode,
+          interruptRemapping: u.interruptRemapping,
+          passThrough: u.passThrough,
+          postedInterrupts: u.postedInterrupts,
+        },
       });
       this.units.push({ name: u.name, base: u.base, unit });
     }
