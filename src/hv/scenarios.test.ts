@@ -161,3 +161,11 @@ test("a machine without a VT-d unit or without the scenarios' devices is refused
   assert.throws(() => runScenario("isolation", { machine: noOther }), (e: unknown) => isIommuError(e) && /00:04\.0 must be a device/.test(e.message));
   assert.throws(() => runScenario("nope"), (e: unknown) => isIommuError(e) && e.code === "UNKNOWN_SCENARIO");
 });
+
+test("passthrough on a unit with posted interrupts: the guest's vectors are posted, and moving one to vCPU 1 rewrites its entry", () => {
+  const rep = runScenario("passthrough", { machine: "q35-pi" });
+  const on = rep.runs.find((r) => r.verdict.protected)!;
+  assert.equal(on.numbers.rxInterruptsVcpu1AfterMove, 1, "after the guest moved the vector, vCPU 1 got it");
+  assert.ok(on.interrupts.length > 0);
+  assert.ok(on.interrupts.every((i) => i.vector === "0xf2"), `device interrupts arrive as posting notifications: ${on.interrupts.map((i) => i.vector).join(",")}`);
+});

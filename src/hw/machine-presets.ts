@@ -3,7 +3,7 @@
  * devices of the lab's scenarios, with 6 GiB of RAM so that memory above 4 GiB exists (2 GiB below, 4 GiB above,
  * as QEMU splits it) and a 32-bit-only DMA device at 00:07.0. `q35-lab` is the machine the lab boots a real
  * Debian 6.1 kernel on (lab/scenarios.ts), with QEMU's DMAR listing every device; `q35-noiommu` is `q35` without
- * a remapping unit; `two-units` has a graphics unit and a catch-all unit with an RMRR; `switch` has a PCIe switch
+ * a remapping unit; `q35-pi` is `q35` with a unit that posts interrupts (CAP.PI, which QEMU 7.2's unit lacks); `two-units` has a graphics unit and a catch-all unit with an RMRR; `switch` has a PCIe switch
  * whose second downstream port lacks ACS.
  */
 import type { MachineConfigInput } from "./machine-config.js";
@@ -46,6 +46,11 @@ export const PRESETS: Record<string, () => MachineConfigInput> = {
     iommus: [{ base: "0xfed90000", scope: "all", interruptRemapping: true, cachingMode: false }],
   }),
   "q35-noiommu": () => ({ ...PRESETS.q35!(), name: "q35-noiommu", iommus: [] }),
+  "q35-pi": () => ({
+    ...PRESETS.q35!(),
+    name: "q35-pi",
+    iommus: [{ base: "0xfed90000", scope: "all", interruptRemapping: true, cachingMode: false, postedInterrupts: true }],
+  }),
   "q35-lab": () => {
     const devices = [
       ...labDevices(),
