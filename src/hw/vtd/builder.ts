@@ -1,7 +1,7 @@
 /**
  * Builds legacy-mode VT-d structures in physical memory (root table, context tables, second-level page tables)
- * and programs a unit through its registers the way a driver does. For tests, benchmarks and fixtures (a memory
- * image written with these tables is what `iommu walk` reads).
+ * and programs a unit through its registers the way a driver does: the test bench of the VT-d model, used by its
+ * tests, the benchmarks, library users who drive a unit directly, and to make memory images for `iommu walk`.
  */
 import type { PhysicalMemory } from "../../core/memory.js";
 import {
