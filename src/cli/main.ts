@@ -1,23 +1,10 @@
 /** The `iommu` command: dispatch, help, version, and the one place errors are rendered and exit codes set. */
-import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
-import { dirname, join } from "node:path";
 import { IommuError } from "../core/errors.js";
 import { parseCommandArgs, type Command, type Context } from "./command.js";
 import { commandSections, commands } from "./commands/index.js";
+import { version } from "./version.js";
 
-export function version(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  for (const up of ["../..", "../../.."]) {
-    try {
-      const pkg = JSON.parse(readFileSync(join(here, up, "package.json"), "utf8")) as { name?: string; version?: string };
-      if (pkg.name === "iommu-kit" && pkg.version) return pkg.version;
-    } catch {
-      // try the next candidate
-    }
-  }
-  return "unknown";
-}
+export { version };
 
 function topHelp(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -5,7 +5,7 @@ import { atomicWriteFile } from "../../core/fs.js";
 import { recordSnapshot } from "../../host/snapshot.js";
 import type { SysfsView } from "../../host/sysfs-view.js";
 import { VIEW_OPTIONS, VIEW_OPTIONS_HELP, requireSysfs, viewFromArgs, viewOptionsFrom } from "../../host/views/open.js";
-import { version } from "../main.js";
+import { version } from "../version.js";
 import { flag, str, toJson, usageError, type Command, type Context } from "../command.js";
 
 /** The kernel log: `dmesg` on the live system, /var/log/dmesg under --root; null when not readable. */
