@@ -144,6 +144,35 @@ export interface RegisterPort {
   mmioWrite(offset: number, size: number, value: number | bigint): void;
 }
 
+/** A RegisterPort that also reads 64-bit registers (CCMD, IOTLB, CAP, fault records) as bigint. */
+export interface RegisterWindow extends RegisterPort {
+  mmioRead(offset: number, size: 4): number;
+  mmioRead(offset: number, size: 8): bigint;
+}
+
+/** An MMIO space that reaches the units' registers: a Machine or a Platform. */
+export interface MmioSpace {
+  mmioRead(addr: number, size: 4 | 8): number | bigint;
+  mmioWrite(addr: number, size: 4 | 8, value: number | bigint): void;
+}
+
+/** The registers of the unit mapped at `base` in `mmio`, addressed by offset the way the specification lists them. */
+export function registerWindow(mmio: MmioSpace, base: number): RegisterWindow {
+  function read(offset: number, size: 4): number;
+  function read(offset: number, size: 8): bigint;
+  function read(offset: number, size: 4 | 8): number | bigint {
+    const v = mmio.mmioRead(base + offset, size);
+    return size === 4 ? Number(v) : BigInt(v);
+  }
+  return {
+    mmioRead: read,
+    mmioWrite: (offset, size, value) => {
+      if (size !== 4 && size !== 8) throw new RangeError(`VT-d registers are written 4 or 8 bytes at a time, not ${size}`);
+      mmio.mmioWrite(base + offset, size, value);
+    },
+  };
+}
+
 /** Issues one GCMD command the way drivers do: current GSTS (less one-shot bits) plus or minus the bit. */
 export function gcmd(unit: RegisterPort, bit: number, on = true): void {
   const sts = unit.mmioRead(DMAR_GSTS_REG, 4) & 0x96ffffff; // drop the one-shot status bits (RTPS, WBFS, IRTPS...)
