@@ -22,13 +22,17 @@ const KNOWN_LONG_FILES = new Set([
 ]);
 
 /** Functions over MAX_FUNCTION_LINES without a reason, still waiting to be split ("file:name"). */
-const KNOWN_LONG_FUNCTIONS = new Set(["src/host/check.ts:checkDevice", "src/os/cmdline.ts:parseBootParams"]);
+const KNOWN_LONG_FUNCTIONS = new Set([
+  "lab/qemu.ts:bootGuest",
+  "src/host/check.ts:checkDevice",
+  "src/os/cmdline.ts:parseBootParams",
+]);
 
 /** A comment that gives the reason a function is long starts with this. */
 const LONG_FUNCTION_REASON = /\blong function:/i;
 
 const shipped = sourceFiles(["src"], false);
-const everything = sourceFiles(["src", "test"], true);
+const everything = sourceFiles(["src", "test", "lab", "scripts"], true);
 
 test("no runtime import cycles among the shipped modules", () => {
   assert.deepEqual(importCycles(shipped, false).map((c) => c.join(" ↔ ")), []);

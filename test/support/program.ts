@@ -9,11 +9,15 @@ import ts from "typescript";
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
+/** Directories that hold data, downloads or output, not sources. */
+const SKIP = new Set(["node_modules", "dist", "fixtures", "corpus", "work", "out"]);
+
 /** Source files (repository-relative, "/" separated) under `dirs`, tests included unless `withTests` is false. */
 export function sourceFiles(dirs: string[] = ["src"], withTests = true): string[] {
   const out: string[] = [];
   const walk = (dir: string): void => {
     for (const name of readdirSync(join(REPO, dir))) {
+      if (SKIP.has(name) || name.startsWith(".")) continue;
       const p = `${dir}/${name}`;
       if (lstatSync(join(REPO, p)).isDirectory()) walk(p);
       else if (name.endsWith(".ts") && !name.endsWith(".d.ts") && (withTests || !name.includes(".test."))) out.push(p);
