@@ -27,8 +27,8 @@ export function sourceFiles(dirs: string[] = ["src"], withTests = true): string[
   return out.sort();
 }
 
-export function parse(file: string): ts.SourceFile {
-  return ts.createSourceFile(file, readFileSync(join(REPO, file), "utf8"), ts.ScriptTarget.ES2022, true);
+export function parse(file: string, root = REPO): ts.SourceFile {
+  return ts.createSourceFile(file, readFileSync(join(root, file), "utf8"), ts.ScriptTarget.ES2022, true);
 }
 
 /**
@@ -45,7 +45,7 @@ export function allImports(file: string, sf: ts.SourceFile = parse(file)): strin
   return imports(file, sf, true);
 }
 
-function imports(file: string, sf: ts.SourceFile, withTypes: boolean): string[] {
+function imports(file: string, sf: ts.SourceFile, withTypes: boolean, root = REPO): string[] {
   const out: string[] = [];
   for (const st of sf.statements) {
     let spec: ts.Expression | undefined;
@@ -57,7 +57,7 @@ function imports(file: string, sf: ts.SourceFile, withTypes: boolean): string[] 
       spec = st.moduleSpecifier;
     }
     if (spec === undefined || !ts.isStringLiteral(spec) || !spec.text.startsWith(".")) continue;
-    const target = relative(REPO, resolve(REPO, dirname(file), spec.text.replace(/\.js$/, ".ts"))).split("\\").join("/");
+    const target = relative(root, resolve(root, dirname(file), spec.text.replace(/\.js$/, ".ts"))).split("\\").join("/");
     out.push(target);
   }
   return out;
@@ -65,12 +65,12 @@ function imports(file: string, sf: ts.SourceFile, withTypes: boolean): string[] 
 
 /**
  * Strongly connected components of more than one file (or a file importing itself): the import cycles, over
- * runtime imports only or, with `withTypes`, over type-only imports as well.
+ * runtime imports only or, with `withTypes`, over type-only imports as well. Files are relative to `root`.
  */
-export function importCycles(files: string[], withTypes = false): string[][] {
+export function importCycles(files: string[], withTypes = false, root = REPO): string[][] {
   const graph = new Map<string, string[]>();
   const set = new Set(files);
-  for (const f of files) graph.set(f, imports(f, parse(f), withTypes).filter((t) => set.has(t)));
+  for (const f of files) graph.set(f, imports(f, parse(f, root), withTypes, root).filter((t) => set.has(t)));
   // Tarjan's algorithm; recursion depth is bounded by the number of files (a few hundred).
   let index = 0;
   const idx = new Map<string, number>();
