@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { functionSpans, importCycles, lineCount, parse, runtimeImports, sourceFiles } from "./support/program.js";
+import { allImports, functionSpans, importCycles, lineCount, parse, runtimeImports, sourceFiles } from "./support/program.js";
 
 const MAX_FILE_LINES = 600;
 const MAX_FUNCTION_LINES = 100;
@@ -69,6 +69,20 @@ test("the cycle finder sees cycles through runtime imports, re-exports and (when
     rmSync(root, { recursive: true, force: true });
   }
   assert.ok(runtimeImports("src/acpi/dmar.ts").includes("src/acpi/dmar-decode.ts"));
+});
+
+test("every shipped module is reachable from the CLI or a library entry point (test support lives in test/)", () => {
+  const shippedSet = new Set(shipped);
+  const seen = new Set<string>();
+  const todo = ["src/cli/main.ts", ...shipped.filter((f) => f.startsWith("src/api/"))];
+  assert.ok(todo.length > 1, "the library entry points are in src/api/");
+  while (todo.length > 0) {
+    const f = todo.pop()!;
+    if (seen.has(f)) continue;
+    seen.add(f);
+    for (const t of allImports(f)) if (shippedSet.has(t)) todo.push(t);
+  }
+  assert.deepEqual(shipped.filter((f) => !seen.has(f)), []);
 });
 
 test(`source files are at most ${MAX_FILE_LINES} lines, except the known ones (which must still be long)`, () => {

@@ -9,6 +9,7 @@ export { pciAddress, formatBdf, parsePciAddress, requesterId, type PciAddress } 
 export { Machine, type DeviceBus, type MachineFirmware, type MachineUnit } from "../hw/machine.js";
 export type { MachineConfigInput } from "../hw/machine-config.js";
 export { DEFAULT_MACHINE, PRESET_NAMES, machinePreset } from "../hw/machine-presets.js";
+export { DmaTestDevice, type DmaCommand, type DmaCommandResult } from "../hw/devices/dma-test.js";
 export { Platform, type DmaOutcome, type InterruptMessage, type InterruptSink, type PlatformOptions } from "../hw/platform.js";
 export type { PciFunction, PciFunctionInput } from "../hw/pci/topology.js";
 export {
