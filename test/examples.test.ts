@@ -63,6 +63,35 @@ test("the tarball holds what runs: the build, its declarations, the CLI; no test
   }
 });
 
+test("the entry points carry types: a TypeScript consumer compiles, and a misuse is a type error", () => {
+  writeFileSync(
+    join(project, "consumer.ts"),
+    [
+      'import { Machine, VtdTables, type TranslateResult } from "iommu-kit/vtd";',
+      'import { decodeDmar, type DmarTable } from "iommu-kit/acpi";',
+      'import { gatherStatus, type StatusReport } from "iommu-kit/doctor";',
+      'import { Kernel } from "iommu-kit/kernel";',
+      'import { Hypervisor } from "iommu-kit/hypervisor";',
+      'import { walkIova } from "iommu-kit/walk";',
+      'import { IommuError } from "iommu-kit";',
+      "const m: Machine = Machine.load(\"q35\");",
+      "const t: VtdTables = new VtdTables(m.memory);",
+      "const r: TranslateResult = m.platform.translate(0, 0, 4, false);",
+      "const d: (b: Uint8Array) => DmarTable = decodeDmar;",
+      "const s: (v: Parameters<typeof gatherStatus>[0]) => StatusReport = gatherStatus;",
+      "export { t, r, d, s, Kernel, Hypervisor, walkIova, IommuError };",
+    ].join("\n"),
+  );
+  const tsc = join(REPO, "node_modules", "typescript", "bin", "tsc");
+  const flags = ["--noEmit", "--strict", "--module", "nodenext", "--moduleResolution", "nodenext", "--target", "es2022", "--skipLibCheck", "--types", "node", "--typeRoots", join(REPO, "node_modules", "@types")];
+  const ok = run(process.execPath, [tsc, ...flags, "consumer.ts"], project);
+  assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+  writeFileSync(join(project, "misuse.ts"), 'import { Machine } from "iommu-kit/vtd";\nexport const n: number = Machine.load("q35");\n');
+  const bad = run(process.execPath, [tsc, ...flags, "misuse.ts"], project);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stdout, /TS2322/);
+});
+
 test("every example is checked here", () => {
   const checked = ["translate-and-fault.mjs", "decode-dmar.mjs", "judge-host.mjs", "kernel-dma.mjs"];
   assert.deepEqual(readdirSync(EXAMPLES).filter((f) => f.endsWith(".mjs")).sort(), checked.sort());
