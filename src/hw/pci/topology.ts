@@ -17,17 +17,16 @@
  */
 import { IommuError } from "../../core/errors.js";
 import { formatBdf, parsePciAddress, type PciAddress } from "../../core/pci.js";
-import {
-  CAP_EXP_OFFSET, CAP_MSI_OFFSET, CAP_VNDR_OFFSET, EXT_CAP_ACS_OFFSET, VNDR_DMA_FORMAT, VNDR_DMA_LENGTH, buildConfig,
-  programBar, writable,
-} from "./config-space.js";
+import { buildConfig, writable } from "./config-space.js";
 import {
   PCI_FUNCTION_TYPES, isBridgeType, isPcieType,
   type BarSpec, type PciFunction, type PciFunctionInput, type PciFunctionType,
 } from "./function.js";
 
 export * from "./function.js";
-export { CAP_EXP_OFFSET, CAP_MSI_OFFSET, CAP_VNDR_OFFSET, EXT_CAP_ACS_OFFSET, VNDR_DMA_FORMAT, VNDR_DMA_LENGTH, programBar };
+export {
+  CAP_EXP_OFFSET, CAP_MSI_OFFSET, CAP_VNDR_OFFSET, EXT_CAP_ACS_OFFSET, VNDR_DMA_FORMAT, VNDR_DMA_LENGTH, programBar,
+} from "./config-space.js";
 
 /** Default identities, as QEMU's models report them. */
 const DEFAULT_IDS: Record<PciFunctionType, [number, number, number]> = {
