@@ -93,7 +93,7 @@ test("the entry points carry types: a TypeScript consumer compiles, and a misuse
 });
 
 test("every example is checked here", () => {
-  const checked = ["translate-and-fault.mjs", "decode-dmar.mjs", "judge-host.mjs", "kernel-dma.mjs"];
+  const checked = ["translate-and-fault.mjs", "decode-dmar.mjs", "judge-host.mjs", "kernel-dma.mjs", "walk-tables.mjs"];
   assert.deepEqual(readdirSync(EXAMPLES).filter((f) => f.endsWith(".mjs")).sort(), checked.sort());
 });
 
@@ -163,4 +163,17 @@ test("kernel-dma: the DMA API maps through the IOMMU when it is on, and the devi
   assert.ok(m, off.stdout);
   assert.equal(m[1], m[2], "without an IOMMU the DMA address is the physical address");
   assert.match(off.stdout, /verdict: not ready/);
+});
+
+test("walk-tables: the forensic walk and the hardware model give the same answer for every request", () => {
+  const r = example("walk-tables.mjs");
+  assert.equal(r.code, 0);
+  const lines = r.stdout.trim().split("\n");
+  assert.equal(lines.length, 4);
+  assert.ok(!r.stdout.includes("differs"), r.stdout);
+  // 0x212345 is 0x12345 into the 2 MiB page at IOVA 0x200000, mapped to 0x400000; the PTE walk stops at the PDE.
+  assert.match(lines[0]!, /^write 0x212345: walk 0x412345 via root entry -> context entry -> SL-PDPE -> SL-PDE; hardware 0x412345$/);
+  assert.match(lines[1]!, /^read 0x1000: walk 0x9000 .*SL-PTE; hardware 0x9000$/);
+  assert.match(lines[2]!, /^write 0x1000: walk fault 0x05 .*hardware fault 0x05$/);
+  assert.match(lines[3]!, /^read 0x5000: walk fault 0x06 .*hardware fault 0x06$/);
 });
