@@ -93,7 +93,7 @@ test("the entry points carry types: a TypeScript consumer compiles, and a misuse
 });
 
 test("every example is checked here", () => {
-  const checked = ["translate-and-fault.mjs", "decode-dmar.mjs", "judge-host.mjs", "kernel-dma.mjs", "walk-tables.mjs"];
+  const checked = ["translate-and-fault.mjs", "decode-dmar.mjs", "judge-host.mjs", "kernel-dma.mjs", "walk-tables.mjs", "assign-device.mjs"];
   assert.deepEqual(readdirSync(EXAMPLES).filter((f) => f.endsWith(".mjs")).sort(), checked.sort());
 });
 
@@ -176,4 +176,16 @@ test("walk-tables: the forensic walk and the hardware model give the same answer
   assert.match(lines[1]!, /^read 0x1000: walk 0x9000 .*SL-PTE; hardware 0x9000$/);
   assert.match(lines[2]!, /^write 0x1000: walk fault 0x05 .*hardware fault 0x05$/);
   assert.match(lines[3]!, /^read 0x5000: walk fault 0x06 .*hardware fault 0x06$/);
+});
+
+test("assign-device: the device reaches the VM's page through the GPA and is blocked outside the VM", () => {
+  const r = example("assign-device.mjs");
+  assert.equal(r.code, 0);
+  const m = /^GPA 0x100000 is HPA (0x[0-9a-f]+); the device's write landed at (0x[0-9a-f]+) \(vm1 GPA 0x100000\)$/m.exec(r.stdout);
+  assert.ok(m, r.stdout);
+  assert.equal(m[1], m[2]);
+  assert.notEqual(m[1], "0x100000", "guest pages are not identity-mapped on the host");
+  assert.match(r.stdout, /^host memory there holds 0xdf0feca$/m);
+  assert.match(r.stdout, /^write to GPA 0x4000000: blocked, fault reason 0x05$/m);
+  assert.match(r.stdout, /^host kernel: DMA Write fault from 00:04\.0 at 0x4000000, reason 0x05$/m);
 });
