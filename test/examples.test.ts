@@ -92,6 +92,13 @@ test("the entry points carry types: a TypeScript consumer compiles, and a misuse
   assert.match(bad.stdout, /TS2322/);
 });
 
+test("the installed package's `iommu` command runs and knows its version", () => {
+  const version = (JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as { version: string }).version;
+  const r = run(join(project, "node_modules", ".bin", "iommu"), ["--version"], project);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, `iommu-kit ${version}\n`);
+});
+
 test("every example is checked here", () => {
   const checked = ["translate-and-fault.mjs", "decode-dmar.mjs", "judge-host.mjs", "kernel-dma.mjs", "walk-tables.mjs", "assign-device.mjs"];
   assert.deepEqual(readdirSync(EXAMPLES).filter((f) => f.endsWith(".mjs")).sort(), checked.sort());
