@@ -73,6 +73,7 @@ if (suites.includes("sim")) {
     await runSimSuite(report, {
       echo: values.echo === true,
       reuse: values.reuse === true,
+      updateFixtures: values["update-fixtures"] === true,
       ...(values.case ? { only: values.case.split(",") } : {}),
       ...(timeoutSec ? { timeoutSec } : {}),
     });

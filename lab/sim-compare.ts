@@ -12,6 +12,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import type { MachineConfigInput } from "../src/hw/machine-config.js";
 import { Machine } from "../src/hw/machine.js";
 import { machinePreset } from "../src/hw/machine-presets.js";
 import { Kernel } from "../src/os/kernel.js";
@@ -20,7 +21,7 @@ import type { Scenario } from "./scenarios.js";
 import { captureMachine } from "./sim-machine.js";
 
 /** The kernel log lines the comparison covers (the ones Linux prints about DMA remapping and groups). */
-const COMPARED = [
+export const COMPARED = [
   /^DMAR: IOMMU (enabled|disabled)$/,
   /^DMAR: Disable (GFX|integrated GPU) device mapping$/,
   /^DMAR: Host address width \d+$/,
@@ -124,25 +125,27 @@ function factCheck(report: Report, suite: string, what: string, real: string[], 
  * Builds the simulated machine from a capture directory, boots the simulated kernel with the captured command
  * line and compares. A capture that is incomplete or a machine that cannot be built is a failure with the reason.
  */
-export function compareCapture(report: Report, suite: string, dir: string, hasIommu: boolean, t: CompareTotals): void {
+export function compareCapture(report: Report, suite: string, dir: string, hasIommu: boolean, t: CompareTotals): SimFixture | null {
   const need = ["cmdline.txt", "dmesg.txt", "pci"].filter((f) => !existsSync(join(dir, f)));
   if (hasIommu && !existsSync(join(dir, "DMAR"))) need.push("DMAR");
   if (need.length > 0) {
     report.fail(suite, "sim: capture complete", `${dir} lacks ${need.join(", ")}`);
-    return;
+    return null;
   }
   const groups = readGroups(dir);
   if (groups instanceof Error) {
     report.fail(suite, "sim: capture complete", groups.message);
-    return;
+    return null;
   }
   let k: Kernel;
+  const cmdline = readFileSync(join(dir, "cmdline.txt"), "utf8").trim();
+  let machine: MachineConfigInput;
   try {
-    const cmdline = readFileSync(join(dir, "cmdline.txt"), "utf8").trim();
-    k = Kernel.boot(new Machine(captureMachine(dir)), { cmdline });
+    machine = captureMachine(dir);
+    k = Kernel.boot(new Machine(machine), { cmdline });
   } catch (e) {
     report.fail(suite, "sim: the captured machine boots in the simulator", (e as Error).message);
-    return;
+    return null;
   }
   t.cases++;
   const real = [...groups.values()].sort((a, b) => a.id - b.id);
@@ -154,4 +157,21 @@ export function compareCapture(report: Report, suite: string, dir: string, hasIo
     sim.map((g) => `${g.id}: ${k.iommu.groupReservedRegions(g, k.driver).map((r) => `${hx16(r.start)} ${hx16(r.end)} ${r.type}`).join("; ")}`), t);
   const realLines = comparedLines(readFileSync(join(dir, "dmesg.txt"), "utf8").split("\n"));
   factCheck(report, suite, "DMAR/iommu/group log lines, in order", realLines, comparedLines(k.log.lines.map((l) => l.text)), t);
+  return {
+    cmdline,
+    machine: { ...machine, name: suite.replace(/^sim /, "") },
+    groups: real.map((g) => ({ id: g.id, devices: g.devices, type: g.type, reservedRegions: g.regions })),
+    linePatterns: COMPARED.map((re) => re.source),
+    lines: realLines,
+  };
+}
+
+/** What test/fixtures/sim-vs-real/*.json hold: a captured machine and what Linux 6.1 made of it. */
+export interface SimFixture {
+  cmdline: string;
+  machine: MachineConfigInput;
+  groups: { id: number; devices: string[]; type: string; reservedRegions: string[] }[];
+  /** The log lines compared (regular expressions) and the real kernel's lines that match them, in order. */
+  linePatterns: string[];
+  lines: string[];
 }

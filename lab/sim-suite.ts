@@ -6,12 +6,14 @@
  * and the kernel log lines (lab/sim-compare.ts).
  *
  * With `--reuse`, a case whose capture already exists in lab/work/runs/sim-NAME/ is compared again without a
- * boot (for working on the simulated kernel; the full lab always boots).
+ * boot (for working on the simulated kernel; the full lab always boots). With `--update-fixtures`, each case's
+ * machine and Linux's answers go to test/fixtures/sim-vs-real/NAME.json, which src/os/sim-vs-real.test.ts replays
+ * in the unit tests.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { bootGuest, describeFailure, REPO_DIR, WORK_DIR } from "./qemu.js";
+import { bootGuest, describeFailure, kernelVersion, qemuVersion, REPO_DIR, WORK_DIR } from "./qemu.js";
 import type { Report } from "./report.js";
 import { compareCapture, type CompareTotals } from "./sim-compare.js";
 import { caseName, simCases, type SimCase } from "./sim-topologies.js";
@@ -23,7 +25,11 @@ export interface SimSuiteOptions {
   only?: string[];
   /** Compare existing captures without booting. */
   reuse?: boolean;
+  /** Write test/fixtures/sim-vs-real/NAME.json for each case compared. */
+  updateFixtures?: boolean;
 }
+
+export const SIM_FIXTURES_DIR = join(REPO_DIR, "test", "fixtures", "sim-vs-real");
 
 async function capture(report: Report, suite: string, c: SimCase, o: SimSuiteOptions): Promise<string | null> {
   const name = `sim-${caseName(c)}`;
@@ -65,16 +71,30 @@ export async function runSimSuite(report: Report, o: SimSuiteOptions): Promise<v
   const topologies = new Set<string>();
   const cmdlines = new Set<string>();
   const started = Date.now();
+  const written: string[] = [];
   for (const c of cases) {
     const suite = `sim ${caseName(c)}`;
     const dir = await capture(report, suite, c, o);
     if (dir === null) continue;
     topologies.add(c.topology.id);
     cmdlines.add(c.iommuDevice === null ? "(no IOMMU)" : c.cmdline);
-    compareCapture(report, suite, dir, c.iommuDevice !== null, totals);
+    const fixture = compareCapture(report, suite, dir, c.iommuDevice !== null, totals);
+    if (fixture !== null && o.updateFixtures) {
+      const recorded = { qemu: await qemuVersion(), kernel: kernelVersion(), qemuDevices: [...(c.iommuDevice ? ["-device", c.iommuDevice] : []), ...c.topology.devices()].join(" ").replace(/\/\S*\/lab\/work\//g, "lab/work/") };
+      mkdirSync(SIM_FIXTURES_DIR, { recursive: true });
+      const path = join(SIM_FIXTURES_DIR, `${caseName(c).replace(/[^\w.+=-]/g, "_")}.json`);
+      writeFileSync(path, JSON.stringify({ recorded, ...fixture }, null, 1) + "\n");
+      written.push(path);
+    }
   }
+  if (o.updateFixtures && !o.only) {
+    // A full run owns the directory: fixtures of cases that no longer exist go.
+    const keep = new Set(written.map((p) => p.slice(SIM_FIXTURES_DIR.length + 1)));
+    for (const f of readdirSync(SIM_FIXTURES_DIR)) if (f.endsWith(".json") && !keep.has(f)) rmSync(join(SIM_FIXTURES_DIR, f));
+  }
+  if (written.length) report.note(`sim: wrote ${written.length} fixtures to ${SIM_FIXTURES_DIR}`);
   report.note(
-    `sim: ${totals.cases} cases (${topologies.size} topologies x ${cmdlines.size} command lines, as listed in lab/sim-topologies.ts), ` +
+    `sim: ${totals.cases} cases over ${topologies.size} topologies and ${cmdlines.size} distinct command lines (lab/sim-topologies.ts), ` +
       `${totals.facts} facts compared, ${totals.differing} differ; ${((Date.now() - started) / 1000).toFixed(0)} s`,
   );
 }
