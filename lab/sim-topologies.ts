@@ -10,8 +10,9 @@
  *   switches  a PCIe switch (x3130-upstream, two xio3130-downstream ports) behind a root port, a root port with
  *             ACS switched off (disable-acs=on), a multifunction pair of root ports, a multifunction endpoint
  *             behind a root port
- *   bridges   conventional bridge chains: root port -> pcie-pci-bridge -> pci-bridge, a pci-bridge and a DMI-to-PCI
- *             bridge (i82801b11) on the root bus, a multifunction conventional device on the root bus
+ *   bridges   conventional bridge chains: root port -> pcie-pci-bridge -> pci-bridge, a display device behind the
+ *             pcie-pci-bridge (not on the root bus: igfx_off takes it, and with it its whole group), a pci-bridge
+ *             and a DMI-to-PCI bridge (i82801b11) on the root bus, a multifunction conventional device on the root bus
  */
 import { nvmeImage } from "./scenarios.js";
 
@@ -75,6 +76,7 @@ export const SIM_TOPOLOGIES: SimTopology[] = [
       "-device", "pcie-root-port,id=rp1,bus=pcie.0,chassis=1,addr=0x1",
       "-device", "pcie-pci-bridge,id=pb1,bus=rp1",
       ...nic("rtl8139", "bus=pb1,addr=0x1,"),
+      "-device", "bochs-display,bus=pb1,addr=0x3,romfile=",
       "-device", "pci-bridge,id=br2,bus=pb1,chassis_nr=2,addr=0x2",
       ...nic("e1000", "bus=br2,addr=0x1,"),
       ...nic("e1000", "bus=br2,addr=0x2,"),
