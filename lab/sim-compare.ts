@@ -30,6 +30,7 @@ export const COMPARED = [
   /^DMAR-IR: Enabled IRQ remapping in /,
   /^iommu: Default domain type: /,
   /^iommu: DMA domain TLB invalidation policy: /,
+  /^DMAR: IOMMU batching disallowed due to virtualization$/,
   /^pci [0-9a-f:.]+: Adding to iommu group \d+$/,
   /^pci [0-9a-f:.]+: Device needs domain type /,
   /^DMAR: Intel\(R\) Virtualization Technology for Directed I\/O$/,

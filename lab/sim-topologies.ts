@@ -122,6 +122,7 @@ export function simCases(): SimCase[] {
   return [
     ...CLASS_CMDLINES.map((cmdline) => ({ topology: topo("classes"), cmdline, iommuDevice: IOMMU })),
     { topology: topo("classes"), cmdline: "", iommuDevice: null },
+    { topology: topo("classes"), cmdline: "", iommuDevice: `${IOMMU},caching-mode=on` },
     { topology: topo("switches"), cmdline: "intel_iommu=on", iommuDevice: IOMMU },
     { topology: topo("switches"), cmdline: "intel_iommu=on iommu=pt", iommuDevice: IOMMU },
     { topology: topo("bridges"), cmdline: "intel_iommu=on", iommuDevice: IOMMU },
@@ -135,5 +136,6 @@ export function simCases(): SimCase[] {
  */
 export function caseName(c: SimCase): string {
   const cl = c.cmdline.trim() === "" ? "default" : c.cmdline.trim().replace(/\s+/g, "+").replace(/,/g, ":");
-  return `${c.topology.id}-${c.iommuDevice === null ? "noiommu" : cl}`;
+  const unit = c.iommuDevice === null ? "noiommu" : /caching-mode=on/.test(c.iommuDevice) ? `cm-${cl}` : cl;
+  return `${c.topology.id}-${unit}`;
 }

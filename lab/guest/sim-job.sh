@@ -6,6 +6,7 @@
 #   pci/BDF.config                      each PCI function's configuration space (4 KiB through ECAM)
 #   groups/N/{devices,type,reserved_regions}   /sys/kernel/iommu_groups/N, devices as one name a line
 #   DMAR                                the firmware's DMAR table, when there is one
+#   cap, ecap                           the first remapping unit's CAP and ECAP as sysfs shows them (hex)
 set -u
 OUT="${LAB_OUT:-/tmp/out}"
 C=/tmp/capture
@@ -25,6 +26,9 @@ for g in /sys/kernel/iommu_groups/*; do
   cat "$g/reserved_regions" >"$n/reserved_regions" 2>/dev/null
 done
 [ -e /sys/firmware/acpi/tables/DMAR ] && cat /sys/firmware/acpi/tables/DMAR >"$C/DMAR"
+for f in cap ecap; do
+  [ -e "/sys/class/iommu/dmar0/intel-iommu/$f" ] && cat "/sys/class/iommu/dmar0/intel-iommu/$f" >"$C/$f"
+done
 tar -C /tmp -cf "$OUT/capture.tar" capture
 echo "captured $(ls "$C/pci" | wc -l) functions, $(ls "$C/groups" | wc -l) groups"
 exit 0
