@@ -45,6 +45,42 @@
 import { PCI_BASE_CLASS_DISPLAY } from "../core/pci-regs.js";
 import type { DomainType } from "./iommu.js";
 
+/** iommu_def_domain_type and iommu_dma_strict, and whether the command line set each. */
+export interface GlobalDefault {
+  type: DomainType;
+  strict: boolean;
+  typeFromCmdline: boolean;
+  strictFromCmdline: boolean;
+}
+
+/** D1, D2: the start values, from the kernel configuration and the command line. */
+export function initialGlobalDefault(
+  o: { passthroughCmdline: boolean | null; strictCmdline: boolean | null },
+  config: { defaultPassthrough: boolean; defaultStrict: boolean },
+): GlobalDefault {
+  const pt = o.passthroughCmdline ?? config.defaultPassthrough;
+  return {
+    type: pt ? "identity" : "DMA",
+    strict: o.strictCmdline ?? config.defaultStrict,
+    typeFromCmdline: o.passthroughCmdline !== null,
+    strictFromCmdline: o.strictCmdline !== null,
+  };
+}
+
+/** D3: iommu_subsys_init, with the two lines it logs ("iommu: " prefix included). */
+export function subsysInitDefault(g: GlobalDefault): { global: GlobalDefault; lines: string[] } {
+  const type: DomainType = g.type !== "identity" && !g.strict ? "DMA-FQ" : g.type;
+  const via = (b: boolean) => (b ? "(set via kernel command line)" : "");
+  const lines = [`iommu: Default domain type: ${domainTypeName(type)} ${via(g.typeFromCmdline)}`];
+  if (type !== "identity") lines.push(`iommu: DMA domain TLB invalidation policy: ${g.strict ? "strict" : "lazy"} mode ${via(g.strictFromCmdline)}`);
+  return { global: { ...g, type }, lines };
+}
+
+/** D4: iommu_set_dma_strict. */
+export function setDmaStrict(g: GlobalDefault): GlobalDefault {
+  return { ...g, strict: true, type: g.type === "DMA-FQ" ? "DMA" : g.type };
+}
+
 /** The IDENTMAP_* flags of drivers/iommu/intel/iommu.c (IDENTMAP_INTGPU is Debian's). */
 export interface IdentMap {
   gfx: boolean;

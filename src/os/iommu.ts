@@ -19,7 +19,16 @@ import {
   type KPciDev,
 } from "./pci.js";
 import { PCI_BASE_CLASS_DISPLAY, PCI_CLASS_BRIDGE_ISA, PCI_CLASS_SERIAL_USB } from "../core/pci-regs.js";
-import { domainTypeName, groupDefDomainType, type DomainDevice, type IdentMap } from "./default-domain.js";
+import {
+  domainTypeName,
+  groupDefDomainType,
+  initialGlobalDefault,
+  setDmaStrict,
+  subsysInitDefault,
+  type DomainDevice,
+  type GlobalDefault,
+  type IdentMap,
+} from "./default-domain.js";
 import type { MachinePort } from "./port.js";
 
 export type DomainType = "identity" | "DMA" | "DMA-FQ" | "blocked" | "unmanaged";
@@ -86,11 +95,8 @@ export interface CoreContext {
 }
 
 export class IommuCore {
-  /** iommu_def_domain_type */
-  defType: DomainType;
-  strict: boolean;
-  readonly cmdlineDmaApi: boolean;
-  readonly cmdlineStrict: boolean;
+  /** iommu_def_domain_type, iommu_dma_strict (src/os/default-domain.ts D1-D4). */
+  private global: GlobalDefault;
   readonly groups: IommuGroup[] = [];
   private readonly groupOf = new Map<KPciDev, IommuGroup>();
   private siDomain: IommuDomain | null = null;
@@ -98,27 +104,30 @@ export class IommuCore {
 
   constructor(private readonly ctx: CoreContext) {
     const p = ctx.params;
-    this.cmdlineDmaApi = p.defaultDomainCmdline !== null;
-    this.cmdlineStrict = p.strictCmdline !== null;
-    this.strict = p.strictCmdline ?? ctx.config.defaultStrict;
-    const pt = p.defaultDomainCmdline !== null ? p.defaultDomainCmdline === "identity" : ctx.config.defaultPassthrough;
-    this.defType = pt ? "identity" : "DMA";
+    const passthroughCmdline = p.defaultDomainCmdline === null ? null : p.defaultDomainCmdline === "identity";
+    this.global = initialGlobalDefault({ passthroughCmdline, strictCmdline: p.strictCmdline }, ctx.config);
+  }
+
+  /** iommu_def_domain_type */
+  get defType(): DomainType {
+    return this.global.type;
+  }
+
+  /** iommu_dma_strict */
+  get strict(): boolean {
+    return this.global.strict;
   }
 
   /** iommu_subsys_init: settle the default type and log it. */
   subsysInit(): void {
-    if (this.defType !== "identity" && !this.strict) this.defType = "DMA-FQ";
-    const via = (b: boolean) => (b ? "(set via kernel command line)" : "");
-    this.ctx.log.info(`iommu: Default domain type: ${domainTypeStr(this.defType)} ${via(this.cmdlineDmaApi)}`);
-    if (this.defType !== "identity") {
-      this.ctx.log.info(`iommu: DMA domain TLB invalidation policy: ${this.strict ? "strict" : "lazy"} mode ${via(this.cmdlineStrict)}`);
-    }
+    const { global, lines } = subsysInitDefault(this.global);
+    this.global = global;
+    for (const l of lines) this.ctx.log.info(l);
   }
 
   /** iommu_set_dma_strict */
   setDmaStrict(): void {
-    this.strict = true;
-    if (this.defType === "DMA-FQ") this.defType = "DMA";
+    this.global = setDmaStrict(this.global);
   }
 
   groupFor(dev: KPciDev): IommuGroup | null {
