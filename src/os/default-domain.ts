@@ -43,7 +43,9 @@
  *   G2  no member with a need: the global default (D1-D4).
  */
 import { PCI_BASE_CLASS_DISPLAY } from "../core/pci-regs.js";
-import type { DomainType } from "./iommu.js";
+
+/** The kinds of domain a group can get (sysfs iommu_group/type spells them the same way). */
+export type DomainType = "identity" | "DMA" | "DMA-FQ" | "blocked" | "unmanaged";
 
 /** iommu_def_domain_type and iommu_dma_strict, and whether the command line set each. */
 export interface GlobalDefault {

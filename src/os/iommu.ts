@@ -26,12 +26,13 @@ import {
   setDmaStrict,
   subsysInitDefault,
   type DomainDevice,
+  type DomainType,
   type GlobalDefault,
   type IdentMap,
 } from "./default-domain.js";
 import type { MachinePort } from "./port.js";
 
-export type DomainType = "identity" | "DMA" | "DMA-FQ" | "blocked" | "unmanaged";
+export type { DomainType } from "./default-domain.js";
 
 /** iommu_domain_type_str */
 export const domainTypeStr = domainTypeName;
