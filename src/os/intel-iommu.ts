@@ -562,7 +562,8 @@ export class IntelIommuDriver {
         const sid = w2 & 0xffff;
         const read = (w3 & (1 << 30)) !== 0;
         const isIr = reason >= 0x20 && reason < 0x20 + IRQ_REMAP_FAULT_REASONS.length;
-        const addr = isIr ? Math.floor((w1 * TWO32 + w0) / 2 ** 48) : w1 * TWO32 + ((w0 & 0xfffff000) >>> 0);
+        // Interrupt-remapping faults carry the IRTE index in bits 63:48 of the record (VT-d 10.4.14): exact from the high word.
+        const addr = isIr ? w1 >>> 16 : w1 * TWO32 + ((w0 & 0xfffff000) >>> 0);
         const reasonText = isIr ? (IRQ_REMAP_FAULT_REASONS[reason - 0x20] ?? "Unknown") : (DMA_REMAP_FAULT_REASONS[reason] ?? "Unknown");
         const rec: FaultRecord = { unit: u.name, type: isIr ? "INTR-REMAP" : read ? "DMA Read" : "DMA Write", sourceId: sid, addr, reason, reasonText, ns: 0 };
         out.push(rec);
