@@ -67,7 +67,9 @@ export class Machine {
     this.topology = topology;
     const high = config.ram.size - config.ram.below4g;
     this.ramTop = high > 0 ? TWO32 + high : config.ram.below4g;
-    this.platform = new Platform({ ramSize: this.ramTop, interruptSink: (m) => this.handler?.(m) });
+    // q35's memory map: RAM below the PCI hole, the rest from 4 GiB; the hole holds BARs and the units' registers.
+    const ram = [{ base: 0, size: config.ram.below4g }, { base: TWO32, size: Math.max(0, high) }];
+    this.platform = new Platform({ ram, interruptSink: (m) => this.handler?.(m) });
     this.memory = this.platform.memory;
     for (const u of config.iommus) {
       const scope = u.scope === "all" ? { includeAll: true } : this.unitScope(u.scope);
