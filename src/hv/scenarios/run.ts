@@ -1,0 +1,219 @@
+/**
+ * What every scenario shares: the typed result a run produces (rendered as text and as --json), a booted host
+ * with a bus monitor that finishes a run by reading back faults, interrupts and logs, and the q35 layout check.
+ */
+import { IommuError } from "../../core/errors.js";
+import { hex } from "../../core/hex.js";
+import { formatRequesterId } from "../../core/pci.js";
+import type { MachineConfigInput } from "../../hw/machine-config.js";
+import { faultReasonName } from "../../hw/vtd/spec.js";
+import { formatLine } from "../../os/log.js";
+import { Hypervisor, MiB, type HypervisorOptions } from "../hypervisor.js";
+import { describeDelivery } from "../interrupts.js";
+import { Monitor, type RequestRecord } from "../monitor.js";
+import { DeviceFirmware, GuestNicDriver, NicModel } from "../nic.js";
+import type { Vm } from "../vm.js";
+
+export const PAGE = 4096;
+export const MS = 1e6;
+
+export interface ScenarioOptions {
+  /** Machine preset or configuration for the host; default q35. */
+  machine?: string | MachineConfigInput;
+}
+
+export interface ScenarioFault {
+  unit: string;
+  /** Requester id the record names ("00:02.0"). */
+  source: string;
+  /** "DMA Write", "DMA Read", "INTR-REMAP". */
+  type: string;
+  /** Faulting page (DMA) or interrupt index (remapping). */
+  addr: string;
+  reason: string;
+  name: string;
+  text: string;
+}
+
+export interface ScenarioInterrupt {
+  ns: number;
+  source: string;
+  remapped: boolean;
+  /** Posted into a vCPU's descriptor (CAP.PI) rather than remapped to a host vector. */
+  posted: boolean;
+  vector: string;
+  cpu: number;
+  to: string;
+}
+
+export interface ScenarioRun {
+  label: string;
+  settings: Record<string, string | boolean>;
+  /** What the hypervisor and the scenario did, in order (simulated time, ns). */
+  steps: { ns: number; text: string }[];
+  requests: RequestRecord[];
+  faults: ScenarioFault[];
+  /** Fault-record accounting of the remapping units: recorded, overflowed, collapsed into a pending record. */
+  faultRecording: { recorded: number; overflowed: number; collapsed: number };
+  interrupts: ScenarioInterrupt[];
+  /** The host kernel's log lines the run produced (DMAR fault reports, warnings). */
+  hostLog: string[];
+  numbers: Record<string, number | string | boolean>;
+  verdict: { protected: boolean; summary: string };
+}
+
+export interface ScenarioReport {
+  name: string;
+  title: string;
+  runs: ScenarioRun[];
+}
+
+export interface Scenario {
+  name: string;
+  title: string;
+  summary: string;
+  run(opts: ScenarioOptions): ScenarioRun[];
+}
+
+/** A booted host with a bus monitor, and where its logs stood when the scenario began. */
+export class Run {
+  readonly hv: Hypervisor;
+  readonly mon: Monitor;
+  private readonly faults0: number;
+  private readonly log0: number;
+  private readonly deliveries0: number;
+  private readonly stats0: { recorded: number; overflowed: number; collapsed: number };
+
+  constructor(
+    readonly label: string,
+    readonly settings: Record<string, string | boolean>,
+    opts: HypervisorOptions,
+  ) {
+    this.hv = Hypervisor.boot(opts);
+    checkMachine(this.hv);
+    this.mon = new Monitor(this.hv);
+    this.faults0 = this.hv.host.driver.faults.length;
+    this.log0 = this.hv.bootLogLines;
+    this.deliveries0 = this.hv.router.deliveries.length;
+    this.stats0 = this.faultStats();
+  }
+
+  private faultStats(): { recorded: number; overflowed: number; collapsed: number } {
+    let recorded = 0;
+    let overflowed = 0;
+    let collapsed = 0;
+    for (const u of this.hv.machine.units) {
+      const s = u.unit.faults.stats;
+      recorded += s.recorded;
+      overflowed += s.overflowed;
+      collapsed += s.collapsed;
+    }
+    return { recorded, overflowed, collapsed };
+  }
+
+  step(text: string): void {
+    this.hv.log(text);
+  }
+
+  /** Fault records the host kernel has read (through the fault recording registers) since the run began, naming `bdf`. */
+  faultsNaming(bdf: string): number {
+    const rid = this.hv.dev(bdf).rid;
+    return this.hv.host.driver.faults.slice(this.faults0).filter((f) => f.sourceId === rid).length;
+  }
+
+  /** A NIC model on the function at `bdf`, issuing its requests through the monitor. */
+  nic(bdf: string): NicModel {
+    const d = this.hv.dev(bdf);
+    const nic = new NicModel(this.mon.port(bdf), () => (this.hv.port.configRead(d.rid, 0x04, 2) & 0x4) !== 0);
+    this.hv.setModel(bdf, nic);
+    return nic;
+  }
+
+  firmware(bdf: string): DeviceFirmware {
+    return new DeviceFirmware(this.mon.port(bdf), this.hv.host.clock);
+  }
+
+  finish(numbers: ScenarioRun["numbers"], verdict: ScenarioRun["verdict"]): ScenarioRun {
+    const hv = this.hv;
+    const s = this.faultStats();
+    return {
+      label: this.label,
+      settings: this.settings,
+      steps: hv.events.map((e) => ({ ns: e.ns, text: e.text })),
+      requests: [...this.mon.requests],
+      faults: hv.host.driver.faults.slice(this.faults0).map((f) => ({
+        unit: f.unit,
+        source: formatRequesterId(f.sourceId),
+        type: f.type,
+        addr: hex(f.addr),
+        reason: hex(f.reason, 2),
+        name: faultReasonName(f.reason),
+        text: f.reasonText,
+      })),
+      faultRecording: { recorded: s.recorded - this.stats0.recorded, overflowed: s.overflowed - this.stats0.overflowed, collapsed: s.collapsed - this.stats0.collapsed },
+      interrupts: hv.router.deliveries
+        .slice(this.deliveries0)
+        .filter((d) => d.origin === "device")
+        .map((d) => ({ ns: d.ns, source: d.sid === null ? "-" : formatRequesterId(d.sid), remapped: d.remapped, posted: d.posted, vector: hex(d.vector, 2), cpu: d.apic, to: describeDelivery(d).split(" -> ")[1] ?? "" })),
+      hostLog: hv.host.log.lines.slice(this.log0).map(formatLine),
+      numbers,
+      verdict,
+    };
+  }
+}
+
+export const NIC = "00:02.0";
+export const OTHER = "00:04.0";
+
+/** The scenarios need q35's layout: a VT-d unit, a NIC-like function at 00:02.0 and another device at 00:04.0. */
+export function checkMachine(hv: Hypervisor): void {
+  const m = hv.machine;
+  const bad = (why: string) =>
+    new IommuError("SCENARIO_MACHINE", `machine '${m.config.name}' does not fit the scenarios: ${why}`, { hint: "run them on q35 (the default) or a machine with the same devices" });
+  if (m.config.iommus.length === 0) throw bad("it has no VT-d unit");
+  const nic = m.topology.byBdf(NIC);
+  if (nic === undefined || (nic.type !== "endpoint" && nic.type !== "pci") || (nic.bars[0]?.size ?? 0) < 0x4000 || nic.bars[0]?.kind === "io") {
+    throw bad(`${NIC} must be a device with a memory BAR 0 of at least 16 KiB (the NIC's registers)`);
+  }
+  const other = m.topology.byBdf(OTHER);
+  if (other === undefined || (other.type !== "endpoint" && other.type !== "pci")) throw bad(`${OTHER} must be a device`);
+}
+
+/** A 64-byte frame with a recognisable pattern. */
+export function frame(seed: number, n = 64): Uint8Array {
+  return Uint8Array.from({ length: n }, (_, i) => (seed + i * 7) & 0xff);
+}
+
+export function same(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+export function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+
+/** What the host read about `blocked` blocked requests: a fault record for each, fewer, or none. */
+export function faultPhrase(records: number, blocked: number, bdf: string): string {
+  if (records === 0) return "but the host read no fault record";
+  if (records === blocked) return blocked === 1 ? `with a fault record naming ${bdf}` : `each with a fault record naming ${bdf}`;
+  return `${plural(records, "fault record")} naming ${bdf} read by the host`;
+}
+
+export function countDiff(a: Uint8Array, b: Uint8Array): number {
+  let n = 0;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) n++;
+  return n;
+}
+
+/** A VM with the NIC assigned, its guest kernel booted and its NIC driver up. */
+export function vmWithNic(r: Run, name: string, memory = 32 * MiB, vcpus = 2): { vm: Vm; nic: NicModel; drv: GuestNicDriver } {
+  const nic = r.nic(NIC);
+  const vm = r.hv.createVm({ name, memory, vcpus });
+  r.hv.bindVfio(NIC);
+  r.hv.assign(vm, NIC);
+  vm.boot();
+  r.step(`${name}: guest kernel booted; it found the NIC at guest 00:03.0 and programmed MSI-X with its own vectors and APIC ids`);
+  const drv = new GuestNicDriver(vm, "00:03.0");
+  r.step(`${name}: guest NIC driver: RX ring at GPA ${hex(drv.rxRing)}, TX ring at GPA ${hex(drv.txRing)}, ${drv.ringSize} receive buffers from GPA ${hex(drv.rxBuffers[0]!)}`);
+  return { vm, nic, drv };
+}
