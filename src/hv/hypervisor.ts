@@ -129,7 +129,11 @@ export class Hypervisor {
     this.host.advance(ns);
   }
 
+  /** Called before an event is stamped, so a caller can first charge simulated time for the work done. */
+  beforeLog: (() => void) | null = null;
+
   log(text: string): void {
+    this.beforeLog?.();
     this.events.push({ ns: this.now, text });
   }
 

@@ -4,6 +4,7 @@ import { cli } from "../../test/support/cli.js";
 import { isIommuError } from "../core/errors.js";
 import { machinePreset } from "../hw/machine-presets.js";
 import { renderScenario, runScenario, SCENARIO_NAMES, type ScenarioRun } from "./scenarios.js";
+import { WORK_COST_NS } from "./scenarios/run.js";
 
 const HEX = /^0x[0-9a-f]+$/;
 
@@ -170,4 +171,17 @@ test("passthrough on a unit with posted interrupts: the guest's vectors are post
   assert.equal(on.numbers.rxInterruptsVcpu1AfterMove, 1, "after the guest moved the vector, vCPU 1 got it");
   assert.ok(on.interrupts.length > 0);
   assert.ok(on.interrupts.every((i) => i.vector === "0xf2"), `device interrupts arrive as posting notifications: ${on.interrupts.map((i) => i.vector).join(",")}`);
+});
+
+test("simulated time advances with the work done, and the steps show it", () => {
+  for (const name of ["passthrough", "isolation"]) {
+    for (const run of runScenario(name).runs) {
+      const ns = run.steps.map((s) => s.ns);
+      for (let i = 1; i < ns.length; i++) assert.ok(ns[i]! >= ns[i - 1]!, `${name}: time never goes back`);
+      assert.ok(new Set(ns).size > ns.length / 3, `${name} (${run.label}): ${new Set(ns).size} distinct stamps over ${ns.length} steps`);
+      // Mapping a 32 MiB VM (8192 pages) is stamped at least 8192 page costs after the step before it.
+      const i = run.steps.findIndex((s) => /8192 pages mapped/.test(s.text));
+      if (i > 0) assert.ok(ns[i]! - ns[i - 1]! >= 8192 * WORK_COST_NS.page, `${name}: mapping took ${ns[i]! - ns[i - 1]!} ns`);
+    }
+  }
 });

@@ -17,6 +17,7 @@ export function lazyRun(opts: ScenarioOptions, policy: "strict" | "lazy"): Scena
   const target = drv.poll()[0]?.gpa ?? drv.rxBuffers[0]!;
   const region = Math.floor(target / MiB) * MiB;
   const fw = r.firmware(NIC);
+  r.charge(); // time for the work so far, so that t0 is the instant of the unmap
   const t0 = hv.now;
   hv.balloon(vm1, region, MiB);
   const c = vm1.container!;
@@ -28,7 +29,8 @@ export function lazyRun(opts: ScenarioOptions, policy: "strict" | "lazy"): Scena
   let lastLanded = -1;
   let firstBlocked = -1;
   for (let i = 1; i <= probes; i++) {
-    fw.writeLater(i * MS, target, new Uint8Array(64).fill(i), `vm1's device keeps writing GPA ${hex(target)} (${i} ms after the unmap)`, (o) => {
+    // Scheduled i ms after the unmap itself (the balloon and vm2's creation took simulated time since).
+    fw.writeLater(Math.max(0, t0 + i * MS - hv.now), target, new Uint8Array(64).fill(i), `vm1's device keeps writing GPA ${hex(target)} (${i} ms after the unmap)`, (o) => {
       if (o.ok) {
         landed++;
         lastLanded = hv.now - t0;

@@ -75,6 +75,37 @@ export interface Scenario {
   run(opts: ScenarioOptions): ScenarioRun[];
 }
 
+/** Counters of work done: host pages free, in the VM page pool and mapped in VM containers, table walks, translations, invalidation descriptors, device requests and bytes. */
+export interface Work {
+  hostFree: number;
+  pooled: number;
+  mapped: number;
+  walks: number;
+  translations: number;
+  descriptors: number;
+  requests: number;
+  bytes: number;
+}
+
+/**
+ * The time each unit of work costs in the simulation (a cost model, not a measurement): a host page allocated, freed,
+ * pooled or mapped (its entry written), a page-table walk (4 dependent memory reads), an IOTLB lookup, an invalidation
+ * descriptor fetched and executed with its wait, a device request's bus latency, and each byte at 4 GB/s.
+ */
+export const WORK_COST_NS = { page: 20, walk: 360, translation: 5, descriptor: 1000, request: 300, byte: 0.25 } as const;
+
+export function workCostNs(a: Work, b: Work): number {
+  const c = WORK_COST_NS;
+  const ns =
+    (Math.abs(b.hostFree - a.hostFree) + Math.abs(b.pooled - a.pooled) + Math.abs(b.mapped - a.mapped)) * c.page +
+    (b.walks - a.walks) * c.walk +
+    (b.translations - a.translations) * c.translation +
+    (b.descriptors - a.descriptors) * c.descriptor +
+    (b.requests - a.requests) * c.request +
+    (b.bytes - a.bytes) * c.byte;
+  return Math.round(ns);
+}
+
 /** A booted host with a bus monitor, and where its logs stood when the scenario began. */
 export class Run {
   readonly hv: Hypervisor;
@@ -83,6 +114,8 @@ export class Run {
   private readonly log0: number;
   private readonly deliveries0: number;
   private readonly stats0: { recorded: number; overflowed: number; collapsed: number };
+  /** The work counters at the last step: time is charged for what was done since. */
+  private charged: Work;
 
   constructor(
     readonly label: string,
@@ -96,6 +129,8 @@ export class Run {
     this.log0 = this.hv.bootLogLines;
     this.deliveries0 = this.hv.router.deliveries.length;
     this.stats0 = this.faultStats();
+    this.charged = this.work();
+    this.hv.beforeLog = () => this.charge();
   }
 
   private faultStats(): { recorded: number; overflowed: number; collapsed: number } {
@@ -109,6 +144,30 @@ export class Run {
       collapsed += s.collapsed;
     }
     return { recorded, overflowed, collapsed };
+  }
+
+  /** What the host, the remapping units and the devices have done so far, as counters the model keeps. */
+  work(): Work {
+    let mapped = 0;
+    for (const vm of this.hv.vms) mapped += vm.container?.mappedPages ?? 0;
+    const w: Work = { hostFree: this.hv.host.pages.free_pages, pooled: this.hv.pool.pooled, mapped, walks: 0, translations: 0, descriptors: 0, requests: this.mon.requests.length, bytes: 0 };
+    for (const u of this.hv.machine.units) {
+      const st = u.unit.stats();
+      w.walks += st.walks;
+      w.translations += st.translations;
+      w.descriptors += st.invalidation.descriptors;
+    }
+    for (const q of this.mon.requests) w.bytes += q.length;
+    return w;
+  }
+
+  /** Advances simulated time by the cost of the work done since the last charge (WORK_COST_NS); returns ns. */
+  charge(): number {
+    const now = this.work();
+    const ns = workCostNs(this.charged, now);
+    this.charged = now;
+    if (ns > 0) this.hv.advance(ns);
+    return ns;
   }
 
   step(text: string): void {
@@ -134,6 +193,7 @@ export class Run {
   }
 
   finish(numbers: ScenarioRun["numbers"], verdict: ScenarioRun["verdict"]): ScenarioRun {
+    this.charge();
     const hv = this.hv;
     const s = this.faultStats();
     return {
