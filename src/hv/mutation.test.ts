@@ -1,5 +1,6 @@
 /**
- * Mutation tests: switch a mechanism off in the hardware model (fault recording, IOTLB invalidation) and check
+ * Mutation tests: switch a mechanism off in the hardware model (fault recording, IOTLB invalidation, interrupt
+ * remapping, translation) and check
  * that the verdicts, numbers and sentences of the scenarios and the tour change with it. A sentence that stayed
  * the same would be one not computed from the state it describes.
  */
@@ -7,6 +8,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { FaultReporting } from "../hw/vtd/faults.js";
 import { Iotlb } from "../hw/vtd/caches.js";
+import { InterruptRemapper } from "../hw/vtd/intremap.js";
+import { Platform } from "../hw/platform.js";
 import { runTour } from "../os/tour.js";
 import { runScenario, type ScenarioRun } from "./scenarios.js";
 
@@ -29,6 +32,18 @@ function noIotlbInvalidation<T>(fn: () => T): T {
   const p = Object.getPrototypeOf(Iotlb.prototype) as object;
   return mutated(p, "invalidatePages", () => 0, () => mutated(p, "invalidateDomain", () => 0, () => mutated(p, "invalidateAll", () => 0, fn)));
 }
+
+/** The remapping unit ignores GCMD.IRE: interrupt requests pass through as if remapping were off. */
+function noInterruptRemapping<T>(fn: () => T): T {
+  const p = InterruptRemapper.prototype as unknown as { setEnabled(this: InterruptRemapper, on: boolean): void };
+  const original = p.setEnabled;
+  return mutated(p, "setEnabled", function (this: InterruptRemapper) {
+    original.call(this, false);
+  }, fn);
+}
+
+/** No remapping unit on the request path: device requests reach memory and the interrupt router untranslated. */
+const noTranslation = <T>(fn: () => T): T => mutated(Platform.prototype, "unitFor", () => null, fn);
 
 function protectedRun(name: string): ScenarioRun {
   const r = runScenario(name).runs.find((x) => x.verdict.protected);
@@ -87,4 +102,57 @@ test("tour stories c and f follow the model: no fault record read, stale DMA aft
   const ni = noIotlbInvalidation(() => runTour(small));
   assert.ok(Number(f(ni).numbers.staleAccessesAfterUnmap) > 0);
   assert.match(f(ni).summary, /[1-9]\d* of 50 DMA writes after unmap reached the page/);
+});
+
+test("passthrough and isolation: with translation switched off the IOMMU-on runs are no longer protected", () => {
+  const pt = noTranslation(() => runScenario("passthrough").runs.find((r) => r.settings.iommu === true)!);
+  assert.equal(pt.verdict.protected, false);
+  assert.equal(pt.numbers.guestReceivedFrame, false);
+  assert.ok(Number(pt.numbers.bytesWrittenIntoHostMemory) > 0);
+  assert.match(pt.verdict.summary, /used the guest's addresses as host addresses/);
+
+  const base = protectedRun("isolation");
+  const iso = noTranslation(() => runScenario("isolation").runs.find((r) => r.settings.iommu === true)!);
+  assert.equal(iso.verdict.protected, false);
+  assert.equal(iso.numbers.blocked, 0);
+  assert.ok(Number(iso.numbers.vm2BytesChanged) > 0 && Number(iso.numbers.hostBytesChanged) > 0);
+  assert.notEqual(iso.verdict.summary, base.verdict.summary);
+  assert.match(iso.verdict.summary, new RegExp(`^${iso.numbers.attacks} of ${iso.numbers.attacks} attacks landed`));
+});
+
+test("msi-injection: with interrupt remapping switched off the remapping runs deliver the forged interrupts", () => {
+  const runs = () => runScenario("msi-injection").runs.filter((r) => r.settings.cmdline === "intel_iommu=on" && r.settings.cfi === false);
+  const [base] = runs();
+  assert.ok(base !== undefined);
+  assert.equal(base.verdict.protected, true);
+  assert.equal(base.numbers.forgedInterruptsAtHost, 0);
+  const [m] = noInterruptRemapping(runs);
+  assert.ok(m !== undefined);
+  assert.equal(m.verdict.protected, false);
+  assert.ok(Number(m.numbers.forgedInterruptsAtHost) > 0);
+  assert.ok(Number(m.numbers.forgedInterruptsInjectedIntoVm2) > 0);
+  assert.match(m.verdict.summary, /forged interrupts delivered/);
+  assert.doesNotMatch(m.verdict.summary, /blocked/);
+});
+
+test("tour stories c, e and f follow the model with translation switched off", () => {
+  const small = { sgPages: 4, unmaps: 50 };
+  const story = (stories: ReturnType<typeof runTour>, id: string) => stories.find((s) => s.id === id)!;
+  const base = runTour(small);
+  const m = noTranslation(() => runTour(small));
+  const cOn = story(base, "c").runs[1]!;
+  const cOff = story(m, "c").runs[1]!;
+  assert.equal(cOn.numbers.blocked, true);
+  assert.equal(cOff.numbers.blocked, false);
+  assert.notEqual(cOff.summary, cOn.summary);
+  assert.doesNotMatch(cOff.summary, /^blocked/);
+  const eOn = story(base, "e").runs[1]!;
+  const eOff = story(m, "e").runs[1]!;
+  assert.equal(eOn.numbers.strayWriteBlocked, true);
+  assert.equal(eOff.numbers.strayWriteBlocked, false);
+  assert.match(eOff.summary, /stray write lands/);
+  const fOff = story(m, "f").runs[0]!;
+  assert.equal(story(base, "f").runs[0]!.numbers.staleAccessesAfterUnmap, 0);
+  assert.equal(fOff.numbers.staleAccessesAfterUnmap, 50);
+  assert.match(fOff.summary, /50 of 50 DMA writes after unmap reached the page/);
 });
