@@ -108,12 +108,25 @@ export async function runCliReporting(argv: string[], ctx: Context): Promise<num
   }
 }
 
+/**
+ * Ends the process quietly when the reader of stdout goes away (`iommu tour | head -2`): what was asked for has
+ * been read, there is nobody to tell otherwise. Exit status 141 is what a shell reports for SIGPIPE.
+ */
+function quietOnClosedPipe(stream: NodeJS.WriteStream): void {
+  stream.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") process.exit(141);
+    throw e;
+  });
+}
+
 /** Process entry point. */
 export async function main(argv: string[]): Promise<number> {
+  quietOnClosedPipe(process.stdout);
   return runCliReporting(argv, {
     debug: argv.includes("--debug") || process.env.IOMMU_DEBUG === "1",
     env: process.env,
     out: (t) => void process.stdout.write(t),
     err: (t) => void process.stderr.write(t),
+    outBytes: (b) => void process.stdout.write(b),
   });
 }
