@@ -135,11 +135,16 @@ test("msi-injection: with interrupt remapping switched off the remapping runs de
   assert.doesNotMatch(m.verdict.summary, /blocked/);
 });
 
-test("tour stories c, e and f follow the model with translation switched off", () => {
+test("tour stories b, c, e and f follow the model with translation switched off", () => {
   const small = { sgPages: 4, unmaps: 50 };
   const story = (stories: ReturnType<typeof runTour>, id: string) => stories.find((s) => s.id === id)!;
   const base = runTour(small);
   const m = noTranslation(() => runTour(small));
+  const bOn = story(base, "b").runs[1]!;
+  const bOff = story(m, "b").runs[1]!;
+  assert.equal(bOn.numbers.deviceWritesArrived, 16);
+  assert.equal(bOff.numbers.deviceWritesArrived, 0);
+  assert.match(bOff.summary, /0 of 16 device writes arrived/);
   const cOn = story(base, "c").runs[1]!;
   const cOff = story(m, "c").runs[1]!;
   assert.equal(cOn.numbers.blocked, true);

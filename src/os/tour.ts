@@ -121,7 +121,9 @@ function storyB(machine: string | MachineConfigInput): TourStory {
     const buffers = 16;
     let above = 0;
     let errors = 0;
+    let arrived = 0;
     const dev = m.device(bdf);
+    const data = new Uint8Array(64).fill(0x22);
     for (let i = 0; i < buffers; i++) {
       const p = k.pages.alloc(1);
       if (p >= 2 ** 32) above++;
@@ -131,15 +133,17 @@ function storyB(machine: string | MachineConfigInput): TourStory {
         errors++;
         continue;
       }
-      dev.write(a, new Uint8Array(64).fill(0x22));
+      dev.write(a, data);
       dma.unmapSingle(a, PAGE, "bidirectional");
+      // Read back: the device's bytes are in the driver's buffer (copied back by swiotlb where it bounced).
+      if (m.memory.read(p, data.length).every((b) => b === 0x22)) arrived++;
     }
     const s = k.swiotlb?.stats;
     return {
       label,
       cmdline,
-      numbers: { device: bdf, dmaBits: dma.maskBits, buffers, buffersAbove4G: above, bounces: s?.bounces ?? 0, bytesCopied: s?.bytesCopied ?? 0, mappingErrors: errors },
-      summary: `${buffers} buffers (${above} above 4 GiB): ${s?.bounces ?? 0} bounces, ${s?.bytesCopied ?? 0} bytes copied`,
+      numbers: { device: bdf, dmaBits: dma.maskBits, buffers, buffersAbove4G: above, bounces: s?.bounces ?? 0, bytesCopied: s?.bytesCopied ?? 0, mappingErrors: errors, deviceWritesArrived: arrived },
+      summary: `${buffers} buffers (${above} above 4 GiB): ${plural(s?.bounces ?? 0, "bounce")}, ${s?.bytesCopied ?? 0} bytes copied; ${arrived} of ${buffers} device writes arrived in the buffer`,
     };
   };
   return story("b", "A 32-bit device with memory above 4 GiB", [[OFF, "without IOMMU"], [ON, "with IOMMU"]], run);
