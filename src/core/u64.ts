@@ -4,7 +4,8 @@
  * and register files keep (lo, hi) pairs; parsing, printing and JSON convert with toBig / fromBig.
  */
 
-const TWO32 = 0x1_0000_0000;
+/** 2^32: the weight of the high half. */
+export const TWO32 = 0x1_0000_0000;
 
 export function toBig(lo: number, hi: number): bigint {
   return (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);

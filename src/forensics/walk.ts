@@ -23,7 +23,7 @@ import {
   TT_PASS_THROUGH,
   VTD_FR_ADDR_BEYOND_MGAW,
   VTD_FR_READ,
-} from "../hw/vtd/spec.js";
+} from "../spec/vtd/registers.js";
 import {
   ContextOut,
   forEachMapping,

@@ -16,8 +16,8 @@ import { IommuError } from "../core/errors.js";
 import { hex } from "../core/hex.js";
 import { formatRequesterId } from "../core/pci.js";
 import type { MachineConfigInput } from "../hw/machine-config.js";
-import { DMAR_FEADDR_REG, DMAR_FEDATA_REG, faultReasonName } from "../hw/vtd/spec.js";
-import { encodeRemappableMsi } from "../hw/vtd/intremap-format.js";
+import { DMAR_FEADDR_REG, DMAR_FEDATA_REG, faultReasonName } from "../spec/vtd/registers.js";
+import { encodeRemappableMsi } from "../spec/vtd/intremap.js";
 import { formatLine } from "../os/log.js";
 
 import { Hypervisor, MiB, type HypervisorOptions } from "./hypervisor.js";

@@ -6,12 +6,12 @@
  * reading the fault recording registers, and keeps domain ids the way Linux does (id 0 reserved, the lowest free
  * id on a domain's first attach to a unit).
  *
- * Register and table formats come from the VT-d specification (constants from hw/vtd/spec.ts and the IRTE
- * encoders of hw/vtd/intremap-format.ts: numbers and formats, no hardware objects).
+ * Register and table formats come from the VT-d specification (constants from spec/vtd/registers.ts and the IRTE
+ * encoders of spec/vtd/intremap.ts: numbers and formats, no hardware objects).
  */
 import { decodeDmar, type DmarDeviceScope, type DmarTable } from "../acpi/dmar.js";
 import { IommuError } from "../core/errors.js";
-import { encodeIrta, encodeIrte, encodeRemappableMsi, writeIrte, SVT_NO_VERIFY, SVT_VERIFY_BUS, SVT_VERIFY_SID_SQ } from "../hw/vtd/intremap-format.js";
+import { encodeIrta, encodeIrte, encodeRemappableMsi, writeIrte, SVT_NO_VERIFY, SVT_VERIFY_BUS, SVT_VERIFY_SID_SQ } from "../spec/vtd/intremap.js";
 import {
   DMAR_CAP_REG,
   DMAR_ECAP_REG,
@@ -42,13 +42,13 @@ import {
   GSTS_QIES,
   GSTS_RTPS,
   GSTS_TES,
-} from "../hw/vtd/spec.js";
+} from "../spec/vtd/registers.js";
 import type { KernelLog } from "./log.js";
 import type { PageAllocator } from "./pages.js";
 import { dmaAliases, type KPciDev } from "./pci.js";
 import type { MachinePort } from "./port.js";
+import { TWO32 } from "../core/u64.js";
 
-const TWO32 = 0x1_0000_0000;
 const PAGE = 4096;
 
 /** Invalidation descriptor types and fields (VT-d spec 6.5.2; Linux's QI_* macros). */

@@ -4,7 +4,7 @@
  * from chapter 9, fault reasons from chapter 7 (and 5.1.4.1 for interrupt remapping), invalidation descriptors
  * from 6.5.2. Bit masks are split into 32-bit halves (_LO/_HI) where the hot paths need them.
  */
-import { IR_FAULT_DESCRIPTIONS, IR_FAULT_NAMES, type IrFaultReason } from "./intremap-format.js";
+import { IR_FAULT_DESCRIPTIONS, IR_FAULT_NAMES, type IrFaultReason } from "./intremap.js";
 
 // ---- Register offsets (VT-d spec 10.4, "Register Descriptions") ----
 
