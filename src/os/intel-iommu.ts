@@ -47,6 +47,9 @@ import type { KernelLog } from "./log.js";
 import type { PageAllocator } from "./pages.js";
 import { dmaAliases, type KPciDev } from "./pci.js";
 import type { MachinePort } from "./port.js";
+
+export { DMA_PTE_READ, DMA_PTE_WRITE } from "../spec/vtd/paging.js";
+export { PageTables } from "./intel-pgtable.js";
 import { TWO32 } from "../core/u64.js";
 
 const PAGE = 4096;
@@ -68,9 +71,6 @@ export const GRAN_GLOBAL = 1;
 export const GRAN_DOMAIN = 2;
 export const GRAN_PAGE = 3;
 /** Second-level PTE bits (VT-d spec 9.8). */
-export const DMA_PTE_READ = 1;
-export const DMA_PTE_WRITE = 2;
-const DMA_PTE_LARGE_PAGE = 1 << 7;
 /** Context entry translation types (9.3). */
 const CONTEXT_TT_MULTI_LEVEL = 0;
 const CONTEXT_TT_PASS_THROUGH = 2;
@@ -646,120 +646,5 @@ export class IntelIommuDriver {
   /** Reads the GSTS of a unit (for sysfs and checks). */
   gsts(u: DmarUnit): number {
     return this.r32(u, DMAR_GSTS_REG);
-  }
-}
-
-// ---- Second-level page tables (the domain's, in RAM) ----
-
-/**
- * A domain's second-level page tables, written the way __domain_mapping writes them: intermediate entries
- * read/write, leaves with the mapping's permissions. Numbers only (no bigint) on this path; the last leaf table
- * is remembered so consecutive pages do not walk from the top.
- */
-export class PageTables {
-  readonly pgd: number;
-  readonly levels: number;
-  private lastTableKey = -1;
-  private lastTable = 0;
-
-  constructor(
-    private readonly mem: MachinePort["memory"],
-    private readonly pages: PageAllocator,
-    levels: number,
-  ) {
-    this.levels = levels;
-    this.pgd = pages.alloc(1, "any");
-  }
-
-  /** Address of the level-1 table covering pfn, creating tables when `create`. 0 when absent. */
-  private leafTable(pfn: number, create: boolean): number {
-    const key = Math.floor(pfn / 512);
-    if (key === this.lastTableKey) return this.lastTable;
-    let table = this.pgd;
-    for (let lv = this.levels; lv > 1; lv--) {
-      const idx = Math.floor(pfn / 2 ** (9 * (lv - 1))) % 512;
-      const ea = table + idx * 8;
-      const lo = this.mem.read32(ea);
-      if ((lo & 3) === 0) {
-        if (!create) return 0;
-        const t = this.pages.alloc(1, "any");
-        this.mem.write32(ea + 4, Math.floor(t / TWO32));
-        this.mem.write32(ea, ((t % TWO32) | DMA_PTE_READ | DMA_PTE_WRITE) >>> 0);
-        table = t;
-      } else {
-        if ((lo & DMA_PTE_LARGE_PAGE) !== 0) return 0;
-        table = this.mem.read32(ea + 4) * TWO32 + ((lo & 0xfffff000) >>> 0);
-      }
-    }
-    this.lastTableKey = key;
-    this.lastTable = table;
-    return table;
-  }
-
-  /** Maps `count` 4 KiB pages iova pfn → phys pfn with `prot` (DMA_PTE_READ | DMA_PTE_WRITE). */
-  map(iovaPfn: number, physPfn: number, count: number, prot: number): void {
-    for (let i = 0; i < count; i++) {
-      const pfn = iovaPfn + i;
-      const t = this.leafTable(pfn, true);
-      const ea = t + (pfn % 512) * 8;
-      const phys = (physPfn + i) * PAGE;
-      this.mem.write32(ea + 4, Math.floor(phys / TWO32));
-      this.mem.write32(ea, ((phys % TWO32) | prot) >>> 0);
-    }
-  }
-
-  /** Maps [iova, iova + size) to phys with 2 MiB pages where both are aligned (identity maps of RAM). */
-  mapRange(iova: number, phys: number, size: number, prot: number, superpage: boolean): void {
-    let at = 0;
-    while (at < size) {
-      const v = iova + at;
-      const p = phys + at;
-      if (superpage && this.levels >= 3 && v % 0x200000 === 0 && p % 0x200000 === 0 && size - at >= 0x200000) {
-        const pfn = v / PAGE;
-        let table = this.pgd;
-        for (let lv = this.levels; lv > 2; lv--) {
-          const idx = Math.floor(pfn / 2 ** (9 * (lv - 1))) % 512;
-          const ea = table + idx * 8;
-          const lo = this.mem.read32(ea);
-          if ((lo & 3) === 0) {
-            const t = this.pages.alloc(1, "any");
-            this.mem.write32(ea + 4, Math.floor(t / TWO32));
-            this.mem.write32(ea, ((t % TWO32) | 3) >>> 0);
-            table = t;
-          } else {
-            table = this.mem.read32(ea + 4) * TWO32 + ((lo & 0xfffff000) >>> 0);
-          }
-        }
-        const ea = table + (Math.floor(pfn / 512) % 512) * 8;
-        this.mem.write32(ea + 4, Math.floor(p / TWO32));
-        this.mem.write32(ea, ((p % TWO32) | prot | DMA_PTE_LARGE_PAGE) >>> 0);
-        at += 0x200000;
-      } else {
-        this.map(v / PAGE, p / PAGE, 1, prot);
-        at += PAGE;
-      }
-    }
-  }
-
-  /** Clears the leaf entries of `count` pages (dma_pte_clear_range); tables stay. */
-  unmap(iovaPfn: number, count: number): void {
-    for (let i = 0; i < count; i++) {
-      const pfn = iovaPfn + i;
-      const t = this.leafTable(pfn, false);
-      if (t === 0) continue;
-      const ea = t + (pfn % 512) * 8;
-      this.mem.write32(ea, 0);
-      this.mem.write32(ea + 4, 0);
-    }
-  }
-
-  /** The physical address a pfn maps to, or null (for tests and the sysfs view). */
-  lookup(iovaPfn: number): number | null {
-    const t = this.leafTable(iovaPfn, false);
-    if (t === 0) return null;
-    const ea = t + (iovaPfn % 512) * 8;
-    const lo = this.mem.read32(ea);
-    if ((lo & 3) === 0) return null;
-    return this.mem.read32(ea + 4) * TWO32 + ((lo & 0xfffff000) >>> 0);
   }
 }
