@@ -28,6 +28,8 @@ import {
   DMAR_PMEN_REG,
   DMAR_RTADDR_REG,
   DMAR_VER_REG,
+  decodeFaultRecord,
+  FRCD_W3_F,
   FSTS_IQE,
   FSTS_PFO,
   FSTS_PPF,
@@ -554,15 +556,11 @@ export class IntelIommuDriver {
       for (let n = 0; n < nfr; n++) {
         const off = fro + idx * 16;
         const w3 = this.r32(u, off + 12);
-        if ((w3 & 0x80000000) === 0) break;
-        const w0 = this.r32(u, off);
-        const w1 = this.r32(u, off + 4);
-        const w2 = this.r32(u, off + 8);
-        const reason = w3 & 0xff;
-        const sid = w2 & 0xffff;
-        const read = (w3 & (1 << 30)) !== 0;
+        if ((w3 & FRCD_W3_F) === 0) break;
+        const f = decodeFaultRecord(this.r32(u, off), this.r32(u, off + 4), this.r32(u, off + 8), w3);
+        const { reason, sourceId: sid, read } = f;
         const isIr = reason >= 0x20 && reason < 0x20 + IRQ_REMAP_FAULT_REASONS.length;
-        const addr = isIr ? Math.floor((w1 * TWO32 + w0) / 2 ** 48) : w1 * TWO32 + ((w0 & 0xfffff000) >>> 0);
+        const addr = isIr ? f.interruptIndex : f.fiHi * TWO32 + f.fiLo;
         const reasonText = isIr ? (IRQ_REMAP_FAULT_REASONS[reason - 0x20] ?? "Unknown") : (DMA_REMAP_FAULT_REASONS[reason] ?? "Unknown");
         const rec: FaultRecord = { unit: u.name, type: isIr ? "INTR-REMAP" : read ? "DMA Read" : "DMA Write", sourceId: sid, addr, reason, reasonText, ns: 0 };
         out.push(rec);
@@ -572,7 +570,7 @@ export class IntelIommuDriver {
           else this.ctx.log.err(`DMAR: [${rec.type} NO_PASID] Request device [${who}] fault addr 0x${hx(addr)} [fault reason 0x${pad(reason, 2)}] ${reasonText}`);
           this.faults.push(rec);
         }
-        this.w32(u, off + 12, 0x80000000); // clear F (write 1)
+        this.w32(u, off + 12, FRCD_W3_F); // clear F (write 1)
         idx = (idx + 1) % nfr;
       }
     }

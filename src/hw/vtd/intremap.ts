@@ -443,7 +443,8 @@ export class InterruptRemapper {
         w2 = this.reader.read32(a + 8n);
         w3 = this.reader.read32(a + 12n);
       }
-    } catch {
+    } catch (e) {
+      if (!isAccessError(e)) throw e;
       return this.fault(source, VTD_FR_IR_ROOT_INVAL, index, false, "IRTE read failed");
     }
     w0 >>>= 0;
@@ -505,7 +506,8 @@ export class InterruptRemapper {
         w.write32(at(PID_CONTROL_OFFSET), (ctl | PID_ON) >>> 0);
         notified = true;
       }
-    } catch {
+    } catch (e) {
+      if (!isAccessError(e)) throw e;
       return this.fault(source, VTD_FR_IR_ROOT_INVAL, index, false, "posted-interrupt descriptor access failed");
     }
     this.stats.posted++;
@@ -597,4 +599,13 @@ export function walkInterrupt(reader: PhysReader, irta: bigint, sid: number, msi
   r.setEnabled(true);
   r.setCompatibilityAllowed(options.cfis ?? false);
   return r.remap(sid, loOf(addr64), hiOf(addr64), msiData);
+}
+
+/**
+ * The readers' contract (PhysicalMemory, dump files): an access the medium cannot satisfy — an address outside
+ * physical memory or outside the dump — throws RangeError. Only that is the remapping hardware's access error
+ * (fault 0x23); any other exception is a defect in the caller and propagates.
+ */
+function isAccessError(e: unknown): boolean {
+  return e instanceof RangeError;
 }
