@@ -45,6 +45,7 @@ import {
   GSTS_RTPS,
   GSTS_TES,
 } from "../spec/vtd/registers.js";
+import { CAP, ECAP, fieldOf } from "../spec/vtd/fields.js";
 import type { KernelLog } from "./log.js";
 import type { PageAllocator } from "./pages.js";
 import { dmaAliases, type KPciDev } from "./pci.js";
@@ -181,52 +182,52 @@ export class DmarUnit {
 
   /** cap_ndoms: 2^(4 + 2 * ND). */
   get ndoms(): number {
-    return 2 ** (4 + 2 * (this.capLo & 7));
+    return 2 ** (4 + 2 * fieldOf(this.capLo, this.capHi, CAP.ND));
   }
 
   get cachingMode(): boolean {
-    return (this.capLo & (1 << 7)) !== 0;
+    return fieldOf(this.capLo, this.capHi, CAP.CM) === 1;
   }
 
   get sagaw(): number {
-    return (this.capLo >>> 8) & 0x1f;
+    return fieldOf(this.capLo, this.capHi, CAP.SAGAW);
   }
 
   /** MGAW + 1. */
   get mgaw(): number {
-    return ((this.capLo >>> 16) & 0x3f) + 1;
+    return fieldOf(this.capLo, this.capHi, CAP.MGAW) + 1;
   }
 
   get pageSelective(): boolean {
-    return (this.capHi & (1 << 7)) !== 0; // bit 39
+    return fieldOf(this.capLo, this.capHi, CAP.PSI) === 1;
   }
 
   get maxAddressMask(): number {
-    return (this.capHi >>> 16) & 0x3f; // bits 53:48
+    return fieldOf(this.capLo, this.capHi, CAP.MAMV);
   }
 
   get drain(): boolean {
-    return (this.capHi & (3 << 22)) !== 0; // DWD 54, DRD 55
+    return fieldOf(this.capLo, this.capHi, CAP.DWD) === 1 || fieldOf(this.capLo, this.capHi, CAP.DRD) === 1;
   }
 
   get superpages(): number {
-    return (this.capHi >>> 2) & 0xf; // bits 37:34
+    return fieldOf(this.capLo, this.capHi, CAP.SLLPS);
   }
 
   get hasQi(): boolean {
-    return (this.ecapLo & 2) !== 0;
+    return fieldOf(this.ecapLo, this.ecapHi, ECAP.QI) === 1;
   }
 
   get hasIr(): boolean {
-    return (this.ecapLo & 8) !== 0;
+    return fieldOf(this.ecapLo, this.ecapHi, ECAP.IR) === 1;
   }
 
   get hasEim(): boolean {
-    return (this.ecapLo & 16) !== 0;
+    return fieldOf(this.ecapLo, this.ecapHi, ECAP.EIM) === 1;
   }
 
   get hasPassThrough(): boolean {
-    return (this.ecapLo & 64) !== 0;
+    return fieldOf(this.ecapLo, this.ecapHi, ECAP.PT) === 1;
   }
 
   /** Page-table levels of this unit's widest supported width up to 57 bits (iommu_calculate_agaw). */
@@ -550,8 +551,8 @@ export class IntelIommuDriver {
     const fsts = this.r32(u, DMAR_FSTS_REG);
     if (fsts !== 0 && log) this.ctx.log.err(`DMAR: DRHD: handling fault status reg ${hx(fsts)}`);
     if ((fsts & FSTS_PPF) !== 0) {
-      const nfr = ((u.capHi >>> 8) & 0xff) + 1;
-      const fro = (((u.capHi & 0x3) << 8) | (u.capLo >>> 24)) * 16;
+      const nfr = fieldOf(u.capLo, u.capHi, CAP.NFR) + 1;
+      const fro = fieldOf(u.capLo, u.capHi, CAP.FRO) * 16;
       let idx = (fsts >>> 8) & 0xff;
       for (let n = 0; n < nfr; n++) {
         const off = fro + idx * 16;

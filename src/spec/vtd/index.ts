@@ -6,3 +6,5 @@
  */
 export * from "./registers.js";
 export * from "./intremap.js";
+export * from "./fields.js";
+export * from "./paging.js";
