@@ -52,7 +52,7 @@ import { dmaAliases, type KPciDev } from "./pci.js";
 import type { MachinePort } from "./port.js";
 
 export { DMA_PTE_READ, DMA_PTE_WRITE } from "../spec/vtd/paging.js";
-export { PageTables } from "./intel-pgtable.js";
+export { PageTables, type MapConflict } from "./intel-pgtable.js";
 import { TWO32 } from "../core/u64.js";
 
 const PAGE = 4096;

@@ -8,7 +8,6 @@
  * returned to the caller as a free list, to be released only after the IOTLB invalidation that makes the unit stop
  * using them (at once in strict mode, after the flush queue's flush in lazy mode).
  */
-import { IommuError } from "../core/errors.js";
 import { TWO32 } from "../core/u64.js";
 import { DMA_PTE_ADDR_LO_MASK, DMA_PTE_LARGE_PAGE, DMA_PTE_READ, DMA_PTE_WRITE, LEVEL_STRIDE, PTES_PER_TABLE } from "../spec/vtd/paging.js";
 import type { PageAllocator } from "./pages.js";
@@ -18,11 +17,21 @@ const PAGE = 4096;
 const SUPERPAGE = 0x200000;
 const TABLE_PROT = DMA_PTE_READ | DMA_PTE_WRITE;
 
+/** A 4 KiB mapping refused because a superpage already maps the IOVA elsewhere (Linux: "DMA PTE … already set"). */
+export interface MapConflict {
+  iovaPfn: number;
+  /** Where the superpage sends the IOVA. */
+  existing: number;
+  wanted: number;
+}
+
 export class PageTables {
   readonly pgd: number;
   readonly levels: number;
   private lastTableKey = -1;
   private lastTable = 0;
+  /** Mappings refused because a superpage was in the way, oldest first. */
+  readonly conflicts: MapConflict[] = [];
   /** Present entries per table page below the top one. */
   private readonly used = new Map<number, number>();
 
@@ -99,34 +108,40 @@ export class PageTables {
   /**
    * Maps `count` 4 KiB pages iova pfn → phys pfn with `prot` (DMA_PTE_READ | DMA_PTE_WRITE).
    *
-   * A page under an existing superpage is never written through the superpage's frame. Linux 6.1's
-   * __domain_mapping installs a leaf only over an empty entry (cmpxchg against 0) and reports "DMA PTE for vPFN
-   * … already set" otherwise, leaving the existing translation in place; so here: when the superpage already
-   * gives this page the same frame and at least the permissions asked for, the mapping exists and nothing is
-   * written; any other request is refused with an error naming the IOVA, and the superpage stays intact.
+   * A pfn under an existing superpage is never written through the superpage's frame, and the superpage is not
+   * split. Linux 6.1's __domain_mapping installs a leaf only over an empty entry (cmpxchg against 0) and reports
+   * "DMA PTE for vPFN … already set" otherwise, leaving the existing translation in place; so here the existing
+   * entry stays and, unless it already gives the pfn the same page with at least `prot`, the conflict is
+   * recorded in `conflicts`.
    */
   map(iovaPfn: number, physPfn: number, count: number, prot: number): void {
     for (let i = 0; i < count; i++) {
       const pfn = iovaPfn + i;
+      const phys = (physPfn + i) * PAGE;
       const t = this.leafTable(pfn, true);
       if (typeof t !== "number") {
-        this.checkUnderSuperpage(t.superpage, pfn, physPfn + i, prot);
+        const lo = this.mem.read32(t.superpage);
+        const at = this.superpageFrame(t.superpage, pfn);
+        if (at !== phys || (lo & prot) !== prot) this.conflicts.push({ iovaPfn: pfn, existing: at, wanted: phys });
         continue;
       }
       const ea = t + (pfn % PTES_PER_TABLE) * 8;
       if ((this.mem.read32(ea) & 3) === 0) this.count(t, 1);
-      this.writeEntry(ea, (physPfn + i) * PAGE, prot);
+      this.writeEntry(ea, phys, prot);
     }
   }
 
-  private checkUnderSuperpage(ea: number, pfn: number, physPfn: number, prot: number): void {
-    const lo = this.mem.read32(ea);
-    const frame = this.readAddr(ea, lo) + (pfn % PTES_PER_TABLE) * PAGE;
-    if (frame === physPfn * PAGE && (lo & prot) === prot) return;
-    throw new IommuError(
-      "DMAR_PTE_SET",
-      `DMA PTE for IOVA 0x${(pfn * PAGE).toString(16)} already set: a 2 MiB superpage maps it to 0x${frame.toString(16)}, not 0x${(physPfn * PAGE).toString(16)}`,
-    );
+  /** The page a superpage entry gives pfn (2 MiB at level 2, 1 GiB at level 3). */
+  private superpageFrame(ea: number, pfn: number): number {
+    let level = 2;
+    for (let lv = this.levels, table = this.pgd; lv > 1; lv--) {
+      if (this.entry(table, pfn, lv) === ea) {
+        level = lv;
+        break;
+      }
+      table = this.readAddr(this.entry(table, pfn, lv), this.mem.read32(this.entry(table, pfn, lv)));
+    }
+    return this.readAddr(ea, this.mem.read32(ea)) + (pfn % 2 ** (LEVEL_STRIDE * (level - 1))) * PAGE;
   }
 
   /** Maps [iova, iova + size) to phys with 2 MiB pages where both are aligned (identity maps of RAM). */
@@ -151,7 +166,11 @@ export class PageTables {
    */
   private mapSuperpage(pfn: number, p: number, prot: number): void {
     const table = this.walk(pfn, 2, true);
-    if (typeof table !== "number") throw new IommuError("DMAR_PTE_SET", `DMA PTE for IOVA 0x${(pfn * PAGE).toString(16)} already set by a 1 GiB page`);
+    if (typeof table !== "number") {
+      // A 1 GiB page already covers the range: it stays (see map).
+      this.conflicts.push({ iovaPfn: pfn, existing: this.superpageFrame(table.superpage, pfn), wanted: p });
+      return;
+    }
     const ea = this.entry(table, pfn, 2);
     const lo = this.mem.read32(ea);
     if ((lo & 3) === 0) this.count(table, 1);
@@ -207,10 +226,11 @@ export class PageTables {
     this.lastTableKey = -1;
   }
 
-  /** The physical address a 4 KiB leaf maps pfn to, or null (none, or under a superpage). */
+  /** The physical address pfn maps to (through a superpage too), or null (for tests and the sysfs view). */
   lookup(iovaPfn: number): number | null {
     const t = this.leafTable(iovaPfn, false);
-    if (typeof t !== "number" || t === 0) return null;
+    if (typeof t !== "number") return this.superpageFrame(t.superpage, iovaPfn);
+    if (t === 0) return null;
     const ea = t + (iovaPfn % PTES_PER_TABLE) * 8;
     const lo = this.mem.read32(ea);
     if ((lo & 3) === 0) return null;
