@@ -4,6 +4,9 @@
  * and register files keep (lo, hi) pairs and convert to bigint only where a value is parsed or printed.
  */
 
+/** 2^32: the weight of the high half. */
+export const TWO32 = 0x1_0000_0000;
+
 export function loOf(v: bigint): number {
   return Number(v & 0xffff_ffffn);
 }

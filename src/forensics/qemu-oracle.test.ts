@@ -10,7 +10,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { PhysicalMemory } from "../core/memory.js";
 import { parsePciAddress, requesterId } from "../core/pci.js";
-import { DMAR_IRTA_REG, DMAR_RTADDR_REG, GCMD_IRE, GCMD_SIRTP } from "../hw/vtd/spec.js";
+import { DMAR_IRTA_REG, DMAR_RTADDR_REG, GCMD_IRE, GCMD_SIRTP } from "../spec/vtd/registers.js";
 import { enableTranslation, gcmd } from "../hw/vtd/builder.js";
 import { VtdUnit } from "../hw/vtd/unit.js";
 import { forensicCaps, walkIova, walkMsi } from "./walk.js";

@@ -10,6 +10,7 @@ import { hex } from "../core/hex.js";
 import { IommuError } from "../core/errors.js";
 import { formatRequesterId } from "../core/pci.js";
 import { walkCaps, type WalkCaps } from "../hw/vtd/config.js";
+import { CAP, ECAP, fieldOfBig } from "../spec/vtd/fields.js";
 import { walkInterrupt } from "../hw/vtd/intremap.js";
 import {
   faultReasonDescription,
@@ -23,7 +24,7 @@ import {
   TT_PASS_THROUGH,
   VTD_FR_ADDR_BEYOND_MGAW,
   VTD_FR_READ,
-} from "../hw/vtd/spec.js";
+} from "../spec/vtd/registers.js";
 import {
   ContextOut,
   forEachMapping,
@@ -58,10 +59,10 @@ export function forensicCaps(opts: CapsOptions = {}): WalkCaps {
   let largePages = SLLPS_2M | SLLPS_1G;
   let domainIdBits = 16;
   if (opts.cap !== undefined) {
-    mgaw = Number((opts.cap >> 16n) & 0x3fn) + 1;
-    sagaw = Number((opts.cap >> 8n) & 0x1fn);
-    largePages = Number((opts.cap >> 34n) & 0xfn);
-    domainIdBits = 4 + 2 * Number(opts.cap & 7n);
+    mgaw = fieldOfBig(opts.cap, CAP.MGAW) + 1;
+    sagaw = fieldOfBig(opts.cap, CAP.SAGAW);
+    largePages = fieldOfBig(opts.cap, CAP.SLLPS);
+    domainIdBits = 4 + 2 * fieldOfBig(opts.cap, CAP.ND);
   }
   const ecap = opts.ecap;
   return walkCaps({
@@ -69,9 +70,9 @@ export function forensicCaps(opts: CapsOptions = {}): WalkCaps {
     hawBits: Math.max(32, Math.min(mgaw, 52)),
     sagaw,
     largePages,
-    passThrough: ecap === undefined ? true : ((ecap >> 6n) & 1n) === 1n,
-    deviceTlb: ecap === undefined ? false : ((ecap >> 2n) & 1n) === 1n,
-    snoopControl: ecap === undefined ? false : ((ecap >> 7n) & 1n) === 1n,
+    passThrough: ecap === undefined ? true : fieldOfBig(ecap, ECAP.PT) === 1,
+    deviceTlb: ecap === undefined ? false : fieldOfBig(ecap, ECAP.DT) === 1,
+    snoopControl: ecap === undefined ? false : fieldOfBig(ecap, ECAP.SC) === 1,
     domainIdBits: Math.min(16, domainIdBits),
   });
 }

@@ -8,6 +8,7 @@
  * Register) and §3.7.1 (IOMMU Capability Header).
  */
 import { parseHexBig } from "../core/hex.js";
+import { CAP, ECAP, type FieldSpec } from "../spec/vtd/fields.js";
 
 export interface RegField {
   /** Short name as the specification writes it: "SAGAW", "IR", "XTSup". */
@@ -32,6 +33,14 @@ const flag = (name: string, bit: number, what: string): FieldDef => ({
   describe: (v) => `${what}: ${v ? "yes" : "no"}`,
 });
 
+/** A VT-d flag whose position comes from spec/vtd. */
+const specFlag = (s: FieldSpec, what: string): FieldDef => ({
+  name: s.name,
+  lsb: s.lsb,
+  width: 1,
+  describe: (v) => `${what}: ${v ? "yes" : "no"}`,
+});
+
 function field(raw: bigint, lsb: number, width: number): number {
   return Number((raw >> BigInt(lsb)) & ((1n << BigInt(width)) - 1n));
 }
@@ -51,68 +60,64 @@ const SAGAW_WIDTHS: [number, string][] = [
 ];
 
 const VTD_CAP_FIELDS: FieldDef[] = [
-  { name: "ND", lsb: 0, width: 3, describe: (v) => `domains supported: ${2 ** (4 + 2 * v)}` },
-  flag("AFL", 3, "advanced fault logging"),
-  flag("RWBF", 4, "required write-buffer flushing"),
-  flag("PLMR", 5, "protected low-memory region"),
-  flag("PHMR", 6, "protected high-memory region"),
-  flag("CM", 7, "caching mode (a virtual IOMMU: invalidations needed for not-present entries)"),
+  { ...CAP.ND, describe: (v) => `domains supported: ${2 ** (4 + 2 * v)}` },
+  specFlag(CAP.AFL, "advanced fault logging"),
+  specFlag(CAP.RWBF, "required write-buffer flushing"),
+  specFlag(CAP.PLMR, "protected low-memory region"),
+  specFlag(CAP.PHMR, "protected high-memory region"),
+  specFlag(CAP.CM, "caching mode (a virtual IOMMU: invalidations needed for not-present entries)"),
   {
-    name: "SAGAW",
-    lsb: 8,
-    width: 5,
+    ...CAP.SAGAW,
     describe: (v) =>
       `guest address widths: ${SAGAW_WIDTHS.filter(([b]) => (v >> b) & 1).map(([, s]) => s).join(", ") || "none"}`,
   },
-  { name: "MGAW", lsb: 16, width: 6, describe: (v) => `maximum guest address width: ${v + 1} bits` },
-  flag("ZLR", 22, "zero-length reads"),
-  { name: "FRO", lsb: 24, width: 10, describe: (v) => `fault-recording registers at offset 0x${(v * 16).toString(16)}` },
+  { ...CAP.MGAW, describe: (v) => `maximum guest address width: ${v + 1} bits` },
+  specFlag(CAP.ZLR, "zero-length reads"),
+  { ...CAP.FRO, describe: (v) => `fault-recording registers at offset 0x${(v * 16).toString(16)}` },
   {
-    name: "SLLPS",
-    lsb: 34,
-    width: 4,
+    ...CAP.SLLPS,
     describe: (v) => `second-level large pages: ${[v & 1 ? "2 MiB" : "", v & 2 ? "1 GiB" : ""].filter(Boolean).join(", ") || "none"}`,
   },
-  flag("PSI", 39, "page-selective invalidation"),
-  { name: "NFR", lsb: 40, width: 8, describe: (v) => `fault-recording registers: ${v + 1}` },
-  { name: "MAMV", lsb: 48, width: 6, describe: (v) => `maximum address mask value: ${v}` },
-  flag("DWD", 54, "write draining"),
-  flag("DRD", 55, "read draining"),
-  flag("FS1GP", 56, "first-stage 1 GiB pages"),
-  flag("PI", 59, "posted interrupts"),
-  flag("FS5LP", 60, "first-stage 5-level paging"),
-  flag("ESIRTPS", 62, "IRTE cache invalidated on SIRTP"),
-  flag("ESRTPS", 63, "caches invalidated on SRTP"),
+  specFlag(CAP.PSI, "page-selective invalidation"),
+  { ...CAP.NFR, describe: (v) => `fault-recording registers: ${v + 1}` },
+  { ...CAP.MAMV, describe: (v) => `maximum address mask value: ${v}` },
+  specFlag(CAP.DWD, "write draining"),
+  specFlag(CAP.DRD, "read draining"),
+  specFlag(CAP.FS1GP, "first-stage 1 GiB pages"),
+  specFlag(CAP.PI, "posted interrupts"),
+  specFlag(CAP.FS5LP, "first-stage 5-level paging"),
+  specFlag(CAP.ESIRTPS, "IRTE cache invalidated on SIRTP"),
+  specFlag(CAP.ESRTPS, "caches invalidated on SRTP"),
 ];
 
 const VTD_ECAP_FIELDS: FieldDef[] = [
-  flag("C", 0, "page-walk coherency"),
-  flag("QI", 1, "queued invalidation"),
-  flag("DT", 2, "device-TLB (ATS)"),
-  flag("IR", 3, "interrupt remapping"),
-  flag("EIM", 4, "extended interrupt mode (x2APIC)"),
-  flag("PT", 6, "pass-through"),
-  flag("SC", 7, "snoop control"),
-  { name: "IRO", lsb: 8, width: 10, describe: (v) => `IOTLB registers at offset 0x${(v * 16).toString(16)}` },
-  { name: "MHMV", lsb: 20, width: 4, describe: (v) => `maximum handle mask value: ${v}` },
-  flag("MTS", 25, "memory type support"),
-  flag("NEST", 26, "nested translation"),
-  flag("PRS", 29, "page requests"),
-  flag("ERS", 30, "execute requests"),
-  flag("SRS", 31, "supervisor requests"),
-  flag("NWFS", 33, "no write flag"),
-  flag("EAFS", 34, "extended accessed flag"),
-  { name: "PSS", lsb: 35, width: 5, describe: (v) => `PASID size: ${v === 0 ? 0 : v + 1} bits` },
-  flag("PASID", 40, "process address space IDs"),
-  flag("DIT", 41, "device-TLB invalidation throttling"),
-  flag("PDS", 42, "page-request drain"),
-  flag("SMTS", 43, "scalable-mode translation"),
-  flag("VCS", 44, "virtual command"),
-  flag("SSADS", 45, "second-stage accessed/dirty"),
-  flag("SSTS", 46, "second-stage translation"),
-  flag("FSTS", 47, "first-stage translation"),
-  flag("SMPWC", 48, "scalable-mode page-walk coherency"),
-  flag("RPS", 49, "RID_PASID"),
+  specFlag(ECAP.C, "page-walk coherency"),
+  specFlag(ECAP.QI, "queued invalidation"),
+  specFlag(ECAP.DT, "device-TLB (ATS)"),
+  specFlag(ECAP.IR, "interrupt remapping"),
+  specFlag(ECAP.EIM, "extended interrupt mode (x2APIC)"),
+  specFlag(ECAP.PT, "pass-through"),
+  specFlag(ECAP.SC, "snoop control"),
+  { ...ECAP.IRO, describe: (v) => `IOTLB registers at offset 0x${(v * 16).toString(16)}` },
+  { ...ECAP.MHMV, describe: (v) => `maximum handle mask value: ${v}` },
+  specFlag(ECAP.MTS, "memory type support"),
+  specFlag(ECAP.NEST, "nested translation"),
+  specFlag(ECAP.PRS, "page requests"),
+  specFlag(ECAP.ERS, "execute requests"),
+  specFlag(ECAP.SRS, "supervisor requests"),
+  specFlag(ECAP.NWFS, "no write flag"),
+  specFlag(ECAP.EAFS, "extended accessed flag"),
+  { ...ECAP.PSS, describe: (v) => `PASID size: ${v === 0 ? 0 : v + 1} bits` },
+  specFlag(ECAP.PASID, "process address space IDs"),
+  specFlag(ECAP.DIT, "device-TLB invalidation throttling"),
+  specFlag(ECAP.PDS, "page-request drain"),
+  specFlag(ECAP.SMTS, "scalable-mode translation"),
+  specFlag(ECAP.VCS, "virtual command"),
+  specFlag(ECAP.SSADS, "second-stage accessed/dirty"),
+  specFlag(ECAP.SSTS, "second-stage translation"),
+  specFlag(ECAP.FSTS, "first-stage translation"),
+  specFlag(ECAP.SMPWC, "scalable-mode page-walk coherency"),
+  specFlag(ECAP.RPS, "RID_PASID"),
 ];
 
 const AMD_CAP_FIELDS: FieldDef[] = [

@@ -20,7 +20,7 @@ import { formatRequesterId } from "../core/pci.js";
 import { Machine } from "../hw/machine.js";
 import type { MachineConfigInput } from "../hw/machine-config.js";
 import { parseSize } from "../hw/pci/topology.js";
-import { DMAR_GCMD_REG, DMAR_GSTS_REG, GCMD_CFI, GSTS_CFIS } from "../hw/vtd/spec.js";
+import { DMAR_GCMD_REG, DMAR_GSTS_REG, GCMD_CFI, GSTS_CFIS } from "../spec/vtd/registers.js";
 import { Kernel } from "../os/kernel.js";
 import type { KPciDev } from "../os/pci.js";
 import { AssignedDevice, requesterIdAtRoot, type DeviceModel } from "./assigned.js";

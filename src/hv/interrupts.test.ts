@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { machinePreset } from "../hw/machine-presets.js";
-import { decodeIrte, msiHandle, MSI_ADDR_IF_REMAPPABLE } from "../hw/vtd/intremap-format.js";
+import { decodeIrte, msiHandle, MSI_ADDR_IF_REMAPPABLE } from "../spec/vtd/intremap.js";
 import { Hypervisor, MiB } from "./hypervisor.js";
 import type { Vm } from "./vm.js";
 

@@ -29,7 +29,7 @@ import {
   PID_ON,
   PID_SIZE,
   writeIrte,
-} from "../hw/vtd/intremap-format.js";
+} from "../spec/vtd/intremap.js";
 import { isPostedNotification } from "../hw/vtd/unit.js";
 import type { DmarUnit } from "../os/intel-iommu.js";
 import type { IrqDesc, Kernel } from "../os/kernel.js";

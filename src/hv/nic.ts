@@ -22,6 +22,7 @@ import type { Clock } from "../os/log.js";
 import type { DeviceModel } from "./assigned.js";
 import type { DmaPort } from "./monitor.js";
 import type { Vcpu, Vm } from "./vm.js";
+import { TWO32 } from "../core/u64.js";
 
 export const NIC_CTRL = 0x1000;
 export const NIC_CTRL_RST = 1 << 26;
@@ -42,7 +43,6 @@ export const DESC_EOP = 2;
 export const TXD_CMD_EOP = 1;
 export const TXD_CMD_RS = 8;
 const DESC = 16;
-const TWO32 = 2 ** 32;
 
 export interface NicStats {
   received: number;

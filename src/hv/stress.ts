@@ -17,7 +17,7 @@ import type { MachineConfigInput } from "../hw/machine-config.js";
 import { machinePreset } from "../hw/machine-presets.js";
 import type { DeviceBus } from "../hw/machine.js";
 import type { DmaOutcome } from "../hw/platform.js";
-import { encodeRemappableMsi } from "../hw/vtd/intremap-format.js";
+import { encodeRemappableMsi } from "../spec/vtd/intremap.js";
 import type { TranslateResult } from "../hw/vtd/unit.js";
 import type { AssignedDevice } from "./assigned.js";
 import { rng } from "./host-pages.js";

@@ -28,12 +28,12 @@ import type { Kernel } from "../os/kernel.js";
 import { dmaAliases, type KPciDev } from "../os/pci.js";
 import type { MachinePort } from "../os/port.js";
 import type { HostIrte } from "./interrupts.js";
+import { TWO32 } from "../core/u64.js";
 
 export const VFIO_PCI = "vfio-pci";
 /** Drivers with driver_managed_dma set: binding them does not take the group's DMA (Linux 5.19+). */
 export const DRIVER_MANAGED_DMA: ReadonlySet<string> = new Set([VFIO_PCI, "pci-stub", "pcieport"]);
 const PAGE = 4096;
-const TWO32 = 2 ** 32;
 const PCI_COMMAND = 0x04;
 const PCI_COMMAND_MASTER = 0x4;
 const EINVAL = 22;

@@ -19,6 +19,7 @@ import { Platform, type DmaOutcome, type InterruptMessage } from "./platform.js"
 import { CAP_MSI_OFFSET, programBar, type PciFunction, type PciTopology } from "./pci/topology.js";
 import type { TranslateResult, VtdUnit } from "./vtd/unit.js";
 import { machinePreset, PRESET_NAMES } from "./machine-presets.js";
+import { TWO32 } from "../core/u64.js";
 
 export interface MachineFirmware {
   e820: E820Entry[];
@@ -46,7 +47,6 @@ export interface MachineUnit {
   unit: VtdUnit;
 }
 
-const TWO32 = 2 ** 32;
 
 export class Machine {
   readonly config: MachineConfig;

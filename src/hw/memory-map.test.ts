@@ -4,7 +4,7 @@ import { pciAddress } from "../core/pci.js";
 import { DmaTestDevice } from "./devices/dma-test.js";
 import { Machine } from "./machine.js";
 import { Platform, QEMU_VTD_BASE } from "./platform.js";
-import { DMAR_GSTS_REG, DMAR_RTADDR_REG } from "./vtd/spec.js";
+import { DMAR_GSTS_REG, DMAR_RTADDR_REG } from "../spec/vtd/registers.js";
 import { enableTranslation } from "./vtd/builder.js";
 
 const MiB = 0x100000;

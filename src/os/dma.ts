@@ -143,6 +143,8 @@ interface FqEntry {
   pages: number;
   counter: number;
   queuedNs: number;
+  /** Page-table pages emptied by the unmap, freed after the flush. */
+  freelist: number[];
 }
 
 export interface FlushQueueStats {
@@ -196,6 +198,7 @@ export class DmaCookie {
       const e = q.ring[q.head];
       if (e === null || e === undefined || e.counter >= this.flushFinishCnt) break;
       this.iova.freeFast(e.pfn, e.pages);
+      for (const t of e.freelist) this.env.pages.freeRange(t, 1);
       this.fqStats.freed++;
       q.ring[q.head] = null;
       q.head = (q.head + 1) % IOVA_FQ_SIZE;
@@ -221,7 +224,7 @@ export class DmaCookie {
   }
 
   /** queue_iova */
-  queue(pfn: number, pages: number, cpu: number): void {
+  queue(pfn: number, pages: number, cpu: number, freelist: number[] = []): void {
     const fq = this.fq;
     if (fq === null) return;
     const q = fq[cpu % fq.length]!;
@@ -231,7 +234,7 @@ export class DmaCookie {
       this.flushIotlb();
       this.ringFree(q);
     }
-    q.ring[q.tail] = { pfn, pages, counter: this.flushStartCnt, queuedNs: this.env.clock.ns };
+    q.ring[q.tail] = { pfn, pages, counter: this.flushStartCnt, queuedNs: this.env.clock.ns, freelist };
     q.tail = (q.tail + 1) % IOVA_FQ_SIZE;
     this.fqStats.queued++;
     if (!this.timerOn) {
@@ -402,12 +405,13 @@ export class DmaDevice {
     const pages = Math.ceil(((dma % PAGE) + size) / PAGE);
     const range = c.iova.find(pfn);
     const rangePages = range === null ? pages : range.hi - range.lo + 1;
-    d.tables!.unmap(pfn, pages);
+    const freelist = d.tables!.unmap(pfn, pages);
     if (c.fq !== null) {
-      c.queue(range?.lo ?? pfn, rangePages, cpu);
+      c.queue(range?.lo ?? pfn, rangePages, cpu, freelist);
       return;
     }
     for (const [unit, did] of d.dids) this.env.driver.flushIotlbPsi(unit, did, pfn, pages);
+    for (const t of freelist) this.env.pages.freeRange(t, 1);
     c.iova.freeFast(range?.lo ?? pfn, rangePages, cpu);
   }
 

@@ -6,12 +6,12 @@
  * reading the fault recording registers, and keeps domain ids the way Linux does (id 0 reserved, the lowest free
  * id on a domain's first attach to a unit).
  *
- * Register and table formats come from the VT-d specification (constants from hw/vtd/spec.ts and the IRTE
- * encoders of hw/vtd/intremap-format.ts: numbers and formats, no hardware objects).
+ * Register and table formats come from the VT-d specification (constants from spec/vtd/registers.ts and the IRTE
+ * encoders of spec/vtd/intremap.ts: numbers and formats, no hardware objects).
  */
 import { decodeDmar, type DmarDeviceScope, type DmarTable } from "../acpi/dmar.js";
 import { IommuError } from "../core/errors.js";
-import { encodeIrta, encodeIrte, encodeRemappableMsi, writeIrte, SVT_NO_VERIFY, SVT_VERIFY_BUS, SVT_VERIFY_SID_SQ } from "../hw/vtd/intremap-format.js";
+import { encodeIrta, encodeIrte, encodeRemappableMsi, writeIrte, SVT_NO_VERIFY, SVT_VERIFY_BUS, SVT_VERIFY_SID_SQ } from "../spec/vtd/intremap.js";
 import {
   DMAR_CAP_REG,
   DMAR_ECAP_REG,
@@ -28,6 +28,8 @@ import {
   DMAR_PMEN_REG,
   DMAR_RTADDR_REG,
   DMAR_VER_REG,
+  decodeFaultRecord,
+  FRCD_W3_F,
   FSTS_IQE,
   FSTS_PFO,
   FSTS_PPF,
@@ -42,13 +44,17 @@ import {
   GSTS_QIES,
   GSTS_RTPS,
   GSTS_TES,
-} from "../hw/vtd/spec.js";
+} from "../spec/vtd/registers.js";
+import { CAP, ECAP, fieldOf } from "../spec/vtd/fields.js";
 import type { KernelLog } from "./log.js";
 import type { PageAllocator } from "./pages.js";
 import { dmaAliases, type KPciDev } from "./pci.js";
 import type { MachinePort } from "./port.js";
 
-const TWO32 = 0x1_0000_0000;
+export { DMA_PTE_READ, DMA_PTE_WRITE } from "../spec/vtd/paging.js";
+export { PageTables, type MapConflict } from "./intel-pgtable.js";
+import { TWO32 } from "../core/u64.js";
+
 const PAGE = 4096;
 
 /** Invalidation descriptor types and fields (VT-d spec 6.5.2; Linux's QI_* macros). */
@@ -68,9 +74,6 @@ export const GRAN_GLOBAL = 1;
 export const GRAN_DOMAIN = 2;
 export const GRAN_PAGE = 3;
 /** Second-level PTE bits (VT-d spec 9.8). */
-export const DMA_PTE_READ = 1;
-export const DMA_PTE_WRITE = 2;
-const DMA_PTE_LARGE_PAGE = 1 << 7;
 /** Context entry translation types (9.3). */
 const CONTEXT_TT_MULTI_LEVEL = 0;
 const CONTEXT_TT_PASS_THROUGH = 2;
@@ -179,52 +182,52 @@ export class DmarUnit {
 
   /** cap_ndoms: 2^(4 + 2 * ND). */
   get ndoms(): number {
-    return 2 ** (4 + 2 * (this.capLo & 7));
+    return 2 ** (4 + 2 * fieldOf(this.capLo, this.capHi, CAP.ND));
   }
 
   get cachingMode(): boolean {
-    return (this.capLo & (1 << 7)) !== 0;
+    return fieldOf(this.capLo, this.capHi, CAP.CM) === 1;
   }
 
   get sagaw(): number {
-    return (this.capLo >>> 8) & 0x1f;
+    return fieldOf(this.capLo, this.capHi, CAP.SAGAW);
   }
 
   /** MGAW + 1. */
   get mgaw(): number {
-    return ((this.capLo >>> 16) & 0x3f) + 1;
+    return fieldOf(this.capLo, this.capHi, CAP.MGAW) + 1;
   }
 
   get pageSelective(): boolean {
-    return (this.capHi & (1 << 7)) !== 0; // bit 39
+    return fieldOf(this.capLo, this.capHi, CAP.PSI) === 1;
   }
 
   get maxAddressMask(): number {
-    return (this.capHi >>> 16) & 0x3f; // bits 53:48
+    return fieldOf(this.capLo, this.capHi, CAP.MAMV);
   }
 
   get drain(): boolean {
-    return (this.capHi & (3 << 22)) !== 0; // DWD 54, DRD 55
+    return fieldOf(this.capLo, this.capHi, CAP.DWD) === 1 || fieldOf(this.capLo, this.capHi, CAP.DRD) === 1;
   }
 
   get superpages(): number {
-    return (this.capHi >>> 2) & 0xf; // bits 37:34
+    return fieldOf(this.capLo, this.capHi, CAP.SLLPS);
   }
 
   get hasQi(): boolean {
-    return (this.ecapLo & 2) !== 0;
+    return fieldOf(this.ecapLo, this.ecapHi, ECAP.QI) === 1;
   }
 
   get hasIr(): boolean {
-    return (this.ecapLo & 8) !== 0;
+    return fieldOf(this.ecapLo, this.ecapHi, ECAP.IR) === 1;
   }
 
   get hasEim(): boolean {
-    return (this.ecapLo & 16) !== 0;
+    return fieldOf(this.ecapLo, this.ecapHi, ECAP.EIM) === 1;
   }
 
   get hasPassThrough(): boolean {
-    return (this.ecapLo & 64) !== 0;
+    return fieldOf(this.ecapLo, this.ecapHi, ECAP.PT) === 1;
   }
 
   /** Page-table levels of this unit's widest supported width up to 57 bits (iommu_calculate_agaw). */
@@ -548,22 +551,17 @@ export class IntelIommuDriver {
     const fsts = this.r32(u, DMAR_FSTS_REG);
     if (fsts !== 0 && log) this.ctx.log.err(`DMAR: DRHD: handling fault status reg ${hx(fsts)}`);
     if ((fsts & FSTS_PPF) !== 0) {
-      const nfr = ((u.capHi >>> 8) & 0xff) + 1;
-      const fro = (((u.capHi & 0x3) << 8) | (u.capLo >>> 24)) * 16;
+      const nfr = fieldOf(u.capLo, u.capHi, CAP.NFR) + 1;
+      const fro = fieldOf(u.capLo, u.capHi, CAP.FRO) * 16;
       let idx = (fsts >>> 8) & 0xff;
       for (let n = 0; n < nfr; n++) {
         const off = fro + idx * 16;
         const w3 = this.r32(u, off + 12);
-        if ((w3 & 0x80000000) === 0) break;
-        const w0 = this.r32(u, off);
-        const w1 = this.r32(u, off + 4);
-        const w2 = this.r32(u, off + 8);
-        const reason = w3 & 0xff;
-        const sid = w2 & 0xffff;
-        const read = (w3 & (1 << 30)) !== 0;
+        if ((w3 & FRCD_W3_F) === 0) break;
+        const f = decodeFaultRecord(this.r32(u, off), this.r32(u, off + 4), this.r32(u, off + 8), w3);
+        const { reason, sourceId: sid, read } = f;
         const isIr = reason >= 0x20 && reason < 0x20 + IRQ_REMAP_FAULT_REASONS.length;
-        // Interrupt-remapping faults carry the IRTE index in bits 63:48 of the record (VT-d 10.4.14): exact from the high word.
-        const addr = isIr ? w1 >>> 16 : w1 * TWO32 + ((w0 & 0xfffff000) >>> 0);
+        const addr = isIr ? f.interruptIndex : f.fiHi * TWO32 + f.fiLo;
         const reasonText = isIr ? (IRQ_REMAP_FAULT_REASONS[reason - 0x20] ?? "Unknown") : (DMA_REMAP_FAULT_REASONS[reason] ?? "Unknown");
         const rec: FaultRecord = { unit: u.name, type: isIr ? "INTR-REMAP" : read ? "DMA Read" : "DMA Write", sourceId: sid, addr, reason, reasonText, ns: 0 };
         out.push(rec);
@@ -573,7 +571,7 @@ export class IntelIommuDriver {
           else this.ctx.log.err(`DMAR: [${rec.type} NO_PASID] Request device [${who}] fault addr 0x${hx(addr)} [fault reason 0x${pad(reason, 2)}] ${reasonText}`);
           this.faults.push(rec);
         }
-        this.w32(u, off + 12, 0x80000000); // clear F (write 1)
+        this.w32(u, off + 12, FRCD_W3_F); // clear F (write 1)
         idx = (idx + 1) % nfr;
       }
     }
@@ -647,157 +645,5 @@ export class IntelIommuDriver {
   /** Reads the GSTS of a unit (for sysfs and checks). */
   gsts(u: DmarUnit): number {
     return this.r32(u, DMAR_GSTS_REG);
-  }
-}
-
-// ---- Second-level page tables (the domain's, in RAM) ----
-
-/**
- * A domain's second-level page tables, written the way __domain_mapping writes them: intermediate entries
- * read/write, leaves with the mapping's permissions. Numbers only (no bigint) on this path; the last leaf table
- * is remembered so consecutive pages do not walk from the top.
- */
-/** leafTable's answer when a superpage entry maps the pfn. */
-const SUPERPAGE = -1;
-
-/** A 4 KiB mapping refused because a superpage already maps the IOVA elsewhere (Linux: "DMA PTE … already set"). */
-export interface MapConflict {
-  iovaPfn: number;
-  /** Where the superpage sends the IOVA (-1 if nowhere). */
-  existing: number;
-  wanted: number;
-}
-
-export class PageTables {
-  readonly pgd: number;
-  readonly levels: number;
-  /** Mappings refused because a superpage was in the way, oldest first. */
-  readonly conflicts: MapConflict[] = [];
-  private lastTableKey = -1;
-  private lastTable = 0;
-
-  constructor(
-    private readonly mem: MachinePort["memory"],
-    private readonly pages: PageAllocator,
-    levels: number,
-  ) {
-    this.levels = levels;
-    this.pgd = pages.alloc(1, "any");
-  }
-
-  /**
-   * Address of the level-1 table covering pfn, creating tables when `create`. 0 when absent; SUPERPAGE when a
-   * large-page entry on the way already maps the pfn (no level-1 table exists under it).
-   */
-  private leafTable(pfn: number, create: boolean): number {
-    const key = Math.floor(pfn / 512);
-    if (key === this.lastTableKey) return this.lastTable;
-    let table = this.pgd;
-    for (let lv = this.levels; lv > 1; lv--) {
-      const idx = Math.floor(pfn / 2 ** (9 * (lv - 1))) % 512;
-      const ea = table + idx * 8;
-      const lo = this.mem.read32(ea);
-      if ((lo & 3) === 0) {
-        if (!create) return 0;
-        const t = this.pages.alloc(1, "any");
-        this.mem.write32(ea + 4, Math.floor(t / TWO32));
-        this.mem.write32(ea, ((t % TWO32) | DMA_PTE_READ | DMA_PTE_WRITE) >>> 0);
-        table = t;
-      } else {
-        if ((lo & DMA_PTE_LARGE_PAGE) !== 0) return SUPERPAGE;
-        table = this.mem.read32(ea + 4) * TWO32 + ((lo & 0xfffff000) >>> 0);
-      }
-    }
-    this.lastTableKey = key;
-    this.lastTable = table;
-    return table;
-  }
-
-  /** The leaf entry mapping pfn (a 4 KiB entry or a 2 MiB / 1 GiB superpage) as [low word, physical address of pfn]. */
-  private leaf(pfn: number): [lo: number, phys: number] | null {
-    let table = this.pgd;
-    for (let lv = this.levels; lv >= 1; lv--) {
-      const shift = 9 * (lv - 1);
-      const ea = table + (Math.floor(pfn / 2 ** shift) % 512) * 8;
-      const lo = this.mem.read32(ea);
-      if ((lo & 3) === 0) return null;
-      const addr = this.mem.read32(ea + 4) * TWO32 + ((lo & 0xfffff000) >>> 0);
-      if (lv === 1) return [lo, addr];
-      if ((lo & DMA_PTE_LARGE_PAGE) !== 0) return [lo, addr + (pfn % 2 ** shift) * PAGE];
-      table = addr;
-    }
-    return null;
-  }
-
-  /**
-   * Maps `count` 4 KiB pages iova pfn → phys pfn with `prot` (DMA_PTE_READ | DMA_PTE_WRITE). A pfn inside an
-   * existing superpage is not split: as Linux's __domain_mapping, the existing entry stays and the conflict is
-   * recorded (unless the superpage already maps the pfn to the same page with at least `prot`).
-   */
-  map(iovaPfn: number, physPfn: number, count: number, prot: number): void {
-    for (let i = 0; i < count; i++) {
-      const pfn = iovaPfn + i;
-      const phys = (physPfn + i) * PAGE;
-      const t = this.leafTable(pfn, true);
-      if (t === SUPERPAGE) {
-        const [lo, at] = this.leaf(pfn) ?? [0, -1];
-        if (at !== phys || (lo & prot) !== prot) this.conflicts.push({ iovaPfn: pfn, existing: at, wanted: phys });
-        continue;
-      }
-      const ea = t + (pfn % 512) * 8;
-      this.mem.write32(ea + 4, Math.floor(phys / TWO32));
-      this.mem.write32(ea, ((phys % TWO32) | prot) >>> 0);
-    }
-  }
-
-  /** Maps [iova, iova + size) to phys with 2 MiB pages where both are aligned (identity maps of RAM). */
-  mapRange(iova: number, phys: number, size: number, prot: number, superpage: boolean): void {
-    let at = 0;
-    while (at < size) {
-      const v = iova + at;
-      const p = phys + at;
-      if (superpage && this.levels >= 3 && v % 0x200000 === 0 && p % 0x200000 === 0 && size - at >= 0x200000) {
-        const pfn = v / PAGE;
-        let table = this.pgd;
-        for (let lv = this.levels; lv > 2; lv--) {
-          const idx = Math.floor(pfn / 2 ** (9 * (lv - 1))) % 512;
-          const ea = table + idx * 8;
-          const lo = this.mem.read32(ea);
-          if ((lo & 3) === 0) {
-            const t = this.pages.alloc(1, "any");
-            this.mem.write32(ea + 4, Math.floor(t / TWO32));
-            this.mem.write32(ea, ((t % TWO32) | 3) >>> 0);
-            table = t;
-          } else {
-            table = this.mem.read32(ea + 4) * TWO32 + ((lo & 0xfffff000) >>> 0);
-          }
-        }
-        const ea = table + (Math.floor(pfn / 512) % 512) * 8;
-        this.mem.write32(ea + 4, Math.floor(p / TWO32));
-        this.mem.write32(ea, ((p % TWO32) | prot | DMA_PTE_LARGE_PAGE) >>> 0);
-        this.lastTableKey = -1; // a level-1 table cached for this range is no longer reachable
-        at += 0x200000;
-      } else {
-        this.map(v / PAGE, p / PAGE, 1, prot);
-        at += PAGE;
-      }
-    }
-  }
-
-  /** Clears the leaf entries of `count` pages (dma_pte_clear_range); tables stay, superpages are not split. */
-  unmap(iovaPfn: number, count: number): void {
-    for (let i = 0; i < count; i++) {
-      const pfn = iovaPfn + i;
-      const t = this.leafTable(pfn, false);
-      if (t === 0 || t === SUPERPAGE) continue;
-      const ea = t + (pfn % 512) * 8;
-      this.mem.write32(ea, 0);
-      this.mem.write32(ea + 4, 0);
-    }
-  }
-
-  /** The physical address a pfn maps to, or null (for tests and the sysfs view). */
-  lookup(iovaPfn: number): number | null {
-    return this.leaf(iovaPfn)?.[1] ?? null;
   }
 }

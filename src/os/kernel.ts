@@ -22,6 +22,7 @@ import { Clock, KernelLog } from "./log.js";
 import { PageAllocator } from "./pages.js";
 import { enableAcs, scanPci, type KPciDev } from "./pci.js";
 import type { IncomingInterrupt, MachinePort } from "./port.js";
+import { TWO32 } from "../core/u64.js";
 
 export interface BootOptions {
   cmdline?: string;
@@ -47,7 +48,6 @@ const MS = 1e6;
 /** x86 external interrupt vectors a device may get (after the ISA range, below the system vectors). */
 const FIRST_DEVICE_VECTOR = 0x21;
 const LAST_DEVICE_VECTOR = 0xeb;
-const TWO32 = 2 ** 32;
 export const KERNEL_RELEASE = "6.1.0-iommu-kit";
 
 const hx16 = (n: number) => "0x" + n.toString(16).padStart(16, "0");

@@ -1,8 +1,8 @@
 import { hex } from "../../core/hex.js";
 import { formatRequesterId } from "../../core/pci.js";
 import { MiB } from "../hypervisor.js";
-import { DMAR_FEADDR_REG, DMAR_FEDATA_REG } from "../../hw/vtd/spec.js";
-import { encodeRemappableMsi } from "../../hw/vtd/intremap-format.js";
+import { DMAR_FEADDR_REG, DMAR_FEDATA_REG } from "../../spec/vtd/registers.js";
+import { encodeRemappableMsi } from "../../spec/vtd/intremap.js";
 import { compatMsi } from "../interrupts.js";
 import { type ScenarioOptions, type ScenarioRun, Run, NIC, OTHER, frame, vmWithNic } from "./run.js";
 

@@ -18,7 +18,7 @@ import {
   SL_PS,
   SL_R,
   SL_W,
-} from "./spec.js";
+} from "../../spec/vtd/registers.js";
 
 export interface DomainTables {
   did: number;

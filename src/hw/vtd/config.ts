@@ -8,7 +8,7 @@
  */
 import { IommuError } from "../../core/errors.js";
 import { hiOf, loOf } from "../../core/u64.js";
-import { SAGAW_39, SAGAW_48, SAGAW_57, SLLPS_1G, SLLPS_2M } from "./spec.js";
+import { SAGAW_39, SAGAW_48, SAGAW_57, SLLPS_1G, SLLPS_2M } from "../../spec/vtd/registers.js";
 
 export type ReplacementPolicy = "lru" | "fifo" | "random";
 

@@ -45,7 +45,7 @@ import {
   ICS_IWC,
   IECTL_IM,
   IECTL_IP,
-} from "./spec.js";
+} from "../../spec/vtd/registers.js";
 
 /** Request kinds as FRCD records them (T1 = read, T2 = translation request). */
 export const REQ_WRITE = 0;

@@ -13,7 +13,7 @@ import {
   GCMD_COMMAND_MASK,
   GCMD_SRTP,
   GCMD_TE,
-} from "./spec.js";
+} from "../../spec/vtd/registers.js";
 import { desc, gcmd as gcmdSet, VtdTables } from "./builder.js";
 import { VtdUnit } from "./unit.js";
 import { seededRandom } from "../../core/random.js";

@@ -550,3 +550,17 @@ test("random IRTA, table bytes and requests: never throws, only ok or a 0x20..0x
     return r.ok ? { ...r, irq: { ...r.irq }, msi: { ...r.msi } } : { ...r };
   }
 });
+
+test("only an access error is fault 0x23: a defect in the reader propagates instead of becoming a fault", () => {
+  const buggy: PhysReader = {
+    read32(_a: PhysAddr): number {
+      throw new TypeError("reader bug");
+    },
+  };
+  const faults: unknown[] = [];
+  const ir = new InterruptRemapper(buggy, (f) => faults.push(f));
+  ir.setTable(0x1000 | 0xf, 0);
+  ir.setEnabled(true);
+  assert.throws(() => ir.remap(SID, encodeRemappableMsi(0).address, 0, 0), TypeError);
+  assert.deepEqual(faults, []);
+});

@@ -40,7 +40,7 @@
  * (software must invalidate the cache globally after SIRTP).
  */
 import type { PhysAddr, PhysReader } from "../../core/memory.js";
-import { hiOf, loOf } from "../../core/u64.js";
+import { hiOf, loOf, TWO32 } from "../../core/u64.js";
 import {
   IR_FAULT_NAMES,
   IRTE_DLM_SHIFT,
@@ -93,9 +93,9 @@ import {
   VTD_IRTA_ADDR_MASK_LO,
   VTD_IRTA_EIME,
   VTD_IRTA_SIZE_MASK,
-} from "./intremap-format.js";
+} from "../../spec/vtd/intremap.js";
 
-export * from "./intremap-format.js";
+export * from "../../spec/vtd/intremap.js";
 
 /** The interrupt as the local APICs receive it. */
 export interface DeliveredInterrupt {
@@ -203,7 +203,6 @@ const DEFAULT_CACHE_SIZE = 256;
 const DEFAULT_HAW = 39;
 /** Architectural limit of x86 physical addresses (MAXPHYADDR <= 52): the walkInterrupt default. */
 const FORENSIC_HAW = 52;
-const TWO32 = 0x1_0000_0000;
 
 /** A cached IRTE: its words (for forensics), the decoded interrupt and, lazily, one result per address bits 1:0. */
 interface IecEntry {

@@ -19,7 +19,7 @@ import {
   GCMD_IRE,
   GCMD_QIE,
   GCMD_SIRTP,
-} from "./spec.js";
+} from "../../spec/vtd/registers.js";
 import { desc, enableTranslation, gcmd, invalidateContext, invalidateIotlb, InvalidationQueue, VtdTables } from "./builder.js";
 import { VtdUnit } from "./unit.js";
 

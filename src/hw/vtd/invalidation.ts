@@ -53,7 +53,8 @@ import {
   IVA_IH,
   WAIT_IF,
   WAIT_SW,
-} from "./spec.js";
+} from "../../spec/vtd/registers.js";
+import { TWO32 } from "../../core/u64.js";
 
 /** What invalidations act on: the unit's caches and the interrupt entry cache. */
 export interface InvalidationTarget {
@@ -89,7 +90,6 @@ export interface InvalidationStats {
   queueErrors: number;
 }
 
-const TWO32 = 0x1_0000_0000;
 
 export class Invalidation {
   private readonly regs: RegisterFile;

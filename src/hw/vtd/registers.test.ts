@@ -31,7 +31,7 @@ import {
   GSTS_QIES,
   GSTS_RTPS,
   GSTS_TES,
-} from "./spec.js";
+} from "../../spec/vtd/registers.js";
 import { gcmd } from "./builder.js";
 import { VtdUnit } from "./unit.js";
 

@@ -38,7 +38,7 @@ import {
   DMAR_VER_REG,
   FRCD_SIZE,
   IOTLB_REG_FROM_IVA,
-} from "./spec.js";
+} from "../../spec/vtd/registers.js";
 
 /** Side effects, dispatched by the unit on a write. */
 export const EFFECT_NONE = 0;

@@ -64,8 +64,9 @@ import {
   VTD_FR_PAGING_ENTRY_RSVD,
   VTD_FR_READ,
   VTD_FR_WRITE,
-} from "./spec.js";
+} from "../../spec/vtd/registers.js";
 import { ContextOut, lookupContext, walkSecondLevel, WalkOut, type PagingStructureSink, type TableReader } from "./walk.js";
+import { TWO32 } from "../../core/u64.js";
 
 // Module-local copies of what the hit path reads on every request. Imported bindings can cost a property
 // access each when modules are loaded through a transpiling loader (tests, tsx); locals never do.
@@ -157,7 +158,6 @@ export interface VtdStats {
   walks: number;
 }
 
-const TWO32 = 0x1_0000_0000;
 
 /** The notification event of a posted interrupt (VT-d spec 5.2.3), as the unit hands it to the interrupt sink. */
 export interface PostedNotification extends InterruptMessage {

@@ -14,7 +14,7 @@
  * 0xC here; the spec reports reserved-bit faults for any present entry (7.1.3, LSL.2).
  */
 import type { PhysReader } from "../../core/memory.js";
-import { bits } from "../../core/u64.js";
+import { bits, TWO32 } from "../../core/u64.js";
 import type { WalkCaps } from "./config.js";
 import {
   CTX_HI_AW_MASK,
@@ -48,9 +48,8 @@ import {
   VTD_FR_ROOT_ENTRY_RSVD,
   VTD_FR_ROOT_TABLE_INV,
   VTD_FR_WRITE,
-} from "./spec.js";
+} from "../../spec/vtd/registers.js";
 
-const TWO32 = 0x1_0000_0000;
 
 /**
  * Physical memory as the walk sees it. `canRead`, when present, says whether `length` bytes at `addr` can be

@@ -4,7 +4,7 @@
  * from chapter 9, fault reasons from chapter 7 (and 5.1.4.1 for interrupt remapping), invalidation descriptors
  * from 6.5.2. Bit masks are split into 32-bit halves (_LO/_HI) where the hot paths need them.
  */
-import { IR_FAULT_DESCRIPTIONS, IR_FAULT_NAMES, type IrFaultReason } from "./intremap-format.js";
+import { IR_FAULT_DESCRIPTIONS, IR_FAULT_NAMES, type IrFaultReason } from "./intremap.js";
 
 // ---- Register offsets (VT-d spec 10.4, "Register Descriptions") ----
 
@@ -112,6 +112,35 @@ export const FRCD_W3_AT_SHIFT = 28; // AT, bits 125:124
 export const FRCD_W2_T2 = 1 << 28; // T2: 1 = page (translation) request
 export const FRCD_W3_FR_MASK = 0xff; // FR, bits 103:96 (low byte of dword 3)
 export const FRCD_SIZE = 16;
+
+/** One fault recording register decoded (10.4.14), from its four dwords, exactly (no float arithmetic). */
+export interface FaultRecordFields {
+  /** F, bit 127. */
+  fault: boolean;
+  /** FR, bits 103:96. */
+  reason: number;
+  /** SID, bits 79:64. */
+  sourceId: number;
+  /** T1, bit 126: 1 = read, 0 = write. */
+  read: boolean;
+  /** FI, bits 63:12, as halves: the faulting page address (DMA faults). */
+  fiLo: number;
+  fiHi: number;
+  /** FI bits 63:48: the interrupt index of an interrupt-remapping fault (fault reasons 0x20–0x2f). */
+  interruptIndex: number;
+}
+
+export function decodeFaultRecord(w0: number, w1: number, w2: number, w3: number): FaultRecordFields {
+  return {
+    fault: (w3 & FRCD_W3_F) !== 0,
+    reason: w3 & FRCD_W3_FR_MASK,
+    sourceId: w2 & 0xffff,
+    read: (w3 & FRCD_W3_T1) !== 0,
+    fiLo: (w0 & 0xfffff000) >>> 0,
+    fiHi: w1 >>> 0,
+    interruptIndex: w1 >>> 16,
+  };
+}
 
 // ---- Root entry (9.1) and context entry (9.3), legacy mode ----
 
