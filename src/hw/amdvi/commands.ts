@@ -3,7 +3,12 @@
  * while CmdBufEn and IommuEn are set. An unknown opcode or set reserved bits log ILLEGAL_COMMAND_ERROR and stop
  * fetching (2.5.6); a memory error logs COMMAND_HARDWARE_ERROR (2.5.7).
  */
-import type { PhysicalMemory } from "../../core/memory.js";
+import type { PhysReader } from "../../core/memory.js";
+
+/** Memory the unit reads and writes (reads and writes may fail, as bus errors). */
+export interface UnitMemory extends PhysReader {
+  write32(addr: number, v: number): void;
+}
 import type { RegisterFile } from "../vtd/regfile.js";
 import {
   CMD_BYTES,
@@ -49,7 +54,7 @@ export class CommandBuffer {
 
   constructor(
     private readonly regs: RegisterFile,
-    private readonly mem: PhysicalMemory,
+    private readonly mem: UnitMemory,
     private readonly target: CommandTarget,
   ) {}
 

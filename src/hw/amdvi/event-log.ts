@@ -2,7 +2,7 @@
  * The AMD-Vi event log (spec #48882 sections 2.5 and 3.4.3, 3.4.10, 3.4.11): entries written at the tail while
  * the log is enabled, overflow when the tail would meet the head, the event-log interrupt when enabled.
  */
-import type { PhysicalMemory } from "../../core/memory.js";
+import type { UnitMemory } from "./commands.js";
 import type { RegisterFile } from "../vtd/regfile.js";
 import { encodeEvent, EVENT_BYTES, type AmdEvent } from "../../spec/amdvi/events.js";
 import {
@@ -31,7 +31,7 @@ export class EventLog {
 
   constructor(
     private readonly regs: RegisterFile,
-    private readonly mem: PhysicalMemory,
+    private readonly mem: UnitMemory,
     private readonly raise: () => void,
   ) {}
 

@@ -14,8 +14,8 @@ import { remapMsi, type MsiOutcome } from "./intremap.js";
 import { declareAmdViRegisters, EFFECT_CMD_TAIL, EFFECT_CONTROL } from "./registers.js";
 import { dteInRange, readDte, walkDte, WalkOut } from "./translate.js";
 import { getField } from "../../spec/amdvi/fields.js";
-import { DTE_DOMAIN_ID, DTE_EX, DTE_V } from "../../spec/amdvi/dte.js";
-import { DEV_TAB_HARDWARE_ERROR, ILLEGAL_DEV_TABLE_ENTRY, type AmdEvent } from "../../spec/amdvi/events.js";
+import { DTE_DOMAIN_ID, DTE_EX, DTE_I, DTE_V } from "../../spec/amdvi/dte.js";
+import { DEV_TAB_HARDWARE_ERROR, EVF_RW, ILLEGAL_DEV_TABLE_ENTRY, INVALID_DEVICE_REQUEST, PAGE_TAB_HARDWARE_ERROR, type AmdEvent } from "../../spec/amdvi/events.js";
 import {
   CTRL_CMD_BUF_EN,
   CTRL_EVENT_LOG_EN,
@@ -46,6 +46,27 @@ export interface AmdViConfig {
   msiAddress?: number;
   msiData?: number;
   name?: string;
+  /**
+   * Bytes of RAM: table and command reads at or above it end in the hardware-error event the spec names
+   * (DEV_TAB_HARDWARE_ERROR, PAGE_TAB_HARDWARE_ERROR, COMMAND_HARDWARE_ERROR). Default: no limit.
+   */
+  ramSize?: number;
+}
+
+/** Memory as the unit's table reads see it: reads beyond RAM fail as a master abort would. */
+class RamReader {
+  constructor(
+    private readonly mem: PhysicalMemory,
+    private readonly limit: number,
+  ) {}
+  read32(addr: number | bigint): number {
+    if (Number(addr) + 4 > this.limit) throw new RangeError("read beyond RAM");
+    return this.mem.read32(addr);
+  }
+  write32(addr: number | bigint, v: number): void {
+    if (Number(addr) + 4 > this.limit) throw new RangeError("write beyond RAM");
+    this.mem.write32(addr, v);
+  }
 }
 
 export type TranslateResult =
@@ -63,6 +84,7 @@ export class AmdViUnit {
   raised = 0;
   readonly out = new WalkOut();
   private readonly dte = new Uint32Array(8);
+  private readonly reader: RamReader;
 
   constructor(
     readonly mem: PhysicalMemory,
@@ -71,12 +93,13 @@ export class AmdViUnit {
   ) {
     const efr = config.efr ?? QEMU_DEFAULT_EFR;
     this.maxLevels = hatsLevels(Number((efr >> 10n) & 3n));
+    this.reader = new RamReader(mem, config.ramSize ?? Number.MAX_SAFE_INTEGER);
     this.regs = new RegisterFile(MMIO_WINDOW_SIZE, declareAmdViRegisters(efr));
     this.iotlb = new Iotlb(config.iotlbSize ?? 4096);
     this.dteCache = new DteCache(config.dteCacheSize ?? 256);
     const raise = (): void => this.raise();
-    this.events = new EventLog(this.regs, mem, raise);
-    this.commands = new CommandBuffer(this.regs, mem, {
+    this.events = new EventLog(this.regs, this.reader, raise);
+    this.commands = new CommandBuffer(this.regs, this.reader, {
       invalidateDte: (d) => this.dteCache.invalidate(d),
       invalidatePages: (dom, base, shift) => this.iotlb.invalidateRange(dom, base, shift),
       invalidateInterruptTable: (d) => this.dteCache.invalidate(d),
@@ -143,9 +166,14 @@ export class AmdViUnit {
     const hi = this.regs.get32(MMIO_DEV_TABLE_BASE + 4);
     if (!dteInRange(devid, lo & 0x1ff)) return ILLEGAL_DEV_TABLE_ENTRY;
     const base = (lo & 0xffff_f000) + (hi & 0xfffff) * TWO32;
-    if (!readDte(this.mem, base, devid, this.dte)) return DEV_TAB_HARDWARE_ERROR;
+    if (!readDte(this.reader, base, devid, this.dte)) return DEV_TAB_HARDWARE_ERROR;
     this.dteCache.put(devid, this.dte);
     return 0;
+  }
+
+  private dteAddr(devid: number): number {
+    const lo = this.regs.get32(MMIO_DEV_TABLE_BASE);
+    return (lo & 0xffff_f000) + (this.regs.get32(MMIO_DEV_TABLE_BASE + 4) & 0xfffff) * TWO32 + (devid & 0xffff) * 32;
   }
 
   private inExclusion(lo: number, hi: number): boolean {
@@ -170,7 +198,7 @@ export class AmdViUnit {
       return 0;
     }
     const ev = this.loadDte(devid & 0xffff);
-    if (ev !== 0) return this.logFault(devid, 0, ev, write ? 0x20 : 0, lo, hi);
+    if (ev !== 0) return this.logFault(devid, 0, ev, write ? EVF_RW : 0, lo, hi, this.dteAddr(devid));
     if (getField(this.dte, DTE_V) === 1 && this.inExclusion(lo, hi)) {
       o.outLo = (lo & 0xffff_f000) >>> 0;
       o.outHi = hi >>> 0;
@@ -186,14 +214,14 @@ export class AmdViUnit {
       o.shift = hit.shift;
       return 0;
     }
-    const r = walkDte(this.mem, this.dte, lo, hi, write, this.maxLevels, o);
+    const r = walkDte(this.reader, this.dte, lo, hi, write, this.maxLevels, o);
     if (r !== 0) return this.logFault(devid, domain, r, o.flags, lo, hi, o.errAddr);
     if (!o.untranslated) this.iotlb.insert(domain, pfn, { outLo: o.outLo, outHi: o.outHi, shift: o.shift, read: o.read, write: o.write });
     return 0;
   }
 
   private logFault(devid: number, domain: number, code: number, flags: number, lo: number, hi: number, errAddr = 0): number {
-    const hw = code === DEV_TAB_HARDWARE_ERROR || code === 0x4;
+    const hw = code === DEV_TAB_HARDWARE_ERROR || code === PAGE_TAB_HARDWARE_ERROR;
     const addrLo = hw ? errAddr % TWO32 >>> 0 : lo >>> 0;
     const addrHi = hw ? Math.floor(errAddr / TWO32) >>> 0 : hi >>> 0;
     const e: AmdEvent = { code, deviceId: devid & 0xffff, domainId: domain, flags, addrLo, addrHi };
@@ -212,6 +240,19 @@ export class AmdViUnit {
     return { result: "ok", hpa, pageShift: o.shift, read: o.read, write: o.write, untranslated: o.untranslated };
   }
 
+  /**
+   * A request carrying an already translated address (PCIe AT=10b). Allowed only when the DTE grants the
+   * device an IOTLB (DTE.I=1); otherwise INVALID_DEVICE_REQUEST is logged and the request aborted (2.5.9).
+   * Returns 0 or the event code.
+   */
+  translatedRequest(devid: number, lo: number, hi: number, write: boolean): number {
+    if (!this.enabled) return 0;
+    const ev = this.loadDte(devid & 0xffff);
+    if (ev !== 0) return this.logFault(devid, 0, ev, write ? EVF_RW : 0, lo, hi);
+    if (getField(this.dte, DTE_V) === 0 || getField(this.dte, DTE_I) === 1) return 0;
+    return this.logFault(devid, getField(this.dte, DTE_DOMAIN_ID), INVALID_DEVICE_REQUEST, write ? EVF_RW : 0, lo, hi);
+  }
+
   /** Remaps an MSI from `devid`; a fault is logged as its event. */
   remapMsi(devid: number, address: number, data: number): MsiOutcome {
     if (!this.enabled) return { kind: "passed", address, data, event: 0, flags: 0 };
@@ -221,7 +262,7 @@ export class AmdViUnit {
       return { kind: "fault", address, data, event: ev, flags: 0x8 };
     }
     const ga = (this.regs.get32(MMIO_CONTROL) & CTRL_GA_EN) !== 0;
-    const r = remapMsi(this.mem, this.dte, address, data, ga);
+    const r = remapMsi(this.reader, this.dte, address, data, ga);
     if (r.kind === "fault") this.logFault(devid, getField(this.dte, DTE_DOMAIN_ID), r.event, r.flags, address, 0, r.irteAddr ?? 0);
     return r;
   }
