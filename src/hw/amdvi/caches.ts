@@ -43,57 +43,91 @@ export class DteCache {
 
 const TWO32 = 0x1_0000_0000;
 
+/**
+ * IOTLB: a direct-mapped array of `capacity` entries (rounded down to a power of two) tagged by DomainID and
+ * 4 KiB page number, in typed arrays so lookups allocate nothing. A conflicting insert replaces the entry.
+ */
 export class Iotlb {
-  private readonly domains = new Map<number, Map<number, IotlbEntry>>();
+  private readonly mask: number;
+  private readonly tagDom: Int32Array;
+  private readonly tagLo: Uint32Array;
+  private readonly tagHi: Uint32Array;
+  private readonly outLo: Uint32Array;
+  private readonly outHi: Uint32Array;
+  /** bits 0..6: shift; bit 7: read; bit 8: write. */
+  private readonly meta: Uint16Array;
   private count = 0;
   hits = 0;
   misses = 0;
-  constructor(readonly capacity: number) {}
+  readonly capacity: number;
+  /** The entry a successful lookup found. */
+  readonly hit: IotlbEntry = { outLo: 0, outHi: 0, shift: 12, read: false, write: false };
 
-  lookup(domain: number, pfn: number): IotlbEntry | undefined {
-    const e = this.domains.get(domain)?.get(pfn);
-    if (e === undefined) this.misses++;
-    else this.hits++;
-    return e;
+  constructor(capacity: number) {
+    const n = capacity <= 0 ? 0 : 2 ** Math.floor(Math.log2(capacity));
+    this.capacity = n;
+    this.mask = n - 1;
+    this.tagDom = new Int32Array(n).fill(-1);
+    this.tagLo = new Uint32Array(n);
+    this.tagHi = new Uint32Array(n);
+    this.outLo = new Uint32Array(n);
+    this.outHi = new Uint32Array(n);
+    this.meta = new Uint16Array(n);
   }
 
-  insert(domain: number, pfn: number, e: IotlbEntry): void {
-    if (this.capacity <= 0) return;
-    if (this.count >= this.capacity) this.clear();
-    let m = this.domains.get(domain);
-    if (m === undefined) {
-      m = new Map();
-      this.domains.set(domain, m);
+  private slot(domain: number, pfnLo: number): number {
+    return ((pfnLo ^ (domain * 0x9e37)) & this.mask) >>> 0;
+  }
+
+  /** Page (pfnLo = IOVA bits 43:12 as 32 bits, pfnHi = the rest) of a domain; fills `hit` when found. */
+  lookup(domain: number, pfnLo: number, pfnHi: number): boolean {
+    if (this.capacity === 0) {
+      this.misses++;
+      return false;
     }
-    if (!m.has(pfn)) this.count++;
-    m.set(pfn, e);
+    const i = this.slot(domain, pfnLo);
+    if (this.tagDom[i] !== domain || this.tagLo[i] !== pfnLo || this.tagHi[i] !== pfnHi) {
+      this.misses++;
+      return false;
+    }
+    this.hits++;
+    const m = this.meta[i] ?? 0;
+    this.hit.outLo = this.outLo[i] ?? 0;
+    this.hit.outHi = this.outHi[i] ?? 0;
+    this.hit.shift = m & 0x7f;
+    this.hit.read = (m & 0x80) !== 0;
+    this.hit.write = (m & 0x100) !== 0;
+    return true;
   }
 
-  /** Drops a domain's entries whose page lies in [base, base + 2^shift) (shift 64 = the whole domain). */
+  insert(domain: number, pfnLo: number, pfnHi: number, e: IotlbEntry): void {
+    if (this.capacity === 0) return;
+    const i = this.slot(domain, pfnLo);
+    if (this.tagDom[i] === -1) this.count++;
+    this.tagDom[i] = domain;
+    this.tagLo[i] = pfnLo;
+    this.tagHi[i] = pfnHi;
+    this.outLo[i] = e.outLo;
+    this.outHi[i] = e.outHi;
+    this.meta[i] = (e.shift & 0x7f) | (e.read ? 0x80 : 0) | (e.write ? 0x100 : 0);
+  }
+
+  /** Drops a domain's entries whose page lies in [base, base + 2^shift) (shift ≥ 64 = the whole domain). */
   invalidateRange(domain: number, base: bigint, shift: number): void {
-    const m = this.domains.get(domain);
-    if (m === undefined) return;
-    if (shift >= 52) {
-      this.count -= m.size;
-      this.domains.delete(domain);
-      return;
-    }
-    const first = Number(base >> 12n);
-    const pages = 2 ** (shift - 12);
-    if (pages < m.size) {
-      for (let p = 0; p < pages; p++) if (m.delete(first + p)) this.count--;
-      return;
-    }
-    for (const k of [...m.keys()]) {
-      if (k >= first && k < first + pages) {
-        m.delete(k);
+    const first = base >> 12n;
+    const last = shift >= 64 ? 1n << 52n : first + (1n << BigInt(Math.max(0, shift - 12)));
+    for (let i = 0; i < this.capacity; i++) {
+      if (this.tagDom[i] !== domain) continue;
+      const pfn = (BigInt(this.tagHi[i] ?? 0) << 32n) | BigInt(this.tagLo[i] ?? 0);
+      if (pfn >= first && pfn < last) {
+        this.tagDom[i] = -1;
         this.count--;
       }
     }
   }
 
   clear(): void {
-    this.domains.clear();
+    this.tagDom.fill(-1);
     this.count = 0;
   }
 
@@ -101,5 +135,3 @@ export class Iotlb {
     return this.count;
   }
 }
-
-export { TWO32 };

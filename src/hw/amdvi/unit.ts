@@ -84,7 +84,9 @@ export class AmdViUnit {
   raised = 0;
   readonly out = new WalkOut();
   private readonly dte = new Uint32Array(8);
-  private readonly reader: RamReader;
+  /** The DTE of the current request: a cache entry or `dte` (read only). */
+  private cur: Uint32Array = this.dte;
+  private readonly reader: RamReader | PhysicalMemory;
 
   constructor(
     readonly mem: PhysicalMemory,
@@ -93,7 +95,7 @@ export class AmdViUnit {
   ) {
     const efr = config.efr ?? QEMU_DEFAULT_EFR;
     this.maxLevels = hatsLevels(Number((efr >> 10n) & 3n));
-    this.reader = new RamReader(mem, config.ramSize ?? Number.MAX_SAFE_INTEGER);
+    this.reader = config.ramSize === undefined ? mem : new RamReader(mem, config.ramSize);
     this.regs = new RegisterFile(MMIO_WINDOW_SIZE, declareAmdViRegisters(efr));
     this.iotlb = new Iotlb(config.iotlbSize ?? 4096);
     this.dteCache = new DteCache(config.dteCacheSize ?? 256);
@@ -159,9 +161,10 @@ export class AmdViUnit {
   private loadDte(devid: number): number {
     const cached = this.dteCache.get(devid);
     if (cached !== undefined) {
-      this.dte.set(cached);
+      this.cur = cached;
       return 0;
     }
+    this.cur = this.dte;
     const lo = this.regs.get32(MMIO_DEV_TABLE_BASE);
     const hi = this.regs.get32(MMIO_DEV_TABLE_BASE + 4);
     if (!dteInRange(devid, lo & 0x1ff)) return ILLEGAL_DEV_TABLE_ENTRY;
@@ -183,7 +186,7 @@ export class AmdViUnit {
     const base = (bLo & 0xffff_f000) + (this.regs.get32(MMIO_EXCL_BASE + 4) & 0xfffff) * TWO32;
     const limit = (this.regs.get32(MMIO_EXCL_LIMIT) >>> 0) + (this.regs.get32(MMIO_EXCL_LIMIT + 4) & 0xfffff) * TWO32;
     if (a < base || a > limit) return false;
-    return (bLo & EXCL_ALLOW) !== 0 || getField(this.dte, DTE_EX) === 1;
+    return (bLo & EXCL_ALLOW) !== 0 || getField(this.cur, DTE_EX) === 1;
   }
 
   /**
@@ -199,24 +202,25 @@ export class AmdViUnit {
     }
     const ev = this.loadDte(devid & 0xffff);
     if (ev !== 0) return this.logFault(devid, 0, ev, write ? EVF_RW : 0, lo, hi, this.dteAddr(devid));
-    if (getField(this.dte, DTE_V) === 1 && this.inExclusion(lo, hi)) {
+    if (getField(this.cur, DTE_V) === 1 && this.inExclusion(lo, hi)) {
       o.outLo = (lo & 0xffff_f000) >>> 0;
       o.outHi = hi >>> 0;
       o.untranslated = true;
       return 0;
     }
-    const domain = getField(this.dte, DTE_DOMAIN_ID);
-    const pfn = hi * 0x10_0000 + (lo >>> 12);
-    const hit = this.iotlb.lookup(domain, pfn);
-    if (hit !== undefined && (write ? hit.write : hit.read)) {
+    const domain = getField(this.cur, DTE_DOMAIN_ID);
+    const pfnLo = ((lo >>> 12) | (hi << 20)) >>> 0;
+    const pfnHi = hi >>> 12;
+    if (this.iotlb.lookup(domain, pfnLo, pfnHi) && (write ? this.iotlb.hit.write : this.iotlb.hit.read)) {
+      const hit = this.iotlb.hit;
       o.outLo = hit.outLo;
       o.outHi = hit.outHi;
       o.shift = hit.shift;
       return 0;
     }
-    const r = walkDte(this.reader, this.dte, lo, hi, write, this.maxLevels, o);
+    const r = walkDte(this.reader, this.cur, lo, hi, write, this.maxLevels, o);
     if (r !== 0) return this.logFault(devid, domain, r, o.flags, lo, hi, o.errAddr);
-    if (!o.untranslated) this.iotlb.insert(domain, pfn, { outLo: o.outLo, outHi: o.outHi, shift: o.shift, read: o.read, write: o.write });
+    if (!o.untranslated) this.iotlb.insert(domain, pfnLo, pfnHi, { outLo: o.outLo, outHi: o.outHi, shift: o.shift, read: o.read, write: o.write });
     return 0;
   }
 
@@ -249,8 +253,8 @@ export class AmdViUnit {
     if (!this.enabled) return 0;
     const ev = this.loadDte(devid & 0xffff);
     if (ev !== 0) return this.logFault(devid, 0, ev, write ? EVF_RW : 0, lo, hi);
-    if (getField(this.dte, DTE_V) === 0 || getField(this.dte, DTE_I) === 1) return 0;
-    return this.logFault(devid, getField(this.dte, DTE_DOMAIN_ID), INVALID_DEVICE_REQUEST, write ? EVF_RW : 0, lo, hi);
+    if (getField(this.cur, DTE_V) === 0 || getField(this.cur, DTE_I) === 1) return 0;
+    return this.logFault(devid, getField(this.cur, DTE_DOMAIN_ID), INVALID_DEVICE_REQUEST, write ? EVF_RW : 0, lo, hi);
   }
 
   /** Remaps an MSI from `devid`; a fault is logged as its event. */
@@ -262,8 +266,8 @@ export class AmdViUnit {
       return { kind: "fault", address, data, event: ev, flags: 0x8 };
     }
     const ga = (this.regs.get32(MMIO_CONTROL) & CTRL_GA_EN) !== 0;
-    const r = remapMsi(this.reader, this.dte, address, data, ga);
-    if (r.kind === "fault") this.logFault(devid, getField(this.dte, DTE_DOMAIN_ID), r.event, r.flags, address, 0, r.irteAddr ?? 0);
+    const r = remapMsi(this.reader, this.cur, address, data, ga);
+    if (r.kind === "fault") this.logFault(devid, getField(this.cur, DTE_DOMAIN_ID), r.event, r.flags, address, 0, r.irteAddr ?? 0);
     return r;
   }
 
