@@ -71,7 +71,7 @@ test("iommu walk --dtb: ok exits 0 with the hpa, a fault exits 1 naming the even
   assert.match(text.stdout, /3 page mappings in 2 ranges/);
   const msi = await cli(["walk", "--mem", path, "--dtb", DTB, "--sid", "00:03.0", "--msi-addr", "0xfee00000", "--msi-data", "5", "--json"]);
   assert.equal(msi.code, 0);
-  assert.deepEqual(JSON.parse(msi.stdout).msi, { address: "0xfee02000", addressHi: "0x0", data: "0x51" });
+  assert.deepEqual(JSON.parse(msi.stdout).msi, { address: "0xfee02000", addressHi: "0x0", data: "0x4051" });
   const beyond = await cli(["walk", "--mem", path, "--dtb", "0x7ff0000000", "--bdf", "00:03.0", "--iova", "0"]);
   assert.equal(beyond.code, 2);
   assert.doesNotMatch(beyond.stderr, /at .*\.ts:/);

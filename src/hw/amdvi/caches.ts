@@ -41,7 +41,6 @@ export class DteCache {
   }
 }
 
-const TWO32 = 0x1_0000_0000;
 
 /**
  * IOTLB: a direct-mapped array of `capacity` entries (rounded down to a power of two) tagged by DomainID and

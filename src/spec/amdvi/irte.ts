@@ -51,9 +51,15 @@ export interface RemappedInterrupt {
   destination: number;
 }
 
-/** The MSI address and data of a remapped interrupt (xAPIC form; destination bits 7:0 in address 19:12). */
+/** MSI data bit 14: level assert. QEMU 7.2 sets it on every remapped interrupt it delivers. */
+export const MSI_DATA_LEVEL_ASSERT = 1 << 14;
+
+/**
+ * The MSI address and data of a remapped interrupt (xAPIC form; destination bits 7:0 in address 19:12), as the
+ * interrupt message QEMU 7.2's amd-iommu hands to the APIC: vector, delivery mode (IntType) and level assert.
+ */
 export function remappedMsi(r: RemappedInterrupt): { address: number; data: number } {
   const address = (MSI_ADDR_BASE | ((r.destination & 0xff) << 12) | ((r.destMode & 1) << 2)) >>> 0;
-  const data = ((r.vector & 0xff) | ((r.intType & 7) << 8)) >>> 0;
+  const data = ((r.vector & 0xff) | ((r.intType & 7) << 8) | MSI_DATA_LEVEL_ASSERT) >>> 0;
   return { address, data };
 }
