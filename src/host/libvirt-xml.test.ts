@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { hostdevXml, qemuArgs } from "./libvirt-xml.js";
 import { resolveTargets } from "./bind-targets.js";
 import { RootView } from "./views/root-view.js";
-import { cli } from "../cli/test-support.js";
+import { cli } from "../../test/support/cli.js";
 
 const INTEL = "test/fixtures/hosts/intel-ready";
 
