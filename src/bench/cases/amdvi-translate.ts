@@ -5,7 +5,7 @@
  * memory in the same process (target ratio ≤ 1.5).
  */
 import { PhysicalMemory } from "../../core/memory.js";
-import { AmdTables, DEV_TABLE, enable, writeDte } from "../../hw/amdvi/test-support.js";
+import { AmdTables, DEV_TABLE, enable, writeDte } from "../../hw/amdvi/builder.js";
 import { AmdViUnit } from "../../hw/amdvi/unit.js";
 import { measure, result, rng, type BenchCase, type BenchOptions, type CaseResult } from "../harness.js";
 

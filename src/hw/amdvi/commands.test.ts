@@ -25,7 +25,7 @@ import {
   STATUS_EVENT_OVERFLOW,
 } from "../../spec/amdvi/registers.js";
 import type { InterruptMessage } from "../platform.js";
-import { AmdTables, CMD_BUF, enable, loggedEvents, submit, writeDte } from "./test-support.js";
+import { AmdTables, CMD_BUF, enable, loggedEvents, submit, writeDte } from "./builder.js";
 import { AmdViUnit } from "./unit.js";
 
 function setup(extraCtrl = 0) {

@@ -10,7 +10,7 @@ import {
   PAGE_TAB_HARDWARE_ERROR,
 } from "../../spec/amdvi/events.js";
 import { MMIO_CMD_BUF_BASE, MMIO_CMD_TAIL, MMIO_CONTROL, MMIO_DEV_TABLE_BASE, MMIO_STATUS, STATUS_CMD_BUF_RUN, CTRL_IOMMU_EN, CTRL_CMD_BUF_EN, CTRL_EVENT_LOG_EN } from "../../spec/amdvi/registers.js";
-import { enable, loggedEvents, writeDte } from "./test-support.js";
+import { enable, loggedEvents, writeDte } from "./builder.js";
 import { AmdViUnit } from "./unit.js";
 
 const RAM = 0x800_0000;

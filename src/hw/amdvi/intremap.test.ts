@@ -5,7 +5,7 @@ import { encodeFields } from "../../spec/amdvi/fields.js";
 import { decodeEvent, EVF_I, ILLEGAL_DEV_TABLE_ENTRY, IO_PAGE_FAULT } from "../../spec/amdvi/events.js";
 import { IRTE128_FIELDS, IRTE32_FIELDS } from "../../spec/amdvi/irte.js";
 import { CTRL_GA_EN } from "../../spec/amdvi/registers.js";
-import { enable, loggedEvents, writeDte, writeDwords } from "./test-support.js";
+import { enable, loggedEvents, writeDte, writeDwords } from "./builder.js";
 import { AmdViUnit } from "./unit.js";
 
 const IRT = 0x40_0000;

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { PhysicalMemory } from "../../core/memory.js";
 import { decodeEvent, EVF_PE, EVF_RW, ILLEGAL_DEV_TABLE_ENTRY, IO_PAGE_FAULT } from "../../spec/amdvi/events.js";
 import { EXCL_ALLOW, EXCL_EN, MMIO_EXCL_BASE, MMIO_EXCL_LIMIT, MMIO_EXT_FEATURE, QEMU_DEFAULT_EFR } from "../../spec/amdvi/registers.js";
-import { AmdTables, enable, loggedEvents, writeDte } from "./test-support.js";
+import { AmdTables, enable, loggedEvents, writeDte } from "./builder.js";
 import { AmdViUnit } from "./unit.js";
 
 function setup(levels: number) {

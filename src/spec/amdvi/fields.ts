@@ -3,7 +3,6 @@
  * 32-bit dwords and the section of the AMD I/O Virtualization Technology (IOMMU) Specification (#48882) it comes
  * from. Hot paths read a field from the dword array with `getField`; edges use `decodeFields` for objects.
  */
-import { bitsBig } from "../../core/u64.js";
 
 export interface Field {
   readonly name: string;
@@ -47,7 +46,7 @@ export function setField(dw: Uint32Array | number[], f: Field, v: number): void 
 export function getFieldBig(dw: ArrayLike<number>, f: Field): bigint {
   let v = 0n;
   for (let i = dw.length - 1; i >= 0; i--) v = (v << 32n) | BigInt((dw[i] ?? 0) >>> 0);
-  return bitsBig(v, f.lsb, f.width);
+  return (v >> BigInt(f.lsb)) & ((1n << BigInt(f.width)) - 1n);
 }
 
 /** Sets a field of any width from a bigint (edge use). */

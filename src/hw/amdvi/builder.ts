@@ -1,5 +1,5 @@
 /**
- * Builders for AMD-Vi in-memory structures in tests: a device table, I/O page tables, interrupt tables and
+ * Builders for AMD-Vi in-memory structures (tests, benchmarks, examples): a device table, I/O page tables, interrupt tables and
  * command buffer entries, written into PhysicalMemory with the spec field descriptors.
  */
 import type { PhysicalMemory } from "../../core/memory.js";
