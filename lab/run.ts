@@ -5,6 +5,7 @@
  *   node --import tsx lab/run.ts doctor --scenario a  one doctor scenario (a … f)
  *   node --import tsx lab/run.ts doctor --update-fixtures   also re-record test/fixtures/hosts/qemu-*
  *   node --import tsx lab/run.ts oracle               the VT-d oracle only (--update-fixtures: test/fixtures/vtd-oracle)
+ *   node --import tsx lab/run.ts amdvi                the AMD-Vi oracle (QEMU amd-iommu against iommu walk --dtb)
  *   node --import tsx lab/run.ts sim --case classes   the simulated-vs-real matrix (cases whose name contains it)
  * Options: --echo prints the guests' consoles; --timeout SEC per guest; --reuse (sim) compares existing captures.
  * Run `bash lab/setup.sh` first (lab/run-all.sh does both).
@@ -25,7 +26,7 @@ const { values, positionals } = parseArgs({
     reuse: { type: "boolean" },
   },
 });
-const SUITES = ["doctor", "oracle", "sim"];
+const SUITES = ["doctor", "oracle", "sim", "amdvi"];
 const suites = positionals.length ? positionals : SUITES;
 for (const s of suites) {
   if (!SUITES.includes(s)) {
@@ -56,6 +57,7 @@ if (suites.includes("doctor")) {
     });
   });
 }
+if (suites.includes("amdvi")) await suite("amdvi", async () => (await import("./amdvi-oracle.js")).runAmdOracle(report, { echo: values.echo === true, ...(timeoutSec ? { timeoutSec } : {}) }));
 if (suites.includes("oracle")) {
   await suite("oracle", async () => {
     const { runOracle } = await import("./oracle.js");

@@ -5,8 +5,9 @@ import { iovaCase } from "./cases/iova.js";
 import { translateHitCase, translateWalkCase } from "./cases/translate.js";
 import { dumpWalkCase } from "./cases/dump-walk.js";
 import { dmaMapSgCase, scaleCase } from "./cases/dma.js";
+import { amdTranslateHitCase, amdTranslateWalkCase } from "./cases/amdvi-translate.js";
 
-export const benchCases: BenchCase[] = [translateHitCase, translateWalkCase, iovaCase, dmaMapSgCase, dumpWalkCase, scaleCase];
+export const benchCases: BenchCase[] = [translateHitCase, translateWalkCase, iovaCase, dmaMapSgCase, dumpWalkCase, scaleCase, amdTranslateHitCase, amdTranslateWalkCase];
 
 export interface BenchReport {
   machine: { cpu: string; cores: number; node: string };

@@ -16,6 +16,7 @@ import {
   type CapsOptions,
 } from "../../forensics/walk.js";
 import { flag, str, toJson, usageError, type Command, type ParsedArgs } from "../command.js";
+import { AMD_WALK_HELP, runAmdWalk } from "./walk-amd.js";
 
 const HELP = `Usage:
   iommu walk --mem FILE --rtaddr HEX --bdf BB:DD.F --iova HEX [--aw 39|48|57] [--access read|write] [--json]
@@ -57,7 +58,7 @@ Examples:
   iommu walk --mem mem.raw --rtaddr 0x7ffd2000 --bdf 00:03.0 --iova 0xffffe000 --aw 39 --json
   iommu walk --mem mem.raw --rtaddr 0x7ffd2000 --bdf 00:03.0 --list
   iommu walk --mem mem.raw --irta 0x7ff00807 --sid 00:03.0 --msi-addr 0xfee00010 --msi-data 0
-`;
+${AMD_WALK_HELP}`;
 
 function hexOption(args: ParsedArgs, name: string): bigint | undefined {
   const text = str(args, name);
@@ -125,10 +126,13 @@ export const walkCommand: Command = {
     "msi-addr": { type: "string" },
     "msi-data": { type: "string" },
     cfis: { type: "boolean" },
+    dtb: { type: "string" },
+    ga: { type: "boolean" },
     json: { type: "boolean", short: "j" },
   },
   positionals: [0, 0],
   run(args, ctx) {
+    if (args.values["dtb"] !== undefined) return runAmdWalk(args, ctx);
     const json = flag(args, "json");
     const interrupt = str(args, "irta") !== undefined;
     if (interrupt) {

@@ -1,0 +1,233 @@
+/**
+ * AMD-Vi structures in a memory dump: the device table entry of a device, its I/O page tables, its mappings as
+ * ranges, and its interrupt remapping table — read with the same walk code as the AMD-Vi hardware model
+ * (hw/amdvi/translate.ts, intremap.ts). Reports have the shape of the VT-d forensic walks.
+ */
+import { IommuError } from "../core/errors.js";
+import { hex } from "../core/hex.js";
+import { formatRequesterId } from "../core/pci.js";
+import type { TableReader } from "../hw/vtd/walk.js";
+import { remapMsi } from "../hw/amdvi/intremap.js";
+import { walkDte, WalkOut, type WalkStep } from "../hw/amdvi/translate.js";
+import { getField } from "../spec/amdvi/fields.js";
+import { DTE_DOMAIN_ID, DTE_IR, DTE_IW, DTE_MODE, DTE_PT_ROOT, DTE_TV, DTE_V } from "../spec/amdvi/dte.js";
+import { eventName } from "../spec/amdvi/events.js";
+import { explicitPageShift, levelShift } from "../spec/amdvi/pte.js";
+import type { LevelReport, ListReport, MappingRange, MsiReport, WalkReport } from "./walk.js";
+
+const EVENT_DESCRIPTIONS: Readonly<Record<number, string>> = {
+  1: "the device table entry is malformed (reserved mode or reserved bits set)",
+  2: "the page is not mapped, or not with the permission asked for",
+  3: "the device table entry could not be read (outside the dump)",
+  4: "a page table could not be read (outside the dump)",
+  8: "the request is not allowed for this device",
+};
+
+/** Device table base register: base bits 51:12, size field bits 8:0. */
+export function deviceTableOf(dtb: bigint): { base: number; entries: number } {
+  return { base: Number(dtb & 0x000f_ffff_ffff_f000n), entries: ((Number(dtb & 0x1ffn) + 1) * 4096) / 32 };
+}
+
+/** Reads the DTE of `devid`; a DeviceID beyond the table or a DTE outside the dump is bad input (exit 2). */
+export function readDteFromDump(reader: TableReader & { size: number }, dtb: bigint, devid: number): Uint32Array {
+  const t = deviceTableOf(dtb);
+  if (devid >= t.entries) {
+    throw new IommuError("DEVICE_BEYOND_TABLE", `DeviceID ${formatRequesterId(devid)} is beyond the device table (${t.entries} entries from DTB ${hex(dtb)})`);
+  }
+  const a = t.base + devid * 32;
+  if (a + 32 > reader.size) {
+    throw new IommuError("DTE_OUTSIDE_DUMP", `DTB ${hex(dtb)}: the device table entry at ${hex(a)} is outside the dump (${reader.size} bytes)`, {
+      hint: "the dump must hold guest-physical memory from address 0; check that the DTB was read from this guest",
+    });
+  }
+  const dte = new Uint32Array(8);
+  for (let i = 0; i < 8; i++) dte[i] = reader.read32(a + i * 4);
+  return dte;
+}
+
+function dteLevel(dte: Uint32Array, address: number): LevelReport {
+  const q = (i: number): string => hex((BigInt(dte[i + 1] ?? 0) << 32n) | BigInt(dte[i] ?? 0));
+  const present = getField(dte, DTE_V) === 1;
+  const mode = getField(dte, DTE_MODE);
+  const tv = getField(dte, DTE_TV) === 1;
+  return {
+    table: "device table entry",
+    index: 0,
+    address: hex(address),
+    value: q(0),
+    valueHi: q(2),
+    present,
+    read: getField(dte, DTE_IR) === 1,
+    write: getField(dte, DTE_IW) === 1,
+    translationType: !present || !tv ? "untranslated" : mode === 0 ? "pass-through" : `${mode}-level`,
+    domainId: getField(dte, DTE_DOMAIN_ID),
+    next: hex(BigInt(getField(dte, DTE_PT_ROOT)) << 12n),
+  };
+}
+
+function stepLevel(s: WalkStep, iovaIndex: number): LevelReport {
+  const v = (BigInt(s.hi) << 32n) | BigInt(s.lo);
+  const next = (s.lo >>> 9) & 7;
+  const leaf = next === 0 || next === 7;
+  const shift = next === 7 ? explicitPageShift(s.lo, s.hi) : levelShift(s.level);
+  return {
+    table: leaf ? `PTE (level ${s.level})` : `PDE (level ${s.level} -> ${next})`,
+    level: s.level,
+    index: iovaIndex,
+    address: hex(s.addr),
+    value: hex(v),
+    present: (s.lo & 1) === 1,
+    read: ((s.hi >>> 29) & 1) === 1,
+    write: ((s.hi >>> 30) & 1) === 1,
+    ...(leaf ? { pageSize: 2 ** shift } : {}),
+    next: hex(v & 0x000f_ffff_ffff_f000n),
+  };
+}
+
+export interface AmdWalkOptions {
+  dtb: bigint;
+  devid: number;
+  iova: bigint;
+  access?: "read" | "write";
+  /** Host page-table levels the hardware supports (EFR.HATS; QEMU 7.2: 6). */
+  maxLevels?: number;
+}
+
+export function walkAmdIova(reader: TableReader & { size: number }, o: AmdWalkOptions): WalkReport {
+  const dte = readDteFromDump(reader, o.dtb, o.devid);
+  const t = deviceTableOf(o.dtb);
+  const iova = BigInt.asUintN(64, o.iova);
+  const lo = Number(iova & 0xffff_ffffn);
+  const hi = Number(iova >> 32n);
+  const out = new WalkOut();
+  const base = { bdf: formatRequesterId(o.devid), iova: hex(iova) };
+  const walk = (write: boolean): number => {
+    out.trace = [];
+    return walkDte(reader, dte, lo, hi, write, o.maxLevels ?? 6, out);
+  };
+  let code = walk(o.access === "write");
+  if (o.access === undefined && code === 2 && (out.flags & 0x40) !== 0) code = walk(true);
+  const levels = [dteLevel(dte, t.base + o.devid * 32), ...(out.trace ?? []).map((s) => stepLevel(s, Number((iova >> BigInt(levelShift(s.level))) & 0x1ffn)))];
+  if (code !== 0) {
+    return { result: "fault", ...base, reason: code, reasonName: eventName(code), description: EVENT_DESCRIPTIONS[code] ?? "fault", levels };
+  }
+  const pageMask = (1n << BigInt(out.shift)) - 1n;
+  const page = (BigInt(out.outHi) << 32n) | BigInt(out.outLo);
+  const hpa = (page & ~pageMask) | (iova & pageMask);
+  const first = levels[0];
+  return {
+    result: "ok",
+    ...base,
+    hpa: hex(hpa),
+    pageSize: 2 ** out.shift,
+    read: out.read,
+    write: out.write,
+    translationType: first?.translationType ?? "?",
+    domainId: getField(dte, DTE_DOMAIN_ID),
+    levels,
+  };
+}
+
+export interface AmdMsiOptions {
+  dtb: bigint;
+  devid: number;
+  msiAddr: bigint;
+  msiData: number;
+  /** Control.GAEn: 128-bit IRTEs. */
+  ga?: boolean;
+}
+
+export function walkAmdMsi(reader: TableReader & { size: number }, o: AmdMsiOptions): MsiReport {
+  const dte = readDteFromDump(reader, o.dtb, o.devid);
+  const bdf = formatRequesterId(o.devid);
+  const address = Number(o.msiAddr & 0xffff_ffffn);
+  const r = remapMsi(reader, dte, address, o.msiData, o.ga === true);
+  const index = r.index ?? o.msiData & 0x7ff;
+  if (r.kind === "fault" || r.kind === "aborted") {
+    const reason = r.kind === "fault" ? r.event : 0;
+    return {
+      result: "fault",
+      bdf,
+      reason,
+      reasonName: r.kind === "fault" ? eventName(r.event) : "TARGET_ABORT",
+      description: r.kind === "fault" ? (EVENT_DESCRIPTIONS[r.event] ?? "fault") : "the interrupt is blocked by the device table entry",
+      index,
+      detail: r.irteAddr !== undefined ? `IRTE at ${hex(r.irteAddr)}` : "no IRTE read",
+    };
+  }
+  return {
+    result: "ok",
+    bdf,
+    vector: r.data & 0xff,
+    destination: (r.address >>> 12) & 0xff,
+    destinationMode: (r.address & 4) !== 0 ? "logical" : "physical",
+    deliveryMode: (r.data >>> 8) & 7,
+    triggerMode: (r.data & 0x8000) !== 0 ? "level" : "edge",
+    redirectionHint: false,
+    remapped: r.kind === "remapped",
+    ...(r.index !== undefined ? { index: r.index } : {}),
+    msi: { address: hex(r.address >>> 0), addressHi: hex(0), data: hex(r.data >>> 0) },
+  };
+}
+
+const MAX_MAPPINGS = 1 << 20;
+
+/** Lists the device's mappings, merged into ranges contiguous in IOVA and HPA. */
+export function listAmdMappings(reader: TableReader & { size: number }, dtb: bigint, devid: number): ListReport {
+  const dte = readDteFromDump(reader, dtb, devid);
+  const t = deviceTableOf(dtb);
+  const bdf = formatRequesterId(devid);
+  const mode = getField(dte, DTE_MODE);
+  const domainId = getField(dte, DTE_DOMAIN_ID);
+  const head = dteLevel(dte, t.base + devid * 32);
+  if (getField(dte, DTE_V) === 0 || getField(dte, DTE_TV) === 0 || mode === 0) {
+    return { result: "ok", bdf, domainId, translationType: "pass-through", pagingLevels: 0, addressWidth: 64, mappings: 0, ranges: [], truncated: false, entriesRead: 1 };
+  }
+  if (mode === 7) return { result: "fault", bdf, reason: 1, reasonName: eventName(1), description: EVENT_DESCRIPTIONS[1] ?? "", levels: [head] } as ListReport;
+  const ranges: Array<{ iova: bigint; hpa: bigint; size: bigint; pageSize: number; pages: number; read: boolean; write: boolean }> = [];
+  const state = { entries: 0, mappings: 0, truncated: false, seen: new Set<number>() };
+  const visit = (table: number, level: number, iovaBase: bigint, r: boolean, w: boolean): void => {
+    if (state.seen.has(table) || state.truncated) {
+      state.truncated = state.truncated || state.seen.has(table);
+      return;
+    }
+    state.seen.add(table);
+    for (let i = 0; i < (level === 6 ? 128 : 512); i++) {
+      let lo: number;
+      let hi: number;
+      try {
+        lo = reader.read32(table + i * 8);
+        hi = reader.read32(table + i * 8 + 4);
+      } catch {
+        return;
+      }
+      state.entries++;
+      if ((lo & 1) === 0) continue;
+      const er = r && ((hi >>> 29) & 1) === 1;
+      const ew = w && ((hi >>> 30) & 1) === 1;
+      const next = (lo >>> 9) & 7;
+      const iova = iovaBase + (BigInt(i) << BigInt(levelShift(level)));
+      const addr = (BigInt(hi & 0xfffff) << 32n) | BigInt(lo & 0xffff_f000);
+      if (next === 0 || next === 7) {
+        const shift = next === 0 ? levelShift(level) : explicitPageShift(lo, hi);
+        if (shift === 0) continue;
+        const size = 1n << BigInt(shift);
+        const pIova = iova & ~(size - 1n);
+        const pHpa = addr & ~(size - 1n);
+        const last = ranges.at(-1);
+        if (last !== undefined && last.pageSize === 2 ** shift && pIova < last.iova + last.size) continue; // same explicit page
+        if (++state.mappings > MAX_MAPPINGS) {
+          state.truncated = true;
+          return;
+        }
+        if (last !== undefined && last.iova + last.size === pIova && last.hpa + last.size === pHpa && last.read === er && last.write === ew && last.pageSize === 2 ** shift) {
+          last.size += size;
+          last.pages++;
+        } else ranges.push({ iova: pIova, hpa: pHpa, size, pageSize: 2 ** shift, pages: 1, read: er, write: ew });
+      } else if (next < level) visit(Number(addr), next, iova, er, ew);
+    }
+  };
+  visit(Number(BigInt(getField(dte, DTE_PT_ROOT)) << 12n), mode, 0n, getField(dte, DTE_IR) === 1, getField(dte, DTE_IW) === 1);
+  const out: MappingRange[] = ranges.map((x) => ({ iova: hex(x.iova), hpa: hex(x.hpa), size: hex(x.size), pageSize: x.pageSize, pages: x.pages, read: x.read, write: x.write }));
+  return { result: "ok", bdf, domainId, translationType: `${mode}-level`, pagingLevels: mode, addressWidth: Math.min(64, levelShift(mode) + 9), mappings: state.mappings, ranges: out, truncated: state.truncated, entriesRead: state.entries };
+}
