@@ -90,6 +90,40 @@ function showMsi(m: Msi): void {
   out.replaceChildren(h("h3", {}, `MSI from ${m.bdf} through the interrupt remapping table`), body);
 }
 
+function note(text: string): void {
+  byId("walk").replaceChildren(h("p", { role: "status", class: "note" }, text));
+}
+
+async function walkTyped(s: Space, text: string): Promise<void> {
+  let iova: bigint;
+  try {
+    iova = BigInt(/^0x/i.test(text.trim()) ? text.trim() : "0x" + text.trim());
+  } catch {
+    note(`'${text}' is not a hexadecimal address`);
+    return;
+  }
+  const known = s.walks.find((w) => BigInt(w.iova) === iova);
+  if (known !== undefined) return showWalk(known);
+  if (!location.protocol.startsWith("http")) {
+    note("Walking a typed address needs the served page ('iommu ui'); this exported page holds the walks listed above.");
+    return;
+  }
+  const r = await fetch(`api/walk?bdf=${encodeURIComponent(s.bdf)}&iova=0x${iova.toString(16)}`);
+  const body = (await r.json()) as Walk | { error: string };
+  if ("error" in body) note(body.error);
+  else showWalk(body);
+}
+
+function walkForm(s: Space): HTMLElement {
+  const input = h("input", { id: "iova-input", name: "iova", placeholder: "0xffffc000", size: "20" }) as HTMLInputElement;
+  const form = h("form", { "aria-label": `walk an IOVA of ${s.bdf}` }, h("label", { for: "iova-input" }, "IOVA to walk: "), input, h("button", { type: "submit" }, "Walk"));
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    void walkTyped(s, input.value);
+  });
+  return form;
+}
+
 function walkButton(label: string, onClick: () => void): HTMLElement {
   const b = h("button", { type: "button", class: "walk" }, label);
   b.addEventListener("click", onClick);
@@ -122,6 +156,7 @@ function showSpace(data: Data, bdf: string): void {
     table,
     h("p", {}, "Reserved regions: " + (s.reserved.map((r) => `${r.start}–${r.end} ${r.type}`).join(", ") || "none")),
     h("div", { class: "actions" }, ...faults, ...msis),
+    walkForm(s),
   );
 }
 

@@ -91,7 +91,8 @@ function unitOf(m: Machine, fn: PciFunction): string | null {
 function space(m: Machine, k: Kernel, bdf: string, domainType: string | null, rtaddr: bigint, irta: bigint): UiSpace {
   const fn = m.topology.byBdf(bdf);
   const sid = fn?.rid ?? 0;
-  const caps = forensicCaps({ cap: m.units[0]?.unit ? BigInt.asUintN(64, m.mmioRead((m.units[0]?.base ?? 0) + 0x08, 8)) : undefined });
+  const unit = m.units.find((u) => fn !== undefined && u.name === unitOf(m, fn)) ?? m.units[0];
+  const caps = forensicCaps({ cap: unit === undefined ? undefined : BigInt.asUintN(64, m.mmioRead(unit.base + 0x08, 8)) });
   const bufferPages: string[] = [];
   if (domainType !== "identity" && fn?.driver !== null) {
     const dma = k.dma(bdf);
@@ -131,8 +132,33 @@ export interface UiOptions {
   noStories?: boolean;
 }
 
+/** The page's data and, for the served page, walks of any address the reader types. */
+export interface UiSession {
+  data: UiData;
+  /** Walks `iova` for the device (bdf as shown in the page); a string names what is wrong with the input. */
+  walk(bdf: string, iova: string): WalkReport | string;
+}
+
 /** Boots the kernel on the machine and gathers everything the page shows. */
 export function buildUiData(o: UiOptions): UiData {
+  return buildUi(o).data;
+}
+
+function walker(m: Machine): UiSession["walk"] {
+  return (bdf, text) => {
+    const fn = m.topology.byBdf(bdf);
+    if (fn === undefined) return `no PCI function ${bdf} on this machine`;
+    if (!/^(0x)?[0-9a-f]{1,16}$/i.test(text.trim())) return `'${text}' is not a hexadecimal address`;
+    const unit = m.units.find((u) => u.name === unitOf(m, fn)) ?? m.units[0];
+    if (unit === undefined) return "this machine has no IOMMU unit";
+    const rtaddr = BigInt.asUintN(64, m.mmioRead(unit.base + 0x20, 8));
+    const caps = forensicCaps({ cap: BigInt.asUintN(64, m.mmioRead(unit.base + 0x08, 8)) });
+    const t = text.trim();
+    return walkIova(m.memory, { rtaddr, sid: fn.rid, iova: BigInt(/^0x/i.test(t) ? t : "0x" + t), caps });
+  };
+}
+
+export function buildUi(o: UiOptions): UiSession {
   const m = Machine.load(o.machine);
   const k = Kernel.boot(m, { cmdline: CMDLINE });
   const groupOfBdf = new Map<string, number>();
@@ -174,5 +200,5 @@ export function buildUiData(o: UiOptions): UiData {
     }
   }
   const stories = o.noStories === true ? [] : [...runTour({ machine: o.machine }), ...vmStories(o.machine)];
-  return { machine: m.config.name, cmdline: CMDLINE, devices, units, groups, spaces, stories };
+  return { data: { machine: m.config.name, cmdline: CMDLINE, devices, units, groups, spaces, stories }, walk: walker(m) };
 }

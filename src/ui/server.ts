@@ -58,8 +58,15 @@ export function exportSite(dir: string, html: string): string {
 }
 
 /** Serves the page on 127.0.0.1:port (0: any free port). Resolves with the server and its URL. */
-export function servePage(html: string, port: number): Promise<{ server: Server; url: string }> {
+export function servePage(html: string, port: number, walk?: (bdf: string, iova: string) => unknown): Promise<{ server: Server; url: string }> {
   const server = createServer((req, res) => {
+    const u = new URL(req.url ?? "/", "http://127.0.0.1");
+    if (req.method === "GET" && u.pathname === "/api/walk" && walk !== undefined) {
+      const r = walk(u.searchParams.get("bdf") ?? "", u.searchParams.get("iova") ?? "");
+      const body = typeof r === "string" ? { error: r } : r;
+      res.writeHead(typeof r === "string" ? 400 : 200, { "content-type": "application/json" }).end(JSON.stringify(body));
+      return;
+    }
     if (req.method !== "GET" || (req.url !== "/" && req.url !== "/index.html")) {
       res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
       return;

@@ -114,6 +114,14 @@ test("served page (127.0.0.1): the tree, a device and a faulting walk", async ()
   await page.locator('button.dev[data-bdf="00:04.0"]').click();
   await page.getByRole("button", { name: /unmapped/ }).click();
   assert.match(await page.getByRole("alert").innerText(), /Fault/);
+  // A typed address, walked by the server on the live machine: the first page of the range translates.
+  await page.getByLabel("IOVA to walk").fill("0xfffff008");
+  await page.getByRole("button", { name: "Walk", exact: true }).click();
+  await page.getByText("Walk of 0xfffff008").waitFor();
+  assert.match(await page.locator("#walk").innerText(), /Translated: IOVA 0xfffff008 → host 0x[0-9a-f]+008/);
+  await page.getByLabel("IOVA to walk").fill("zz");
+  await page.getByRole("button", { name: "Walk", exact: true }).click();
+  assert.match(await page.getByRole("status").innerText(), /not a hexadecimal address/);
   await page.screenshot({ path: join(ARTIFACTS, "served.png") });
   assert.deepEqual(errors, []);
   await page.close();

@@ -1,7 +1,7 @@
 /** `iommu ui`: the browser view of the simulated machine, its address spaces, page walks and the tour's stories. */
 import { spawn } from "node:child_process";
 import { DEFAULT_MACHINE, PRESET_NAMES } from "../../hw/machine-presets.js";
-import { buildUiData } from "../../ui/data.js";
+import { buildUi } from "../../ui/data.js";
 import { exportSite, renderPage, servePage, viewScript } from "../../ui/server.js";
 import { flag, str, toJson, usageError, type Command, type Context } from "../command.js";
 
@@ -83,7 +83,8 @@ Examples:
     const dir = str(args, "export");
     if (dir === "") throw usageError("--export needs a directory", "ui");
     const script = viewScript();
-    const data = buildUiData({ machine: str(args, "machine") ?? DEFAULT_MACHINE, noStories: flag(args, "no-stories") });
+    const session = buildUi({ machine: str(args, "machine") ?? DEFAULT_MACHINE, noStories: flag(args, "no-stories") });
+    const data = session.data;
     const html = renderPage(data, script, data.machine);
     if (dir !== undefined) {
       const path = exportSite(dir, html);
@@ -91,7 +92,7 @@ Examples:
       ctx.out(flag(args, "json") ? toJson(summary) : `Wrote ${path}: ${summary.devices} PCI functions, ${summary.groups} groups, ${summary.stories} stories of '${data.machine}'.\n`);
       return 0;
     }
-    const { server, url } = await servePage(html, port);
+    const { server, url } = await servePage(html, port, session.walk);
     ctx.out(flag(args, "json") ? toJson({ url }) : `Serving the view of '${data.machine}' at ${url} (Ctrl-C to stop)\n`);
     if (flag(args, "open")) openBrowser(url, ctx);
     await untilStopped(seconds);
