@@ -2,7 +2,8 @@
  * Doctor end to end: boots each scenario (lab/scenarios.ts), records the guest's sysfs tree, runs this
  * repository's `iommu status --json` and `iommu groups --json` inside the guest against its own kernel, and checks
  * the verdicts. In scenario (a) it also moves the e1000e to vfio-pci with `iommu bind` and back with
- * `iommu unbind`. A CLI command that does not exist yet is reported as not run.
+ * `iommu unbind`. A CLI command whose `--help` fails, or that the guest did not run, fails every check that needs it,
+ * with the reason.
  *
  * Three kinds of checks per scenario:
  *   guest: the scenario itself is what it claims (dmesg lines, interrupt chips, groups) — independent of the CLI;
@@ -25,26 +26,23 @@ export interface DoctorOptions {
   timeoutSec?: number;
 }
 
+/** The CLI commands the doctor suite runs in the guest. */
+const DOCTOR_COMMANDS = ["status", "groups", "bind", "unbind"];
+
 /**
- * Which of the commands the doctor suite uses exist in the `iommu` CLI: each is asked for its --help (an unknown
- * command is a usage error). When the CLI cannot start at all, the source files in src/cli/commands/ decide.
+ * Why each CLI command the doctor suite uses cannot be used on this machine: `iommu NAME --help` must exit 0 and
+ * not report an unknown command. Commands missing from the map are usable.
  */
-export function cliCommands(): { names: Set<string>; startError: string | null } {
+export function cliCommands(): { problems: Map<string, string> } {
   const bin = join(REPO_DIR, "bin", "iommu.js");
-  const names = new Set<string>();
-  const top = spawnSync(process.execPath, [bin, "--version"], { encoding: "utf8" });
-  if (top.status !== 0) {
-    const dir = join(REPO_DIR, "src", "cli", "commands");
-    for (const f of existsSync(dir) ? readdirSync(dir) : []) {
-      if (f.endsWith(".ts") && !f.endsWith(".test.ts") && f !== "index.ts") names.add(f.replace(/\.ts$/, ""));
-    }
-    return { names, startError: tail(top.stderr || top.stdout || `exit ${top.status}`, 3) };
-  }
-  for (const name of ["status", "groups", "bind", "unbind"]) {
+  const problems = new Map<string, string>();
+  for (const name of DOCTOR_COMMANDS) {
     const r = spawnSync(process.execPath, [bin, name, "--help"], { encoding: "utf8" });
-    if (r.status === 0 && !/unknown command/.test(r.stderr)) names.add(name);
+    if (r.status !== 0 || /unknown command/.test(r.stderr)) {
+      problems.set(name, `'iommu ${name} --help' exited ${r.status ?? r.signal}: ${tail(r.stderr || r.stdout || "(no output)", 3)}`);
+    }
   }
-  return { names, startError: null };
+  return { problems };
 }
 
 interface CmdResult {
@@ -265,10 +263,11 @@ function parseJson(text: string): unknown {
   }
 }
 
-/** Reports a CLI result: null when it is usable, else records why not (not run / failure). */
+/** True when a CLI result is usable; otherwise records the failure and why. */
 function cmdUsable(report: Report, suite: string, what: string, command: string, cli: ReturnType<typeof cliCommands>, r: CmdResult | null): boolean {
-  if (!cli.names.has(command)) {
-    report.skip(suite, what, `'iommu ${command}' does not exist yet`);
+  const problem = cli.problems.get(command);
+  if (problem !== undefined) {
+    report.fail(suite, what, problem);
     return false;
   }
   if (r === null) {
@@ -373,8 +372,7 @@ function copyFixture(sc: Scenario, tree: string): void {
 
 export async function runDoctor(report: Report, o: DoctorOptions): Promise<void> {
   const cli = cliCommands();
-  if (cli.startError) report.note(`the CLI does not start on this machine: ${cli.startError}`);
-  report.note(`CLI commands used here that exist: ${[...cli.names].sort().join(", ") || "none"}`);
+  for (const [name, why] of cli.problems) report.note(`CLI command '${name}' is not usable: ${why}`);
   const recorded: { sc: Scenario; args: string }[] = [];
   for (const sc of o.scenarios) {
     const suite = `doctor ${sc.id}`;

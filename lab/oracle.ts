@@ -175,9 +175,12 @@ async function loadCli(): Promise<CliRunner | null> {
   };
 }
 
-function cliHasWalk(): boolean {
+/** Why `iommu walk` cannot be used here (its --help fails or lacks --rtaddr), or null when it can. */
+function walkHelpProblem(): string | null {
   const r = spawnSync(process.execPath, [join(REPO_DIR, "bin", "iommu.js"), "walk", "--help"], { encoding: "utf8" });
-  return r.status === 0 && /--rtaddr/.test(r.stdout);
+  if (r.status !== 0) return `'iommu walk --help' exited ${r.status ?? r.signal}: ${tail(r.stderr || r.stdout || "(no output)", 3)}`;
+  if (!/--rtaddr/.test(r.stdout)) return "'iommu walk --help' does not offer --rtaddr";
+  return null;
 }
 
 interface VariantResult {
@@ -246,7 +249,7 @@ function registerChecks(report: Report, suite: string, v: Variant, res: VariantR
 async function modelCapChecks(report: Report, suite: string, v: Variant, regs: Registers): Promise<void> {
   const path = join(REPO_DIR, "src", "hw", "vtd", "config.ts");
   if (!existsSync(path)) {
-    report.skip(suite, "model CAP/ECAP equal QEMU's", "src/hw/vtd/config.ts does not exist");
+    report.fail(suite, "model CAP/ECAP equal QEMU's", "src/hw/vtd/config.ts does not exist");
     return;
   }
   const cfg = (await import(pathToFileURL(path).href)) as {
@@ -255,7 +258,7 @@ async function modelCapChecks(report: Report, suite: string, v: Variant, regs: R
     buildEcap?: (c: unknown) => bigint;
   };
   if (!cfg.qemuVtdConfig || !cfg.buildCap || !cfg.buildEcap) {
-    report.skip(suite, "model CAP/ECAP equal QEMU's", "the model exposes no qemuVtdConfig/buildCap/buildEcap");
+    report.fail(suite, "model CAP/ECAP equal QEMU's", "src/hw/vtd/config.ts exports no qemuVtdConfig/buildCap/buildEcap");
     return;
   }
   const c = cfg.qemuVtdConfig({ awBits: v.awBits });
@@ -448,8 +451,8 @@ async function writeFixture(v: Variant, res: VariantResult, cls: Classified): Pr
 }
 
 export async function runOracle(report: Report, o: OracleOptions): Promise<void> {
-  const hasWalk = cliHasWalk();
-  const cli = hasWalk ? await loadCli() : null;
+  const walkProblem = walkHelpProblem();
+  const cli = walkProblem === null ? await loadCli() : null;
   for (const v of VARIANTS) {
     const suite = `oracle ${v.name}`;
     const res = await bootVariant(report, v, o);
@@ -463,7 +466,7 @@ export async function runOracle(report: Report, o: OracleOptions): Promise<void>
     } finally {
       dump.close();
     }
-    if (!hasWalk) report.skip(suite, "iommu walk agrees with QEMU", "'iommu walk' does not exist yet");
+    if (walkProblem !== null) report.fail(suite, "iommu walk agrees with QEMU", walkProblem);
     else if (cli === null) report.fail(suite, "iommu walk agrees with QEMU", "dist/cli/main.js does not export runCliReporting (run npm run build)");
     else await walkChecks(report, suite, v, res, cls, cli);
     if (o.updateFixtures) report.note(`${suite}: wrote ${await writeFixture(v, res, cls)}`);

@@ -1,9 +1,9 @@
 /**
- * Lab results: every check is passed, failed, or not run (with the reason, e.g. a CLI command that does not
- * exist yet). Not-run checks are listed but are not failures. The summary ends with the plain line
- * `N passed, N failed` that CI reads.
+ * Lab results: every check passes or fails. A check that cannot run (a CLI command that fails `--help`, a model
+ * config that cannot be loaded, a capture that is missing) is a failure whose detail says why. The summary lists
+ * the failures and ends with the plain line `N passed, N failed` that CI reads.
  */
-export type Outcome = "pass" | "fail" | "skip";
+export type Outcome = "pass" | "fail";
 
 export interface Check {
   suite: string;
@@ -21,7 +21,7 @@ export class Report {
   private add(c: Check): void {
     this.checks.push(c);
     if (this.echo) {
-      const tag = c.outcome === "pass" ? "PASS" : c.outcome === "fail" ? "FAIL" : "NOT RUN";
+      const tag = c.outcome === "pass" ? "PASS" : "FAIL";
       process.stdout.write(`${tag.padEnd(7)} ${c.suite}: ${c.name}${c.detail ? ` — ${c.detail}` : ""}\n`);
     }
   }
@@ -32,10 +32,6 @@ export class Report {
 
   fail(suite: string, name: string, detail: string): void {
     this.add({ suite, name, outcome: "fail", detail });
-  }
-
-  skip(suite: string, name: string, reason: string): void {
-    this.add({ suite, name, outcome: "skip", detail: reason });
   }
 
   /** Passes when `ok`, else fails with `detail`. Returns `ok`. */
@@ -56,11 +52,9 @@ export class Report {
 
   summary(): string {
     const failed = this.checks.filter((c) => c.outcome === "fail");
-    const skipped = this.checks.filter((c) => c.outcome === "skip");
     let s = "";
     if (failed.length) s += `\nFailed:\n${failed.map((c) => `  ${c.suite}: ${c.name} — ${c.detail}`).join("\n")}\n`;
-    if (skipped.length) s += `\nNot run:\n${skipped.map((c) => `  ${c.suite}: ${c.name} — ${c.detail}`).join("\n")}\n`;
-    s += `\n${this.count("pass")} passed, ${this.count("fail")} failed, ${this.count("skip")} skipped\n`;
+    s += `\n${this.count("pass")} passed, ${this.count("fail")} failed\n`;
     return s;
   }
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole lab: setup (packages, kernel, initramfs, dist/), then every end-to-end suite (doctor scenarios a-f,
-# VT-d oracle). Ends with the plain line `N passed, N failed, N skipped`; exit status 1 when anything failed.
+# VT-d oracle, simulated-vs-real matrix). Ends with the plain line `N passed, N failed`; exit status 1 when
+# anything failed.
 # Arguments go to lab/run.ts, e.g. `bash lab/run-all.sh doctor --scenario a`.
 set -uo pipefail
 LAB="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

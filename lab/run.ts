@@ -5,7 +5,8 @@
  *   node --import tsx lab/run.ts doctor --scenario a  one doctor scenario (a … f)
  *   node --import tsx lab/run.ts doctor --update-fixtures   also re-record test/fixtures/hosts/qemu-*
  *   node --import tsx lab/run.ts oracle               the VT-d oracle only (--update-fixtures: test/fixtures/vtd-oracle)
- * Options: --echo prints the guests' consoles; --timeout SEC per guest.
+ *   node --import tsx lab/run.ts sim --case classes   the simulated-vs-real matrix (cases whose name contains it)
+ * Options: --echo prints the guests' consoles; --timeout SEC per guest; --reuse (sim) compares existing captures.
  * Run `bash lab/setup.sh` first (lab/run-all.sh does both).
  */
 import { parseArgs } from "node:util";
@@ -20,12 +21,15 @@ const { values, positionals } = parseArgs({
     "update-fixtures": { type: "boolean" },
     echo: { type: "boolean" },
     timeout: { type: "string" },
+    case: { type: "string" },
+    reuse: { type: "boolean" },
   },
 });
-const suites = positionals.length ? positionals : ["doctor", "oracle"];
+const SUITES = ["doctor", "oracle", "sim"];
+const suites = positionals.length ? positionals : SUITES;
 for (const s of suites) {
-  if (s !== "doctor" && s !== "oracle") {
-    console.error(`lab: unknown suite '${s}' (doctor, oracle)`);
+  if (!SUITES.includes(s)) {
+    console.error(`lab: unknown suite '${s}' (${SUITES.join(", ")})`);
     process.exit(2);
   }
 }
@@ -58,6 +62,19 @@ if (suites.includes("oracle")) {
     await runOracle(report, {
       echo: values.echo === true,
       updateFixtures: values["update-fixtures"] === true,
+      ...(timeoutSec ? { timeoutSec } : {}),
+    });
+  });
+}
+
+if (suites.includes("sim")) {
+  await suite("sim", async () => {
+    const { runSimSuite } = await import("./sim-suite.js");
+    await runSimSuite(report, {
+      echo: values.echo === true,
+      reuse: values.reuse === true,
+      updateFixtures: values["update-fixtures"] === true,
+      ...(values.case ? { only: values.case.split(",") } : {}),
       ...(timeoutSec ? { timeoutSec } : {}),
     });
   });

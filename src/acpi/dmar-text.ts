@@ -11,7 +11,7 @@ import {
   ANDD_FIXED_SIZE, ATSR_FIXED_SIZE, DMAR_HEADER_SIZE, DMAR_SCOPE_FIXED_SIZE, DRHD_FIXED_SIZE, RHSA_FIXED_SIZE,
   RMRR_FIXED_SIZE, SIDP_FIXED_SIZE,
   type DmarDeviceScope, type DmarStructure, type DmarTable,
-} from "./dmar.js";
+} from "./dmar-format.js";
 
 /** Structure type names as the VT-d specification (and iasl) call them (VT-d spec §8.2). */
 export const DMAR_STRUCTURE_NAMES: Record<DmarStructure["type"], string> = {

@@ -8,7 +8,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { AcpiError } from "./bytes.js";
 import { decodeDmar, encodeDmar, renderDmarText, type DmarTable } from "./dmar.js";
-import { corpusTables } from "./test-support/iasl.js";
+import { corpusTables } from "../../test/support/iasl.js";
 import { seededRandom } from "../core/random.js";
 
 const SEED = 0x1d0a_2024;

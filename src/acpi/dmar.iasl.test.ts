@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { hexDigits, parseHexBig } from "../core/hex.js";
 import { decodeDmar, encodeDmar, renderDmarText, type DmarDeviceScope, type DmarStructure, type DmarTable } from "./dmar.js";
 import { DMAR_SCOPE_NAMES, DMAR_STRUCTURE_NAMES } from "./dmar-text.js";
-import { corpusTables, disassembleMany, iaslSkipReason, parseIaslFields, type IaslField } from "./test-support/iasl.js";
+import { corpusTables, disassembleMany, iaslSkipReason, parseIaslFields, type IaslField } from "../../test/support/iasl.js";
 
 interface Expected {
   offset: number;

@@ -6,7 +6,7 @@ import {
   type DmarDeviceScope, type DmarScopeType, type DmarStructure, type DmarTable,
 } from "./dmar.js";
 import { tableChecksumSum } from "./sdt.js";
-import { corpusTables, parseIaslFields } from "./test-support/iasl.js";
+import { corpusTables, parseIaslFields } from "../../test/support/iasl.js";
 
 // ---- builders for hand-made tables ------------------------------------------------------------------------------
 

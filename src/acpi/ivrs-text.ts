@@ -15,7 +15,7 @@ import type {
   IvmdBlock,
   IvrsTable,
   IvrsUnknownBlock,
-} from "./ivrs.js";
+} from "./ivrs-format.js";
 
 function fieldLine(offset: number, length: number, name: string, value: string, note?: string): string {
   const where = `[${hexDigits(offset, 3)}h ${String(offset).padStart(4, "0")}${String(length).padStart(4)}]`;

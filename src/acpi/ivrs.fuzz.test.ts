@@ -7,7 +7,7 @@ import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { AcpiError } from "./bytes.js";
 import { tableChecksumSum } from "./sdt.js";
-import { corpusTables } from "./test-support/iasl.js";
+import { corpusTables } from "../../test/support/iasl.js";
 import { seededRandom } from "../core/random.js";
 import { decodeIvrs, encodeIvrs, renderIvrsText } from "./ivrs.js";
 

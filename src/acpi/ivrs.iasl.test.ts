@@ -7,7 +7,7 @@
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { parsePciAddress, requesterId } from "../core/pci.js";
-import { corpusTables, disassembleMany, iaslSkipReason, parseIaslFields, type IaslField } from "./test-support/iasl.js";
+import { corpusTables, disassembleMany, iaslSkipReason, parseIaslFields, type IaslField } from "../../test/support/iasl.js";
 import { decodeIvrs, renderIvrsText, type IvhdEntry, type IvrsTable } from "./ivrs.js";
 
 interface Want {

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { AcpiError } from "./bytes.js";
 import { tableChecksumSum } from "./sdt.js";
-import { corpusTables } from "./test-support/iasl.js";
+import { corpusTables } from "../../test/support/iasl.js";
 import {
   dataSettingOf,
   decodeIvrs,

@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { cli } from "./test-support.js";
-import { corpusTables } from "../acpi/test-support/iasl.js";
+import { cli } from "../../test/support/cli.js";
+import { corpusTables } from "../../test/support/iasl.js";
 
 const dir = mkdtempSync(join(tmpdir(), "iommu-kit-cli-"));
 const [dmarName, dmar] = corpusTables("dmar")[0]!;

@@ -5,10 +5,13 @@
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { IommuError } from "../core/errors.js";
+import { normalizeOptions, OptionProblem } from "./options.js";
 
 export interface Output {
   out(text: string): void;
   err(text: string): void;
+  /** Raw bytes to standard output (`-o -` of binary files); absent where output is text only. */
+  outBytes?(bytes: Uint8Array): void;
 }
 
 export interface Context extends Output {
@@ -45,9 +48,18 @@ export function usageError(message: string, commandPath: string): IommuError {
 /** Parses argv against a command's options; unknown options and wrong positional counts are USAGE errors. */
 export function parseCommandArgs(cmd: Command, argv: string[], path: string): ParsedArgs {
   let parsed: ParsedArgs;
+  let args: string[];
+  try {
+    args = normalizeOptions(argv, cmd.options ?? {});
+  } catch (e) {
+    if (!(e instanceof OptionProblem)) throw e;
+    throw new IommuError("USAGE", e.message, {
+      hint: e.suggestion === undefined ? `see 'iommu ${path} --help'` : `did you mean '${e.suggestion}'? (see 'iommu ${path} --help')`,
+    });
+  }
   try {
     parsed = parseArgs({
-      args: argv,
+      args,
       options: { ...(cmd.options ?? {}) },
       allowPositionals: true,
       strict: true,

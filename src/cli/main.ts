@@ -1,23 +1,10 @@
 /** The `iommu` command: dispatch, help, version, and the one place errors are rendered and exit codes set. */
-import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
-import { dirname, join } from "node:path";
 import { IommuError } from "../core/errors.js";
 import { parseCommandArgs, type Command, type Context } from "./command.js";
 import { commandSections, commands } from "./commands/index.js";
+import { version } from "./version.js";
 
-export function version(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  for (const up of ["../..", "../../.."]) {
-    try {
-      const pkg = JSON.parse(readFileSync(join(here, up, "package.json"), "utf8")) as { name?: string; version?: string };
-      if (pkg.name === "iommu-kit" && pkg.version) return pkg.version;
-    } catch {
-      // try the next candidate
-    }
-  }
-  return "unknown";
-}
+export { version };
 
 function topHelp(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -121,12 +108,25 @@ export async function runCliReporting(argv: string[], ctx: Context): Promise<num
   }
 }
 
+/**
+ * Ends the process quietly when the reader of stdout goes away (`iommu tour | head -2`): what was asked for has
+ * been read, there is nobody to tell otherwise. Exit status 141 is what a shell reports for SIGPIPE.
+ */
+function quietOnClosedPipe(stream: NodeJS.WriteStream): void {
+  stream.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") process.exit(141);
+    throw e;
+  });
+}
+
 /** Process entry point. */
 export async function main(argv: string[]): Promise<number> {
+  quietOnClosedPipe(process.stdout);
   return runCliReporting(argv, {
     debug: argv.includes("--debug") || process.env.IOMMU_DEBUG === "1",
     env: process.env,
     out: (t) => void process.stdout.write(t),
     err: (t) => void process.stderr.write(t),
+    outBytes: (b) => void process.stdout.write(b),
   });
 }

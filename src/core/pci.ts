@@ -58,7 +58,3 @@ export function fromRequesterId(rid: number, segment = 0): PciAddress {
 export function formatRequesterId(rid: number): string {
   return formatBdf(fromRequesterId(rid));
 }
-
-export function samePciAddress(a: PciAddress, b: PciAddress): boolean {
-  return a.segment === b.segment && a.bus === b.bus && a.device === b.device && a.fn === b.fn;
-}

@@ -15,8 +15,3 @@ export function seededRandom(seed: number): Random {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
-
-/** An integer in [0, n). */
-export function randomInt(r: Random, n: number): number {
-  return Math.floor(r() * n);
-}

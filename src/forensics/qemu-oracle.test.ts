@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { PhysicalMemory } from "../core/memory.js";
 import { parsePciAddress, requesterId } from "../core/pci.js";
 import { DMAR_IRTA_REG, DMAR_RTADDR_REG, GCMD_IRE, GCMD_SIRTP } from "../hw/vtd/spec.js";
-import { enableTranslation, gcmd } from "../hw/vtd/test-support.js";
+import { enableTranslation, gcmd } from "../hw/vtd/builder.js";
 import { VtdUnit } from "../hw/vtd/unit.js";
 import { forensicCaps, walkIova, walkMsi } from "./walk.js";
 

@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { IommuError } from "../core/errors.js";
-import { FakeHost } from "./bind-fake-kernel.js";
+import { FakeHost } from "../../test/support/fake-host.js";
 import { bindVfio, unbindVfio } from "./bind.js";
 import { checkDevice, type CheckReport } from "./check.js";
 import { resolveTargets } from "./bind-targets.js";

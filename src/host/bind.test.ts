@@ -3,13 +3,13 @@ import assert from "node:assert/strict";
 import { readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { IommuError } from "../core/errors.js";
-import { FakeHost, type FakeDevice, type FakeHostOptions } from "./bind-fake-kernel.js";
+import { FakeHost, type FakeDevice, type FakeHostOptions } from "../../test/support/fake-host.js";
 import { bindVfio, renderBind, unbindVfio } from "./bind.js";
 import { persistedAddresses, udevRuleLine, updatePersist, UDEV_RULES_PATH } from "./bind-persist.js";
 import { defaultRouteInterfaces, findHostUses, parseMountinfo } from "./host-use.js";
 import { listPciDevices } from "./pci.js";
 import { RootView } from "./views/root-view.js";
-import { cli } from "../cli/test-support.js";
+import { cli } from "../../test/support/cli.js";
 
 const isCode = (code: string) => (e: unknown) => e instanceof IommuError && e.code === code;
 

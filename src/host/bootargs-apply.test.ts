@@ -129,7 +129,7 @@ test("a failure after the temp file is written and before the rename leaves the 
 
 function runChild(root: string, step: ApplyStep): Promise<{ signal: NodeJS.Signals | null; stdout: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "src/host/bootargs-crash-child.ts", root, step], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, ["--import", "tsx", "test/support/bootargs-crash-child.ts", root, step], { stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { cli } from "../cli/test-support.js";
+import { cli } from "../../test/support/cli.js";
 
 const FIX = "test/fixtures/bootloaders";
 

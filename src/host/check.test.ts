@@ -5,8 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { checkDevice, driverKeepsGroupViable, type CheckReport } from "./check.js";
 import { RootView } from "./views/root-view.js";
-import { FakeHost } from "./bind-fake-kernel.js";
-import { cli } from "../cli/test-support.js";
+import { FakeHost } from "../../test/support/fake-host.js";
+import { cli } from "../../test/support/cli.js";
 
 const HOSTS = "test/fixtures/hosts";
 const INTEL = `${HOSTS}/intel-ready`;

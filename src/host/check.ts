@@ -16,6 +16,9 @@
  */
 import { formatClass, formatIds, readIommuGroup, readPciDevice, type IommuGroup, type PciDevice } from "./pci.js";
 import { gatherStatus } from "./status.js";
+
+/** Status findings after which vfio-pci cannot be loaded on this kernel. */
+const VFIO_BLOCKERS = new Set(["VFIO_NOT_BUILT", "VFIO_PCI_NOT_BUILT", "VFIO_PCI_MODULE_MISSING", "MODULES_DISABLED"]);
 import type { Severity } from "./problem.js";
 import type { SysfsView } from "./sysfs-view.js";
 import { isAnyBridge, requireDevice } from "./bind-targets.js";
@@ -167,12 +170,16 @@ export function checkDevice(view: SysfsView, bdf: string): CheckReport {
 
   // 7. vfio-pci loaded
   const vfioLoaded = view.exists("/sys/bus/pci/drivers/vfio-pci") || view.exists("/sys/module/vfio_pci");
-  checks.push(vfioLoaded ? item("VFIO_PCI_LOADED", true, "info", "vfio-pci is loaded") : item("VFIO_PCI_LOADED", false, "warning", "vfio-pci is not loaded", "modprobe vfio-pci"));
+  // 'modprobe vfio-pci' only where it can work: the status checks say when the kernel cannot have vfio-pci.
+  const vfioBlocker = status.problems.find((p) => VFIO_BLOCKERS.has(p.code));
+  if (vfioLoaded) checks.push(item("VFIO_PCI_LOADED", true, "info", "vfio-pci is loaded"));
+  else if (vfioBlocker !== undefined) checks.push(item("VFIO_PCI_LOADED", false, "error", `vfio-pci cannot be loaded: ${vfioBlocker.message}`, vfioBlocker.hint));
+  else checks.push(item("VFIO_PCI_LOADED", false, "warning", "vfio-pci is not loaded", "modprobe vfio-pci"));
 
   const ready = checks.every((c) => c.ok || c.severity !== "error");
   const groupFlag = members.filter((m) => !m.bridge).length > 1 ? " --group" : "";
   if (ready) {
-    if (!vfioLoaded) steps.push("sudo modprobe vfio-pci");
+    if (!vfioLoaded && vfioBlocker === undefined) steps.push("sudo modprobe vfio-pci");
     if (checks.some((c) => (c.code === "DEVICE_DRIVER" || c.code === "GROUP_VIABLE") && !c.ok)) steps.push(`sudo iommu bind ${addr}${groupFlag}`);
     steps.push(`iommu libvirt-xml ${addr}${groupFlag}   # <hostdev> XML for virsh edit (or --qemu for QEMU arguments)`);
   } else if (steps.length === 0) {

@@ -5,7 +5,7 @@ import { existsSync } from "node:fs";
 import { renderPrometheus } from "./prometheus.js";
 import { gatherStatus } from "./status.js";
 import { RootView } from "./views/root-view.js";
-import { interruptsText, variant } from "./status-test-trees.js";
+import { interruptsText, variant } from "../../test/support/status-trees.js";
 
 const PROMTOOL = "/usr/bin/promtool";
 const haveProm = existsSync(PROMTOOL);

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { cli } from "../cli/test-support.js";
+import { cli } from "../../test/support/cli.js";
 import { planBootargs } from "./bootargs.js";
 import { checkDevice } from "./check.js";
 import { gatherGroups } from "./groups.js";

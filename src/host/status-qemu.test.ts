@@ -5,7 +5,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { cli } from "../cli/test-support.js";
+import { cli } from "../../test/support/cli.js";
 
 const root = (name: string) => `test/fixtures/hosts/${name}`;
 

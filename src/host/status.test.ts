@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { decodeTable, encodeTable, type IvrsTable } from "../acpi/index.js";
 import { gatherStatus, statusExitCode, type StatusReport } from "./status.js";
-import { interruptsText, variant, type TreeEdits } from "./status-test-trees.js";
+import { interruptsText, variant, type TreeEdits } from "../../test/support/status-trees.js";
 import { RootView } from "./views/root-view.js";
 import { RecordingView } from "./views/recording-view.js";
 import { SnapshotView } from "./views/snapshot-view.js";

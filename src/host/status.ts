@@ -188,7 +188,10 @@ function inactiveProblem(fw: FirmwareInfo, cpu: CpuInfo, vendor: CpuVendor, cmd:
 }
 
 /** Why interrupt remapping is off, as precisely as the evidence allows. */
-function irDisabledReason(fw: FirmwareInfo, cmd: CmdlineAnalysis, units: KernelUnit[], cpu: CpuInfo): { why: string; hint: string } {
+function irDisabledReason(fw: FirmwareInfo, cmd: CmdlineAnalysis, units: KernelUnit[], cpu: CpuInfo, config: KernelConfig | null): { why: string; hint: string } {
+  if (config?.values.CONFIG_IRQ_REMAP === "n") {
+    return { why: "this kernel is built without interrupt remapping (CONFIG_IRQ_REMAP is not set)", hint: "boot a kernel built with CONFIG_IRQ_REMAP=y (every mainstream distribution kernel has it)" };
+  }
   if (cmd.intremapRequested === false) {
     return { why: "the kernel command line turns it off (intremap=off / nointremap)", hint: "remove intremap=off / nointremap from the kernel command line, then reboot" };
   }
@@ -224,6 +227,37 @@ function iommuVendor(fw: FirmwareInfo, units: KernelUnit[], cpu: CpuInfo): CpuVe
   return cpu.vendor;
 }
 
+/**
+ * What stops VFIO from working at all, from the kernel's build configuration, its module files, the command line
+ * and /dev: facts that make 'modprobe vfio-pci' useless, reported before anyone suggests it.
+ */
+function vfioProblems(view: SysfsView, config: KernelConfig | null, release: string | null, cmd: CmdlineAnalysis): Problem[] {
+  const out: Problem[] = [];
+  const v = config?.values;
+  const loaded = view.exists("/sys/bus/pci/drivers/vfio-pci") || view.exists("/sys/module/vfio_pci");
+  if (v?.CONFIG_VFIO === "n") {
+    out.push(problem("VFIO_NOT_BUILT", "error", "this kernel is built without VFIO (CONFIG_VFIO is not set): no device can be given to a VM",
+      "boot a kernel built with CONFIG_VFIO and CONFIG_VFIO_PCI (y or m); every mainstream distribution kernel has them"));
+  } else if (v?.CONFIG_VFIO_PCI === "n") {
+    out.push(problem("VFIO_PCI_NOT_BUILT", "error", "this kernel is built without vfio-pci (CONFIG_VFIO_PCI is not set)",
+      "boot a kernel built with CONFIG_VFIO_PCI=y or =m"));
+  } else if (v?.CONFIG_VFIO_PCI === "m" && !loaded) {
+    const dir = release === null ? null : view.list(`/lib/modules/${release}/kernel/drivers/vfio/pci`);
+    if (dir !== null && !dir.some((f) => /^vfio-pci\.ko/.test(f))) {
+      out.push(problem("VFIO_PCI_MODULE_MISSING", "error", `vfio-pci is built as a module but /lib/modules/${release}/kernel/drivers/vfio/pci has no vfio-pci.ko`,
+        "install the kernel's modules package (Debian/Ubuntu: linux-modules-extra or linux-image for this release)"));
+    } else if (/(^|\s)nomodule(\s|$)/.test(cmd.raw)) {
+      out.push(problem("MODULES_DISABLED", "error", "vfio-pci is a module but the command line has 'nomodule': it cannot be loaded",
+        "remove nomodule from the kernel command line, then reboot"));
+    }
+  }
+  if (loaded && !view.exists("/dev/vfio/vfio") && view.exists("/dev/vfio")) {
+    out.push(problem("VFIO_DEVICE_NODE_MISSING", "warning", "vfio-pci is loaded but /dev/vfio/vfio does not exist",
+      "check that devtmpfs is mounted on /dev and udev is running (a container may hide /dev/vfio)"));
+  }
+  return out;
+}
+
 export function gatherStatus(view: SysfsView): StatusReport {
   const cpu = readCpu(view);
   const fw = readFirmware(view);
@@ -246,7 +280,7 @@ export function gatherStatus(view: SysfsView): StatusReport {
   if (ir === "unknown" && cmd.intremapRequested === false) ir = "disabled";
   if (active) {
     if (ir === "disabled") {
-      const { why, hint } = irDisabledReason(fw, cmd, kunits, cpu);
+      const { why, hint } = irDisabledReason(fw, cmd, kunits, cpu, config);
       if (allowUnsafe === true) {
         problems.push(problem("UNSAFE_INTERRUPTS_ALLOWED", "warning",
           `interrupt remapping is off (${why}); VFIO accepts devices only because allow_unsafe_interrupts is set`,
@@ -265,7 +299,15 @@ export function gatherStatus(view: SysfsView): StatusReport {
 
   problems.push(...cmd.problems);
 
-  if (cpu.known && cpu.virtualization === null) {
+  problems.push(...vfioProblems(view, config, release, cmd));
+
+  // /dev/kvm is KVM's own answer; the flags can be hidden (some nested setups) while KVM works.
+  const kvm = view.exists("/dev/kvm");
+  if (cpu.known && cpu.virtualization === null && kvm) {
+    problems.push(problem("KVM_WITHOUT_CPU_FLAG", "info", "the CPU shows no vmx/svm flag, but /dev/kvm exists: KVM is available",
+      "nothing to do; nested virtualization provides KVM here"));
+  }
+  if (cpu.known && cpu.virtualization === null && !kvm) {
     problems.push(problem("CPU_NO_VIRTUALIZATION", "warning",
       `the CPU shows no ${cpu.vendor === "amd" ? "svm (AMD-V)" : cpu.vendor === "intel" ? "vmx (VT-x)" : "vmx/svm"} flag: KVM cannot run virtual machines here`,
       cpu.hypervisor ? "this is a VM: enable nested virtualization on its host" : "enable VT-x / AMD-V (SVM) in the firmware setup"));

@@ -18,8 +18,7 @@ import type { DmarUnit } from "../os/intel-iommu.js";
 import type { Kernel } from "../os/kernel.js";
 import { dmaAliases, type KPciDev } from "../os/pci.js";
 import type { MachinePort } from "../os/port.js";
-import { compatMsi, type HostIrte, type InterruptRouter } from "./interrupts.js";
-import type { Vcpu } from "./vm.js";
+import { compatMsi, type HostIrte, type InjectTarget, type InterruptRouter } from "./interrupts.js";
 
 /** A device's own registers in BAR 0 (outside the MSI-X table and pending-bit array). */
 export interface DeviceModel {
@@ -36,9 +35,17 @@ export interface AssignHost {
   irte: HostIrte;
 }
 
+/** A guest vCPU as device assignment sees it: where its interrupts go (vm.ts's Vcpu is one). */
+export interface VcpuView extends InjectTarget {
+  /** The guest's APIC id of this vCPU. */
+  readonly apicId: number;
+  /** APIC id of the host CPU it runs on. */
+  readonly pApic: number;
+}
+
 export interface VmView {
   readonly name: string;
-  readonly vcpus: readonly Vcpu[];
+  readonly vcpus: readonly VcpuView[];
 }
 
 /** One guest interrupt vector as the host backs it. */

@@ -9,10 +9,9 @@
  *   to unbacked GPAs read as zero and drop writes (the hypervisor would trap them).
  */
 import { PhysicalMemory, type PhysAddr } from "../core/memory.js";
-import { PAGE_SIZE, type Gpa, type Hpa } from "../core/address.js";
 import { IommuError } from "../core/errors.js";
 
-const PAGE = PAGE_SIZE;
+const PAGE = 4096;
 const NONE = -1;
 
 export class GuestMemoryMap {
@@ -60,10 +59,10 @@ export class GuestMemoryMap {
   }
 
   /** HPA of a GPA, or null when the GPA is outside RAM or unbacked. */
-  hpaOf(gpa: Gpa | number): Hpa | null {
+  hpaOf(gpa: number): number | null {
     const gpfn = Math.floor(gpa / PAGE);
     const h = this.hostPfnOf(gpfn);
-    return h === NONE ? null : ((h * PAGE + (gpa % PAGE)) as Hpa);
+    return h === NONE ? null : h * PAGE + (gpa % PAGE);
   }
 
   /** Every backed guest page as [gpfn, hpfn], in GPA order. */

@@ -61,6 +61,8 @@ export interface Delivery {
   sid: number | null;
   /** Whether interrupt remapping translated it. */
   remapped: boolean;
+  /** Whether it was posted (a posted-format entry set the vector in a vCPU's descriptor) rather than remapped to a host vector. */
+  posted: boolean;
   /** The vector and destination APIC id as the host's local APICs saw them. */
   vector: number;
   apic: number;
@@ -177,6 +179,7 @@ export class InterruptRouter {
       origin: m.origin,
       sid: m.sid ?? null,
       remapped: m.remapped === true,
+      posted: isPostedNotification(m),
       vector,
       apic,
       deliveryMode: m.irq?.deliveryMode ?? (m.data >>> 8) & 7,

@@ -128,7 +128,7 @@ export class Monitor {
       r.fault = { reason: hex(t.reason, 2), name: t.reasonName, description: faultReasonDescription(t.reason), recorded: true, index: t.index };
       r.interrupt = { remapped: false, irte: null, deliveredTo: delivered };
     } else if (t.kind === "dma") {
-      this.dmaRecord(r, t.ok ? { ok: true, segments: t.segments } : { ok: false, result: t });
+      this.dmaRecord(r, t.ok ? { ok: true, segments: t.segments, unsupportedBytes: 0 } : { ok: false, result: t });
     } else {
       r.outcome = "unsupported";
     }

@@ -51,6 +51,8 @@ export interface ScenarioInterrupt {
   ns: number;
   source: string;
   remapped: boolean;
+  /** Posted into a vCPU's descriptor (CAP.PI) rather than remapped to a host vector. */
+  posted: boolean;
   vector: string;
   cpu: number;
   to: string;
@@ -125,6 +127,12 @@ class Run {
     this.hv.log(text);
   }
 
+  /** Fault records the host kernel has read (through the fault recording registers) since the run began, naming `bdf`. */
+  faultsNaming(bdf: string): number {
+    const rid = this.hv.dev(bdf).rid;
+    return this.hv.host.driver.faults.slice(this.faults0).filter((f) => f.sourceId === rid).length;
+  }
+
   /** A NIC model on the function at `bdf`, issuing its requests through the monitor. */
   nic(bdf: string): NicModel {
     const d = this.hv.dev(bdf);
@@ -158,7 +166,7 @@ class Run {
       interrupts: hv.router.deliveries
         .slice(this.deliveries0)
         .filter((d) => d.origin === "device")
-        .map((d) => ({ ns: d.ns, source: d.sid === null ? "-" : formatRequesterId(d.sid), remapped: d.remapped, vector: hex(d.vector, 2), cpu: d.apic, to: describeDelivery(d).split(" -> ")[1] ?? "" })),
+        .map((d) => ({ ns: d.ns, source: d.sid === null ? "-" : formatRequesterId(d.sid), remapped: d.remapped, posted: d.posted, vector: hex(d.vector, 2), cpu: d.apic, to: describeDelivery(d).split(" -> ")[1] ?? "" })),
       hostLog: hv.host.log.lines.slice(this.log0).map(formatLine),
       numbers,
       verdict,
@@ -190,6 +198,17 @@ function frame(seed: number, n = 64): Uint8Array {
 
 function same(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+
+/** What the host read about `blocked` blocked requests: a fault record for each, fewer, or none. */
+function faultPhrase(records: number, blocked: number, bdf: string): string {
+  if (records === 0) return "but the host read no fault record";
+  if (records === blocked) return blocked === 1 ? `with a fault record naming ${bdf}` : `each with a fault record naming ${bdf}`;
+  return `${plural(records, "fault record")} naming ${bdf} read by the host`;
 }
 
 function countDiff(a: Uint8Array, b: Uint8Array): number {
@@ -337,6 +356,7 @@ function isolationRun(opts: ScenarioOptions, iommu: boolean): ScenarioRun {
     {
       attacks: attacks.length,
       blocked,
+      faultRecordsNamingTheNic: r.faultsNaming(NIC),
       reachedOnlyVm1sOwnMemory: own,
       vm2BytesChanged: vm2Changed,
       hostBytesChanged: hostChanged,
@@ -348,11 +368,11 @@ function isolationRun(opts: ScenarioOptions, iommu: boolean): ScenarioRun {
     prot
       ? {
           protected: true,
-          summary: `${blocked} of ${attacks.length} attacks blocked, each with a fault record naming ${NIC}${own > 0 ? ` (${own} addressed one of vm1's own GPAs and reached vm1's own page)` : ""}; vm2's and the host's memory unchanged; GPA ${hex(secretGpa)} in vm1's space is vm1's own page (${vm1Changed} bytes there changed), not vm2's`,
+          summary: `${blocked} of ${attacks.length} attacks blocked, ${faultPhrase(r.faultsNaming(NIC), blocked, NIC)}${own > 0 ? ` (${own} addressed one of vm1's own GPAs and reached vm1's own page)` : ""}; vm2's and the host's memory unchanged; GPA ${hex(secretGpa)} in vm1's space is vm1's own page (${vm1Changed} bytes there changed), not vm2's`,
         }
       : {
           protected: false,
-          summary: `${attacks.length - blocked} of ${attacks.length} attacks landed: ${vm2Changed} bytes of vm2's memory and ${hostChanged} of the host's overwritten, the host's secret ${leaked ? "read" : "not read"}`,
+          summary: `${attacks.length - blocked} of ${attacks.length} attacks landed${unit === undefined ? " (without a remapping unit there is no root table to attack)" : ""}: ${vm2Changed} bytes of vm2's memory and ${hostChanged} of the host's overwritten, the host's secret ${leaked ? "read" : "not read"}`,
         },
   );
 }
@@ -385,12 +405,14 @@ function msiRun(opts: ScenarioOptions, v: MsiVariant): ScenarioRun {
   const feCpu = (feAddr >>> 12) & 0xff;
   const target = vm2.devices[0]!.hostVectors()[0];
   const seq0 = hv.router.deliveries[hv.router.deliveries.length - 1]?.seq ?? 0;
-  const attacks: { name: string; outcome: string }[] = [];
+  // Each attack's outcome as the unit reported it: the fault (reason and name) when blocked, else where it went.
+  const attacks: { name: string; fault: string | null; outcome: string }[] = [];
   const attack = (name: string, address: number, data: number) => {
     const t = fw.msi(address, data, `attack: ${name}`);
     const rec = r.mon.requests[r.mon.requests.length - 1];
-    const outcome = !t.ok && t.kind === "interrupt" ? `blocked, fault ${hex(t.reason, 2)} ${t.reasonName}` : (rec?.interrupt?.deliveredTo.map((s) => s.split(" -> ")[1]).join("; ") ?? "?");
-    attacks.push({ name, outcome });
+    const fault = !t.ok && t.kind === "interrupt" ? `${hex(t.reason, 2)} ${t.reasonName}` : null;
+    const outcome = fault !== null ? `blocked, fault ${fault}` : (rec?.interrupt?.deliveredTo.map((s) => s.split(" -> ")[1]).join("; ") ?? "?");
+    attacks.push({ name, fault, outcome });
   };
   attack(`compatibility-format MSI with the host's DMAR fault vector ${hex(feVector, 2)} to CPU ${feCpu}`, compatMsi(feVector, feCpu).address, feVector);
   if (target !== undefined) {
@@ -410,7 +432,12 @@ function msiRun(opts: ScenarioOptions, v: MsiVariant): ScenarioRun {
   const hostHits = forged.filter((d) => d.target.kind === "host").length;
   const hostHandled = forged.filter((d) => d.target.kind === "host" && d.target.irq !== null).length;
   const vm2Hits = forged.filter((d) => d.target.kind === "vm" && d.target.vm === vm2.name).length;
-  const delivered = attacks.filter((a) => !a.outcome.startsWith("blocked")).length;
+  const delivered = attacks.filter((a) => a.fault === null).length;
+  // After the attacks (counted once the forged ones are): does vm1's own interrupt still arrive?
+  const before = vm1.vcpus.reduce((n, c) => n + c.received.length, 0);
+  nic.receive(frame(2));
+  drv.poll();
+  const legitAfter = vm1.vcpus.reduce((n, c) => n + c.received.length, 0) - before;
   const prot = forged.length === 0;
   const numbers: ScenarioRun["numbers"] = {
     attacker: formatRequesterId(attackerSid),
@@ -420,15 +447,16 @@ function msiRun(opts: ScenarioOptions, v: MsiVariant): ScenarioRun {
     forgedInterruptsRunningAHostHandler: hostHandled,
     forgedInterruptsInjectedIntoVm2: vm2Hits,
     legitimateVm1Interrupts: legit,
+    legitimateVm1InterruptsAfterAttacks: legitAfter,
   };
   attacks.forEach((a, i) => (numbers[`attack${i + 1}`] = `${a.name}: ${a.outcome}`));
   return r.finish(
     numbers,
     prot
-      ? { protected: true, summary: `all ${attacks.length} forged interrupts blocked (${attacks.map((a) => a.outcome.replace("blocked, fault ", "")).join(", ")}); the host's handlers and vm2 saw nothing; vm1's own interrupts still arrive` }
+      ? { protected: true, summary: `all ${attacks.length} forged interrupts blocked (${attacks.map((a) => a.fault).join(", ")}); the host's handlers and vm2 saw nothing; ${legitAfter > 0 ? "vm1's own interrupt still arrives after them" : "but vm1's own interrupt after them did not arrive"}` }
       : {
           protected: false,
-          summary: `${delivered} of ${attacks.length} forged interrupts delivered: ${hostHits} reached the host (${hostHandled} ran a host handler, e.g. the DMAR fault handler for a fault that never happened), ${vm2Hits} were injected into vm2 from a device it does not own`,
+          summary: `${delivered} of ${attacks.length} forged interrupts delivered: ${hostHits} reached the host (${hostHandled} ran a host handler, e.g. the DMAR fault handler for a fault that never happened), ${vm2Hits} ${vm2Hits === 1 ? "was" : "were"} injected into vm2 from a device it does not own`,
         },
   );
 }
@@ -482,7 +510,7 @@ function deferredRun(opts: ScenarioOptions, invalidate: boolean): ScenarioRun {
       nicResets: nic.stats.resets,
     },
     prot
-      ? { protected: true, summary: `the delayed write to GPA ${hex(target)} was blocked with a fault record naming ${NIC}: vm1's translations were gone before its pages were reused; vm2's memory unchanged` }
+      ? { protected: true, summary: `the delayed write to GPA ${hex(target)} was blocked, ${faultPhrase(r.faultsNaming(NIC), 1, NIC)}: vm1's translations were gone before its pages were reused; vm2's memory unchanged` }
       : { protected: false, summary: `the delayed write used vm1's stale translation (cached under domain id ${did}, reused by vm2's domain) and landed in ${outcome.landed}: ${corrupted} bytes of vm2's memory overwritten` },
   );
 }
@@ -522,8 +550,10 @@ function lazyRun(opts: ScenarioOptions, policy: "strict" | "lazy"): ScenarioRun 
   }
   r.step(`the device writes GPA ${hex(target)} every 1 ms for ${probes} ms`);
   hv.advance((probes + 1) * MS);
-  const flushed = policy === "strict" ? t0 : (c.lazyFlushes[c.lazyFlushes.length - 1]?.flushedNs ?? -1);
-  const windowNs = flushed < 0 ? -1 : flushed - t0;
+  // The window as observed: up to the last probe that still landed (0 when none did). The flush queue's own
+  // record, where there is one, says when the deferred flush happened.
+  const windowNs = lastLanded < 0 ? 0 : lastLanded;
+  const flushedNs = c.lazyFlushes[c.lazyFlushes.length - 1]?.flushedNs;
   let vm2Corrupted = 0;
   const all = vm2.ram.read(0, vm2.memory.size);
   for (const b of all) if (b !== 0x22) vm2Corrupted++;
@@ -531,6 +561,7 @@ function lazyRun(opts: ScenarioOptions, policy: "strict" | "lazy"): ScenarioRun 
     {
       unmappedGpa: `${hex(region)}-${hex(region + MiB - 1)}`,
       staleWindowMs: windowNs / MS,
+      deferredFlushMsAfterUnmap: flushedNs === undefined || flushedNs === null ? "none" : (flushedNs - t0) / MS,
       writesAfterUnmap: probes,
       writesLanded: landed,
       lastLandedMsAfterUnmap: lastLanded < 0 ? "none" : lastLanded / MS,
@@ -539,8 +570,8 @@ function lazyRun(opts: ScenarioOptions, policy: "strict" | "lazy"): ScenarioRun 
       iotlbInvalidations: c.invalidations,
     },
     landed === 0
-      ? { protected: true, summary: `the IOTLB was invalidated when the pages were unmapped: 0 of ${probes} writes landed, each blocked with a fault record` }
-      : { protected: false, summary: `the stale IOTLB entry stayed usable for ${(windowNs / MS).toFixed(3)} ms: ${landed} of ${probes} writes landed in vm2's memory (${vm2Corrupted} bytes) before the deferred flush` },
+      ? { protected: true, summary: `the IOTLB was invalidated when the pages were unmapped: 0 of ${probes} writes landed, ${faultPhrase(r.faultsNaming(NIC), probes, NIC)}` }
+      : { protected: false, summary: `the stale IOTLB entry was still used ${(windowNs / MS).toFixed(3)} ms after the unmap: ${landed} of ${probes} writes landed in vm2's memory (${vm2Corrupted} bytes) before the deferred flush` },
   );
 }
 
@@ -620,7 +651,7 @@ export function renderScenario(rep: ScenarioReport): string {
     if (fr.overflowed + fr.collapsed > 0) out.push(`  fault recording: ${fr.recorded} recorded, ${fr.overflowed} overflowed, ${fr.collapsed} collapsed`);
     if (run.interrupts.length > 0) {
       out.push("  interrupts delivered:");
-      for (const d of run.interrupts) out.push(`    ${d.source} ${d.remapped ? "remapped" : "not remapped"}: vector ${d.vector} on CPU ${d.cpu} -> ${d.to}`);
+      for (const d of run.interrupts) out.push(`    ${d.source} ${d.posted ? "posted" : d.remapped ? "remapped" : "not remapped"}: vector ${d.vector} on CPU ${d.cpu} -> ${d.to}`);
     }
     out.push("  numbers:");
     for (const [k, v] of Object.entries(run.numbers)) out.push(`    ${k}: ${String(v)}`);

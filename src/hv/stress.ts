@@ -78,42 +78,89 @@ interface Dev {
 const GROUPS: string[][] = [["00:02.0"], ["00:03.0"], ["00:04.0"], ["00:07.0"], ["02:01.0"], ["00:06.0", "00:06.1"]];
 
 export function runStress(opts: StressOptions = {}): StressResult {
-  const rand = rng(opts.seed ?? 1);
-  const pick = <T>(a: readonly T[]): T => a[Math.floor(rand() * a.length)]!;
-  const int = (n: number) => Math.floor(rand() * n);
-  const machine = opts.machine ?? { ...machinePreset("q35")!, name: "q35-2g", ram: { size: "2G" } };
-  const hv = Hypervisor.boot({
-    machine,
-    deferHostInterrupts: true,
-    unmap: opts.unmap ?? "strict",
-    invalidateOnTeardown: opts.invalidateOnTeardown ?? true,
-    seed: opts.seed ?? 1,
-  });
-  const k = hv.host;
-  const vmMemory = opts.vmMemory ?? 8 * MiB;
-  const nvm = Math.min(opts.vms ?? 4, GROUPS.length);
-  const res: StressResult = {
+  return new StressRun(opts).run(opts.requests ?? 100_000, opts.eventEvery ?? 2500);
+}
+
+type FaultCounts = { recorded: number; overflowed: number; collapsed: number };
+
+/** One randomized run: the host, its VMs, the devices they own, and the tally kept while requests are issued. */
+class StressRun {
+  private readonly rand: () => number;
+  private readonly hv: Hypervisor;
+  private readonly vmMemory: number;
+  readonly res: StressResult = {
     requests: 0, dma: 0, landed: 0, blocked: 0, unsupported: 0, interrupts: 0, interruptsDelivered: 0, escapes: 0, interruptEscapes: 0,
     faults: { recorded: 0, overflowed: 0, collapsed: 0 }, unaccounted: 0, unlogged: 0, reasons: {}, vmsCreated: 0, vmsDestroyed: 0, balloons: 0, firstEscape: null,
   };
-  const devs: Dev[] = [];
-  for (const g of GROUPS) for (const bdf of g) {
-    hv.bindVfio(bdf);
-    const bus = hv.machine.device(bdf);
-    devs.push({ bdf, bus, sid: bus.requesterId, vm: null });
-  }
-  let serial = 0;
+  private readonly devs: Dev[] = [];
+  private readonly vms: Vm[] = [];
+  private serial = 0;
   /** GPAs each VM's devices reached lately, and GPAs ballooned away from each VM. */
-  const recent = new Map<Vm, number[]>();
-  const ballooned = new Map<Vm, number[]>();
-  const groupsOf = new Map<Vm, string[][]>();
+  private readonly recent = new Map<Vm, number[]>();
+  private readonly ballooned = new Map<Vm, number[]>();
+  private readonly groupsOf = new Map<Vm, string[][]>();
+  /** Recorded faults the host has not read yet: requester id and reason. */
+  private expected: { sid: number; reason: number }[] = [];
+  private logged: number;
+  /** Targets outside any VM: the host's IOMMU tables and some of its pages. */
+  private readonly hostTargets: number[];
+
+  constructor(opts: StressOptions) {
+    this.rand = rng(opts.seed ?? 1);
+    const machine = opts.machine ?? { ...machinePreset("q35")!, name: "q35-2g", ram: { size: "2G" } };
+    this.hv = Hypervisor.boot({
+      machine,
+      deferHostInterrupts: true,
+      unmap: opts.unmap ?? "strict",
+      invalidateOnTeardown: opts.invalidateOnTeardown ?? true,
+      seed: opts.seed ?? 1,
+    });
+    this.vmMemory = opts.vmMemory ?? 8 * MiB;
+    const nvm = Math.min(opts.vms ?? 4, GROUPS.length);
+    for (const g of GROUPS) for (const bdf of g) {
+      this.hv.bindVfio(bdf);
+      const bus = this.hv.machine.device(bdf);
+      this.devs.push({ bdf, bus, sid: bus.requesterId, vm: null });
+    }
+    for (let i = 0; i < nvm; i++) this.vms.push(this.createVm(GROUPS.filter((_, j) => j % nvm === i)));
+    const k = this.hv.host;
+    this.logged = k.driver.faults.length;
+    const unit = k.driver.units[0]!;
+    this.hostTargets = [unit.rootTable, unit.irt, unit.qiBase, k.pages.alloc(1), k.pages.alloc(1)];
+  }
+
+  private pick<T>(a: readonly T[]): T {
+    return a[Math.floor(this.rand() * a.length)]!;
+  }
+
+  private int(n: number): number {
+    return Math.floor(this.rand() * n);
+  }
+
+  run(total: number, every: number): StressResult {
+    const s0 = this.unitStats();
+    for (let n = 0; n < total; n++) {
+      if (this.int(every) === 0) this.lifecycleEvent();
+      if (this.int(8) === 0) this.drain();
+      this.hv.advance(1000); // 1 µs between requests: lazy flushes come due every 10,000 requests
+      const d = this.pick(this.devs);
+      this.res.requests++;
+      const before = this.unitStats();
+      if (this.rand() < 0.12) this.interruptRequest(d, before);
+      else this.dmaRequest(d, before);
+    }
+    this.drain();
+    const s1 = this.unitStats();
+    this.res.faults = { recorded: s1.recorded - s0.recorded, overflowed: s1.overflowed - s0.overflowed, collapsed: s1.collapsed - s0.collapsed };
+    return this.res;
+  }
 
   /** What the guest driver does: MSI / MSI-X vector 0 to vCPU 0 with guest vector 0x30 + the VM's number. */
-  const programMsi = (vm: Vm, ad: AssignedDevice) => {
+  private programMsi(vm: Vm, ad: AssignedDevice): void {
     const p = vm.port;
     const d = ad.dev;
     const addr = 0xfee00000;
-    const data = 0x30 + (serial % 16);
+    const data = 0x30 + (this.serial % 16);
     if (d.msixCap !== 0) {
       p.mmioWrite(ad.guestBar0, 4, addr);
       p.mmioWrite(ad.guestBar0 + 4, 4, 0);
@@ -126,55 +173,74 @@ export function runStress(opts: StressOptions = {}): StressResult {
       p.configWrite(ad.guestRid, d.msiCap + 12, 2, data);
       p.configWrite(ad.guestRid, d.msiCap + 2, 2, p.configRead(ad.guestRid, d.msiCap + 2, 2) | 1);
     }
-  };
+  }
 
-  const createVm = (groups: string[][]): Vm => {
-    const vm = hv.createVm({ name: `vm${serial++}`, memory: vmMemory, vcpus: 2 });
-    res.vmsCreated++;
-    groupsOf.set(vm, groups);
+  private createVm(groups: string[][]): Vm {
+    const vm = this.hv.createVm({ name: `vm${this.serial++}`, memory: this.vmMemory, vcpus: 2 });
+    this.res.vmsCreated++;
+    this.groupsOf.set(vm, groups);
     for (const g of groups) for (const bdf of g) {
-      const ad = hv.assign(vm, bdf);
-      programMsi(vm, ad);
-      devs.find((x) => x.bdf === bdf)!.vm = vm;
+      const ad = this.hv.assign(vm, bdf);
+      this.programMsi(vm, ad);
+      this.devs.find((x) => x.bdf === bdf)!.vm = vm;
     }
     return vm;
-  };
-  const vms: Vm[] = [];
-  for (let i = 0; i < nvm; i++) vms.push(createVm(GROUPS.filter((_, j) => j % nvm === i)));
+  }
 
-  const unitStats = () => {
+  /** Destroys a VM (a new one, built from the pool, gets its devices) or balloons pages out of one. */
+  private lifecycleEvent(): void {
+    const { hv, res, vms } = this;
+    if (this.rand() < 0.5) {
+      const i = this.int(vms.length);
+      const old = vms[i]!;
+      const groups = this.groupsOf.get(old)!;
+      hv.destroyVm(old);
+      res.vmsDestroyed++;
+      for (const d of this.devs) if (d.vm === old) d.vm = null;
+      vms[i] = this.createVm(groups);
+    } else {
+      // Balloon out pages the VM's devices used a moment ago (their translations are likely cached).
+      const vm = this.pick(vms);
+      const used = this.recent.get(vm) ?? [];
+      const at = used.length > 0 ? Math.floor(this.pick(used) / PAGE) * PAGE : this.int(vm.memory.pages - 16) * PAGE;
+      const pages = 1 + this.int(16);
+      hv.balloon(vm, at, Math.min(pages * PAGE, vm.memory.size - at));
+      this.ballooned.set(vm, [...(this.ballooned.get(vm) ?? []), at]);
+      res.balloons++;
+    }
+  }
+
+  private unitStats(): FaultCounts {
     let recorded = 0, overflowed = 0, collapsed = 0;
-    for (const u of hv.machine.units) {
+    for (const u of this.hv.machine.units) {
       recorded += u.unit.faults.stats.recorded;
       overflowed += u.unit.faults.stats.overflowed;
       collapsed += u.unit.faults.stats.collapsed;
     }
     return { recorded, overflowed, collapsed };
-  };
-  const s0 = unitStats();
-  /** Recorded faults the host has not read yet: requester id and reason. */
-  let expected: { sid: number; reason: number }[] = [];
-  let logged = k.driver.faults.length;
-  const drain = () => {
-    hv.router.drainHost();
-    const got = k.driver.faults.slice(logged);
-    logged = k.driver.faults.length;
+  }
+
+  private drain(): void {
+    const k = this.hv.host;
+    this.hv.router.drainHost();
+    const got = k.driver.faults.slice(this.logged);
+    this.logged = k.driver.faults.length;
     // Every recorded fault is read once, in recording order (one record, cleared each time).
-    for (const e of expected) {
+    for (const e of this.expected) {
       const i = got.findIndex((f) => f.sourceId === e.sid && f.reason === e.reason);
-      if (i < 0) res.unlogged++;
+      if (i < 0) this.res.unlogged++;
       else got.splice(i, 1);
     }
-    expected = [];
-  };
+    this.expected = [];
+  }
 
-  const escape = (what: string) => {
-    res.escapes++;
-    res.firstEscape ??= what;
-  };
+  private escape(what: string): void {
+    this.res.escapes++;
+    this.res.firstEscape ??= what;
+  }
 
   /** Checks every page a request reached against the device's current mappings. */
-  const checkSegments = (d: Dev, segs: readonly { iova: bigint; hpa: bigint; length: number }[]) => {
+  private checkSegments(d: Dev, segs: readonly { iova: bigint; hpa: bigint; length: number }[]): void {
     const c = d.vm?.container ?? null;
     for (const s of segs) {
       const iova0 = Number(s.iova);
@@ -183,121 +249,85 @@ export function runStress(opts: StressOptions = {}): StressResult {
         const iova = iova0 + off;
         const want = c === null ? -1 : c.lookup(Math.floor(iova / PAGE));
         const got = Math.floor((hpa0 + off) / PAGE);
-        if (want !== got) escape(`${d.bdf} (${d.vm?.name ?? "no VM"}) reached host page 0x${(got * PAGE).toString(16)} through IOVA 0x${iova.toString(16)}, mapped to ${want < 0 ? "nothing" : "0x" + (want * PAGE).toString(16)}`);
+        if (want !== got) this.escape(`${d.bdf} (${d.vm?.name ?? "no VM"}) reached host page 0x${(got * PAGE).toString(16)} through IOVA 0x${iova.toString(16)}, mapped to ${want < 0 ? "nothing" : "0x" + (want * PAGE).toString(16)}`);
       }
     }
-  };
+  }
 
-  const account = (d: Dev, before: { recorded: number; overflowed: number; collapsed: number }, reason: number) => {
-    const after = unitStats();
+  private account(d: Dev, before: FaultCounts, reason: number): void {
+    const after = this.unitStats();
     const dr = after.recorded - before.recorded;
     const dn = dr + (after.overflowed - before.overflowed) + (after.collapsed - before.collapsed);
-    if (dn !== 1) res.unaccounted++;
-    if (dr === 1) expected.push({ sid: d.sid, reason });
+    if (dn !== 1) this.res.unaccounted++;
+    if (dr === 1) this.expected.push({ sid: d.sid, reason });
     const key = "0x" + reason.toString(16).padStart(2, "0");
-    res.reasons[key] = (res.reasons[key] ?? 0) + 1;
-  };
+    this.res.reasons[key] = (this.res.reasons[key] ?? 0) + 1;
+  }
 
-  // Targets outside any VM: the host's IOMMU tables and some of its pages.
-  const unit = k.driver.units[0]!;
-  const hostTargets = [unit.rootTable, unit.irt, unit.qiBase, k.pages.alloc(1), k.pages.alloc(1)];
-  const total = opts.requests ?? 100_000;
-  const every = opts.eventEvery ?? 2500;
-  for (let n = 0; n < total; n++) {
-    if (int(every) === 0) {
-      if (rand() < 0.5) {
-        // Destroy a VM; a new one, built from the pool, gets its devices.
-        const i = int(vms.length);
-        const old = vms[i]!;
-        const groups = groupsOf.get(old)!;
-        hv.destroyVm(old);
-        res.vmsDestroyed++;
-        for (const d of devs) if (d.vm === old) d.vm = null;
-        vms[i] = createVm(groups);
-      } else {
-        // Balloon out pages the VM's devices used a moment ago (their translations are likely cached).
-        const vm = pick(vms);
-        const used = recent.get(vm) ?? [];
-        const at = used.length > 0 ? Math.floor(pick(used) / PAGE) * PAGE : int(vm.memory.pages - 16) * PAGE;
-        const pages = 1 + int(16);
-        hv.balloon(vm, at, Math.min(pages * PAGE, vm.memory.size - at));
-        ballooned.set(vm, [...(ballooned.get(vm) ?? []), at]);
-        res.balloons++;
-      }
-    }
-    if (int(8) === 0) drain();
-    hv.advance(1000); // 1 µs between requests: lazy flushes come due every 10,000 requests
-    const d = pick(devs);
+  /** An interrupt message: the device's own, another VM's, a host vector, or a forged one. */
+  private interruptRequest(d: Dev, before: FaultCounts): void {
+    const { hv, res, vms } = this;
     const vm = d.vm!;
-    res.requests++;
-    const before = unitStats();
-    const kind = rand();
-    if (kind < 0.12) {
-      // An interrupt message.
-      res.interrupts++;
-      const own = vm.devices.find((x) => x.dev.name.endsWith(d.bdf))?.hostVectors()[0];
-      const others = vms.flatMap((v) => v.devices.flatMap((x) => x.hostVectors()));
-      const other = others.length > 0 ? pick(others) : undefined;
-      let address: number;
-      let data: number;
-      const m = rand();
-      if (m < 0.3 && own !== undefined && own.irte !== null) ({ address, data } = encodeRemappableMsi(own.irte, 0));
-      else if (m < 0.5 && other !== undefined && other.irte !== null) ({ address, data } = encodeRemappableMsi(other.irte, 0));
-      else if (m < 0.7 && other !== undefined) ({ address, data } = { address: (0xfee00000 | (other.apic << 12)) >>> 0, data: other.vector });
-      else ({ address, data } = { address: (0xfee00000 | (int(0x100000) & ~3)) >>> 0, data: int(0x1_0000_0000) });
-      const seq0 = hv.router.deliveries[hv.router.deliveries.length - 1]?.seq ?? 0;
-      const t: TranslateResult = hv.machine.platform.msi(d.sid, address, data);
-      for (const x of hv.router.deliveries) {
-        if (x.seq <= seq0 || x.sid !== d.sid) continue;
-        res.interruptsDelivered++;
-        if (x.target.kind !== "vm" || x.target.vm !== vm.name) res.interruptEscapes++;
-      }
-      if (!t.ok && t.kind === "interrupt") {
-        res.blocked++;
-        account(d, before, t.reason);
-      } else if (!t.ok && t.kind === "dma") {
-        res.blocked++;
-        account(d, before, t.reason);
-      } else if (!t.ok) res.unsupported++;
-      continue;
+    res.interrupts++;
+    const own = vm.devices.find((x) => x.dev.name.endsWith(d.bdf))?.hostVectors()[0];
+    const others = vms.flatMap((v) => v.devices.flatMap((x) => x.hostVectors()));
+    const other = others.length > 0 ? this.pick(others) : undefined;
+    let address: number;
+    let data: number;
+    const m = this.rand();
+    if (m < 0.3 && own !== undefined && own.irte !== null) ({ address, data } = encodeRemappableMsi(own.irte, 0));
+    else if (m < 0.5 && other !== undefined && other.irte !== null) ({ address, data } = encodeRemappableMsi(other.irte, 0));
+    else if (m < 0.7 && other !== undefined) ({ address, data } = { address: (0xfee00000 | (other.apic << 12)) >>> 0, data: other.vector });
+    else ({ address, data } = { address: (0xfee00000 | (this.int(0x100000) & ~3)) >>> 0, data: this.int(0x1_0000_0000) });
+    const seq0 = hv.router.deliveries[hv.router.deliveries.length - 1]?.seq ?? 0;
+    const t: TranslateResult = hv.machine.platform.msi(d.sid, address, data);
+    for (const x of hv.router.deliveries) {
+      if (x.seq <= seq0 || x.sid !== d.sid) continue;
+      res.interruptsDelivered++;
+      if (x.target.kind !== "vm" || x.target.vm !== vm.name) res.interruptEscapes++;
     }
-    // A DMA read or write.
+    if (!t.ok && (t.kind === "interrupt" || t.kind === "dma")) {
+      res.blocked++;
+      this.account(d, before, t.reason);
+    } else if (!t.ok) res.unsupported++;
+  }
+
+  /** A DMA read or write at a random target: the VM's memory, ballooned pages, other VMs', the host's, far away. */
+  private dmaRequest(d: Dev, before: FaultCounts): void {
+    const { res, vms } = this;
+    const vm = d.vm!;
     res.dma++;
     let addr: number;
-    const tk = rand();
-    const gone = ballooned.get(vm) ?? [];
-    if (tk < 0.05 && gone.length > 0) addr = pick(gone) + int(PAGE);
-    else if (tk < 0.35) addr = int(vm.memory.size);
-    else if (tk < 0.5) addr = int(4 * vmMemory);
+    const tk = this.rand();
+    const gone = this.ballooned.get(vm) ?? [];
+    if (tk < 0.05 && gone.length > 0) addr = this.pick(gone) + this.int(PAGE);
+    else if (tk < 0.35) addr = this.int(vm.memory.size);
+    else if (tk < 0.5) addr = this.int(4 * this.vmMemory);
     else if (tk < 0.65) {
-      const v = pick(vms);
-      const g = int(v.memory.pages);
-      addr = Math.max(0, v.memory.hostPfnOf(g)) * PAGE + int(PAGE);
-    } else if (tk < 0.75) addr = pick(hostTargets) + int(PAGE);
-    else if (tk < 0.85) addr = int(2 ** 39);
-    else if (tk < 0.9) addr = 2 ** 39 + int(2 ** 40);
-    else addr = int(2 ** 31) * PAGE;
-    const len = 1 + (rand() < 0.8 ? int(256) : int(3 * PAGE));
-    const write = rand() < 0.5;
+      const v = this.pick(vms);
+      const g = this.int(v.memory.pages);
+      addr = Math.max(0, v.memory.hostPfnOf(g)) * PAGE + this.int(PAGE);
+    } else if (tk < 0.75) addr = this.pick(this.hostTargets) + this.int(PAGE);
+    else if (tk < 0.85) addr = this.int(2 ** 39);
+    else if (tk < 0.9) addr = 2 ** 39 + this.int(2 ** 40);
+    else addr = this.int(2 ** 31) * PAGE;
+    const len = 1 + (this.rand() < 0.8 ? this.int(256) : this.int(3 * PAGE));
+    const write = this.rand() < 0.5;
     const o: DmaOutcome = write ? d.bus.write(addr, new Uint8Array(len).fill(0xee)) : d.bus.read(addr, len);
     const r = o.ok ? null : o.result;
     const segs = o.ok ? o.segments : r !== null && r.kind === "dma" ? r.segments : [];
     if (segs.length > 0) {
       res.landed++;
-      const list = recent.get(vm) ?? [];
+      const list = this.recent.get(vm) ?? [];
       list.push(addr);
       if (list.length > 64) list.shift();
-      recent.set(vm, list);
+      this.recent.set(vm, list);
     }
-    checkSegments(d, segs);
-    if (r === null) continue;
+    this.checkSegments(d, segs);
+    if (r === null) return;
     if ((r.kind === "dma" || r.kind === "interrupt") && !r.ok) {
       res.blocked++;
-      account(d, before, r.reason);
+      this.account(d, before, r.reason);
     } else if (!r.ok) res.unsupported++;
   }
-  drain();
-  const s1 = unitStats();
-  res.faults = { recorded: s1.recorded - s0.recorded, overflowed: s1.overflowed - s0.overflowed, collapsed: s1.collapsed - s0.collapsed };
-  return res;
 }

@@ -8,7 +8,6 @@
  */
 import { IommuError } from "../core/errors.js";
 import type { PhysicalMemory } from "../core/memory.js";
-import type { Gpa, Hpa } from "../core/address.js";
 import { Kernel } from "../os/kernel.js";
 import type { E820Range, IncomingInterrupt, MachinePort } from "../os/port.js";
 import type { AssignedDevice } from "./assigned.js";
@@ -170,7 +169,7 @@ export class Vm {
     return this.vcpus.find((v) => v.apicId === apicId);
   }
 
-  hpaOf(gpa: Gpa | number): Hpa | null {
+  hpaOf(gpa: number): number | null {
     return this.memory.hpaOf(gpa);
   }
 

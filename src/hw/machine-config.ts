@@ -15,6 +15,7 @@
  *   }
  */
 import { IommuError } from "../core/errors.js";
+import { closest } from "../core/words.js";
 import { parsePciAddress, formatBdf } from "../core/pci.js";
 import { PciTopology, parseSize, type BarSpec, type PciFunction, type PciFunctionInput } from "./pci/topology.js";
 import { QEMU_VTD_BASE } from "./platform.js";
@@ -83,6 +84,30 @@ export const IR_TABLE_BYTES = 65536 * 16;
 /** The I/O APIC / local APIC / interrupt-message region no BAR may overlap. */
 const APIC_REGION: [number, number] = [0xfec00000, 0xfeefffff];
 
+/** Keys each object of a machine configuration may have; anything else is a mistake worth naming. */
+const KEYS = {
+  machine: ["name", "ram", "cpus", "ioapics", "devices", "iommus", "rmrrs"],
+  ram: ["size", "below4g", "reserved"],
+  range: ["base", "size"],
+  cpus: ["apicIds"],
+  ioapic: ["id", "base"],
+  iommu: ["base", "scope", "interruptRemapping", "cachingMode", "awBits", "passThrough", "postedInterrupts"],
+  rmrr: ["base", "end", "size", "devices"],
+  device: ["bdf", "type", "id", "class", "name", "driver", "secondaryBus", "acs", "msi", "msiVectors", "dmaBits", "maxSegmentSize", "dmaAliases", "multifunction", "bars"],
+} as const;
+
+/** Rejects a key not in `known`, naming its path and the known key it was probably meant to be. */
+function checkKeys(x: Record<string, unknown>, known: readonly string[], path: string): void {
+  for (const k of Object.keys(x)) {
+    if (known.includes(k)) continue;
+    const near = closest(k, known);
+    const where = path === "" ? k : `${path}.${k}`;
+    throw new IommuError("MACHINE_CONFIG", `${where}: unknown key${near === undefined ? "" : ` (did you mean '${near}'?)`}`, {
+      hint: `known keys${path === "" ? "" : ` of ${path}`}: ${known.join(", ")}`,
+    });
+  }
+}
+
 export function configError(field: string, message: string): IommuError {
   return new IommuError("MACHINE_CONFIG", `${field}: ${message}`, {
     hint: "see the machine configuration format in the README (iommu sim boot --machine FILE)",
@@ -99,6 +124,7 @@ const h = (n: number): string => "0x" + n.toString(16);
 function parseRam(v: unknown): RamConfig {
   const r = v === undefined ? { size: "6G" } : v;
   if (!isObj(r)) throw configError("ram", 'expected an object such as {"size": "6G"}');
+  checkKeys(r, KEYS.ram, "ram");
   const size = parseSize(r.size ?? "6G", "ram.size");
   if (size % 4096 !== 0) throw configError("ram.size", `${size} is not a multiple of 4 KiB`);
   const dflt = size >= Q35_LOWMEM_LIMIT ? Q35_LOWMEM_SPLIT : size;
@@ -111,6 +137,7 @@ function parseRam(v: unknown): RamConfig {
   const reserved = resIn.map((x: unknown, i) => {
     const f = `ram.reserved[${i}]`;
     if (!isObj(x)) throw configError(f, "expected {base, size}");
+    checkKeys(x, KEYS.range, f);
     const base = parseSize(x.base, `${f}.base`);
     const sz = parseSize(x.size, `${f}.size`);
     if (base % 4096 !== 0 || sz % 4096 !== 0 || sz === 0) throw configError(f, "base and size must be non-zero multiples of 4 KiB");
@@ -126,6 +153,7 @@ function parseCpus(v: unknown): { apicId: number }[] {
     return Array.from({ length: v }, (_, i) => ({ apicId: i }));
   }
   if (!isObj(v) || !Array.isArray(v.apicIds) || v.apicIds.length === 0) throw configError("cpus", 'expected a count or {"apicIds": [0, 1]}');
+  checkKeys(v, KEYS.cpus, "cpus");
   const seen = new Set<number>();
   return v.apicIds.map((id: unknown, i) => {
     if (typeof id !== "number" || !Number.isInteger(id) || id < 0 || id > 254) throw configError(`cpus.apicIds[${i}]`, "expected an APIC id 0..254");
@@ -142,6 +170,7 @@ function parseIoapics(v: unknown): { id: number; base: number }[] {
   return v.map((x: unknown, i) => {
     const f = `ioapics[${i}]`;
     if (!isObj(x)) throw configError(f, "expected {id, base}");
+    checkKeys(x, KEYS.ioapic, f);
     const id = x.id;
     if (typeof id !== "number" || !Number.isInteger(id) || id < 0 || id > 255) throw configError(`${f}.id`, "expected 0..255");
     if (seen.has(id)) throw configError(`${f}.id`, `IOAPIC id ${id} is used twice`);
@@ -156,6 +185,7 @@ function parseIommus(v: unknown, ioapicIds: number[]): IommuUnitConfig[] {
   const units = list.map((x: unknown, i): IommuUnitConfig => {
     const f = `iommus[${i}]`;
     if (!isObj(x)) throw configError(f, 'expected an object such as {"base": "0xfed90000", "scope": "all"}');
+    checkKeys(x, KEYS.iommu, f);
     const base = x.base === undefined ? QEMU_VTD_BASE + 0x1000 * i : parseSize(x.base, `${f}.base`);
     if (base % 4096 !== 0) throw configError(`${f}.base`, `${h(base)} is not 4 KiB aligned`);
     if (base + 4096 > FOUR_G) throw configError(`${f}.base`, "the register window must lie below 4 GiB");
@@ -206,6 +236,7 @@ function parseRmrrs(v: unknown): RmrrConfig[] {
   return v.map((x: unknown, i) => {
     const f = `rmrrs[${i}]`;
     if (!isObj(x)) throw configError(f, "expected {base, size, devices}");
+    checkKeys(x, KEYS.rmrr, f);
     const base = parseSize(x.base, `${f}.base`);
     const size = x.size !== undefined ? parseSize(x.size, `${f}.size`) : x.end !== undefined ? parseSize(x.end, `${f}.end`) - base + 1 : 0;
     if (base % 4096 !== 0 || size % 4096 !== 0 || size <= 0) throw configError(f, "base and size must be non-zero multiples of 4 KiB");
@@ -218,7 +249,8 @@ function parseRmrrs(v: unknown): RmrrConfig[] {
 
 /** Validates a configuration and fills in defaults. The topology it builds is returned along. */
 export function normalizeMachineConfig(input: MachineConfigInput): { config: MachineConfig; topology: PciTopology } {
-  if (!isObj(input)) throw configError("machine", "expected a JSON object");
+  if (!isObj(input)) throw configError("machine", `expected a JSON object, not ${input === null ? "null" : Array.isArray(input) ? "a list" : typeof input}`);
+  checkKeys(input, KEYS.machine, "");
   const name = input.name ?? "custom";
   if (typeof name !== "string") throw configError("name", "expected a string");
   const ram = parseRam(input.ram);
@@ -226,6 +258,9 @@ export function normalizeMachineConfig(input: MachineConfigInput): { config: Mac
   const ioapics = parseIoapics(input.ioapics);
   const devicesIn = input.devices ?? [];
   if (!Array.isArray(devicesIn)) throw configError("devices", "expected a list of PCI functions");
+  devicesIn.forEach((d: unknown, i) => {
+    if (isObj(d)) checkKeys(d, KEYS.device, `devices[${i}]`);
+  });
   const topology = new PciTopology(devicesIn as PciFunctionInput[], "devices");
   const iommus = parseIommus(input.iommus, ioapics.map((a) => a.id));
   const rmrrs = parseRmrrs(input.rmrrs);

@@ -18,7 +18,7 @@ import { buildAcpiTables, buildE820, type E820Entry } from "./machine-firmware.j
 import { Platform, type DmaOutcome, type InterruptMessage } from "./platform.js";
 import { CAP_MSI_OFFSET, programBar, type PciFunction, type PciTopology } from "./pci/topology.js";
 import type { TranslateResult, VtdUnit } from "./vtd/unit.js";
-import { machinePreset } from "./machine-presets.js";
+import { machinePreset, PRESET_NAMES } from "./machine-presets.js";
 
 export interface MachineFirmware {
   e820: E820Entry[];
@@ -67,7 +67,9 @@ export class Machine {
     this.topology = topology;
     const high = config.ram.size - config.ram.below4g;
     this.ramTop = high > 0 ? TWO32 + high : config.ram.below4g;
-    this.platform = new Platform({ ramSize: this.ramTop, interruptSink: (m) => this.handler?.(m) });
+    // q35's memory map: RAM below the PCI hole, the rest from 4 GiB; the hole holds BARs and the units' registers.
+    const ram = [{ base: 0, size: config.ram.below4g }, { base: TWO32, size: Math.max(0, high) }];
+    this.platform = new Platform({ ram, interruptSink: (m) => this.handler?.(m) });
     this.memory = this.platform.memory;
     for (const u of config.iommus) {
       const scope = u.scope === "all" ? { includeAll: true } : this.unitScope(u.scope);
@@ -107,6 +109,11 @@ export class Machine {
     try {
       text = readFileSync(nameOrFile, "utf8");
     } catch (e) {
+      if ((e as NodeJS.ErrnoException)?.code === "ENOENT") {
+        throw new IommuError("UNKNOWN_MACHINE", `${nameOrFile}: no such file, and not a machine preset`, {
+          hint: `presets: ${PRESET_NAMES.join(", ")}; or the path of a JSON machine configuration`,
+        });
+      }
       throw fsError(e, nameOrFile);
     }
     let json: unknown;
@@ -115,7 +122,13 @@ export class Machine {
     } catch (e) {
       throw new IommuError("MACHINE_CONFIG", `${nameOrFile}: not valid JSON: ${(e as Error).message}`);
     }
-    return new Machine(json as MachineConfigInput);
+    try {
+      return new Machine(json as MachineConfigInput);
+    } catch (e) {
+      // Name the file: "m.json: iommus[0].interruptRemaping: unknown key …".
+      if (e instanceof IommuError && e.code === "MACHINE_CONFIG") throw new IommuError(e.code, `${nameOrFile}: ${e.message}`, { hint: e.hint, cause: e });
+      throw e;
+    }
   }
 
   private unitScope(list: string[]): { sids: number[]; buses: [number, number][] } {

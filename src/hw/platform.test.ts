@@ -4,7 +4,7 @@ import { pciAddress } from "../core/pci.js";
 import { DmaTestDevice } from "./devices/dma-test.js";
 import { Platform, QEMU_VTD_BASE } from "./platform.js";
 import { DMAR_CAP_REG, DMAR_FECTL_REG, DMAR_FEDATA_REG, DMAR_FEADDR_REG, DMAR_GSTS_REG, DMAR_IRTA_REG, GCMD_IRE, GCMD_SIRTP } from "./vtd/spec.js";
-import { enableTranslation, gcmd, VtdTables, type RegisterPort } from "./vtd/test-support.js";
+import { enableTranslation, gcmd, VtdTables, type RegisterPort } from "./vtd/builder.js";
 
 /** A unit's registers seen through the platform's MMIO window, as a CPU sees them. */
 function port(p: Platform, base: number): RegisterPort {

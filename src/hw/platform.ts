@@ -50,8 +50,20 @@ export interface PlatformOptions {
    * 0x3, 0x23 as the spec names them) and DMA beyond it reads ones and drops writes. Default: all 2^52 bytes.
    */
   ramSize?: number;
+  /**
+   * The RAM ranges of the memory map (q35: below the PCI hole and from 4 GiB up). Everything else — the PCI hole
+   * with device BARs and the remapping units' registers — is not memory: table reads there are access errors,
+   * device reads there return all ones and writes are dropped (an unsupported request). Overrides `ramSize`.
+   */
+  ram?: RamRange[];
   /** Called for every interrupt message, after it is logged in `interrupts`. */
   interruptSink?: InterruptSink;
+}
+
+/** A range of RAM in the physical address space: [base, base + size). */
+export interface RamRange {
+  base: number;
+  size: number;
 }
 
 interface MappedUnit {
@@ -61,7 +73,13 @@ interface MappedUnit {
 }
 
 export type DmaOutcome =
-  | { ok: true; data?: Uint8Array; segments: DmaSegment[] }
+  | {
+      ok: true;
+      data?: Uint8Array;
+      segments: DmaSegment[];
+      /** Bytes that went to no RAM (the PCI hole, MMIO, beyond memory): read as all ones, writes dropped. */
+      unsupportedBytes: number;
+    }
   | { ok: false; result: TranslateResult };
 
 /** The default MMIO base of QEMU's q35 intel-iommu (Q35_HOST_BRIDGE_IOMMU_ADDR). */
@@ -73,29 +91,40 @@ export class Platform {
   /** Every interrupt message delivered, oldest first. */
   readonly interrupts: InterruptMessage[] = [];
   readonly ramSize: number | null;
+  /** RAM ranges, ascending; null = all 2^52 bytes. */
+  readonly ram: readonly RamRange[] | null;
   private readonly units: MappedUnit[] = [];
   private readonly userSink: InterruptSink | undefined;
   private readonly reader: TableReader;
 
   constructor(opts: PlatformOptions = {}) {
     this.memory = opts.memory ?? new PhysicalMemory();
-    this.ramSize = opts.ramSize ?? null;
     this.userSink = opts.interruptSink;
+    this.ramSize = opts.ramSize ?? null;
+    const ranges = opts.ram ?? (this.ramSize === null ? null : [{ base: 0, size: this.ramSize }]);
+    this.ram = ranges === null ? null : [...ranges].filter((r) => r.size > 0).sort((a, b) => a.base - b.base);
     const mem = this.memory;
-    const ram = this.ramSize;
     this.reader =
-      ram === null
+      this.ram === null
         ? mem
         : {
-            // Outside RAM a table read fails: the walkers ask canRead first and fault; the interrupt
-            // remapper turns the exception into its access-error fault (0x23).
+            // Outside RAM a table read fails: the walkers ask canRead first and fault with the access-error
+            // reason the spec names (0x8 root table, 0x9 context table, 0x7 paging entry, 0x23 IRTE).
             read32: (a) => {
               const n = Number(a);
-              if (!(n >= 0 && n + 4 <= ram)) throw new RangeError(`physical address 0x${n.toString(16)} is outside RAM`);
+              if (!this.ramContains(n, 4)) throw new RangeError(`physical address 0x${n.toString(16)} is not RAM`);
               return mem.read32(n);
             },
-            canRead: (a, n) => a >= 0 && a + n <= ram,
+            canRead: (a, n) => this.ramContains(a, n),
           };
+  }
+
+  /** Whether [addr, addr + length) lies in one RAM range. */
+  ramContains(addr: number, length: number): boolean {
+    if (!(addr >= 0)) return false;
+    if (this.ram === null) return addr + length <= 2 ** 52;
+    for (const r of this.ram) if (addr >= r.base && addr + length <= r.base + r.size) return true;
+    return false;
   }
 
   /** Delivers an interrupt message to the sink (units call this; so can interrupt-raising device models). */
@@ -211,14 +240,18 @@ export class Platform {
     if (!r.ok || r.kind !== "dma") return { ok: false, result: r };
     const out = new Uint8Array(length);
     let at = 0;
+    let unsupportedBytes = 0;
     for (const s of r.segments) {
       const n = Math.min(s.length, length - at);
       if (n <= 0) break;
       if (this.inRam(s.hpa, n)) out.set(this.memory.read(s.hpa, n), at);
-      else out.fill(0xff, at, at + n); // unbacked: reads return all ones, as a master abort does
+      else {
+        out.fill(0xff, at, at + n); // not memory: an unsupported request, completed with all ones
+        unsupportedBytes += n;
+      }
       at += n;
     }
-    return { ok: true, data: out, segments: r.segments };
+    return { ok: true, data: out, segments: r.segments, unsupportedBytes };
   }
 
   /**
@@ -229,13 +262,15 @@ export class Platform {
     const r = this.translate(sid, addr, data.length, true, data.length === 4 ? dword(data) : undefined);
     const segments = r.kind === "dma" ? r.segments : [];
     let at = 0;
+    let unsupportedBytes = 0;
     for (const s of segments) {
       const n = Math.min(s.length, data.length - at);
       if (n <= 0) break;
       if (this.inRam(s.hpa, n)) this.memory.write(s.hpa, data.subarray(at, at + n));
+      else unsupportedBytes += n; // not memory (PCI hole, MMIO, a unit's registers): dropped
       at += n;
     }
-    return r.ok && (r.kind === "dma" || r.kind === "interrupt") ? { ok: true, segments } : { ok: false, result: r };
+    return r.ok && (r.kind === "dma" || r.kind === "interrupt") ? { ok: true, segments, unsupportedBytes } : { ok: false, result: r };
   }
 
   /** A device signals an MSI: a DWORD write of `data` to `address`. */
@@ -244,8 +279,7 @@ export class Platform {
   }
 
   private inRam(hpa: bigint, n: number): boolean {
-    const limit = this.ramSize === null ? 2n ** 52n : BigInt(this.ramSize);
-    return hpa + BigInt(n) <= limit;
+    return hpa < 2n ** 53n && this.ramContains(Number(hpa), n);
   }
 }
 

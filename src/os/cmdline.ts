@@ -2,8 +2,9 @@
  * The kernel command line, parsed with Linux 6.1's semantics and its reactions to mistakes.
  *
  * - intel_iommu= (drivers/iommu/intel/iommu.c, intel_iommu_setup): a comma list matched by prefix: on, off,
- *   igfx_off, forcedac, strict, sp_off, sm_on, sm_off, tboot_noforce; anything else logs
- *   `DMAR: Unknown option - '<rest of the value>'`.
+ *   igfx_off, intgpu_off (Debian's patch), forcedac, strict, sp_off, sm_on, sm_off, tboot_noforce; anything else
+ *   logs `DMAR: Unknown option - '<rest of the value>'`. With Debian's patches `on` also maps the integrated GPU
+ *   again (dmar_map_intgpu = 1); see src/os/default-domain.ts for what the graphics options do.
  * - amd_iommu= (drivers/iommu/amd/init.c): fullflush, force_enable, off, force_isolation, pgtbl_v1, pgtbl_v2;
  *   there is no "on", so `amd_iommu=on` logs `AMD-Vi: Unknown option - 'on'` (on Intel machines too: the option
  *   is parsed whatever the CPU).
@@ -29,7 +30,10 @@ export const IO_TLB_DEFAULT_SIZE = 64 << 20;
 export interface KernelConfig {
   /** CONFIG_INTEL_IOMMU_DEFAULT_ON (Debian: on, except integrated graphics). */
   intelIommuDefaultOn: boolean;
-  /** CONFIG_INTEL_IOMMU_DEFAULT_ON_INTGPU_OFF: integrated graphics gets no translation by default. */
+  /**
+   * CONFIG_INTEL_IOMMU_DEFAULT_ON_INTGPU_OFF (Debian): dmar_map_intgpu starts at 0, so an Intel display device on
+   * the root bus gets an identity domain unless `intel_iommu=on` is given.
+   */
   intgpuOff: boolean;
   /** CONFIG_IOMMU_DEFAULT_PASSTHROUGH. */
   defaultPassthrough: boolean;
@@ -54,7 +58,10 @@ export interface BootParams {
   /** no_platform_optin (intel_iommu=off). */
   noPlatformOptin: boolean;
   intelIommuExplicit: boolean;
+  /** dmar_map_gfx cleared by intel_iommu=igfx_off. */
   igfxOff: boolean;
+  /** dmar_map_intgpu (Debian): false by default with CONFIG_INTEL_IOMMU_DEFAULT_ON_INTGPU_OFF, true after intel_iommu=on. */
+  mapIntGpu: boolean;
   superpage: boolean;
   scalableMode: boolean;
   forceDac: boolean;
@@ -140,7 +147,8 @@ export function parseBootParams(raw: string, config: KernelConfig = DEBIAN_6_1_C
     dmarDisabled: !config.intelIommuDefaultOn,
     noPlatformOptin: false,
     intelIommuExplicit: false,
-    igfxOff: config.intgpuOff,
+    igfxOff: false,
+    mapIntGpu: !config.intgpuOff,
     superpage: true,
     scalableMode: true,
     forceDac: false,
@@ -167,6 +175,7 @@ export function parseBootParams(raw: string, config: KernelConfig = DEBIAN_6_1_C
         eachOption(value ?? "", (s) => {
           if (s.startsWith("on")) {
             p.dmarDisabled = false;
+            p.mapIntGpu = true;
             p.intelIommuExplicit = true;
             setup("info", "DMAR: IOMMU enabled");
           } else if (s.startsWith("off")) {
@@ -177,6 +186,9 @@ export function parseBootParams(raw: string, config: KernelConfig = DEBIAN_6_1_C
           } else if (s.startsWith("igfx_off")) {
             p.igfxOff = true;
             setup("info", "DMAR: Disable GFX device mapping");
+          } else if (s.startsWith("intgpu_off")) {
+            p.mapIntGpu = false;
+            setup("info", "DMAR: Disable integrated GPU device mapping");
           } else if (s.startsWith("forcedac")) {
             p.forceDac = true;
             setup("warn", "DMAR: intel_iommu=forcedac deprecated; use iommu.forcedac instead");

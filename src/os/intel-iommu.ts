@@ -562,7 +562,8 @@ export class IntelIommuDriver {
         const sid = w2 & 0xffff;
         const read = (w3 & (1 << 30)) !== 0;
         const isIr = reason >= 0x20 && reason < 0x20 + IRQ_REMAP_FAULT_REASONS.length;
-        const addr = isIr ? Math.floor((w1 * TWO32 + w0) / 2 ** 48) : w1 * TWO32 + ((w0 & 0xfffff000) >>> 0);
+        // Interrupt-remapping faults carry the IRTE index in bits 63:48 of the record (VT-d 10.4.14): exact from the high word.
+        const addr = isIr ? w1 >>> 16 : w1 * TWO32 + ((w0 & 0xfffff000) >>> 0);
         const reasonText = isIr ? (IRQ_REMAP_FAULT_REASONS[reason - 0x20] ?? "Unknown") : (DMA_REMAP_FAULT_REASONS[reason] ?? "Unknown");
         const rec: FaultRecord = { unit: u.name, type: isIr ? "INTR-REMAP" : read ? "DMA Read" : "DMA Write", sourceId: sid, addr, reason, reasonText, ns: 0 };
         out.push(rec);
@@ -656,9 +657,22 @@ export class IntelIommuDriver {
  * read/write, leaves with the mapping's permissions. Numbers only (no bigint) on this path; the last leaf table
  * is remembered so consecutive pages do not walk from the top.
  */
+/** leafTable's answer when a superpage entry maps the pfn. */
+const SUPERPAGE = -1;
+
+/** A 4 KiB mapping refused because a superpage already maps the IOVA elsewhere (Linux: "DMA PTE … already set"). */
+export interface MapConflict {
+  iovaPfn: number;
+  /** Where the superpage sends the IOVA (-1 if nowhere). */
+  existing: number;
+  wanted: number;
+}
+
 export class PageTables {
   readonly pgd: number;
   readonly levels: number;
+  /** Mappings refused because a superpage was in the way, oldest first. */
+  readonly conflicts: MapConflict[] = [];
   private lastTableKey = -1;
   private lastTable = 0;
 
@@ -671,7 +685,10 @@ export class PageTables {
     this.pgd = pages.alloc(1, "any");
   }
 
-  /** Address of the level-1 table covering pfn, creating tables when `create`. 0 when absent. */
+  /**
+   * Address of the level-1 table covering pfn, creating tables when `create`. 0 when absent; SUPERPAGE when a
+   * large-page entry on the way already maps the pfn (no level-1 table exists under it).
+   */
   private leafTable(pfn: number, create: boolean): number {
     const key = Math.floor(pfn / 512);
     if (key === this.lastTableKey) return this.lastTable;
@@ -687,7 +704,7 @@ export class PageTables {
         this.mem.write32(ea, ((t % TWO32) | DMA_PTE_READ | DMA_PTE_WRITE) >>> 0);
         table = t;
       } else {
-        if ((lo & DMA_PTE_LARGE_PAGE) !== 0) return 0;
+        if ((lo & DMA_PTE_LARGE_PAGE) !== 0) return SUPERPAGE;
         table = this.mem.read32(ea + 4) * TWO32 + ((lo & 0xfffff000) >>> 0);
       }
     }
@@ -696,13 +713,38 @@ export class PageTables {
     return table;
   }
 
-  /** Maps `count` 4 KiB pages iova pfn → phys pfn with `prot` (DMA_PTE_READ | DMA_PTE_WRITE). */
+  /** The leaf entry mapping pfn (a 4 KiB entry or a 2 MiB / 1 GiB superpage) as [low word, physical address of pfn]. */
+  private leaf(pfn: number): [lo: number, phys: number] | null {
+    let table = this.pgd;
+    for (let lv = this.levels; lv >= 1; lv--) {
+      const shift = 9 * (lv - 1);
+      const ea = table + (Math.floor(pfn / 2 ** shift) % 512) * 8;
+      const lo = this.mem.read32(ea);
+      if ((lo & 3) === 0) return null;
+      const addr = this.mem.read32(ea + 4) * TWO32 + ((lo & 0xfffff000) >>> 0);
+      if (lv === 1) return [lo, addr];
+      if ((lo & DMA_PTE_LARGE_PAGE) !== 0) return [lo, addr + (pfn % 2 ** shift) * PAGE];
+      table = addr;
+    }
+    return null;
+  }
+
+  /**
+   * Maps `count` 4 KiB pages iova pfn → phys pfn with `prot` (DMA_PTE_READ | DMA_PTE_WRITE). A pfn inside an
+   * existing superpage is not split: as Linux's __domain_mapping, the existing entry stays and the conflict is
+   * recorded (unless the superpage already maps the pfn to the same page with at least `prot`).
+   */
   map(iovaPfn: number, physPfn: number, count: number, prot: number): void {
     for (let i = 0; i < count; i++) {
       const pfn = iovaPfn + i;
-      const t = this.leafTable(pfn, true);
-      const ea = t + (pfn % 512) * 8;
       const phys = (physPfn + i) * PAGE;
+      const t = this.leafTable(pfn, true);
+      if (t === SUPERPAGE) {
+        const [lo, at] = this.leaf(pfn) ?? [0, -1];
+        if (at !== phys || (lo & prot) !== prot) this.conflicts.push({ iovaPfn: pfn, existing: at, wanted: phys });
+        continue;
+      }
+      const ea = t + (pfn % 512) * 8;
       this.mem.write32(ea + 4, Math.floor(phys / TWO32));
       this.mem.write32(ea, ((phys % TWO32) | prot) >>> 0);
     }
@@ -733,6 +775,7 @@ export class PageTables {
         const ea = table + (Math.floor(pfn / 512) % 512) * 8;
         this.mem.write32(ea + 4, Math.floor(p / TWO32));
         this.mem.write32(ea, ((p % TWO32) | prot | DMA_PTE_LARGE_PAGE) >>> 0);
+        this.lastTableKey = -1; // a level-1 table cached for this range is no longer reachable
         at += 0x200000;
       } else {
         this.map(v / PAGE, p / PAGE, 1, prot);
@@ -741,12 +784,12 @@ export class PageTables {
     }
   }
 
-  /** Clears the leaf entries of `count` pages (dma_pte_clear_range); tables stay. */
+  /** Clears the leaf entries of `count` pages (dma_pte_clear_range); tables stay, superpages are not split. */
   unmap(iovaPfn: number, count: number): void {
     for (let i = 0; i < count; i++) {
       const pfn = iovaPfn + i;
       const t = this.leafTable(pfn, false);
-      if (t === 0) continue;
+      if (t === 0 || t === SUPERPAGE) continue;
       const ea = t + (pfn % 512) * 8;
       this.mem.write32(ea, 0);
       this.mem.write32(ea + 4, 0);
@@ -755,11 +798,6 @@ export class PageTables {
 
   /** The physical address a pfn maps to, or null (for tests and the sysfs view). */
   lookup(iovaPfn: number): number | null {
-    const t = this.leafTable(iovaPfn, false);
-    if (t === 0) return null;
-    const ea = t + (iovaPfn % 512) * 8;
-    const lo = this.mem.read32(ea);
-    if ((lo & 3) === 0) return null;
-    return this.mem.read32(ea + 4) * TWO32 + ((lo & 0xfffff000) >>> 0);
+    return this.leaf(iovaPfn)?.[1] ?? null;
   }
 }

@@ -2,7 +2,8 @@
  * The IOMMU core of the simulated kernel, after drivers/iommu/iommu.c in Linux 6.1: the default domain type
  * (iommu_subsys_init and its log lines), IOMMU groups by pci_device_group's rules (a device shares the group of its
  * DMA aliases; without ACS on the path up, it shares the group of the bridge above; multi-function devices
- * without ACS share one group), one default domain per group (identity, DMA or DMA-FQ), and each device's
+ * without ACS share one group), one default domain per group (identity, DMA or DMA-FQ, by the rules of
+ * src/os/default-domain.ts), and each device's
  * reserved regions (intel_iommu_get_resv_regions: RMRRs, the ISA bridge's floppy range, the MSI window).
  */
 import type { IovaDomain } from "../os/iova.js";
@@ -18,22 +19,27 @@ import {
   type KPciDev,
 } from "./pci.js";
 import { PCI_BASE_CLASS_DISPLAY, PCI_CLASS_BRIDGE_ISA, PCI_CLASS_SERIAL_USB } from "../core/pci-regs.js";
+import {
+  domainTypeName,
+  groupDefDomainType,
+  initialGlobalDefault,
+  setDmaStrict,
+  subsysInitDefault,
+  type DomainDevice,
+  type DomainType,
+  type GlobalDefault,
+  type IdentMap,
+} from "./default-domain.js";
 import type { MachinePort } from "./port.js";
 
-export type DomainType = "identity" | "DMA" | "DMA-FQ" | "blocked" | "unmanaged";
+export type { DomainType } from "./default-domain.js";
 
 /** iommu_domain_type_str */
-export function domainTypeStr(t: DomainType): string {
-  switch (t) {
-    case "identity":
-      return "Passthrough";
-    case "blocked":
-      return "Blocked";
-    case "unmanaged":
-      return "Unmanaged";
-    default:
-      return "Translated";
-  }
+export const domainTypeStr = domainTypeName;
+
+/** What the default-domain rules read from a PCI function (no firmware marks a port external-facing here). */
+export function domainDevice(d: KPciDev): DomainDevice {
+  return { rid: d.rid, name: d.name, vendor: d.vendor, device: d.device, classCode: d.classCode, onRootBus: d.parent === null, untrusted: false };
 }
 
 export interface ReservedRegion {
@@ -90,11 +96,8 @@ export interface CoreContext {
 }
 
 export class IommuCore {
-  /** iommu_def_domain_type */
-  defType: DomainType;
-  strict: boolean;
-  readonly cmdlineDmaApi: boolean;
-  readonly cmdlineStrict: boolean;
+  /** iommu_def_domain_type, iommu_dma_strict (src/os/default-domain.ts D1-D4). */
+  private global: GlobalDefault;
   readonly groups: IommuGroup[] = [];
   private readonly groupOf = new Map<KPciDev, IommuGroup>();
   private siDomain: IommuDomain | null = null;
@@ -102,27 +105,30 @@ export class IommuCore {
 
   constructor(private readonly ctx: CoreContext) {
     const p = ctx.params;
-    this.cmdlineDmaApi = p.defaultDomainCmdline !== null;
-    this.cmdlineStrict = p.strictCmdline !== null;
-    this.strict = p.strictCmdline ?? ctx.config.defaultStrict;
-    const pt = p.defaultDomainCmdline !== null ? p.defaultDomainCmdline === "identity" : ctx.config.defaultPassthrough;
-    this.defType = pt ? "identity" : "DMA";
+    const passthroughCmdline = p.defaultDomainCmdline === null ? null : p.defaultDomainCmdline === "identity";
+    this.global = initialGlobalDefault({ passthroughCmdline, strictCmdline: p.strictCmdline }, ctx.config);
+  }
+
+  /** iommu_def_domain_type */
+  get defType(): DomainType {
+    return this.global.type;
+  }
+
+  /** iommu_dma_strict */
+  get strict(): boolean {
+    return this.global.strict;
   }
 
   /** iommu_subsys_init: settle the default type and log it. */
   subsysInit(): void {
-    if (this.defType !== "identity" && !this.strict) this.defType = "DMA-FQ";
-    const via = (b: boolean) => (b ? "(set via kernel command line)" : "");
-    this.ctx.log.info(`iommu: Default domain type: ${domainTypeStr(this.defType)} ${via(this.cmdlineDmaApi)}`);
-    if (this.defType !== "identity") {
-      this.ctx.log.info(`iommu: DMA domain TLB invalidation policy: ${this.strict ? "strict" : "lazy"} mode ${via(this.cmdlineStrict)}`);
-    }
+    const { global, lines } = subsysInitDefault(this.global);
+    this.global = global;
+    for (const l of lines) this.ctx.log.info(l);
   }
 
   /** iommu_set_dma_strict */
   setDmaStrict(): void {
-    this.strict = true;
-    if (this.defType === "DMA-FQ") this.defType = "DMA";
+    this.global = setDmaStrict(this.global);
   }
 
   groupFor(dev: KPciDev): IommuGroup | null {
@@ -228,28 +234,17 @@ export class IommuCore {
 
   // ---- Default domains ----
 
-  /** iommu_get_def_domain_type / probe_get_default_domain_type for a group. */
-  groupDomainType(g: IommuGroup): DomainType {
-    let chosen: { dev: KPciDev; type: DomainType } | null = null;
-    let conflict = false;
-    for (const dev of g.devices) {
-      const t = this.deviceDefDomainType(dev);
-      if (t === null) continue;
-      if (chosen !== null && chosen.type !== t) {
-        this.ctx.log.warn(
-          `pci ${dev.name}: Device needs domain type ${domainTypeStr(t)}, but device ${chosen.dev.name} in the same iommu group requires type ${domainTypeStr(chosen.type)} - using default`,
-        );
-        conflict = true;
-      }
-      chosen ??= { dev, type: t };
-    }
-    return conflict || chosen === null ? this.defType : chosen.type;
-  }
+  /**
+   * The IDENTMAP_* flags init_dmars left (src/os/default-domain.ts F1-F3); set by the kernel before the groups
+   * get their default domains.
+   */
+  identMap: IdentMap = { gfx: false, intgpu: false, azalia: false };
 
-  /** device_def_domain_type (intel): integrated graphics stays untranslated with intgpu_off / igfx_off. */
-  private deviceDefDomainType(dev: KPciDev): DomainType | null {
-    if (this.ctx.params.igfxOff && dev.bus === 0 && dev.classCode >>> 16 === PCI_BASE_CLASS_DISPLAY) return "identity";
-    return null;
+  /** probe_alloc_default_domain for a group: the rules of src/os/default-domain.ts (G1, G2). */
+  groupDomainType(g: IommuGroup): DomainType {
+    const { type, warning } = groupDefDomainType(g.devices.map(domainDevice), this.identMap, this.defType);
+    if (warning !== null) this.ctx.log.warn(`pci ${warning.device}: ${warning.text}`);
+    return type;
   }
 
   /** Allocates the default domain of a group (intel_iommu_domain_alloc). */

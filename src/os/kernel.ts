@@ -16,7 +16,8 @@ import { IommuError } from "../core/errors.js";
 import { DEBIAN_6_1_CONFIG, IO_TLB_SHIFT, parseBootParams, type BootParams, type KernelConfig } from "./cmdline.js";
 import { DmaCookie, DmaDevice, hostBridgeWindows, Swiotlb, type DmaEnv } from "./dma.js";
 import { IntelIommuDriver, type DmarUnit } from "./intel-iommu.js";
-import { IommuCore, type IommuGroup } from "./iommu.js";
+import { identMapFlags, intelIommuQuirks, tylersburgAzaliaIdentity } from "./default-domain.js";
+import { domainDevice, IommuCore, type IommuGroup } from "./iommu.js";
 import { Clock, KernelLog } from "./log.js";
 import { PageAllocator } from "./pages.js";
 import { enableAcs, scanPci, type KPciDev } from "./pci.js";
@@ -153,6 +154,7 @@ export class Kernel {
       if (iommuDetected) enableAcs(port, d);
       this.step(20_000);
     }
+    this.defaultDomainFlags();
 
     this.clock.advanceTo(1550 * MS);
     this.iommu.subsysInit();
@@ -213,6 +215,20 @@ export class Kernel {
     const { vector, apic } = this.allocVector();
     this.irqs.push({ irq: this.nextIrq++, chip: "DMAR-MSI", hwirq: u.seq, name: u.name, count: 0, vector, apic, dev: null, irte: null });
     this.driver.setFaultInterrupt(u, vector, apic);
+  }
+
+  /**
+   * The Intel driver's PCI header quirks (graphics mapping, Ironlake strict flushing) and the IDENTMAP flags
+   * init_dmars sets from them and from the command line: the inputs of src/os/default-domain.ts.
+   */
+  private defaultDomainFlags(): void {
+    const { port, params } = this;
+    const devs = this.devices.map(domainDevice);
+    const quirks = intelIommuQuirks(devs, params.igfxOff, (rid, off) => port.configRead(rid, off, 2));
+    for (const m of quirks.messages) this.log.info(m);
+    if (quirks.strict) this.iommu.setDmaStrict();
+    const azalia = tylersburgAzaliaIdentity(devs, (rid, off) => port.configRead(rid, off, 4));
+    this.iommu.identMap = identMapFlags({ igfxOffCmdline: params.igfxOff, quirks, mapIntGpu: params.mapIntGpu, azalia });
   }
 
   /** init_dmars and the rest of intel_iommu_init. */

@@ -17,15 +17,21 @@ import { Kernel } from "./kernel.js";
 export interface TourRun {
   label: string;
   cmdline: string;
-  numbers: Record<string, number | string | boolean>;
+  numbers: Record<string, number | string | boolean | null>;
   summary: string;
 }
 
 export interface TourStory {
   id: string;
   title: string;
+  /** The runs that happened; fewer than two (or none) when the machine lacks what a run needs. */
   runs: TourRun[];
+  /** Why runs are missing: the hardware the story needs and the machine does not have. */
+  skipped?: string;
 }
+
+/** Thrown inside a story when the machine lacks the hardware the story needs; the story is reported as skipped. */
+export class StoryNotApplicable extends Error {}
 
 export interface TourOptions {
   /** Machine to run on (preset name or configuration); default q35. */
@@ -37,26 +43,53 @@ export interface TourOptions {
 }
 
 const PAGE = 4096;
+const OFF = "intel_iommu=off";
+const ON = "intel_iommu=on";
 
+/** Boots the kernel; every run except the one with `intel_iommu=off` is a run with the IOMMU, which must be active. */
 function boot(machine: string | MachineConfigInput, cmdline: string): { m: Machine; k: Kernel } {
   const m = typeof machine === "string" ? Machine.load(machine) : new Machine(machine);
-  return { m, k: Kernel.boot(m, { cmdline }) };
+  const k = Kernel.boot(m, { cmdline });
+  if (cmdline !== OFF && k.driver.units.length === 0) throw new StoryNotApplicable("the kernel found no active IOMMU on this machine");
+  return { m, k };
+}
+
+type RunSpec = [cmdline: string, label: string];
+
+/** Runs each side of a story; a side the machine cannot run is left out and the reason recorded. */
+function story(id: string, title: string, specs: RunSpec[], run: (cmdline: string, label: string) => TourRun): TourStory {
+  const runs: TourRun[] = [];
+  const missing: [label: string, why: string][] = [];
+  for (const [cmdline, label] of specs) {
+    try {
+      runs.push(run(cmdline, label));
+    } catch (e) {
+      if (!(e instanceof StoryNotApplicable)) throw e;
+      missing.push([label, e.message]);
+    }
+  }
+  if (missing.length === 0) return { id, title, runs };
+  // When no run happened for one reason, the reason is enough; otherwise each missing run names its own.
+  const reasons = new Set(missing.map(([, why]) => why));
+  const skipped = runs.length === 0 && reasons.size === 1 ? missing[0]![1] : missing.map(([l, why]) => `${l}: ${why}`).join("; ");
+  return { id, title, runs, skipped };
 }
 
 /** The first driver-bound function with the given DMA reach (64 or 32 bits), preferring PCIe. */
-function pick(k: Kernel, bits: (b: number) => boolean, skip: string[] = []): string {
+function pick(k: Kernel, bits: (b: number) => boolean, what: string, skip: string[] = []): string {
   const d = k.devices.find((x) => x.driver !== null && x.dmaBits !== null && bits(x.dmaBits) && !skip.includes(x.name));
-  if (d === undefined) throw new Error("the machine has no suitable DMA-capable device for this story");
+  if (d === undefined) throw new StoryNotApplicable(`needs ${what}; this machine has none`);
   return d.name;
 }
 
-const OFF = "intel_iommu=off";
-const ON = "intel_iommu=on";
+const DEV64 = "a driver-bound device with 64-bit DMA";
+const DEV32 = "a driver-bound device limited to 32-bit DMA";
+
 
 function storyA(machine: string | MachineConfigInput, n: number): TourStory {
   const run = (cmdline: string, label: string): TourRun => {
     const { k } = boot(machine, cmdline);
-    const bdf = pick(k, (b) => b === 64);
+    const bdf = pick(k, (b) => b === 64, DEV64);
     const dma = k.dma(bdf);
     dma.maxSegmentSize = 2 ** 31; // the driver raises it (dma_set_max_seg_size), as storage drivers do
     const pages: number[] = [];
@@ -72,16 +105,18 @@ function storyA(machine: string | MachineConfigInput, n: number): TourStory {
       label,
       cmdline,
       numbers: { device: bdf, bytes: n * PAGE, physicalRuns: n - contiguous, dmaSegments: segs, iovaRanges: m?.iovaRanges ?? 0 },
-      summary: m?.iovaRanges ? `${n} scattered pages -> ${segs} DMA segment (one IOVA range at 0x${m.segments[0]!.dmaAddress.toString(16)})` : `${n} scattered pages -> ${segs} DMA segments (scatter-gather entries the device must walk)`,
+      summary: m?.iovaRanges
+        ? `${n} scattered pages -> ${plural(segs, "DMA segment")} (${plural(m.iovaRanges, "IOVA range")}, the first at 0x${m.segments[0]!.dmaAddress.toString(16)})`
+        : `${n} scattered pages -> ${plural(segs, "DMA segment")} (scatter-gather entries the device must walk)`,
     };
   };
-  return { id: "a", title: "One contiguous DMA buffer from scattered pages", runs: [run(OFF, "without IOMMU"), run(ON, "with IOMMU")] };
+  return story("a", "One contiguous DMA buffer from scattered pages", [[OFF, "without IOMMU"], [ON, "with IOMMU"]], run);
 }
 
 function storyB(machine: string | MachineConfigInput): TourStory {
   const run = (cmdline: string, label: string): TourRun => {
     const { m, k } = boot(machine, cmdline);
-    const bdf = pick(k, (b) => b <= 32);
+    const bdf = pick(k, (b) => b <= 32, DEV32);
     const dma = k.dma(bdf);
     const buffers = 16;
     let above = 0;
@@ -107,13 +142,25 @@ function storyB(machine: string | MachineConfigInput): TourStory {
       summary: `${buffers} buffers (${above} above 4 GiB): ${s?.bounces ?? 0} bounces, ${s?.bytesCopied ?? 0} bytes copied`,
     };
   };
-  return { id: "b", title: "A 32-bit device with memory above 4 GiB", runs: [run(OFF, "without IOMMU"), run(ON, "with IOMMU")] };
+  return story("b", "A 32-bit device with memory above 4 GiB", [[OFF, "without IOMMU"], [ON, "with IOMMU"]], run);
+}
+
+/** Story c's sentence, from what was read back: the write's outcome, the bytes changed and the fault record. */
+function summaryC(written: boolean, corrupted: number, f: { reason: number; reasonText: string; addr: number } | undefined): string {
+  const damage = corrupted === 0 ? "nothing of the kernel's next page changed" : `${plural(corrupted, "byte")} of the kernel's next page overwritten`;
+  if (written) return `${damage}${corrupted === 0 ? "" : ", nothing noticed"}`;
+  const record = f === undefined ? "no fault record was read" : `[fault reason 0x${f.reason.toString(16).padStart(2, "0")}] ${f.reasonText} at 0x${f.addr.toString(16)}`;
+  return `blocked: ${record}; ${damage}`;
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
 
 function storyC(machine: string | MachineConfigInput): TourStory {
   const run = (cmdline: string, label: string): TourRun => {
     const { m, k } = boot(machine, cmdline);
-    const bdf = pick(k, (b) => b === 64);
+    const bdf = pick(k, (b) => b === 64, DEV64);
     const dma = k.dma(bdf);
     const buf = k.pages.alloc(2);
     const victim = buf + PAGE; // the kernel's next page
@@ -136,17 +183,17 @@ function storyC(machine: string | MachineConfigInput): TourStory {
         faultText: f?.reasonText ?? "none",
         faultAddr: f ? "0x" + f.addr.toString(16) : "none",
       },
-      summary: r.ok ? `${corrupted} bytes of the kernel's next page overwritten, nothing noticed` : `blocked: [fault reason 0x${f?.reason.toString(16).padStart(2, "0")}] ${f?.reasonText} at 0x${f?.addr.toString(16)}, 0 bytes corrupted`,
+      summary: summaryC(r.ok, corrupted, f),
     };
   };
-  return { id: "c", title: "A buggy device writing outside its buffer", runs: [run(OFF, "without IOMMU"), run(ON, "with IOMMU")] };
+  return story("c", "A buggy device writing outside its buffer", [[OFF, "without IOMMU"], [ON, "with IOMMU"]], run);
 }
 
 function storyD(machine: string | MachineConfigInput): TourStory {
   const run = (cmdline: string, label: string): TourRun => {
     const { m, k } = boot(machine, cmdline);
-    const a = pick(k, (b) => b === 64);
-    const b = pick(k, (x) => x === 64, [a]);
+    const a = pick(k, (b) => b === 64, DEV64);
+    const b = pick(k, (x) => x === 64, "two driver-bound devices with 64-bit DMA", [a]);
     const da = k.dma(a);
     const db = k.dma(b);
     const pa = k.pages.alloc(1);
@@ -160,21 +207,25 @@ function storyD(machine: string | MachineConfigInput): TourStory {
       label,
       cmdline,
       numbers: { deviceA: a, deviceB: b, dmaA: "0x" + ia.toString(16), dmaB: "0x" + ib.toString(16), sameAddress: ia === ib, physA: "0x" + pa.toString(16), physB: "0x" + pb.toString(16), aReachesB: cross.ok && crossHit },
-      summary: ia === ib ? `both use bus address 0x${ia.toString(16)}, which is 0x${pa.toString(16)} for one and 0x${pb.toString(16)} for the other; ${a} cannot reach ${b}'s buffer` : `one address space: bus address = physical address; ${a} ${crossHit ? "can" : "cannot"} write ${b}'s buffer`,
+      summary:
+        (ia === ib
+          ? `both use bus address 0x${ia.toString(16)}, which is 0x${pa.toString(16)} for one and 0x${pb.toString(16)} for the other`
+          : `bus addresses 0x${ia.toString(16)} and 0x${ib.toString(16)} for physical 0x${pa.toString(16)} and 0x${pb.toString(16)}`) +
+        `; ${a} ${cross.ok && crossHit ? "can write" : "cannot reach"} ${b}'s buffer`,
     };
   };
-  return { id: "d", title: "Two devices, two address spaces", runs: [run(OFF, "without IOMMU"), run(ON, "with IOMMU")] };
+  return story("d", "Two devices, two address spaces", [[OFF, "without IOMMU"], [ON, "with IOMMU"]], run);
 }
 
 function storyE(machine: string | MachineConfigInput): TourStory {
   const run = (cmdline: string, label: string): TourRun => {
     const { m, k } = boot(machine, cmdline);
-    const bdf = pick(k, (b) => b === 64);
+    const bdf = pick(k, (b) => b === 64, DEV64);
     const dma = k.dma(bdf);
     const buf = k.pages.alloc(2);
     const a = dma.mapSingle(buf, PAGE, "from-device");
     const stray = m.device(bdf).write(a + PAGE, new Uint8Array([1]));
-    const d32 = k.dma(pick(k, (b) => b <= 32));
+    const d32 = k.dma(pick(k, (b) => b <= 32, DEV32));
     const p = k.pages.alloc(1);
     const a32 = d32.mapSingle(p, PAGE, "to-device");
     const types = [...new Set(k.groups.map((g) => g.type))].join(",");
@@ -182,23 +233,23 @@ function storyE(machine: string | MachineConfigInput): TourStory {
       label,
       cmdline,
       numbers: { groupTypes: types, dmaIsPhysical: a === buf, strayWriteBlocked: !stray.ok, bounces32: k.swiotlb?.stats.bounces ?? 0, dma32Address: "0x" + a32.toString(16) },
-      summary: `groups ${types}; bus address ${a === buf ? "=" : "!="} physical; stray write ${stray.ok ? "lands" : "blocked"}; 32-bit device: ${k.swiotlb?.stats.bounces ?? 0} bounce(s)`,
+      summary: `groups ${types}; bus address ${a === buf ? "=" : "!="} physical; stray write ${stray.ok ? "lands" : "blocked"}; 32-bit device: ${plural(k.swiotlb?.stats.bounces ?? 0, "bounce")}`,
     };
   };
-  return { id: "e", title: "iommu=pt versus translated", runs: [run(`${ON} iommu=pt`, "iommu=pt (identity)"), run(ON, "translated (DMA-FQ)")] };
+  return story("e", "iommu=pt versus translated", [[`${ON} iommu=pt`, "iommu=pt (identity)"], [ON, "translated"]], run);
 }
 
 function storyF(machine: string | MachineConfigInput, n: number): TourStory {
   const run = (cmdline: string, label: string): TourRun => {
     const { m, k } = boot(machine, cmdline);
-    const bdf = pick(k, (b) => b === 64);
+    const bdf = pick(k, (b) => b === 64, DEV64);
     const dma = k.dma(bdf);
     const dev = m.device(bdf);
-    const unit = k.driver.units[0]!;
+    const unit = k.driver.units[0];
+    if (unit === undefined) throw new StoryNotApplicable("needs an active remapping unit");
     const before = { ...unit.inv };
     const buf = k.pages.alloc(1);
     let staleHits = 0;
-    const t0 = k.clock.ns;
     for (let i = 0; i < n; i++) {
       const a = dma.mapSingle(buf, PAGE, "from-device");
       dev.write(a, new Uint8Array([i & 0xff]));
@@ -206,12 +257,12 @@ function storyF(machine: string | MachineConfigInput, n: number): TourStory {
       if (dev.write(a, new Uint8Array([0xff])).ok) staleHits++; // the device still reaches the page after unmap
       k.advance(10_000); // 10 µs between I/Os
     }
-    const busy = k.clock.ns - t0;
     k.advance(20e6);
     const inv = unit.inv;
     const iotlbInv = inv.iotlbPage - before.iotlbPage + (inv.iotlbDomain - before.iotlbDomain) + (inv.iotlbGlobal - before.iotlbGlobal);
     const cookie = k.dma(bdf).domain?.cookie as { fqStats?: { maxStaleNs: number; timerFlushes: number; fullFlushes: number } } | null;
-    const fq = cookie?.fqStats;
+    // Only a flush-queue (DMA-FQ) domain defers invalidation; a strict domain has no queue to measure.
+    const fq = k.dma(bdf).domain?.type === "DMA-FQ" ? cookie?.fqStats : undefined;
     return {
       label,
       cmdline,
@@ -221,40 +272,54 @@ function storyF(machine: string | MachineConfigInput, n: number): TourStory {
         invalidationsPerUnmap: Math.round((iotlbInv / n) * 1000) / 1000,
         waitDescriptors: inv.waits - before.waits,
         staleAccessesAfterUnmap: staleHits,
-        maxStaleWindowUs: Math.round((fq?.maxStaleNs ?? 0) / 1000),
+        maxStaleWindowUs: fq === undefined ? null : Math.round(fq.maxStaleNs / 1000),
         queueFullFlushes: fq?.fullFlushes ?? 0,
         timerFlushes: fq?.timerFlushes ?? 0,
-        busyUs: Math.round(busy / 1000),
       },
-      summary: `${n} unmaps: ${iotlbInv} IOTLB invalidations (${(iotlbInv / n).toFixed(3)} per unmap); ${staleHits} DMA writes reached unmapped pages; stale window up to ${((fq?.maxStaleNs ?? 0) / 1e6).toFixed(2)} ms`,
+      // The queue's own statistic says how long an unmapped IOVA stayed reachable; without a queue, only the probes say.
+      summary:
+        `${n} unmaps: ${plural(iotlbInv, "IOTLB invalidation")} (${(iotlbInv / n).toFixed(3)} per unmap); ` +
+        `${staleHits} of ${n} DMA writes after unmap reached the page` +
+        (fq === undefined ? "" : `; unmapped IOVAs stayed in the flush queue up to ${(fq.maxStaleNs / 1e6).toFixed(2)} ms`),
     };
   };
-  return { id: "f", title: "Strict versus lazy unmap", runs: [run("iommu.strict=1", "strict"), run("iommu.strict=0", "lazy (flush queue)")] };
+  return story("f", "Strict versus lazy unmap", [["iommu.strict=1", "strict"], ["iommu.strict=0", "lazy (flush queue)"]], run);
 }
 
-/** Runs every story; every number comes from the simulation. */
-export function runTour(opts: TourOptions = {}): TourStory[] {
+/**
+ * Runs every story; every number comes from the simulation. `onStory` sees each story as soon as it has run
+ * (the CLI prints it then, so a long tour shows its progress).
+ */
+export function runTour(opts: TourOptions = {}, onStory?: (s: TourStory) => void): TourStory[] {
   const machine = opts.machine ?? "q35";
-  return [
-    storyA(machine, opts.sgPages ?? 64),
-    storyB(machine),
-    storyC(machine),
-    storyD(machine),
-    storyE(machine),
-    storyF(machine, opts.unmaps ?? 1000),
+  const stories = [
+    () => storyA(machine, opts.sgPages ?? 64),
+    () => storyB(machine),
+    () => storyC(machine),
+    () => storyD(machine),
+    () => storyE(machine),
+    () => storyF(machine, opts.unmaps ?? 1000),
   ];
+  return stories.map((run) => {
+    const s = run();
+    onStory?.(s);
+    return s;
+  });
+}
+
+/** One story as text: its title, one line per run, and why a run did not happen. */
+export function renderStory(s: TourStory): string {
+  const out = [`(${s.id}) ${s.title}`];
+  for (const r of s.runs) {
+    // Short labels share the line with their summary; long ones get a line of their own.
+    if (r.label.length < 24) out.push(`    ${(r.label + ":").padEnd(24)} ${r.summary}`);
+    else out.push(`    ${r.label}:`, `        ${r.summary}`);
+  }
+  if (s.skipped !== undefined) out.push(`    ${s.runs.length === 0 ? "skipped" : "not run"}: ${s.skipped}`);
+  out.push("");
+  return out.join("\n") + "\n";
 }
 
 export function renderTour(stories: TourStory[]): string {
-  const out: string[] = [];
-  for (const s of stories) {
-    out.push(`(${s.id}) ${s.title}`);
-    for (const r of s.runs) {
-      // Short labels share the line with their summary; long ones get a line of their own.
-      if (r.label.length < 24) out.push(`    ${(r.label + ":").padEnd(24)} ${r.summary}`);
-      else out.push(`    ${r.label}:`, `        ${r.summary}`);
-    }
-    out.push("");
-  }
-  return out.join("\n");
+  return stories.map(renderStory).join("");
 }

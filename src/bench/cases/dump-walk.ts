@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PhysicalMemory } from "../../core/memory.js";
-import { VtdTables } from "../../hw/vtd/test-support.js";
+import { VtdTables } from "../../hw/vtd/builder.js";
 import { DumpReader, writeDumpFile } from "../../forensics/dump.js";
 import { forensicCaps, listMappings, walkIova } from "../../forensics/walk.js";
 import type { TableReader } from "../../hw/vtd/walk.js";

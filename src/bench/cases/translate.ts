@@ -6,7 +6,7 @@
  */
 import { PhysicalMemory } from "../../core/memory.js";
 import { VtdUnit } from "../../hw/vtd/unit.js";
-import { VtdTables, enableTranslation } from "../../hw/vtd/test-support.js";
+import { VtdTables, enableTranslation } from "../../hw/vtd/builder.js";
 import type { CacheGeometry } from "../../hw/vtd/config.js";
 import { measure, result, rng, type BenchCase, type BenchOptions, type CaseResult } from "../harness.js";
 

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { IommuError, fsError } from "../../core/errors.js";
 import { atomicWriteFile } from "../../core/fs.js";
 import { decodeTable, encodeTable, loadTables, renderTableText, type IommuTable } from "../../acpi/index.js";
-import { flag, str, toJson, type Command } from "../command.js";
+import { flag, str, toJson, usageError, type Command } from "../command.js";
 
 const decode: Command = {
   name: "decode",
@@ -57,36 +57,43 @@ Examples:
 const encode: Command = {
   name: "encode",
   summary: "build a table's bytes from its decoded JSON (length and checksum computed)",
-  help: `Usage: iommu acpi encode FILE.json -o OUT [--keep-checksum]
+  help: `Usage: iommu acpi encode FILE.json -o OUT [--keep-checksum] [--json]
 
 Encodes a table from the JSON that 'iommu acpi decode --json' prints (either the whole output, whose first
 table is used, or a single table object). Lengths and the checksum are computed; offsets in the JSON are ignored.
 Edit the JSON to build firmware for a test machine, then load it with QEMU's -acpitable or a simulated machine.
 
 Options:
-  -o, --output OUT     where to write the raw table (written to a temporary file, then renamed)
+  -o, --output OUT     where to write the raw table (written to a temporary file, then renamed); - = stdout
       --keep-checksum  write the stored checksum byte instead of computing it (reproduces a bad table)
+  -j, --json           print {file, signature, length, checksum} of what was written
+FILE.json may be - to read standard input.
 
 Examples:
   iommu acpi decode dmar.bin --json > dmar.json && iommu acpi encode dmar.json -o dmar2.bin && cmp dmar.bin dmar2.bin
+  iommu acpi decode dmar.bin --json | iommu acpi encode - -o - | xxd | head
 `,
-  options: { output: { type: "string", short: "o" }, "keep-checksum": { type: "boolean" } },
+  options: { output: { type: "string", short: "o" }, "keep-checksum": { type: "boolean" }, json: { type: "boolean", short: "j" } },
   positionals: [1, 1],
   run(args, ctx) {
     const path = args.positionals[0] ?? "";
     const out = str(args, "output");
     if (!out) throw new IommuError("USAGE", "missing -o OUT", { hint: "see 'iommu acpi encode --help'" });
+    if (out === "-" && flag(args, "json")) throw usageError("--json and -o - both write to standard output: choose one", "acpi encode");
     let text: string;
     try {
-      text = readFileSync(path, "utf8");
+      text = readFileSync(path === "-" ? 0 : path, "utf8");
     } catch (e) {
-      throw fsError(e, path);
+      throw fsError(e, path === "-" ? "standard input" : path);
     }
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
     } catch (e) {
       throw new IommuError("BAD_JSON", `${path}: not JSON: ${(e as Error).message}`);
+    }
+    if (parsed === null || typeof parsed !== "object") {
+      throw new IommuError("BAD_JSON", `${path}: expected a table object or 'iommu acpi decode --json' output, not ${parsed === null ? "null" : typeof parsed}`);
     }
     const obj = parsed as { tables?: unknown[]; signature?: unknown };
     const table = (Array.isArray(obj.tables) ? obj.tables[0] : obj) as IommuTable | undefined;
@@ -102,8 +109,14 @@ Examples:
         hint: "start from the output of 'iommu acpi decode --json' and change values, keeping field names and types",
       });
     }
+    if (out === "-") {
+      if (ctx.outBytes === undefined) throw new IommuError("USAGE", "this output cannot take binary data: write to a file with -o FILE");
+      ctx.outBytes(bytes);
+      return 0;
+    }
     atomicWriteFile(out, bytes);
-    ctx.err(`wrote ${bytes.length} bytes (${table.signature}) to ${out}\n`);
+    if (flag(args, "json")) ctx.out(toJson({ file: out, signature: table.signature, length: bytes.length, checksum: "0x" + (bytes[9] ?? 0).toString(16).padStart(2, "0") }));
+    else ctx.err(`wrote ${bytes.length} bytes (${table.signature}) to ${out}\n`);
     return 0;
   },
 };

@@ -5,7 +5,7 @@ import { atomicWriteFile } from "../../core/fs.js";
 import { recordSnapshot } from "../../host/snapshot.js";
 import type { SysfsView } from "../../host/sysfs-view.js";
 import { VIEW_OPTIONS, VIEW_OPTIONS_HELP, requireSysfs, viewFromArgs, viewOptionsFrom } from "../../host/views/open.js";
-import { version } from "../main.js";
+import { version } from "../version.js";
 import { flag, str, toJson, usageError, type Command, type Context } from "../command.js";
 
 /** The kernel log: `dmesg` on the live system, /var/log/dmesg under --root; null when not readable. */
@@ -37,6 +37,7 @@ The file holds the host name, the kernel command line and mount points: review i
 
 Options:
   -o, --output FILE   where to write the snapshot ("-" for standard output)
+  -j, --json          print {file, entries, bytes} of what was written (with -o -, the snapshot itself)
       --no-dmesg      do not record kernel log lines
 ${VIEW_OPTIONS_HELP}
 
@@ -45,7 +46,7 @@ Examples:
   iommu status --snapshot host.json
   iommu groups --snapshot host.json --json
 `,
-  options: { ...VIEW_OPTIONS, output: { type: "string", short: "o" }, "no-dmesg": { type: "boolean" } },
+  options: { ...VIEW_OPTIONS, output: { type: "string", short: "o" }, "no-dmesg": { type: "boolean" }, json: { type: "boolean", short: "j" } },
   positionals: [0, 0],
   run(args, ctx) {
     const output = str(args, "output");
@@ -71,10 +72,14 @@ Examples:
       },
     });
     const text = toJson(snapshot);
-    if (output === "-") ctx.out(text);
-    else atomicWriteFile(output, text);
     const n = Object.keys(snapshot.entries).length;
-    if (output !== "-") ctx.err(`iommu: wrote ${output}: ${n} entries, ${Math.round(text.length / 1024)} KiB\n`);
+    if (output === "-") {
+      ctx.out(text); // the snapshot is JSON already: --json changes nothing here
+      return 0;
+    }
+    atomicWriteFile(output, text);
+    if (flag(args, "json")) ctx.out(toJson({ file: output, entries: n, bytes: Buffer.byteLength(text) }));
+    else ctx.err(`iommu: wrote ${output}: ${n} entries, ${Math.round(text.length / 1024)} KiB\n`);
     return 0;
   },
 };

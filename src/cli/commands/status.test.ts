@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { cli } from "../test-support.js";
-import { interruptsText, variant } from "../../host/status-test-trees.js";
+import { cli } from "../../../test/support/cli.js";
+import { interruptsText, variant } from "../../../test/support/status-trees.js";
 
 const INTEL = "test/fixtures/hosts/intel-ready";
 const AMD = "test/fixtures/hosts/amd-iommu-on";

@@ -1,6 +1,6 @@
 /** `iommu tour`: the stories of what an IOMMU changes, each run without and with it, measured in the simulation. */
 import { DEFAULT_MACHINE, PRESET_NAMES } from "../../hw/machine-presets.js";
-import { renderTour, runTour } from "../../os/tour.js";
+import { renderStory, runTour, type TourStory } from "../../os/tour.js";
 import { vmStories } from "../../hv/tour.js";
 import { flag, str, toJson, type Command } from "../command.js";
 
@@ -19,10 +19,12 @@ simulation:
   (f) strict vs lazy unmap                              IOTLB invalidations per unmap, stale window
 and then a device given to a virtual machine, each hypervisor scenario without and with the protection:
   (g) passthrough  (h) isolation  (i) msi-injection  (j) deferred-dma  (k) lazy-window
+Each story is printed as soon as it has run. A run the machine cannot do (no IOMMU, no 32-bit device, not the
+scenarios' q35 layout) is left out with the reason, in text ("skipped: …") and in JSON ("skipped").
 
 Options:
   -m, --machine NAME|FILE  a preset (${PRESET_NAMES.join(", ")}) or a JSON machine configuration; default ${DEFAULT_MACHINE}
-  -j, --json               [{id, title, runs: [{label, cmdline, numbers, summary}]}]
+  -j, --json               [{id, title, runs: [{label, cmdline, numbers, summary}], skipped?}]
       --no-vm              only the kernel stories (a)–(f)
 
 Examples:
@@ -33,17 +35,18 @@ Examples:
   options: { machine: { type: "string", short: "m" }, json: { type: "boolean", short: "j" }, "no-vm": { type: "boolean" } },
   run(args, ctx) {
     const machine = str(args, "machine") ?? DEFAULT_MACHINE;
-    const stories = runTour({ machine });
-    if (!flag(args, "no-vm")) stories.push(...vmStories(machine));
-    if (flag(args, "json")) {
-      ctx.out(toJson(stories));
-    } else {
+    const json = flag(args, "json");
+    if (!json) {
       ctx.out(
         `What an IOMMU changes, measured on the simulated machine '${machine}': each story runs without and with it.\n` +
           `(Details: 'iommu sim boot --machine ${machine}', 'iommu scenario NAME'; numbers: 'iommu tour --json'.)\n\n`,
       );
-      ctx.out(renderTour(stories));
     }
+    // Text is printed story by story as each finishes; JSON is one document at the end.
+    const print = json ? undefined : (s: TourStory) => ctx.out(renderStory(s));
+    const stories = runTour({ machine }, print);
+    if (!flag(args, "no-vm")) stories.push(...vmStories(machine, print));
+    if (json) ctx.out(toJson(stories));
     return 0;
   },
 };

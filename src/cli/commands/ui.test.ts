@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { cli } from "../test-support.js";
+import { cli } from "../../../test/support/cli.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "iommu-ui-cli-"));
 

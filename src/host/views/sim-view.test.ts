@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { cli } from "../../cli/test-support.js";
+import { cli } from "../../../test/support/cli.js";
 
 interface StatusJson {
   ready: boolean;

@@ -14,7 +14,7 @@
  * "unreadable" records a read that failed on the host (not root), so replaying gives the same answer.
  */
 import { readFileSync } from "node:fs";
-import { IommuError } from "../../core/errors.js";
+import { fsError, IommuError } from "../../core/errors.js";
 
 export const SNAPSHOT_FORMAT = "iommu-kit-snapshot";
 export const SNAPSHOT_VERSION = 1;
@@ -129,7 +129,12 @@ export function loadSnapshotFile(file: string): SnapshotFile {
         hint: "record one with 'iommu snapshot -o FILE'",
       });
     }
-    throw new IommuError("IO_ERROR", `${file}: cannot read snapshot: ${(e as Error).message}`);
+    if (code === "EISDIR") {
+      throw new IommuError("IS_A_DIRECTORY", `${file}: is a directory, expected a snapshot file`, {
+        hint: "a recorded sysfs tree is read with --root DIR; a snapshot file with --snapshot FILE",
+      });
+    }
+    throw fsError(e, file, "read snapshot");
   }
   let doc: unknown;
   try {

@@ -17,136 +17,16 @@
  */
 import { IommuError } from "../../core/errors.js";
 import { formatBdf, parsePciAddress, type PciAddress } from "../../core/pci.js";
+import { buildConfig, writable } from "./config-space.js";
 import {
-  PCI_VENDOR_ID,
-  PCI_COMMAND,
-  PCI_STATUS,
-  PCI_STATUS_CAP_LIST,
-  PCI_CLASS_REVISION,
-  PCI_HEADER_TYPE,
-  PCI_HEADER_TYPE_MFD,
-  PCI_BASE_ADDRESS_0,
-  PCI_PRIMARY_BUS,
-  PCI_SECONDARY_BUS,
-  PCI_SUBORDINATE_BUS,
-  PCI_SUBSYSTEM_VENDOR_ID,
-  PCI_CAPABILITY_LIST,
-  PCI_CAP_ID_MSI,
-  PCI_CAP_ID_VNDR,
-  PCI_CAP_ID_EXP,
-  PCI_CAP_ID_MSIX,
-  PCI_EXT_CAP_ID_ACS,
-  PCI_EXP_TYPE_ENDPOINT,
-  PCI_EXP_TYPE_ROOT_PORT,
-  PCI_EXP_TYPE_UPSTREAM,
-  PCI_EXP_TYPE_DOWNSTREAM,
-  PCI_EXP_TYPE_PCI_BRIDGE,
-  PCI_EXP_TYPE_RC_END,
-  PCI_ACS_SV,
-  PCI_ACS_TB,
-  PCI_ACS_RR,
-  PCI_ACS_CR,
-  PCI_ACS_UF,
-  PCI_ACS_DT,
-} from "../../core/pci-regs.js";
+  PCI_FUNCTION_TYPES, isBridgeType, isPcieType,
+  type BarSpec, type PciFunction, type PciFunctionInput, type PciFunctionType,
+} from "./function.js";
 
-export type PciFunctionType =
-  | "host-bridge"
-  | "endpoint"
-  | "pci"
-  | "root-port"
-  | "upstream-port"
-  | "downstream-port"
-  | "pcie-pci-bridge"
-  | "pci-bridge";
-
-export const PCI_FUNCTION_TYPES: readonly PciFunctionType[] = [
-  "host-bridge", "endpoint", "pci", "root-port", "upstream-port", "downstream-port", "pcie-pci-bridge", "pci-bridge",
-];
-
-export type MsiKind = "none" | "msi" | "msix";
-
-/** One BAR as configured: a memory (32- or 64-bit) or I/O window. */
-export interface BarSpec {
-  kind: "mem32" | "mem64" | "io";
-  size: number;
-  /** Address; null lets the firmware place it. */
-  base: number | null;
-}
-
-/** A function as the machine configuration declares it (before validation). */
-export interface PciFunctionInput {
-  bdf?: unknown;
-  type?: unknown;
-  /** "vvvv:dddd" */
-  id?: unknown;
-  /** 24-bit class code, "0x020000". */
-  class?: unknown;
-  name?: unknown;
-  /** Driver the simulated kernel binds ("e1000e"), or null for none. */
-  driver?: unknown;
-  secondaryBus?: unknown;
-  /** An ACS extended capability (ports and multi-function endpoints). */
-  acs?: unknown;
-  msi?: unknown;
-  msiVectors?: unknown;
-  /** Address bits the device can drive in DMA (its driver's DMA mask): 32..64. */
-  dmaBits?: unknown;
-  /** Largest DMA segment its driver accepts (dma_set_max_seg_size), bytes; Linux's PCI default is 64 KiB. */
-  maxSegmentSize?: unknown;
-  /** Quirk: other functions (device.function on the same bus) whose requester id it also uses. */
-  dmaAliases?: unknown;
-  multifunction?: unknown;
-  bars?: unknown;
-}
-
-export interface PciFunction {
-  readonly index: number;
-  readonly address: PciAddress;
-  readonly bdf: string;
-  readonly rid: number;
-  readonly type: PciFunctionType;
-  readonly vendorId: number;
-  readonly deviceId: number;
-  readonly classCode: number;
-  readonly revision: number;
-  readonly name: string;
-  readonly driver: string | null;
-  readonly secondaryBus: number | null;
-  /** Highest bus number behind this bridge (computed). */
-  subordinateBus: number | null;
-  readonly acs: boolean;
-  readonly msi: MsiKind;
-  readonly msiVectors: number;
-  readonly dmaBits: number;
-  readonly maxSegmentSize: number;
-  /** devfns on the same bus this function also issues requests as. */
-  readonly dmaAliasDevfns: number[];
-  multifunction: boolean;
-  readonly bars: BarSpec[];
-  /** Upstream bridge, null on bus 0. */
-  parent: PciFunction | null;
-  readonly children: PciFunction[];
-  /** Configuration space (256 bytes conventional, 4096 PCI Express). */
-  readonly config: Uint8Array;
-}
-
-// ---- Configuration space layout (PCI Local Bus 3.0 ch. 6, PCIe Base 6.0 ch. 7) ----
-
-/** Offsets of the capabilities this model places. */
-export const CAP_EXP_OFFSET = 0x40;
-export const CAP_MSI_OFFSET = 0x80;
-export const CAP_VNDR_OFFSET = 0xc0;
-export const EXT_CAP_ACS_OFFSET = 0x100;
-/**
- * The vendor-specific capability every simulated DMA-capable function carries (24 bytes): format 1 at +3, the
- * number of address bits the device drives in DMA at +4, log2 of its largest DMA segment at +5, and from +8 the
- * NUL-padded name of the driver that claims it. It stands for what a real kernel learns from the device id
- * (modules.alias, the driver's knowledge of its hardware; some devices report their reach in registers, like
- * AHCI's S64A).
- */
-export const VNDR_DMA_FORMAT = 1;
-export const VNDR_DMA_LENGTH = 24;
+export * from "./function.js";
+export {
+  CAP_EXP_OFFSET, CAP_MSI_OFFSET, CAP_VNDR_OFFSET, EXT_CAP_ACS_OFFSET, VNDR_DMA_FORMAT, VNDR_DMA_LENGTH, programBar,
+} from "./config-space.js";
 
 /** Default identities, as QEMU's models report them. */
 const DEFAULT_IDS: Record<PciFunctionType, [number, number, number]> = {
@@ -159,14 +39,6 @@ const DEFAULT_IDS: Record<PciFunctionType, [number, number, number]> = {
   "pcie-pci-bridge": [0x1b36, 0x000e, 0x060400],
   "pci-bridge": [0x1b36, 0x0001, 0x060400],
 };
-
-export function isBridgeType(t: PciFunctionType): boolean {
-  return t === "root-port" || t === "upstream-port" || t === "downstream-port" || t === "pcie-pci-bridge" || t === "pci-bridge";
-}
-
-export function isPcieType(t: PciFunctionType): boolean {
-  return t !== "pci" && t !== "pci-bridge" && t !== "host-bridge";
-}
 
 function bad(field: string, message: string): IommuError {
   return new IommuError("MACHINE_CONFIG", `${field}: ${message}`, {
@@ -495,118 +367,4 @@ export class PciTopology {
       fn.config[at] = (value >>> (8 * i)) & 0xff;
     }
   }
-}
-
-function writable(fn: PciFunction, at: number): boolean {
-  if (at === PCI_COMMAND || at === PCI_COMMAND + 1) return true;
-  if (fn.msi === "msi" && at >= CAP_MSI_OFFSET + 2 && at < CAP_MSI_OFFSET + 14) return true;
-  if (fn.msi === "msix" && (at === CAP_MSI_OFFSET + 3)) return true; // enable / function mask
-  if (fn.acs && (at === EXT_CAP_ACS_OFFSET + 6 || at === EXT_CAP_ACS_OFFSET + 7)) return true;
-  return false;
-}
-
-function put8(c: Uint8Array, o: number, v: number): void {
-  c[o] = v & 0xff;
-}
-function put16(c: Uint8Array, o: number, v: number): void {
-  put8(c, o, v);
-  put8(c, o + 1, v >>> 8);
-}
-function put32(c: Uint8Array, o: number, v: number): void {
-  put16(c, o, v & 0xffff);
-  put16(c, o + 2, (v >>> 16) & 0xffff);
-}
-
-function pcieTypeOf(fn: PciFunction): number | null {
-  switch (fn.type) {
-    case "endpoint":
-      return fn.address.bus === 0 ? PCI_EXP_TYPE_RC_END : PCI_EXP_TYPE_ENDPOINT;
-    case "root-port":
-      return PCI_EXP_TYPE_ROOT_PORT;
-    case "upstream-port":
-      return PCI_EXP_TYPE_UPSTREAM;
-    case "downstream-port":
-      return PCI_EXP_TYPE_DOWNSTREAM;
-    case "pcie-pci-bridge":
-      return PCI_EXP_TYPE_PCI_BRIDGE;
-    default:
-      return null;
-  }
-}
-
-/** Writes the configuration header and capabilities of a function (BAR addresses are written by firmware). */
-function buildConfig(fn: PciFunction): void {
-  const c = fn.config;
-  put16(c, PCI_VENDOR_ID, fn.vendorId);
-  put16(c, PCI_VENDOR_ID + 2, fn.deviceId);
-  put8(c, PCI_CLASS_REVISION, fn.revision);
-  put8(c, PCI_CLASS_REVISION + 1, fn.classCode & 0xff);
-  put16(c, PCI_CLASS_REVISION + 2, (fn.classCode >>> 8) & 0xffff);
-  const bridge = fn.secondaryBus !== null;
-  put8(c, PCI_HEADER_TYPE, (bridge ? 1 : 0) | (fn.multifunction ? PCI_HEADER_TYPE_MFD : 0));
-  if (bridge) {
-    put8(c, PCI_PRIMARY_BUS, fn.address.bus);
-    put8(c, PCI_SECONDARY_BUS, fn.secondaryBus ?? 0);
-    put8(c, PCI_SUBORDINATE_BUS, fn.subordinateBus ?? 0);
-  } else {
-    put16(c, PCI_SUBSYSTEM_VENDOR_ID, fn.vendorId === 0x1b36 ? 0x1af4 : fn.vendorId);
-    put16(c, PCI_SUBSYSTEM_VENDOR_ID + 2, 0x1100);
-  }
-  const caps: [number, (o: number) => void][] = [];
-  const pt = pcieTypeOf(fn);
-  if (pt !== null) {
-    caps.push([CAP_EXP_OFFSET, (o) => {
-      put8(c, o, PCI_CAP_ID_EXP);
-      put16(c, o + 2, 0x2 | (pt << 4)); // capability version 2, device/port type
-    }]);
-  }
-  if (fn.msi === "msi") {
-    caps.push([CAP_MSI_OFFSET, (o) => {
-      put8(c, o, PCI_CAP_ID_MSI);
-      const mmc = Math.ceil(Math.log2(fn.msiVectors));
-      put16(c, o + 2, 0x80 | (mmc << 1)); // 64-bit address capable, multiple message capable
-    }]);
-  } else if (fn.msi === "msix") {
-    caps.push([CAP_MSI_OFFSET, (o) => {
-      put8(c, o, PCI_CAP_ID_MSIX);
-      put16(c, o + 2, (fn.msiVectors - 1) & 0x7ff);
-      put32(c, o + 4, 0); // table at BAR 0, offset 0
-      put32(c, o + 8, 0x800); // pending bit array at BAR 0, offset 0x800
-    }]);
-  }
-  const dmaCapable = fn.type === "endpoint" || fn.type === "pci";
-  if (dmaCapable) {
-    caps.push([CAP_VNDR_OFFSET, (o) => {
-      put8(c, o, PCI_CAP_ID_VNDR);
-      put8(c, o + 2, VNDR_DMA_LENGTH);
-      put8(c, o + 3, VNDR_DMA_FORMAT);
-      put8(c, o + 4, fn.dmaBits);
-      put8(c, o + 5, Math.round(Math.log2(fn.maxSegmentSize)));
-      const drv = fn.driver ?? "";
-      for (let i = 0; i < Math.min(drv.length, VNDR_DMA_LENGTH - 9); i++) put8(c, o + 8 + i, drv.charCodeAt(i));
-    }]);
-  }
-  if (caps.length > 0) {
-    put16(c, PCI_STATUS, PCI_STATUS_CAP_LIST);
-    put8(c, PCI_CAPABILITY_LIST, caps[0]?.[0] ?? 0);
-    caps.forEach(([o, write], i) => {
-      write(o);
-      put8(c, o + 1, caps[i + 1]?.[0] ?? 0);
-    });
-  }
-  if (fn.acs) {
-    const o = EXT_CAP_ACS_OFFSET;
-    put32(c, o, PCI_EXT_CAP_ID_ACS | (1 << 16)); // version 1, last capability
-    const portCaps = PCI_ACS_SV | PCI_ACS_TB | PCI_ACS_RR | PCI_ACS_CR | PCI_ACS_UF | PCI_ACS_DT; // as QEMU's ports
-    put16(c, o + 4, fn.type === "endpoint" ? PCI_ACS_RR | PCI_ACS_CR : portCaps);
-    put16(c, o + 6, 0); // control: the kernel enables what it wants
-  }
-}
-
-/** Writes a BAR's address into configuration space (firmware's job). */
-export function programBar(fn: PciFunction, index: number, bar: BarSpec, base: number): void {
-  const o = PCI_BASE_ADDRESS_0 + 4 * index;
-  const lo = bar.kind === "io" ? (base | 1) >>> 0 : (base | (bar.kind === "mem64" ? 0x4 : 0)) >>> 0;
-  put32(fn.config, o, lo % 2 ** 32);
-  if (bar.kind === "mem64") put32(fn.config, o + 4, Math.floor(base / 2 ** 32));
 }

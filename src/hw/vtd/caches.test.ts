@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { PhysicalMemory } from "../../core/memory.js";
 import type { VtdConfig } from "./config.js";
-import { enableTranslation, invalidateContext, invalidateIotlb, VtdTables } from "./test-support.js";
+import { enableTranslation, invalidateContext, invalidateIotlb, VtdTables } from "./builder.js";
 import { VtdUnit, type TranslateResult } from "./unit.js";
 
 const SID = 0x0100;

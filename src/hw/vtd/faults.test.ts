@@ -5,7 +5,7 @@ import type { InterruptMessage } from "../platform.js";
 import type { VtdConfig } from "./config.js";
 import { frcdOffset } from "./registers.js";
 import { DMAR_FEADDR_REG, DMAR_FECTL_REG, DMAR_FEDATA_REG, DMAR_FEUADDR_REG, DMAR_FSTS_REG, FSTS_PFO } from "./spec.js";
-import { enableTranslation, VtdTables } from "./test-support.js";
+import { enableTranslation, VtdTables } from "./builder.js";
 import { VtdUnit } from "./unit.js";
 
 function setup(config: Partial<VtdConfig> = {}) {

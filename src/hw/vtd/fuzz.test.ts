@@ -14,7 +14,7 @@ import {
   GCMD_SRTP,
   GCMD_TE,
 } from "./spec.js";
-import { desc, gcmd as gcmdSet, VtdTables } from "./test-support.js";
+import { desc, gcmd as gcmdSet, VtdTables } from "./builder.js";
 import { VtdUnit } from "./unit.js";
 import { seededRandom } from "../../core/random.js";
 

@@ -193,15 +193,22 @@ test("5.1.4.1 fault 0x23: IRTE beyond the host address width, or the read failin
   ir.setTable(0x0000_000f, 0xffff_f000);
   ir.setEnabled(true);
   blocked(ir.remap(SID, encodeRemappableMsi(0).address, 0, 0), 0x23);
-  const failing: PhysReader = {
-    read32(_a: PhysAddr): number {
-      throw new Error("hole in the dump");
-    },
-  };
-  const ir2 = new InterruptRemapper(failing, () => {});
+  // A reader that says the table is not there (a dump with a hole, RAM that ends): an access error.
+  const holed = { read32: (_a: PhysAddr): number => 0, canRead: () => false };
+  const ir2 = new InterruptRemapper(holed, () => {});
   ir2.setTable(0x1000 | 0xf, 0);
   ir2.setEnabled(true);
   blocked(ir2.remap(SID, encodeRemappableMsi(0).address, 0, 0), 0x23);
+  // A reader that fails for another reason is a bug, not a fault the hardware would record: it propagates.
+  const failing: PhysReader = {
+    read32(_a: PhysAddr): number {
+      throw new Error("programming error");
+    },
+  };
+  const ir3 = new InterruptRemapper(failing, () => {});
+  ir3.setTable(0x1000 | 0xf, 0);
+  ir3.setEnabled(true);
+  assert.throws(() => ir3.remap(SID, encodeRemappableMsi(0).address, 0, 0), /programming error/);
 });
 
 test("9.10 fault 0x24: reserved bits, posted format, xAPIC destination bits, reserved SVT", () => {

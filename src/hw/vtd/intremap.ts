@@ -72,6 +72,7 @@ import {
   MSI_DATA_TM_LEVEL,
   msiHandle,
   PID_CONTROL_OFFSET,
+  PID_SIZE,
   PID_NDST_OFFSET,
   PID_NV_SHIFT,
   PID_ON,
@@ -234,7 +235,7 @@ export class InterruptRemapper {
     notifications: 0,
   };
 
-  private readonly reader: PhysReader;
+  private readonly reader: PhysReader & { canRead?(addr: number, length: number): boolean };
   private readonly onFault: (f: IrFault) => void;
   private readonly cacheSize: number;
   private readonly haw: number;
@@ -260,7 +261,7 @@ export class InterruptRemapper {
   private lastPtData = -1;
   private lastPt: RemapOk | undefined;
 
-  constructor(reader: PhysReader, onFault: (f: { sid: number; reason: number; index: number }) => void, options: InterruptRemapperOptions = {}) {
+  constructor(reader: PhysReader & { canRead?(addr: number, length: number): boolean }, onFault: (f: { sid: number; reason: number; index: number }) => void, options: InterruptRemapperOptions = {}) {
     this.reader = reader;
     this.onFault = onFault;
     const size = options.cacheSize ?? DEFAULT_CACHE_SIZE;
@@ -429,23 +430,21 @@ export class InterruptRemapper {
     if (hi >= this.hiLimit || (hi === 0 && lo >= this.loLimit)) {
       return this.fault(source, VTD_FR_IR_ROOT_INVAL, index, false, `IRTE address beyond the ${this.haw}-bit host address width`);
     }
+    // Outside memory the read is an access error (fault 0x23); anything else thrown here is a bug and propagates.
+    if (!this.readable(hi, lo, IRTE_SIZE)) return this.fault(source, VTD_FR_IR_ROOT_INVAL, index, false, "IRTE read failed");
     let w0: number, w1: number, w2: number, w3: number;
-    try {
-      if (hi < 0x20_0000) {
-        const a = hi * TWO32 + lo;
-        w0 = this.reader.read32(a);
-        w1 = this.reader.read32(a + 4);
-        w2 = this.reader.read32(a + 8);
-        w3 = this.reader.read32(a + 12);
-      } else {
-        const a = (BigInt(hi) << 32n) | BigInt(lo);
-        w0 = this.reader.read32(a);
-        w1 = this.reader.read32(a + 4n);
-        w2 = this.reader.read32(a + 8n);
-        w3 = this.reader.read32(a + 12n);
-      }
-    } catch {
-      return this.fault(source, VTD_FR_IR_ROOT_INVAL, index, false, "IRTE read failed");
+    if (hi < 0x20_0000) {
+      const a = hi * TWO32 + lo;
+      w0 = this.reader.read32(a);
+      w1 = this.reader.read32(a + 4);
+      w2 = this.reader.read32(a + 8);
+      w3 = this.reader.read32(a + 12);
+    } else {
+      const a = (BigInt(hi) << 32n) | BigInt(lo);
+      w0 = this.reader.read32(a);
+      w1 = this.reader.read32(a + 4n);
+      w2 = this.reader.read32(a + 8n);
+      w3 = this.reader.read32(a + 12n);
     }
     w0 >>>= 0;
     w1 >>>= 0;
@@ -482,6 +481,18 @@ export class InterruptRemapper {
   }
 
   /**
+   * Whether `length` bytes at hi:lo are memory the unit can read: below the 2^57 physical addresses memory has, and
+   * where the reader says so (a platform with limited RAM, a dump with holes; such readers give sizes below 2^53).
+   */
+  private readable(hi: number, lo: number, length: number): boolean {
+    // hi:lo + length <= 2^57, i.e. hi below 2^25 with no carry out of the last 4 GiB.
+    if (hi > 0x1ff_ffff || (hi === 0x1ff_ffff && lo + length > TWO32)) return false;
+    const can = this.reader.canRead;
+    if (can === undefined) return true;
+    return hi < 0x20_0000 && can.call(this.reader, hi * TWO32 + lo, length);
+  }
+
+  /**
    * Posts `vector` into the descriptor (VT-d spec 5.2.3): PIR bit set; then, when ON is clear and (URG or SN
    * clear), ON set and the notification event returned. One read-modify-write of the descriptor, as the
    * hardware's atomic update.
@@ -490,24 +501,21 @@ export class InterruptRemapper {
     const w = this.writer;
     if (w === null) return this.fault(source, VTD_FR_IR_ROOT_INVAL, index, false, "posted-interrupt descriptor cannot be written");
     const at = (off: number): PhysAddr => (p.pdaHi < 0x20_0000 ? p.pdaHi * TWO32 + p.pdaLo + off : ((BigInt(p.pdaHi) << 32n) | BigInt(p.pdaLo)) + BigInt(off));
-    let alreadyPending: boolean;
-    let notified = false;
-    let ctl: number;
-    let ndst: number;
-    try {
-      const pirAt = at(4 * (vector >>> 5));
-      const bit = (1 << (vector & 31)) >>> 0;
-      const pir = this.reader.read32(pirAt) >>> 0;
-      alreadyPending = (pir & bit) !== 0;
-      if (!alreadyPending) w.write32(pirAt, (pir | bit) >>> 0);
-      ctl = this.reader.read32(at(PID_CONTROL_OFFSET)) >>> 0;
-      ndst = this.reader.read32(at(PID_NDST_OFFSET)) >>> 0;
-      if ((ctl & PID_ON) === 0 && (p.urgent || (ctl & PID_SN) === 0)) {
-        w.write32(at(PID_CONTROL_OFFSET), (ctl | PID_ON) >>> 0);
-        notified = true;
-      }
-    } catch {
+    // A descriptor outside memory is an access error (fault 0x23); anything else thrown here is a bug and propagates.
+    if (!this.readable(p.pdaHi, p.pdaLo, PID_SIZE)) {
       return this.fault(source, VTD_FR_IR_ROOT_INVAL, index, false, "posted-interrupt descriptor access failed");
+    }
+    let notified = false;
+    const pirAt = at(4 * (vector >>> 5));
+    const bit = (1 << (vector & 31)) >>> 0;
+    const pir = this.reader.read32(pirAt) >>> 0;
+    const alreadyPending = (pir & bit) !== 0;
+    if (!alreadyPending) w.write32(pirAt, (pir | bit) >>> 0);
+    const ctl = this.reader.read32(at(PID_CONTROL_OFFSET)) >>> 0;
+    const ndst = this.reader.read32(at(PID_NDST_OFFSET)) >>> 0;
+    if ((ctl & PID_ON) === 0 && (p.urgent || (ctl & PID_SN) === 0)) {
+      w.write32(at(PID_CONTROL_OFFSET), (ctl | PID_ON) >>> 0);
+      notified = true;
     }
     this.stats.posted++;
     if (notified) this.stats.notifications++;

@@ -20,7 +20,7 @@ import {
   GCMD_QIE,
   GCMD_SIRTP,
 } from "./spec.js";
-import { desc, enableTranslation, gcmd, invalidateContext, invalidateIotlb, InvalidationQueue, VtdTables } from "./test-support.js";
+import { desc, enableTranslation, gcmd, invalidateContext, invalidateIotlb, InvalidationQueue, VtdTables } from "./builder.js";
 import { VtdUnit } from "./unit.js";
 
 const QUEUE = 0x40_0000;

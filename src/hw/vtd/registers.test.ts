@@ -32,7 +32,7 @@ import {
   GSTS_RTPS,
   GSTS_TES,
 } from "./spec.js";
-import { gcmd } from "./test-support.js";
+import { gcmd } from "./builder.js";
 import { VtdUnit } from "./unit.js";
 
 function unit(config = {}): VtdUnit {

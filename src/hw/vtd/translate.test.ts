@@ -4,7 +4,7 @@ import { PhysicalMemory } from "../../core/memory.js";
 import { Platform } from "../platform.js";
 import { frcdOffset } from "./registers.js";
 import { DMAR_FSTS_REG, FSTS_PFO, GCMD_CFI, GCMD_IRE, GCMD_SIRTP, DMAR_IRTA_REG } from "./spec.js";
-import { enableTranslation, gcmd, VtdTables } from "./test-support.js";
+import { enableTranslation, gcmd, VtdTables } from "./builder.js";
 import { VtdUnit, type TranslateResult } from "./unit.js";
 import type { VtdConfig } from "./config.js";
 

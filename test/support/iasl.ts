@@ -101,7 +101,7 @@ export function corpusTables(kind: "dmar" | "ivrs"): [string, Uint8Array][] {
  * checkout (../shared/corpus/acpi, which may have grown), else the copy kept in test/corpus/acpi.
  */
 export function corpusDir(kind: "dmar" | "ivrs"): string {
-  const repo = fileURLToPath(new URL("../../../", import.meta.url));
+  const repo = fileURLToPath(new URL("../../", import.meta.url));
   const shared = join(repo, "..", "shared", "corpus", "acpi");
   const base = process.env.IOMMU_KIT_CORPUS ?? (existsSync(join(shared, kind)) ? shared : join(repo, "test", "corpus", "acpi"));
   return join(base, kind);

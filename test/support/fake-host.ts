@@ -11,9 +11,9 @@
 import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, unlinkSync, writeFileSync, existsSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, posix } from "node:path";
-import { IommuError } from "../core/errors.js";
-import type { WritableSysfsView } from "./sysfs-view.js";
-import { RootView } from "./views/root-view.js";
+import { IommuError } from "../../src/core/errors.js";
+import type { WritableSysfsView } from "../../src/host/sysfs-view.js";
+import { RootView } from "../../src/host/views/root-view.js";
 
 export interface FakeDevice {
   address: string;

@@ -1,7 +1,7 @@
 /**
  * Builds legacy-mode VT-d structures in physical memory (root table, context tables, second-level page tables)
- * and programs a unit through its registers the way a driver does. For tests, benchmarks and fixtures (a memory
- * image written with these tables is what `iommu walk` reads).
+ * and programs a unit through its registers the way a driver does: the test bench of the VT-d model, used by its
+ * tests, the benchmarks, library users who drive a unit directly, and to make memory images for `iommu walk`.
  */
 import type { PhysicalMemory } from "../../core/memory.js";
 import {
@@ -142,6 +142,35 @@ export class VtdTables {
 export interface RegisterPort {
   mmioRead(offset: number, size: 4): number;
   mmioWrite(offset: number, size: number, value: number | bigint): void;
+}
+
+/** A RegisterPort that also reads 64-bit registers (CCMD, IOTLB, CAP, fault records) as bigint. */
+export interface RegisterWindow extends RegisterPort {
+  mmioRead(offset: number, size: 4): number;
+  mmioRead(offset: number, size: 8): bigint;
+}
+
+/** An MMIO space that reaches the units' registers: a Machine or a Platform. */
+export interface MmioSpace {
+  mmioRead(addr: number, size: 4 | 8): number | bigint;
+  mmioWrite(addr: number, size: 4 | 8, value: number | bigint): void;
+}
+
+/** The registers of the unit mapped at `base` in `mmio`, addressed by offset the way the specification lists them. */
+export function registerWindow(mmio: MmioSpace, base: number): RegisterWindow {
+  function read(offset: number, size: 4): number;
+  function read(offset: number, size: 8): bigint;
+  function read(offset: number, size: 4 | 8): number | bigint {
+    const v = mmio.mmioRead(base + offset, size);
+    return size === 4 ? Number(v) : BigInt(v);
+  }
+  return {
+    mmioRead: read,
+    mmioWrite: (offset, size, value) => {
+      if (size !== 4 && size !== 8) throw new RangeError(`VT-d registers are written 4 or 8 bytes at a time, not ${size}`);
+      mmio.mmioWrite(base + offset, size, value);
+    },
+  };
 }
 
 /** Issues one GCMD command the way drivers do: current GSTS (less one-shot bits) plus or minus the bit. */

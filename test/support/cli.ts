@@ -1,5 +1,5 @@
 /** Runs the CLI in-process and captures its output, exactly as the `iommu` binary would print it. */
-import { runCliReporting } from "./main.js";
+import { runCliReporting } from "../../src/cli/main.js";
 
 export interface CliResult {
   code: number;

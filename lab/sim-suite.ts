@@ -1,0 +1,100 @@
+/**
+ * The simulated kernel against Linux 6.1 on every topology and command line of lab/sim-topologies.ts: each case
+ * boots the real kernel under QEMU with lab/guest/sim-job.sh (no node in the guest: a boot is the kernel's own
+ * time), then builds the simulated machine from the captured configuration spaces (lab/sim-machine.ts), boots
+ * the simulated kernel with the same command line and compares groups, members, group types, reserved regions
+ * and the kernel log lines (lab/sim-compare.ts).
+ *
+ * With `--reuse`, a case whose capture already exists in lab/work/runs/sim-NAME/ is compared again without a
+ * boot (for working on the simulated kernel; the full lab always boots). With `--update-fixtures`, each case's
+ * machine and Linux's answers go to test/fixtures/sim-vs-real/NAME.json, which src/os/sim-vs-real.test.ts replays
+ * in the unit tests.
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { bootGuest, describeFailure, kernelVersion, qemuVersion, REPO_DIR, WORK_DIR } from "./qemu.js";
+import type { Report } from "./report.js";
+import { compareCapture, type CompareTotals } from "./sim-compare.js";
+import { caseName, simCases, type SimCase } from "./sim-topologies.js";
+
+export interface SimSuiteOptions {
+  echo: boolean;
+  timeoutSec?: number;
+  /** Only the cases whose name contains one of these. */
+  only?: string[];
+  /** Compare existing captures without booting. */
+  reuse?: boolean;
+  /** Write test/fixtures/sim-vs-real/NAME.json for each case compared. */
+  updateFixtures?: boolean;
+}
+
+export const SIM_FIXTURES_DIR = join(REPO_DIR, "test", "fixtures", "sim-vs-real");
+
+async function capture(report: Report, suite: string, c: SimCase, o: SimSuiteOptions): Promise<string | null> {
+  const name = `sim-${caseName(c)}`;
+  const outDir = join(WORK_DIR, "runs", name);
+  const dir = join(outDir, "capture");
+  if (o.reuse && existsSync(join(dir, "dmesg.txt"))) {
+    report.note(`${suite}: compared against the capture already in ${dir} (--reuse)`);
+    return dir;
+  }
+  const r = await bootGuest({
+    name,
+    machineArgs: [...(c.iommuDevice ? ["-device", c.iommuDevice] : []), ...c.topology.devices()],
+    cmdline: c.cmdline,
+    script: `exec /bin/sh '${join(REPO_DIR, "lab", "guest", "sim-job.sh")}'\n`,
+    timeoutSec: o.timeoutSec ?? 240,
+    echo: o.echo,
+  });
+  if (r.jobExit !== 0) {
+    report.fail(suite, "guest boots and captures", describeFailure(r));
+    return null;
+  }
+  const tar = join(outDir, "capture.tar");
+  const x = existsSync(tar) ? spawnSync("tar", ["-C", outDir, "-xf", tar]) : null;
+  if (x === null || x.status !== 0 || !existsSync(join(dir, "dmesg.txt"))) {
+    report.fail(suite, "guest boots and captures", `no usable capture.tar in ${outDir}`);
+    return null;
+  }
+  report.pass(suite, "guest boots and captures", `boot ${r.bootSec?.toFixed(1) ?? "?"} s, total ${r.elapsedSec.toFixed(1)} s`);
+  return dir;
+}
+
+export async function runSimSuite(report: Report, o: SimSuiteOptions): Promise<void> {
+  const cases = simCases().filter((c) => !o.only || o.only.some((s) => caseName(c).includes(s)));
+  if (cases.length === 0) {
+    report.fail("sim", "cases selected", `no case name contains ${JSON.stringify(o.only)} (names: ${simCases().map(caseName).join(", ")})`);
+    return;
+  }
+  const totals: CompareTotals = { cases: 0, facts: 0, differing: 0 };
+  const topologies = new Set<string>();
+  const cmdlines = new Set<string>();
+  const started = Date.now();
+  const written: string[] = [];
+  for (const c of cases) {
+    const suite = `sim ${caseName(c)}`;
+    const dir = await capture(report, suite, c, o);
+    if (dir === null) continue;
+    topologies.add(c.topology.id);
+    cmdlines.add(c.iommuDevice === null ? "(no IOMMU)" : c.cmdline);
+    const fixture = compareCapture(report, suite, dir, c.iommuDevice !== null, totals);
+    if (fixture !== null && o.updateFixtures) {
+      const recorded = { qemu: await qemuVersion(), kernel: kernelVersion(), qemuDevices: [...(c.iommuDevice ? ["-device", c.iommuDevice] : []), ...c.topology.devices()].join(" ").replace(/\/\S*\/lab\/work\//g, "lab/work/") };
+      mkdirSync(SIM_FIXTURES_DIR, { recursive: true });
+      const path = join(SIM_FIXTURES_DIR, `${caseName(c).replace(/[^\w.+=-]/g, "_")}.json`);
+      writeFileSync(path, JSON.stringify({ recorded, ...fixture }, null, 1) + "\n");
+      written.push(path);
+    }
+  }
+  if (o.updateFixtures && !o.only) {
+    // A full run owns the directory: fixtures of cases that no longer exist go.
+    const keep = new Set(written.map((p) => p.slice(SIM_FIXTURES_DIR.length + 1)));
+    for (const f of readdirSync(SIM_FIXTURES_DIR)) if (f.endsWith(".json") && !keep.has(f)) rmSync(join(SIM_FIXTURES_DIR, f));
+  }
+  if (written.length) report.note(`sim: wrote ${written.length} fixtures to ${SIM_FIXTURES_DIR}`);
+  report.note(
+    `sim: ${totals.cases} cases over ${topologies.size} topologies and ${cmdlines.size} distinct command lines (lab/sim-topologies.ts), ` +
+      `${totals.facts} facts compared, ${totals.differing} differ; ${((Date.now() - started) / 1000).toFixed(0)} s`,
+  );
+}
