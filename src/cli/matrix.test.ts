@@ -58,6 +58,13 @@ const RECIPES: Record<string, Recipe> = {
   // One scenario per machine, a different one each time: all of them run, on every kind of machine.
   scenario: { per: "machine", argv: (c) => [["scenario", SCENARIO_NAMES[c.index % SCENARIO_NAMES.length]!, "--machine", c.machine]] },
   bench: { per: "once", argv: () => [["bench", "translate-hit", "--quick"]] },
+  ui: {
+    per: "machine",
+    argv: (c) => [
+      ["ui", "--export", join(tmp, `ui-${c.index}`), "-m", c.machine, "--no-stories"],
+      ["ui", "-m", c.machine, "--no-stories", "--for", "0"],
+    ],
+  },
 };
 
 /** Every runnable command path in the table ("acpi decode", "status", …). */

@@ -12,6 +12,7 @@ import { simCommand } from "./sim.js";
 import { snapshotCommand } from "./snapshot.js";
 import { statusCommand } from "./status.js";
 import { tourCommand } from "./tour.js";
+import { uiCommand } from "./ui.js";
 import { walkCommand } from "./walk.js";
 
 /** `iommu --help` lists the commands in these sections, in this order. */
@@ -21,7 +22,7 @@ export const commandSections: { title: string; commands: Command[] }[] = [
     commands: [statusCommand, groupsCommand, checkCommand, bootargsCommand, bindCommand, unbindCommand, libvirtXmlCommand, snapshotCommand],
   },
   { title: "Firmware tables and memory forensics", commands: [acpiCommand, walkCommand] },
-  { title: "The simulated machine", commands: [tourCommand, simCommand, scenarioCommand] },
+  { title: "The simulated machine", commands: [tourCommand, simCommand, scenarioCommand, uiCommand] },
   { title: "Performance", commands: [benchCommand] },
 ];
 

@@ -1,0 +1,204 @@
+/**
+ * The data the browser view renders, built from the same library results the CLI prints: the machine's PCI
+ * topology and IOMMU units, the kernel's groups and domains after boot, each translated device's mappings with
+ * page walks (one that translates, one that faults), interrupt-remapping walks, and the tour's stories.
+ * Everything is plain JSON (addresses as "0x…" strings) so it can be embedded in a static page.
+ */
+import { Machine } from "../hw/machine.js";
+import type { PciFunction } from "../hw/pci/topology.js";
+import { Kernel } from "../os/kernel.js";
+import { runTour, type TourStory } from "../os/tour.js";
+import { vmStories } from "../hv/tour.js";
+import { forensicCaps, listMappings, walkIova, walkMsi, type ListReport, type MsiReport, type WalkReport } from "../forensics/walk.js";
+
+export interface UiDevice {
+  bdf: string;
+  name: string;
+  type: string;
+  parent: string | null;
+  acs: boolean;
+  multifunction: boolean;
+  aliases: number[];
+  group: number | null;
+  unit: string | null;
+}
+
+export interface UiGroup {
+  id: number;
+  type: string | null;
+  domainIds: number[];
+  devices: string[];
+  /** Why these devices share a group (empty for a group of one). */
+  why: string[];
+}
+
+export interface UiSpace {
+  bdf: string;
+  domainType: string | null;
+  /** The demo buffer mapped through the DMA API: host pages it reaches. */
+  bufferPages: string[];
+  mappings: ListReport;
+  reserved: { start: string; end: string; type: string }[];
+  walks: WalkReport[];
+  msi: MsiReport[];
+}
+
+export interface UiData {
+  machine: string;
+  cmdline: string;
+  devices: UiDevice[];
+  units: { name: string; base: string; translation: boolean; irqRemapping: boolean; scope: string[] }[];
+  groups: UiGroup[];
+  spaces: UiSpace[];
+  stories: TourStory[];
+}
+
+const CMDLINE = "intel_iommu=on";
+const PAGE = 4096;
+const hx = (n: number | bigint): string => "0x" + n.toString(16);
+
+/** Why the kernel put these functions in one group, from the topology: the reasons pci_device_group follows. */
+export function groupReasons(fns: PciFunction[]): string[] {
+  if (fns.length < 2) return [];
+  const why = new Set<string>();
+  for (const f of fns) {
+    if (f.dmaAliasDevfns.length > 0) why.add(`${f.bdf} also issues requests as another devfn (DMA alias)`);
+    for (let p = f.parent; p !== null; p = p.parent) {
+      if (p.type === "pcie-pci-bridge" || p.type === "pci-bridge") why.add(`PCIe-to-PCI bridge ${p.bdf}: devices behind it share its requester id (alias)`);
+      else if (!p.acs && p.type !== "host-bridge") why.add(`no ACS on the path at ${p.bdf}`);
+    }
+    const slot = fns.filter((g) => g.address.bus === f.address.bus && g.address.device === f.address.device);
+    if (f.multifunction && slot.length > 1 && !f.acs) why.add(`multifunction device ${f.bdf.slice(0, -2)} without ACS`);
+  }
+  if (why.size === 0) why.add("devices share an upstream port without isolation");
+  return [...why];
+}
+
+function unitOf(m: Machine, fn: PciFunction): string | null {
+  for (const u of m.config.iommus) {
+    if (u.scope === "all") continue;
+    for (const s of u.scope) {
+      const d = m.topology.byBdf(s);
+      if (d === undefined) continue;
+      if (d.rid === fn.rid) return u.name;
+      const sec = d.secondaryBus;
+      if (sec !== null && fn.address.bus >= sec && fn.address.bus <= (d.subordinateBus ?? sec)) return u.name;
+    }
+  }
+  return m.config.iommus.find((u) => u.scope === "all")?.name ?? null;
+}
+
+function space(m: Machine, k: Kernel, bdf: string, domainType: string | null, rtaddr: bigint, irta: bigint): UiSpace {
+  const fn = m.topology.byBdf(bdf);
+  const sid = fn?.rid ?? 0;
+  const unit = m.units.find((u) => fn !== undefined && u.name === unitOf(m, fn)) ?? m.units[0];
+  const caps = forensicCaps({ cap: unit === undefined ? undefined : BigInt.asUintN(64, m.mmioRead(unit.base + 0x08, 8)) });
+  const bufferPages: string[] = [];
+  if (domainType !== "identity" && fn?.driver !== null) {
+    const dma = k.dma(bdf);
+    const pages: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      pages.push(k.pages.alloc(1));
+      k.pages.alloc(1); // a page of someone else in between: the buffer is scattered in host memory
+    }
+    dma.maxSegmentSize = 2 ** 31;
+    dma.mapSg(pages.map((p) => ({ phys: p, length: PAGE })), "to-device");
+    bufferPages.push(...pages.map(hx));
+  }
+  const mappings = listMappings(m.memory, { rtaddr, sid, caps });
+  const walks: WalkReport[] = [];
+  if (mappings.result === "ok") {
+    for (const r of mappings.ranges.slice(0, 16)) walks.push(walkIova(m.memory, { rtaddr, sid, iova: BigInt(r.iova) + 0x10n, caps }));
+    const last = mappings.ranges[mappings.ranges.length - 1];
+    const past = last === undefined ? 0x1000n : BigInt(last.iova) + BigInt(last.size) + 0x1000n;
+    walks.push(walkIova(m.memory, { rtaddr, sid, iova: past, caps, access: "write" }));
+  } else {
+    walks.push(walkIova(m.memory, { rtaddr, sid, iova: 0x1000n, caps }));
+  }
+  const msi: MsiReport[] = [];
+  if (irta !== 0n) {
+    // Remappable-format MSI address (bit 4), handle 0; then a handle past the table's end.
+    msi.push(walkMsi(m.memory, { irta, sid, msiAddr: 0xfee00010n, msiData: 0 }));
+    msi.push(walkMsi(m.memory, { irta, sid, msiAddr: 0xfee00010n | (0x7fffn << 5n), msiData: 0 }));
+  }
+  const kdev = k.devices.find((d) => d.name === bdf);
+  const reserved = kdev === undefined ? [] : k.iommu.reservedRegions(kdev, k.driver).map((r) => ({ start: hx(r.start), end: hx(r.end), type: r.type }));
+  return { bdf: fn?.bdf ?? bdf, domainType, bufferPages, mappings, reserved, walks, msi };
+}
+
+export interface UiOptions {
+  machine: string;
+  /** Leave out the tour's stories (faster; for tests of the machine view). */
+  noStories?: boolean;
+}
+
+/** The page's data and, for the served page, walks of any address the reader types. */
+export interface UiSession {
+  data: UiData;
+  /** Walks `iova` for the device (bdf as shown in the page); a string names what is wrong with the input. */
+  walk(bdf: string, iova: string): WalkReport | string;
+}
+
+/** Boots the kernel on the machine and gathers everything the page shows. */
+export function buildUiData(o: UiOptions): UiData {
+  return buildUi(o).data;
+}
+
+function walker(m: Machine): UiSession["walk"] {
+  return (bdf, text) => {
+    const fn = m.topology.byBdf(bdf);
+    if (fn === undefined) return `no PCI function ${bdf} on this machine`;
+    if (!/^(0x)?[0-9a-f]{1,16}$/i.test(text.trim())) return `'${text}' is not a hexadecimal address`;
+    const unit = m.units.find((u) => u.name === unitOf(m, fn)) ?? m.units[0];
+    if (unit === undefined) return "this machine has no IOMMU unit";
+    const rtaddr = BigInt.asUintN(64, m.mmioRead(unit.base + 0x20, 8));
+    const caps = forensicCaps({ cap: BigInt.asUintN(64, m.mmioRead(unit.base + 0x08, 8)) });
+    const t = text.trim();
+    return walkIova(m.memory, { rtaddr, sid: fn.rid, iova: BigInt(/^0x/i.test(t) ? t : "0x" + t), caps });
+  };
+}
+
+export function buildUi(o: UiOptions): UiSession {
+  const m = Machine.load(o.machine);
+  const k = Kernel.boot(m, { cmdline: CMDLINE });
+  const groupOfBdf = new Map<string, number>();
+  const short = (kernelName: string): string => m.topology.byBdf(kernelName)?.bdf ?? kernelName;
+  for (const g of k.groups) for (const d of g.devices) groupOfBdf.set(short(d.name), g.id);
+  const devices: UiDevice[] = m.topology.functions.map((f) => ({
+    bdf: f.bdf,
+    name: f.name,
+    type: f.type,
+    parent: f.parent?.bdf ?? null,
+    acs: f.acs,
+    multifunction: f.multifunction,
+    aliases: f.dmaAliasDevfns,
+    group: groupOfBdf.get(f.bdf) ?? null,
+    unit: unitOf(m, f),
+  }));
+  const groups: UiGroup[] = k.groups.map((g) => {
+    const fns = g.devices.map((d) => m.topology.byBdf(d.name)).filter((f): f is PciFunction => f !== undefined);
+    return { id: g.id, type: g.type, domainIds: [...(g.domain?.dids.values() ?? [])], devices: g.devices.map((d) => short(d.name)), why: groupReasons(fns) };
+  });
+  const units = m.units.map((u) => ({
+    name: u.name,
+    base: hx(u.base),
+    translation: k.driver.units.find((d) => d.name === u.name)?.translationEnabled ?? false,
+    irqRemapping: k.driver.units.find((d) => d.name === u.name)?.irEnabled ?? false,
+    scope: devices.filter((d) => d.unit === u.name).map((d) => d.bdf),
+  }));
+  const spaces: UiSpace[] = [];
+  for (const g of groups) {
+    for (const bdf of g.devices) {
+      const d = devices.find((x) => x.bdf === bdf);
+      if (d === undefined || d.type !== "endpoint" && d.type !== "pci") continue;
+      const unit = m.units.find((u) => u.name === d.unit) ?? m.units[0];
+      if (unit === undefined) continue;
+      const rtaddr = BigInt.asUintN(64, m.mmioRead(unit.base + 0x20, 8));
+      const irta = BigInt.asUintN(64, m.mmioRead(unit.base + 0xb8, 8));
+      const kname = k.devices.find((x) => short(x.name) === bdf)?.name ?? bdf;
+      spaces.push(space(m, k, kname, g.type, rtaddr, irta));
+    }
+  }
+  const stories = o.noStories === true ? [] : [...runTour({ machine: o.machine }), ...vmStories(o.machine)];
+  return { data: { machine: m.config.name, cmdline: CMDLINE, devices, units, groups, spaces, stories }, walk: walker(m) };
+}
