@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cli } from "../../test/support/cli.js";
+import { corpusDir } from "../../test/support/iasl.js";
 import { runCliReporting } from "./main.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "iommu-hardening-"));
@@ -62,7 +63,7 @@ test("machine files are validated strictly: unknown keys are named with their pa
 
 test("acpi encode: null is refused clearly; - reads stdin-less files and -o - writes the bytes; --json reports the file", async () => {
   oneError(await cli(["acpi", "encode", file("n.json", "null"), "-o", join(tmp, "o.bin")]), /expected a table object .* not null \[BAD_JSON\]/);
-  const corpus = join("../shared/corpus/acpi/dmar");
+  const corpus = corpusDir("dmar");
   const bin = join(corpus, readdirSync(corpus).find((f) => f.endsWith(".bin"))!);
   const dec = await cli(["acpi", "decode", bin, "--json"]);
   const json = file("dmar.json", dec.stdout);

@@ -9,6 +9,7 @@ import { mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cli } from "../../test/support/cli.js";
+import { corpusDir } from "../../test/support/iasl.js";
 import { Machine } from "../hw/machine.js";
 import { machinePreset, PRESET_NAMES } from "../hw/machine-presets.js";
 import { SCENARIO_NAMES } from "../hv/scenarios.js";
@@ -21,7 +22,7 @@ writeFileSync(machineFile, JSON.stringify({ ...machinePreset("q35")!, name: "fro
 const MACHINES = [...PRESET_NAMES, machineFile];
 const dump = join(tmp, "zeros.bin");
 writeFileSync(dump, new Uint8Array(1 << 20));
-const dmarDir = "../shared/corpus/acpi/dmar";
+const dmarDir = corpusDir("dmar");
 const dmarFile = join(dmarDir, readdirSync(dmarDir).find((f) => f.endsWith(".bin"))!);
 
 interface Case {
