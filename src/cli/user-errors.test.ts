@@ -5,7 +5,6 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cli, type CliResult } from "../../test/support/cli.js";
-import { REPO } from "../../test/support/program.js";
 import { PRESET_NAMES } from "../hw/machine-presets.js";
 
 function errorLines(r: CliResult): string[] {
