@@ -7,7 +7,7 @@
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { parsePciAddress, requesterId } from "../core/pci.js";
-import { corpusTables, disassembleMany, iaslSkipReason, parseIaslFields, type IaslField } from "../../test/support/iasl.js";
+import { corpusTables, disassembleMany, requireIasl, parseIaslFields, type IaslField } from "../../test/support/iasl.js";
 import { decodeIvrs, renderIvrsText, type IvhdEntry, type IvrsTable } from "./ivrs.js";
 
 interface Want {
@@ -132,10 +132,10 @@ const show = (v: bigint | string): string => (typeof v === "bigint" ? "0x" + v.t
 /** Blocks iasl 20200925 stops at after printing the 8-byte block header. */
 const notDecodedByIasl = (group: string): boolean => group.startsWith("IVHD 40h") || group.startsWith("block ");
 
-const skip = iaslSkipReason();
 let cached: { name: string; table: IvrsTable; ours: string; iasl: IaslField[] }[] | null = null;
 function disassembled(): NonNullable<typeof cached> {
   if (cached) return cached;
+  requireIasl();
   const corpus = corpusTables("ivrs");
   const dsl = disassembleMany(corpus.map(([, b]) => b));
   cached = corpus.map(([name, bytes], i) => {
@@ -145,7 +145,7 @@ function disassembled(): NonNullable<typeof cached> {
   return cached;
 }
 
-test("every corpus IVRS field agrees with iasl -d (header, IVinfo, IVHD, device entries, IVMD)", { skip }, (t: TestContext) => {
+test("every corpus IVRS field agrees with iasl -d (header, IVinfo, IVHD, device entries, IVMD)", (t: TestContext) => {
   const problems: string[] = [];
   const compared = new Map<string, number>();
   const notComparable = new Map<string, number>();
@@ -180,7 +180,7 @@ test("every corpus IVRS field agrees with iasl -d (header, IVinfo, IVHD, device 
   assert.ok(total > 2000, `only ${total} fields compared`);
 });
 
-test("text rendering matches iasl -d line for line: offset, length, field name and value", { skip }, (t: TestContext) => {
+test("text rendering matches iasl -d line for line: offset, length, field name and value", (t: TestContext) => {
   const problems: string[] = [];
   let lines = 0;
   for (const { name, ours, iasl } of disassembled()) {

@@ -4,7 +4,6 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
 import { cli } from "../../test/support/cli.js";
 
 const root = (name: string) => `test/fixtures/hosts/${name}`;
@@ -28,7 +27,7 @@ async function groups(name: string) {
 const blocking = (problems: Problem[]) => problems.filter((p) => p.severity === "error").map((p) => p.code);
 const warnings = (problems: Problem[]) => problems.filter((p) => p.severity === "warning").map((p) => p.code);
 
-describe("recorded kernels", { skip: !existsSync(root("qemu-a-intel-pt-ir")) }, () => {
+describe("recorded kernels", () => {
   it("(a) VT-d with intremap, intel_iommu=on iommu=pt: ready, identity domains", async () => {
     const { code, json } = await status("qemu-a-intel-pt-ir");
     assert.equal(code, 0);

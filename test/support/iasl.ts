@@ -1,7 +1,7 @@
 /**
  * The reference decoder for tests: ACPICA's `iasl -d` (Debian package acpica-tools). Disassembles tables and
  * parses the "[HexOffset DecimalOffset Length]  Field Name : Value [note]" lines it prints.
- * When iasl is missing, tests that need it skip outside CI and fail under CI=true (CI installs it).
+ * When iasl is missing, tests that need it fail (scripts/test-tools.sh, run before `npm test`, installs it).
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -13,11 +13,9 @@ export function iaslAvailable(): boolean {
   return spawnSync("iasl", ["-v"], { stdio: "ignore" }).status === 0;
 }
 
-/** Why an iasl-backed test skips, or false when it can run. Under CI a missing iasl is a failure, not a skip. */
-export function iaslSkipReason(): string | false {
-  if (iaslAvailable()) return false;
-  if (process.env.CI === "true") throw new Error("iasl (acpica-tools) is required under CI but was not found");
-  return "iasl not installed (apt-get install acpica-tools, or run .ci/run)";
+/** Throws when iasl is missing: a comparison that cannot run is a failure, not a skip. */
+export function requireIasl(): void {
+  if (!iaslAvailable()) throw new Error("iasl is not installed: apt-get install -y acpica-tools (or bash scripts/test-tools.sh as root)");
 }
 
 export interface IaslField {

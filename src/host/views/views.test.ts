@@ -7,6 +7,9 @@ import assert from "node:assert/strict";
 import { chmodSync, mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { spawnSync } from "node:child_process";
+import { REPO } from "../../../test/support/program.js";
+import { permissionCheckedCommand } from "../../../test/support/unprivileged.js";
 import { IommuError } from "../../core/errors.js";
 import type { SysfsView } from "../sysfs-view.js";
 import { RecordingView } from "./recording-view.js";
@@ -99,18 +102,23 @@ describe("RootView", () => {
     }
   });
 
-  it("reports an unreadable file as PERMISSION_DENIED naming the view path", { skip: process.getuid?.() === 0 }, () => {
+  it("reports an unreadable file as PERMISSION_DENIED naming the view path", () => {
     const dir = mkdtempSync(join(tmpdir(), "iommu-view-"));
     try {
       mkdirSync(join(dir, "sys/firmware/acpi/tables"), { recursive: true });
       writeFileSync(join(dir, "sys/firmware/acpi/tables/DMAR"), "DMAR");
       chmodSync(join(dir, "sys/firmware/acpi/tables/DMAR"), 0o000);
-      const v = new RootView(dir);
-      assert.throws(
-        () => v.readBytes("/sys/firmware/acpi/tables/DMAR"),
-        (e: unknown) =>
-          e instanceof IommuError && e.code === "PERMISSION_DENIED" && e.message.startsWith("/sys/firmware/acpi/tables/DMAR"),
-      );
+      // In a child that file permissions bind (as root too), so the refusal is real.
+      const read = `import("./src/host/views/root-view.ts").then(({ RootView }) => {
+        try { new RootView(${JSON.stringify(dir)}).readBytes("/sys/firmware/acpi/tables/DMAR"); console.log("read"); }
+        catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }
+      })`;
+      const [cmd, args] = permissionCheckedCommand(["--import", "tsx", "-e", read]);
+      const r = spawnSync(cmd, args, { cwd: REPO, encoding: "utf8" });
+      assert.equal(r.status, 0, r.stderr);
+      const e = JSON.parse(r.stdout) as { code: string; message: string };
+      assert.equal(e.code, "PERMISSION_DENIED");
+      assert.ok(e.message.startsWith("/sys/firmware/acpi/tables/DMAR"), e.message);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
