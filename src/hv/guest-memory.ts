@@ -13,6 +13,7 @@ import { IommuError } from "../core/errors.js";
 
 const PAGE = 4096;
 const NONE = -1;
+const BIG_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 export class GuestMemoryMap {
   /** Bytes of guest RAM (GPA 0 .. size - 1). */
@@ -84,6 +85,8 @@ export class GuestPhysicalMemory extends PhysicalMemory {
   }
 
   private hpa(addr: PhysAddr): number {
+    // Guest RAM lies below 2^53: a bigint beyond that is outside it (and would round as a number).
+    if (typeof addr === "bigint" && !(addr >= 0n && addr < BIG_SAFE)) return NONE;
     const a = typeof addr === "bigint" ? Number(addr) : addr;
     const h = this.map.hostPfnOf(Math.floor(a / PAGE));
     return h === NONE ? NONE : h * PAGE + (a % PAGE);
@@ -95,6 +98,12 @@ export class GuestPhysicalMemory extends PhysicalMemory {
 
   override backedPageNumbers(): number[] {
     return [...this.map.entries()].map(([g]) => g);
+  }
+
+  /** The host page behind guest page `pfn` (undefined when unbacked or never written: it reads as zero). */
+  override pageWords(pfn: number): Uint32Array | undefined {
+    const h = this.map.hostPfnOf(pfn);
+    return h === NONE ? undefined : this.host.pageWords(h);
   }
 
   override read8(addr: PhysAddr): number {

@@ -6,7 +6,7 @@
  * Devices reach memory only through `dmaRead` / `dmaWrite` / `msi`, which go through the unit covering their
  * requester id (or straight to memory when none does, like a platform without an IOMMU).
  */
-import { PhysicalMemory } from "../core/memory.js";
+import { PhysicalMemory, type MemoryRange } from "../core/memory.js";
 import { requesterId, type PciAddress } from "../core/pci.js";
 import type { DeliveredInterrupt } from "./vtd/intremap.js";
 import { PciBus, type PciDevice } from "./pci/bus.js";
@@ -61,10 +61,7 @@ export interface PlatformOptions {
 }
 
 /** A range of RAM in the physical address space: [base, base + size). */
-export interface RamRange {
-  base: number;
-  size: number;
-}
+export type RamRange = MemoryRange;
 
 interface MappedUnit {
   unit: VtdUnit;
@@ -98,11 +95,12 @@ export class Platform {
   private readonly reader: TableReader;
 
   constructor(opts: PlatformOptions = {}) {
-    this.memory = opts.memory ?? new PhysicalMemory();
     this.userSink = opts.interruptSink;
     this.ramSize = opts.ramSize ?? null;
     const ranges = opts.ram ?? (this.ramSize === null ? null : [{ base: 0, size: this.ramSize }]);
     this.ram = ranges === null ? null : [...ranges].filter((r) => r.size > 0).sort((a, b) => a.base - b.base);
+    // RAM pages are found by index in the memory; everything else (the PCI hole, MMIO) is sparse.
+    this.memory = opts.memory ?? new PhysicalMemory(this.ram === null ? {} : { ram: this.ram });
     const mem = this.memory;
     this.reader =
       this.ram === null
@@ -204,6 +202,10 @@ export class Platform {
 
   /** Translates a device request through its unit (identity when no unit covers it). */
   translate(sid: number, addr: number | bigint, length: number, write: boolean, data?: number): TranslateResult {
+    if (typeof addr === "number" && !(Number.isSafeInteger(addr) && addr >= 0)) {
+      // Above 2^53 a number has lost the low bits: addresses there are bigints.
+      throw new RangeError(`DMA address ${addr} is not a non-negative safe integer`);
+    }
     const unit = this.unitFor(sid);
     if (unit !== null) return unit.translate({ sid, addr, length, write, ...(data !== undefined ? { data } : {}) });
     const a = typeof addr === "bigint" ? addr : BigInt(addr);

@@ -16,6 +16,49 @@ import type { MachinePort } from "./port.js";
 const PAGE = 4096;
 const SUPERPAGE = 0x200000;
 const TABLE_PROT = DMA_PTE_READ | DMA_PTE_WRITE;
+/** Pages an entry at each level spans (index = level 1..6). */
+const LEVEL_SPAN = [0, 1, 2 ** 9, 2 ** 18, 2 ** 27, 2 ** 36, 2 ** 45];
+
+/**
+ * Present entries per table page. Mapping and unmapping touch one table many times in a row, so the count of
+ * the table touched last is kept outside the map until another table is counted.
+ */
+class TableCounts {
+  private readonly map = new Map<number, number>();
+  private table = -1;
+  private n = 0;
+
+  get size(): number {
+    return this.map.size;
+  }
+
+  get(t: number): number | undefined {
+    return t === this.table ? this.n : this.map.get(t);
+  }
+
+  set(t: number, n: number): void {
+    if (t === this.table) this.n = n;
+    this.map.set(t, n);
+  }
+
+  delete(t: number): void {
+    if (t === this.table) this.table = -1;
+    this.map.delete(t);
+  }
+
+  /** Adds `delta` to the count of table `t` (0 when it had none); returns the new count. */
+  add(t: number, delta: number): number {
+    if (t !== this.table) {
+      if (this.table >= 0) this.map.set(this.table, this.n);
+      const have = this.map.get(t);
+      if (have === undefined) this.map.set(t, 0);
+      this.table = t;
+      this.n = have ?? 0;
+    }
+    this.n += delta;
+    return this.n;
+  }
+}
 
 /** A 4 KiB mapping refused because a superpage already maps the IOVA elsewhere (Linux: "DMA PTE … already set"). */
 export interface MapConflict {
@@ -33,7 +76,7 @@ export class PageTables {
   /** Mappings refused because a superpage was in the way, oldest first. */
   readonly conflicts: MapConflict[] = [];
   /** Present entries per table page below the top one. */
-  private readonly used = new Map<number, number>();
+  private readonly used = new TableCounts();
 
   constructor(
     private readonly mem: MachinePort["memory"],
@@ -50,7 +93,7 @@ export class PageTables {
   }
 
   private entry(table: number, pfn: number, level: number): number {
-    return table + (Math.floor(pfn / 2 ** (LEVEL_STRIDE * (level - 1))) % PTES_PER_TABLE) * 8;
+    return table + (Math.floor(pfn / (LEVEL_SPAN[level] ?? 2 ** (LEVEL_STRIDE * (level - 1)))) % PTES_PER_TABLE) * 8;
   }
 
   private readAddr(ea: number, lo: number): number {
@@ -58,15 +101,14 @@ export class PageTables {
   }
 
   private writeEntry(ea: number, addr: number, flags: number): void {
-    this.mem.write32(ea + 4, Math.floor(addr / TWO32));
-    this.mem.write32(ea, ((addr % TWO32) | flags) >>> 0);
+    const hi = Math.floor(addr / TWO32);
+    this.mem.write32(ea + 4, hi);
+    this.mem.write32(ea, ((addr - hi * TWO32) | flags) >>> 0);
   }
 
   private count(table: number, delta: number): number {
     if (table === this.pgd) return 1;
-    const n = (this.used.get(table) ?? 0) + delta;
-    this.used.set(table, n);
-    return n;
+    return this.used.add(table, delta);
   }
 
   /**

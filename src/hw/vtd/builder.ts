@@ -46,6 +46,12 @@ export interface MapOptions {
 
 const PAGE = 4096;
 
+/** An address as a bigint; a number must be a safe integer (above 2^53 only a bigint is exact). */
+function exact(a: number | bigint): bigint {
+  if (typeof a === "number" && !Number.isSafeInteger(a)) throw new RangeError(`address ${a} is not a safe integer: pass a bigint`);
+  return BigInt(a);
+}
+
 export class VtdTables {
   readonly mem: PhysicalMemory;
   /** Physical address of the root table. */
@@ -105,7 +111,7 @@ export class VtdTables {
     const size = opts.size ?? PAGE;
     const leafLevel = size === PAGE ? 1 : size === 0x200000 ? 2 : size === 0x40000000 ? 3 : -1;
     if (leafLevel < 0) throw new RangeError(`page size ${size} is not 4 KiB, 2 MiB or 1 GiB`);
-    const v = BigInt(iova);
+    const v = exact(iova);
     let table = d.top;
     for (let lv = d.levels; lv > leafLevel; lv--) {
       const idx = Number((v >> BigInt(12 + 9 * (lv - 1))) & 0x1ffn);
@@ -122,13 +128,13 @@ export class VtdTables {
     const idx = Number((v >> BigInt(12 + 9 * (leafLevel - 1))) & 0x1ffn);
     const ea = table + idx * 8;
     const perm = (opts.read ?? true ? SL_R : 0) | (opts.write ?? true ? SL_W : 0);
-    this.mem.write64(ea, BigInt(hpa) | BigInt(perm) | (leafLevel > 1 ? BigInt(SL_PS) : 0n));
+    this.mem.write64(ea, exact(hpa) | BigInt(perm) | (leafLevel > 1 ? BigInt(SL_PS) : 0n));
     return ea;
   }
 
   /** Address of the entry at `level` that translates iova (the tables must exist down to that level). */
   entryAddress(d: DomainTables, iova: number | bigint, level: number): number {
-    const v = BigInt(iova);
+    const v = exact(iova);
     let table = d.top;
     for (let lv = d.levels; lv > level; lv--) {
       const idx = Number((v >> BigInt(12 + 9 * (lv - 1))) & 0x1ffn);

@@ -84,6 +84,34 @@ test("3.7 second-level tables of 4 levels (aw 48) and 5 levels (aw 57) translate
   }
 });
 
+test("IOVAs above 2^53 translate exactly as bigints; numbers there are refused, never rounded", () => {
+  const { u, t, d } = setup({ awBits: 57 }, 5);
+  // 2^56 + 0x3000 and the next page differ below the precision a number keeps at that size.
+  const a = 2n ** 56n + 0x3000n;
+  t.map(d, a, 0x7000n);
+  t.map(d, a + 0x1000n, 0x9000n);
+  assert.equal(hpaOf(u.translate({ sid: SID, addr: a + 0x10n, write: false })), 0x7010n);
+  assert.equal(hpaOf(u.translate({ sid: SID, addr: a + 0x1010n, write: false })), 0x9010n);
+  const r = u.translate({ sid: SID, addr: a + 0xff0n, length: 0x20, write: true });
+  assert.ok(r.ok && r.kind === "dma");
+  assert.deepEqual(
+    r.segments.map((s) => [s.iova, s.hpa, s.length]),
+    [
+      [a + 0xff0n, 0x7ff0n, 0x10],
+      [a + 0x1000n, 0x9000n, 0x10],
+    ],
+  );
+  // Not mapped: the page below, which a rounded number would have landed on.
+  assert.equal(u.translate({ sid: SID, addr: a - 0x1000n, write: false }).ok, false);
+  assert.throws(() => u.translate({ sid: SID, addr: Number(a), write: false }), RangeError);
+  assert.throws(() => t.map(d, 2 ** 56 + 0x5000, 0x1000), RangeError);
+  // The platform refuses such numbers too, and passes bigints through exactly where no unit translates.
+  const p = new Platform();
+  assert.throws(() => p.translate(0x10, 2 ** 60, 4, false), RangeError);
+  const id = p.translate(0x10, 2n ** 60n + 4n, 4, false);
+  assert.ok(id.ok && id.kind === "dma" && id.segments[0]?.hpa === 2n ** 60n + 4n);
+});
+
 test("9.8 large pages: 2 MiB and 1 GiB leaves where CAP.SLLPS allows them", () => {
   const { u, t, d } = setup();
   t.map(d, 0x4020_0000, 0x8_0000_0000 - 0x200000 * 2, { size: 0x200000 });

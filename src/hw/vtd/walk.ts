@@ -14,7 +14,7 @@
  * 0xC here; the spec reports reserved-bit faults for any present entry (7.1.3, LSL.2).
  */
 import type { PhysReader } from "../../core/memory.js";
-import { bits, TWO32 } from "../../core/u64.js";
+import { TWO32 } from "../../core/u64.js";
 import type { WalkCaps } from "./config.js";
 import {
   CTX_HI_AW_MASK,
@@ -58,6 +58,11 @@ import {
  */
 export interface TableReader extends PhysReader {
   canRead?(addr: number, length: number): boolean;
+  /**
+   * The fast path of a reader that can read everywhere (no `canRead`): the 1024 little-endian dwords of 4 KiB
+   * page `pfn`, or undefined when the page reads as zero. Read only. Walks index entries in it directly.
+   */
+  pageWords?(pfn: number): Uint32Array | undefined;
 }
 
 /** One entry the walk read, for people (forensics) and tests. */
@@ -194,6 +199,14 @@ export function withinAddressWidth(caps: WalkCaps, ctx: ContextOut, lo: number, 
   return hi === 0 && lo >>> width === 0;
 }
 
+/** The 9-bit table index of iova (lo, hi) at `level` (1..5): address bits 12+9(level-1) and up. */
+function levelIndex(lo: number, hi: number, level: number): number {
+  const lsb = 3 + 9 * level;
+  if (lsb >= 32) return (hi >>> (lsb - 32)) & 0x1ff;
+  if (lsb <= 23) return (lo >>> lsb) & 0x1ff;
+  return ((lo >>> lsb) | (hi << (32 - lsb))) & 0x1ff;
+}
+
 /** Mask of the frame bits of a leaf at `level` in the low dword (4 KiB, 2 MiB, 1 GiB). */
 function leafLoMask(level: number): number {
   return level === 1 ? 0xfffff000 : level === 2 ? 0xffe00000 : 0xc0000000;
@@ -208,7 +221,8 @@ export function leafShift(level: number): number {
 function overlapsInterruptRange(frameLo: number, frameHi: number, shift: number): boolean {
   if (frameHi !== 0) return false;
   const first = frameLo >>> 0;
-  const last = first + 2 ** shift - 1;
+  // Leaves are 4 KiB, 2 MiB or 1 GiB (shift ≤ 30): the span fits a 32-bit shift.
+  const last = first + ((1 << shift) >>> 0) - 1;
   return first <= INTERRUPT_ADDR_LAST && last >= INTERRUPT_ADDR_FIRST;
 }
 
@@ -240,14 +254,24 @@ export function walkSecondLevel(
   let w = write0;
   const need = write ? SL_W : SL_R;
   const denied = write ? VTD_FR_WRITE : VTD_FR_READ;
+  // Memory that reads everywhere hands out whole pages: each entry is then two array loads.
+  const paged = reader.pageWords !== undefined && reader.canRead === undefined;
   out.notPresent = false;
   for (let lv = level; lv >= 1; lv--) {
-    const index = bits(iovaLo, iovaHi, 12 + 9 * (lv - 1), 9);
-    const addr = entryAddress(tLo, tHi, index * 8);
-    if (!readable(reader, addr, 8)) return lv === topLevel ? VTD_FR_CONTEXT_ENTRY_INV : VTD_FR_PAGING_ENTRY_INV;
-    const e0 = reader.read32(addr) >>> 0;
-    const e1 = reader.read32(addr + 4) >>> 0;
-    if (trace !== undefined) trace.push({ kind: "paging", level: lv, index, address: addr, words: [e0, e1] });
+    const index = levelIndex(iovaLo, iovaHi, lv);
+    let e0: number;
+    let e1: number;
+    if (paged) {
+      const words = reader.pageWords!(tHi * 0x100000 + (tLo >>> 12));
+      e0 = words === undefined ? 0 : (words[index << 1] ?? 0);
+      e1 = words === undefined ? 0 : (words[(index << 1) | 1] ?? 0);
+    } else {
+      const addr = entryAddress(tLo, tHi, index * 8);
+      if (!readable(reader, addr, 8)) return lv === topLevel ? VTD_FR_CONTEXT_ENTRY_INV : VTD_FR_PAGING_ENTRY_INV;
+      e0 = reader.read32(addr) >>> 0;
+      e1 = reader.read32(addr + 4) >>> 0;
+    }
+    if (trace !== undefined) trace.push({ kind: "paging", level: lv, index, address: entryAddress(tLo, tHi, index * 8), words: [e0, e1] });
     // Not present: neither R nor W (9.8). The request faults as lacking the permission it needed.
     if ((e0 & (SL_R | SL_W)) === 0) {
       out.notPresent = true;
