@@ -1,6 +1,9 @@
 /**
  * Benchmark harness. A case measures an operation in batches ("samples") after a warm-up and reports ns/op
  * as median, p10 and p90 over the samples, next to a baseline measured in the same process on the same data.
+ * Where a case compares, the samples of the operation and its baseline alternate (`measureInterleaved`), so a
+ * machine shared with other work slows both alike and the ratio stays honest. Each case runs in a process of
+ * its own (see run.ts), which also gives each its own peak resident memory.
  * Nothing here asserts a time: targets are reported, and the reader judges.
  */
 import { cpus } from "node:os";
@@ -23,6 +26,8 @@ export interface CaseResult extends Stats {
   met?: boolean;
   /** Case-specific numbers (invalidations per unmap, live allocations, …). */
   extra?: Record<string, number | string>;
+  /** Peak resident memory of the process that ran the case (each case runs in its own), bytes. */
+  peakRssBytes?: number;
 }
 
 export interface BenchOptions {
@@ -35,7 +40,9 @@ export interface BenchOptions {
 export interface BenchCase {
   name: string;
   summary: string;
-  run(opts: BenchOptions): CaseResult[] | Promise<CaseResult[]>;
+  /** Parts measured in processes of their own (e.g. a memory measurement apart from a timing); default one. */
+  parts?: readonly string[];
+  run(opts: BenchOptions, part?: string): CaseResult[] | Promise<CaseResult[]>;
 }
 
 export function percentile(sorted: number[], p: number): number {
@@ -63,6 +70,26 @@ export function measure(batch: (n: number) => number, opsPerSample: number, samp
     sink += batch(opsPerSample);
     const t1 = process.hrtime.bigint();
     out.push(Number(t1 - t0) / opsPerSample);
+  }
+  if (sink === 0.5) console.log(""); // keeps `sink` observable
+  return out;
+}
+
+/**
+ * Times several batch functions on alternating samples: sample i of every function runs before sample i + 1 of
+ * any, after `warmup` untimed rounds. Returns ns/op per sample for each function, in the order given.
+ */
+export function measureInterleaved(batches: ((n: number) => number)[], opsPerSample: number, samples: number, warmup = 2): number[][] {
+  let sink = 0;
+  for (let i = 0; i < warmup; i++) for (const b of batches) sink += b(opsPerSample);
+  const out = batches.map((): number[] => []);
+  for (let i = 0; i < samples; i++) {
+    batches.forEach((b, k) => {
+      const t0 = process.hrtime.bigint();
+      sink += b(opsPerSample);
+      const t1 = process.hrtime.bigint();
+      out[k]!.push(Number(t1 - t0) / opsPerSample);
+    });
   }
   if (sink === 0.5) console.log(""); // keeps `sink` observable
   return out;
@@ -100,20 +127,41 @@ function fmt(n: number | null | undefined, digits = 1): string {
   return n.toFixed(digits);
 }
 
+function fmtValue(n: number, unit: CaseResult["unit"]): string {
+  return unit === "bytes" ? `${Math.round(n / 2 ** 20)} MiB` : fmt(n);
+}
+
+/** Case-specific numbers, one line per row that has any: what the table has no column for. */
+export function renderExtras(results: CaseResult[]): string {
+  const lines: string[] = [];
+  for (const r of results) {
+    const e = Object.entries(r.extra ?? {});
+    if (e.length === 0) continue;
+    lines.push(`${r.name}: ${e.map(([k, v]) => `${k} ${typeof v === "number" ? fmtExtra(v) : v}`).join(", ")}`);
+  }
+  return lines.length === 0 ? "" : lines.join("\n") + "\n";
+}
+
+function fmtExtra(v: number): string {
+  if (Number.isInteger(v)) return String(v);
+  return Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 1 ? v.toFixed(2) : v.toPrecision(3);
+}
+
 /** The table `npm run bench` prints. */
 export function renderTable(results: CaseResult[]): string {
-  const rows = [["case", "unit", "median", "p10", "p90", "ops/s", "baseline", "ratio", "target"]];
+  const rows = [["case", "unit", "median", "p10", "p90", "ops/s", "baseline", "ratio", "target", "peak RSS"]];
   for (const r of results) {
     rows.push([
       r.name,
       r.unit,
-      fmt(r.median),
-      fmt(r.p10),
-      fmt(r.p90),
+      fmtValue(r.median, r.unit),
+      fmtValue(r.p10, r.unit),
+      fmtValue(r.p90, r.unit),
       r.unit === "ns/op" ? fmt(r.opsPerSec, 0) : "–",
-      r.baseline ? `${r.baseline.name} ${fmt(r.baseline.median)}` : "–",
+      r.baseline ? `${r.baseline.name} ${fmtValue(r.baseline.median, r.unit)}` : "–",
       r.ratio === null ? "–" : fmt(r.ratio, 2),
       r.target ? `${r.target} ${r.met === undefined ? "" : r.met ? "met" : "MISSED"}`.trim() : "",
+      r.peakRssBytes === undefined ? "–" : `${Math.round(r.peakRssBytes / 2 ** 20)} MiB`,
     ]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));

@@ -1,13 +1,14 @@
-/** Runs benchmark cases and renders their results: table, JSON, the IOVA plot, and the README section. */
-import { machineInfo, renderTable, type BenchCase, type BenchOptions, type CaseResult } from "./harness.js";
+/**
+ * Runs benchmark cases, each in a process of its own, and renders their results: table, JSON, the IOVA plot,
+ * and the README section.
+ */
+import { fork } from "node:child_process";
+import { machineInfo, renderExtras, renderTable, type BenchCase, type BenchOptions, type CaseResult } from "./harness.js";
 import { lineChart } from "./svg.js";
-import { iovaCase } from "./cases/iova.js";
-import { translateHitCase, translateWalkCase } from "./cases/translate.js";
-import { dumpWalkCase } from "./cases/dump-walk.js";
-import { dmaMapSgCase, scaleCase } from "./cases/dma.js";
-import { amdTranslateHitCase, amdTranslateWalkCase } from "./cases/amdvi-translate.js";
+import { benchCases } from "./registry.js";
+import { childModulePath, type ChildMessage } from "./child.js";
 
-export const benchCases: BenchCase[] = [translateHitCase, translateWalkCase, iovaCase, dmaMapSgCase, dumpWalkCase, scaleCase, amdTranslateHitCase, amdTranslateWalkCase];
+export { benchCases };
 
 export interface BenchReport {
   machine: { cpu: string; cores: number; node: string };
@@ -20,10 +21,34 @@ export async function runBench(names: string[], opts: BenchOptions): Promise<Ben
   for (const c of chosen) {
     const t0 = Date.now();
     opts.progress(`${c.name}: ${c.summary}`);
-    cases.push(...(await c.run(opts)));
+    for (const part of c.parts ?? [undefined]) cases.push(...(await runInChild(c, part, opts)));
     opts.progress(`${c.name}: done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }
   return { machine: machineInfo(), cases };
+}
+
+/** Runs one case (or one part of it) in a fresh process; its rows carry that process's peak resident memory. */
+function runInChild(c: BenchCase, part: string | undefined, opts: BenchOptions): Promise<CaseResult[]> {
+  // The child runs the way this process does (with a TypeScript loader under the tests), minus test flags.
+  const execArgv = process.execArgv.filter((a) => !a.startsWith("--test") && !a.startsWith("--cpu-prof") && !a.startsWith("--inspect"));
+  const child = fork(childModulePath, [c.name, part ?? "", opts.quick ? "--quick" : ""], { execArgv, stdio: ["ignore", "pipe", "inherit", "ipc"] });
+  child.stdout?.on("data", (d: Buffer) => {
+    for (const line of d.toString("utf8").split("\n")) if (line.trim() !== "") opts.progress(`${c.name}: ${line}`);
+  });
+  return new Promise((resolve, reject) => {
+    let outcome: ChildMessage | null = null;
+    child.on("message", (m: ChildMessage) => {
+      if (m.kind === "progress") opts.progress(m.line);
+      else outcome = m;
+    });
+    child.on("error", reject);
+    child.on("exit", (code, signal) => {
+      const o = outcome as ChildMessage | null;
+      if (o?.kind === "done") resolve(o.cases.map((r) => ({ ...r, peakRssBytes: o.peakRssBytes })));
+      else if (o?.kind === "failed") reject(new Error(`benchmark ${c.name}${part ? `@${part}` : ""} failed: ${o.message}`));
+      else reject(new Error(`benchmark ${c.name}${part ? `@${part}` : ""} ended (${signal ?? `exit ${code}`}) without a result`));
+    });
+  });
 }
 
 export function iovaPlot(report: BenchReport): string | null {
@@ -56,6 +81,10 @@ export function updateReadme(readme: string, report: BenchReport, svgPath: strin
     "",
     "```",
     renderTable(report.cases).trimEnd(),
+    "```",
+    "",
+    "```",
+    renderExtras(report.cases).trimEnd(),
     "```",
     ...(svgPath ? ["", `![IOVA cost against live allocations](${svgPath})`] : []),
     "",

@@ -1,7 +1,8 @@
 /**
  * A memory dump as physical memory: a raw file of guest-physical memory from address 0 (what QEMU's
  * `pmemsave 0 SIZE FILE` or `dump-guest-memory`-style raw images hold). Pages are read from the file on demand
- * and kept, so walking a few tables in a multi-gigabyte dump reads a few pages. Addresses past the end of the
+ * and kept in a bounded cache (oldest out first), so walking a few tables in a multi-gigabyte dump reads a few
+ * pages and listing every mapping of a large domain does not hold the whole dump. Addresses past the end of the
  * file cannot be read (`canRead` says so; `read32` there throws RangeError, which the walkers never trigger).
  */
 import { closeSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from "node:fs";
@@ -10,22 +11,34 @@ import type { PhysAddr, PhysicalMemory } from "../core/memory.js";
 import type { TableReader } from "../hw/vtd/walk.js";
 
 const PAGE = 4096;
+/** Pages kept by default: 64 MiB of the dump. */
+const DEFAULT_CACHE_PAGES = 16384;
+
+export interface DumpReaderOptions {
+  /** Pages kept in memory (default 16384, i.e. 64 MiB); at least 1. */
+  cachePages?: number;
+}
 
 export class DumpReader implements TableReader {
   readonly path: string;
   /** File size in bytes: the dump covers physical addresses [0, size). */
   readonly size: number;
+  private reads = 0;
+  private bytes = 0;
   private fd: number | null;
   private readonly pages = new Map<number, DataView>();
+  private readonly cachePages: number;
 
-  private constructor(path: string, fd: number, size: number) {
+  private constructor(path: string, fd: number, size: number, cachePages: number) {
     this.path = path;
     this.fd = fd;
     this.size = size;
+    this.cachePages = cachePages;
   }
 
   /** Opens a dump file. Missing, unreadable, directory or empty: IommuError naming the path. */
-  static open(path: string): DumpReader {
+  static open(path: string, opts: DumpReaderOptions = {}): DumpReader {
+    const cachePages = Math.max(1, Math.floor(opts.cachePages ?? DEFAULT_CACHE_PAGES)) || DEFAULT_CACHE_PAGES;
     let fd: number;
     try {
       fd = openSync(path, "r");
@@ -51,12 +64,27 @@ export class DumpReader implements TableReader {
         hint: "dump guest memory from address 0, e.g. QEMU monitor: pmemsave 0 0x40000000 mem.raw",
       });
     }
-    return new DumpReader(path, fd, size);
+    return new DumpReader(path, fd, size, cachePages);
   }
 
-  /** Number of distinct 4 KiB pages read from the file so far. */
+  /** Pages read from the file since opening (a page read again after leaving the cache counts again). */
   get pagesRead(): number {
+    return this.reads;
+  }
+
+  /** Bytes read from the file since opening. */
+  get bytesRead(): number {
+    return this.bytes;
+  }
+
+  /** Pages in the cache now. */
+  get pagesCached(): number {
     return this.pages.size;
+  }
+
+  /** Empties the cache: the next reads go to the file again. */
+  dropCache(): void {
+    this.pages.clear();
   }
 
   canRead(addr: number, length: number): boolean {
@@ -78,7 +106,13 @@ export class DumpReader implements TableReader {
     } catch (e) {
       throw fsError(e, this.path, `read at byte offset 0x${(pfn * PAGE).toString(16)}`);
     }
+    this.reads++;
+    this.bytes += got;
     v = new DataView(buf.buffer);
+    if (this.pages.size >= this.cachePages) {
+      const oldest = this.pages.keys().next();
+      if (oldest.done !== true) this.pages.delete(oldest.value);
+    }
     this.pages.set(pfn, v);
     return v;
   }

@@ -68,6 +68,25 @@ test("forensics walk agrees with the hardware model's translation (same tables, 
   }
 });
 
+test("a dump's page cache is bounded and can be emptied; reads are counted in pages and bytes", () => {
+  const caps = forensicCaps({ awBits: 48 });
+  const dump = DumpReader.open(dumpPath, { cachePages: 2 });
+  try {
+    const walk = () => walkIova(dump, { rtaddr: BigInt(img.t.root), sid: SID, iova: 0xffff_e123n, caps });
+    const first = walk();
+    assert.equal(dump.pagesCached, 2);
+    const reads = dump.pagesRead;
+    assert.ok(reads >= 4, `a walk reads root, context and table pages: ${reads}`);
+    assert.equal(dump.bytesRead, reads * 4096);
+    dump.dropCache();
+    assert.equal(dump.pagesCached, 0);
+    assert.deepEqual(walk(), first);
+    assert.equal(dump.pagesRead, 2 * reads, "after dropping the cache the same pages are read again");
+  } finally {
+    dump.close();
+  }
+});
+
 test("iommu walk --json: the result, hpa, page size, permissions and every level as 0x strings", async () => {
   const r = await cli(["walk", "--mem", dumpPath, "--rtaddr", rtaddr, "--bdf", "00:03.0", "--iova", "0xffffe010", "--aw", "39", "--json"]);
   assert.equal(r.code, 0, r.stderr);

@@ -4,7 +4,7 @@
  * Target: ≤ 150 ns/op at 1 M live, and cost(1 M) / cost(1 K) ≤ 2.
  */
 import { IovaDomain } from "../../os/iova.js";
-import { measure, result, rng, type BenchCase, type BenchOptions, type CaseResult } from "../harness.js";
+import { measureInterleaved, result, rng, type BenchCase, type BenchOptions, type CaseResult } from "../harness.js";
 
 const LIMIT = 2 ** 36 - 1; // a 48-bit IOVA space in 4 KiB pages
 
@@ -35,12 +35,11 @@ export function measureIova(live: number, opts: BenchOptions): CaseResult {
   const samples = opts.quick ? 3 : 15;
   const cached = new IovaDomain({ rcache: true });
   populate(cached, live, rng(live));
-  const withCaches = measure(pairs(cached, sizes), ops, samples);
   const plain = new IovaDomain({ rcache: false });
   populate(plain, live, rng(live));
-  const baseline = measure(pairs(plain, sizes), ops, samples);
-  const label = live >= 1 << 20 ? "1m" : live >= 1 << 16 ? "64k" : "1k";
-  return result(`iova@${label}`, withCaches, { name: "tree without range caches", samples: baseline }, {
+  const [withCaches, baseline] = measureInterleaved([pairs(cached, sizes), pairs(plain, sizes)], ops, samples);
+  const label = live >= 1 << 20 ? "1m" : live >= 1 << 16 ? "64k" : `${live >> 10}k`;
+  return result(`iova@${label}`, withCaches!, { name: "tree without range caches", samples: baseline! }, {
     extra: { live, treeRanges: cached.treeRanges, walkStepsPerPairBaseline: plain.stats.walkSteps / Math.max(1, plain.stats.allocs) },
   });
 }

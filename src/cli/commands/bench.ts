@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { dirname, relative } from "node:path";
 import { IommuError, fsError } from "../../core/errors.js";
 import { atomicWriteFile } from "../../core/fs.js";
-import { renderTable } from "../../bench/harness.js";
+import { renderExtras, renderTable } from "../../bench/harness.js";
 import { benchCases, iovaPlot, runBench, updateReadme } from "../../bench/run.js";
 import { flag, str, toJson, type Command } from "../command.js";
 
@@ -12,8 +12,9 @@ export const benchCommand: Command = {
   summary: "run the benchmarks (each with a baseline measured in the same run)",
   help: `Usage: iommu bench [CASE ...] [--json] [--quick] [-o FILE] [--svg FILE] [--readme FILE]
 
-Runs each case after a warm-up and prints median, p10, p90 (ns/op), ops/s, and the ratio to a baseline measured
-in the same process on the same data. Targets are reported, never asserted.
+Runs each case in a process of its own, after a warm-up, and prints median, p10, p90 (ns/op), ops/s, the ratio to
+a baseline measured in the same process on the same data (samples alternating with the case's), and the peak
+resident memory of the case's process. Targets are reported, never asserted.
 
 Cases:
 ${benchCases.map((c) => `  ${c.name.padEnd(16)} ${c.summary}`).join("\n")}
@@ -59,7 +60,7 @@ Examples:
       }
       atomicWriteFile(readme, updateReadme(text, report, svg && plot ? relative(dirname(readme), svg) : null));
     }
-    ctx.out(flag(args, "json") ? toJson(report) : renderTable(report.cases));
+    ctx.out(flag(args, "json") ? toJson(report) : `${renderTable(report.cases)}\n${renderExtras(report.cases)}`);
     return 0;
   },
 };

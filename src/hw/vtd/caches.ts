@@ -126,6 +126,11 @@ export class Iotlb extends DomainRangeCache {
     this.maxLevel = maxLevel;
   }
 
+  /** Entries of the lookup accelerator in front of the set-associative store (direct-mapped, by 4 KiB page). */
+  get acceleratorEntries(): number {
+    return this.frontMask + 1;
+  }
+
   /** Slot caching the page of (did, iova) at any page size, or -1. Counts a hit or a miss. */
   lookup(did: number, lo: number, hi: number): number {
     const st = this.store;
