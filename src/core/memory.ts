@@ -318,6 +318,30 @@ export class PhysicalMemory {
     });
   }
 
+  /**
+   * Hot path: a 64-bit little-endian store given as 32-bit halves (a table entry), one page lookup for both
+   * where the entry lies in a page that holds data.
+   */
+  write64Halves(addr: number, lo: number, hi: number): void {
+    if (typeof addr === "number" && HOST_LE && addr >= 0 && addr < this.directLimit && (addr & 7) === 0 && addr === Math.floor(addr)) {
+      const p = this.chunks[(addr / CHUNK_BYTES) | 0]?.pages[(addr >>> PAGE_SHIFT) & (CHUNK_PAGES - 1)];
+      if (p !== undefined) {
+        const w = p.words;
+        const k = (addr & (PAGE - 1)) >>> 2;
+        const nlo = lo >>> 0;
+        const nhi = hi >>> 0;
+        const before = (w[k] !== 0 ? 1 : 0) + (w[k + 1] !== 0 ? 1 : 0);
+        w[k] = nlo;
+        w[k + 1] = nhi;
+        p.nonzero += (nlo !== 0 ? 1 : 0) + (nhi !== 0 ? 1 : 0) - before;
+        if (p.nonzero === 0) this.detach(Math.floor(addr / PAGE), p);
+        return;
+      }
+    }
+    this.write32(addr, lo);
+    this.write32(addPhys(checkPhysAddr(addr), 4), hi);
+  }
+
   /** 64-bit load as bigint (edge use). Hot paths read two 32-bit halves. */
   read64(addr: PhysAddr): bigint {
     const a = checkPhysAddr(addr);

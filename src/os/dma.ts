@@ -30,6 +30,14 @@ export const IOVA_FQ_TIMEOUT_MS = 10;
 const PAGE = 4096;
 const FOUR_G = 2 ** 32;
 
+/**
+ * x % PAGE, computed without a floating-point remainder (addresses above 2^31 are doubles, and `%` on doubles
+ * is a library call): the same value for every finite x.
+ */
+function pageOffset(x: number): number {
+  return x - Math.trunc(x / PAGE) * PAGE;
+}
+
 export interface SgEntry {
   phys: number;
   length: number;
@@ -86,7 +94,7 @@ export class Swiotlb {
 
   /** swiotlb_tbl_map_single: a slot run for `size` bytes; the original is copied in. Null when full. */
   map(phys: number, size: number): number | null {
-    const offset = phys % PAGE;
+    const offset = pageOffset(phys);
     const alloc = size + (size >= PAGE ? 0 : 0);
     const nslots = Math.ceil((offset % IO_TLB_SIZE + alloc) / IO_TLB_SIZE);
     const stride = alloc >= PAGE ? PAGE / IO_TLB_SIZE : 1;
@@ -370,7 +378,7 @@ export class DmaDevice {
   private iommuMap(phys: number, size: number, dir: DmaDirection, cpu: number): number {
     const d = this.domain!;
     const c = this.cookie();
-    const off = phys % PAGE;
+    const off = pageOffset(phys);
     const pages = Math.ceil((off + size) / PAGE);
     const limit = Math.min(this.limit, d.apertureEnd);
     const pfn = allocDeviceIova(c.iova, pages, Math.floor(limit / PAGE), { isPci: true, forceDac: this.env.forceDac, cpu });
@@ -402,7 +410,7 @@ export class DmaDevice {
     const d = this.domain!;
     const c = this.cookie();
     const pfn = Math.floor(dma / PAGE);
-    const pages = Math.ceil(((dma % PAGE) + size) / PAGE);
+    const pages = Math.ceil((pageOffset(dma) + size) / PAGE);
     const range = c.iova.find(pfn);
     const rangePages = range === null ? pages : range.hi - range.lo + 1;
     const freelist = d.tables!.unmap(pfn, pages);
@@ -445,7 +453,7 @@ export class DmaDevice {
     const c = this.cookie();
     // Each entry occupies whole pages of IOVA space, one after another.
     let total = 0;
-    for (const e of sg) total += Math.ceil(((e.phys % PAGE) + e.length) / PAGE);
+    for (const e of sg) total += Math.ceil((pageOffset(e.phys) + e.length) / PAGE);
     const limit = Math.min(this.limit, d.apertureEnd);
     const pfn = allocDeviceIova(c.iova, total, Math.floor(limit / PAGE), { isPci: true, forceDac: this.env.forceDac, cpu });
     if (pfn === null) {
@@ -454,10 +462,12 @@ export class DmaDevice {
     }
     let at = pfn;
     const segments: SgMapping["segments"] = [];
+    const prot = this.prot(dir);
     for (const e of sg) {
-      const n = Math.ceil(((e.phys % PAGE) + e.length) / PAGE);
-      d.tables!.map(at, Math.floor(e.phys / PAGE), n, this.prot(dir));
-      const dmaAddress = at * PAGE + (e.phys % PAGE);
+      const off = pageOffset(e.phys);
+      const n = Math.ceil((off + e.length) / PAGE);
+      d.tables!.map(at, Math.floor(e.phys / PAGE), n, prot);
+      const dmaAddress = at * PAGE + off;
       const last = segments[segments.length - 1];
       // __finalise_sg: concatenate while contiguous in IOVA and within the maximum segment size.
       if (last !== undefined && last.dmaAddress + last.length === dmaAddress && last.length + e.length <= this.maxSegmentSize) {
@@ -480,7 +490,7 @@ export class DmaDevice {
     if (first === undefined) return;
     const last = m.segments[m.segments.length - 1]!;
     this.stats.unmaps++;
-    this.iommuUnmap(first.dmaAddress - (first.dmaAddress % PAGE), last.dmaAddress + last.length - (first.dmaAddress - (first.dmaAddress % PAGE)), cpu);
+    this.iommuUnmap(first.dmaAddress - pageOffset(first.dmaAddress), last.dmaAddress + last.length - (first.dmaAddress - pageOffset(first.dmaAddress)), cpu);
   }
 
   /** dma_alloc_coherent: memory the CPU and device share; its CPU (physical) and DMA addresses. */

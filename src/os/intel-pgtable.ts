@@ -102,8 +102,7 @@ export class PageTables {
 
   private writeEntry(ea: number, addr: number, flags: number): void {
     const hi = Math.floor(addr / TWO32);
-    this.mem.write32(ea + 4, hi);
-    this.mem.write32(ea, ((addr - hi * TWO32) | flags) >>> 0);
+    this.mem.write64Halves(ea, ((addr - hi * TWO32) | flags) >>> 0, hi);
   }
 
   private count(table: number, delta: number): number {
@@ -237,8 +236,7 @@ export class PageTables {
       if (typeof t !== "number" || t === 0) continue;
       const ea = t + (pfn % PTES_PER_TABLE) * 8;
       if ((this.mem.read32(ea) & 3) === 0) continue;
-      this.mem.write32(ea, 0);
-      this.mem.write32(ea + 4, 0);
+      this.mem.write64Halves(ea, 0, 0);
       if (this.count(t, -1) === 0) this.unlinkEmpty(pfn, freelist);
     }
     return freelist;

@@ -166,6 +166,7 @@ export class SetAssocStore {
 
   /** Invalidates every slot for which `pred(slot)` holds; returns how many. */
   invalidateWhere(pred: (slot: number) => boolean): number {
+    if (this.count === 0) return 0;
     let n = 0;
     for (let s = 0; s < this.capacity; s++) {
       if (this.valid[s] === 1 && pred(s)) {
