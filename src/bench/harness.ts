@@ -1,6 +1,7 @@
 /**
  * Benchmark harness. A case measures an operation in batches ("samples") after a warm-up and reports ns/op
- * as median, p10 and p90 over the samples, next to a baseline measured in the same process on the same data.
+ * (of CPU time: see cpuNs) as median, p10 and p90 over the samples, next to a baseline measured in the same
+ * process on the same data.
  * Where a case compares, the samples of the operation and its baseline alternate (`measureInterleaved`), so a
  * machine shared with other work slows both alike and the ratio stays honest. Each case runs in a process of
  * its own (see run.ts), which also gives each its own peak resident memory.
@@ -45,6 +46,17 @@ export interface BenchCase {
   run(opts: BenchOptions, part?: string): CaseResult[] | Promise<CaseResult[]>;
 }
 
+/**
+ * The benchmark clock: CPU time this process has used, in ns (user + system, all threads). On a machine shared
+ * with other work, the time a process waits for a core is not the cost of what it runs, and wall time counts it;
+ * CPU time does not. (On an idle machine the two agree, but for work the garbage collector does on its own
+ * threads, which CPU time counts too.)
+ */
+export function cpuNs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) * 1000;
+}
+
 export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   const idx = Math.min(sorted.length - 1, Math.max(0, Math.round((p / 100) * (sorted.length - 1))));
@@ -66,10 +78,9 @@ export function measure(batch: (n: number) => number, opsPerSample: number, samp
   for (let i = 0; i < warmup; i++) sink += batch(opsPerSample);
   const out: number[] = [];
   for (let i = 0; i < samples; i++) {
-    const t0 = process.hrtime.bigint();
+    const t0 = cpuNs();
     sink += batch(opsPerSample);
-    const t1 = process.hrtime.bigint();
-    out.push(Number(t1 - t0) / opsPerSample);
+    out.push((cpuNs() - t0) / opsPerSample);
   }
   if (sink === 0.5) console.log(""); // keeps `sink` observable
   return out;
@@ -85,30 +96,38 @@ export function measureInterleaved(batches: ((n: number) => number)[], opsPerSam
   const out = batches.map((): number[] => []);
   for (let i = 0; i < samples; i++) {
     batches.forEach((b, k) => {
-      const t0 = process.hrtime.bigint();
+      const t0 = cpuNs();
       sink += b(opsPerSample);
-      const t1 = process.hrtime.bigint();
-      out[k]!.push(Number(t1 - t0) / opsPerSample);
+      out[k]!.push((cpuNs() - t0) / opsPerSample);
     });
   }
   if (sink === 0.5) console.log(""); // keeps `sink` observable
   return out;
 }
 
+/**
+ * A row. The ratio to the baseline: for samples taken alternately (measureInterleaved, same count), the median
+ * of the ratios of neighbouring samples — each pair ran under the same load, so a machine busy with other work
+ * moves both; otherwise median over baseline median.
+ */
 export function result(
   name: string,
   samples: number[],
-  baseline: { name: string; samples: number[] } | null,
+  baseline: { name: string; samples: number[]; interleaved?: boolean } | null,
   more: Partial<CaseResult> = {},
 ): CaseResult {
   const s = stats(samples);
   const b = baseline ? stats(baseline.samples) : null;
+  let ratio = b && b.median > 0 ? s.median / b.median : null;
+  if (baseline?.interleaved === true && baseline.samples.length === samples.length && samples.length > 0) {
+    ratio = stats(samples.map((x, i) => x / (baseline.samples[i] ?? NaN))).median;
+  }
   return {
     name,
     unit: "ns/op",
     ...s,
     baseline: b && baseline ? { name: baseline.name, median: b.median } : null,
-    ratio: b && b.median > 0 ? s.median / b.median : null,
+    ratio,
     ...more,
   };
 }

@@ -77,7 +77,7 @@ export function updateReadme(readme: string, report: BenchReport, svgPath: strin
   const body = [
     README_START,
     "",
-    `Measured by \`npm run bench\` on ${m.cpu} (${m.cores} cores), Node.js ${m.node}. ns/op unless noted; ratio = median / baseline median.`,
+    `Measured by \`npm run bench\` on ${m.cpu} (${m.cores} cores), Node.js ${m.node}. times are CPU time of the process (ns/op unless noted); ratio = median of the ratios of neighbouring samples of the case and its baseline (taken alternately).`,
     "",
     "```",
     renderTable(report.cases).trimEnd(),

@@ -16,6 +16,8 @@ import type { MachinePort } from "./port.js";
 const PAGE = 4096;
 const SUPERPAGE = 0x200000;
 const TABLE_PROT = DMA_PTE_READ | DMA_PTE_WRITE;
+/** What a walk returns when a superpage covers the address. */
+const UNDER_SUPERPAGE = -1;
 /** Pages an entry at each level spans (index = level 1..6). */
 const LEVEL_SPAN = [0, 1, 2 ** 9, 2 ** 18, 2 ** 27, 2 ** 36, 2 ** 45];
 
@@ -73,6 +75,8 @@ export class PageTables {
   readonly levels: number;
   private lastTableKey = -1;
   private lastTable = 0;
+  /** The entry of the superpage the last walk stopped at (when it returned UNDER_SUPERPAGE). */
+  private superpageEntry = 0;
   /** Mappings refused because a superpage was in the way, oldest first. */
   readonly conflicts: MapConflict[] = [];
   /** Present entries per table page below the top one. */
@@ -112,9 +116,10 @@ export class PageTables {
 
   /**
    * The table at `target` level covering pfn, creating missing tables when `create`; 0 when absent. A
-   * superpage on the way yields { superpage: entry address } instead: the caller decides what that means.
+   * superpage on the way yields UNDER_SUPERPAGE, with its entry's address in `superpageEntry`: the caller
+   * decides what that means. (A number either way, so table addresses above 4 GiB are never boxed.)
    */
-  private walk(pfn: number, target: number, create: boolean): number | { superpage: number } {
+  private walk(pfn: number, target: number, create: boolean): number {
     let table = this.pgd;
     for (let lv = this.levels; lv > target; lv--) {
       const ea = this.entry(table, pfn, lv);
@@ -127,7 +132,8 @@ export class PageTables {
         this.used.set(t, 0);
         table = t;
       } else if ((lo & DMA_PTE_LARGE_PAGE) !== 0) {
-        return { superpage: ea };
+        this.superpageEntry = ea;
+        return UNDER_SUPERPAGE;
       } else {
         table = this.readAddr(ea, lo);
       }
@@ -135,12 +141,12 @@ export class PageTables {
     return table;
   }
 
-  /** Address of the level-1 table covering pfn, creating tables when `create`. 0 when absent or under a superpage. */
-  private leafTable(pfn: number, create: boolean): number | { superpage: number } {
+  /** Address of the level-1 table covering pfn, creating tables when `create`; 0 when absent; UNDER_SUPERPAGE. */
+  private leafTable(pfn: number, create: boolean): number {
     const key = Math.floor(pfn / PTES_PER_TABLE);
     if (key === this.lastTableKey) return this.lastTable;
     const t = this.walk(pfn, 1, create);
-    if (typeof t !== "number" || t === 0) return t;
+    if (t <= 0) return t;
     this.lastTableKey = key;
     this.lastTable = t;
     return t;
@@ -160,9 +166,10 @@ export class PageTables {
       const pfn = iovaPfn + i;
       const phys = (physPfn + i) * PAGE;
       const t = this.leafTable(pfn, true);
-      if (typeof t !== "number") {
-        const lo = this.mem.read32(t.superpage);
-        const at = this.superpageFrame(t.superpage, pfn);
+      if (t === UNDER_SUPERPAGE) {
+        const sp = this.superpageEntry;
+        const lo = this.mem.read32(sp);
+        const at = this.superpageFrame(sp, pfn);
         if (at !== phys || (lo & prot) !== prot) this.conflicts.push({ iovaPfn: pfn, existing: at, wanted: phys });
         continue;
       }
@@ -207,9 +214,9 @@ export class PageTables {
    */
   private mapSuperpage(pfn: number, p: number, prot: number): void {
     const table = this.walk(pfn, 2, true);
-    if (typeof table !== "number") {
+    if (table === UNDER_SUPERPAGE) {
       // A 1 GiB page already covers the range: it stays (see map).
-      this.conflicts.push({ iovaPfn: pfn, existing: this.superpageFrame(table.superpage, pfn), wanted: p });
+      this.conflicts.push({ iovaPfn: pfn, existing: this.superpageFrame(this.superpageEntry, pfn), wanted: p });
       return;
     }
     const ea = this.entry(table, pfn, 2);
@@ -233,7 +240,7 @@ export class PageTables {
     for (let i = 0; i < count; i++) {
       const pfn = iovaPfn + i;
       const t = this.leafTable(pfn, false);
-      if (typeof t !== "number" || t === 0) continue;
+      if (t <= 0) continue;
       const ea = t + (pfn % PTES_PER_TABLE) * 8;
       if ((this.mem.read32(ea) & 3) === 0) continue;
       this.mem.write64Halves(ea, 0, 0);
@@ -269,7 +276,7 @@ export class PageTables {
   /** The physical address pfn maps to (through a superpage too), or null (for tests and the sysfs view). */
   lookup(iovaPfn: number): number | null {
     const t = this.leafTable(iovaPfn, false);
-    if (typeof t !== "number") return this.superpageFrame(t.superpage, iovaPfn);
+    if (t === UNDER_SUPERPAGE) return this.superpageFrame(this.superpageEntry, iovaPfn);
     if (t === 0) return null;
     const ea = t + (iovaPfn % PTES_PER_TABLE) * 8;
     const lo = this.mem.read32(ea);

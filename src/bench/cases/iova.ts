@@ -39,7 +39,7 @@ export function measureIova(live: number, opts: BenchOptions): CaseResult {
   populate(plain, live, rng(live));
   const [withCaches, baseline] = measureInterleaved([pairs(cached, sizes), pairs(plain, sizes)], ops, samples);
   const label = live >= 1 << 20 ? "1m" : live >= 1 << 16 ? "64k" : `${live >> 10}k`;
-  return result(`iova@${label}`, withCaches!, { name: "tree without range caches", samples: baseline! }, {
+  return result(`iova@${label}`, withCaches!, { name: "tree without range caches", samples: baseline!, interleaved: true }, {
     extra: { live, treeRanges: cached.treeRanges, walkStepsPerPairBaseline: plain.stats.walkSteps / Math.max(1, plain.stats.allocs) },
   });
 }

@@ -107,7 +107,7 @@ export function translateHit(opts: BenchOptions): CaseResult {
     samples,
   );
   const after = unit.stats().iotlb;
-  const r = result("translate-hit", model!, { name: "Map.get of the same pages", samples: baseline! }, {
+  const r = result("translate-hit", model!, { name: "Map.get of the same pages", samples: baseline!, interleaved: true }, {
     target: "≤ 25 ns/op, ≤ 2× Map.get",
     extra: {
       iotlb: `${geometry.sets} sets × ${geometry.ways} ways (${after.capacity} entries, ${geometry.policy}), ${unit.iotlb.acceleratorEntries}-entry lookup accelerator`,
@@ -158,7 +158,7 @@ export function translateWalk(opts: BenchOptions): CaseResult {
     samples,
   );
   const walks = unit.stats().walks - walksBefore;
-  const r = result("translate-walk", model!, { name: "plain walk, pages by index", samples: baseline! }, {
+  const r = result("translate-walk", model!, { name: "plain walk, pages by index", samples: baseline!, interleaved: true }, {
     target: "ratio ≤ 1.5",
     extra: { mappedPages: pages, tablePages: s.mem.backedPages, walksPerTranslation: walks / (ops * (samples + 2)) },
   });

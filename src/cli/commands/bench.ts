@@ -12,7 +12,7 @@ export const benchCommand: Command = {
   summary: "run the benchmarks (each with a baseline measured in the same run)",
   help: `Usage: iommu bench [CASE ...] [--json] [--quick] [-o FILE] [--svg FILE] [--readme FILE]
 
-Runs each case in a process of its own, after a warm-up, and prints median, p10, p90 (ns/op), ops/s, the ratio to
+Runs each case in a process of its own, after a warm-up, and prints median, p10, p90 (ns of CPU time per op), ops/s, the ratio to
 a baseline measured in the same process on the same data (samples alternating with the case's), and the peak
 resident memory of the case's process. Targets are reported, never asserted.
 
