@@ -31,23 +31,28 @@ export function nonzeroWords(words: Uint32Array, from: number, to: number): numb
 
 export class PagePool {
   private readonly spare: Page[] = [];
-  private slab: ArrayBuffer | null = null;
-  private slabPages = 0;
-  private slabUsed = 0;
   private nextSlabPages = FIRST_SLAB_PAGES;
 
   /** A zero page. */
   take(): Page {
     const p = this.spare.pop();
     if (p !== undefined) return p;
-    if (this.slab === null || this.slabUsed === this.slabPages) {
-      this.slabPages = this.nextSlabPages;
-      this.nextSlabPages = Math.min(MAX_SLAB_PAGES, this.nextSlabPages * 2);
-      this.slab = new ArrayBuffer(this.slabPages * PAGE_BYTES);
-      this.slabUsed = 0;
+    this.addSlab();
+    return this.spare.pop()!;
+  }
+
+  /**
+   * A new slab, all its pages made at once: their objects then sit together in the heap, which keeps the
+   * loads of a table walk (page object, then data) close to each other.
+   */
+  private addSlab(): void {
+    const n = this.nextSlabPages;
+    this.nextSlabPages = Math.min(MAX_SLAB_PAGES, n * 2);
+    const slab = new ArrayBuffer(n * PAGE_BYTES);
+    // Handed out lowest first (pop takes from the end).
+    for (let i = n - 1; i >= 0; i--) {
+      this.spare.push(new Page(new Uint32Array(slab, i * PAGE_BYTES, PAGE_WORDS), new Uint8Array(slab, i * PAGE_BYTES, PAGE_BYTES)));
     }
-    const off = this.slabUsed++ * PAGE_BYTES;
-    return new Page(new Uint32Array(this.slab, off, PAGE_WORDS), new Uint8Array(this.slab, off, PAGE_BYTES));
   }
 
   /** Takes back a page whose every dword is zero. */

@@ -31,6 +31,11 @@ import { explicitPageShift, levelShift, NEXT_LEVEL_EXPLICIT, NEXT_LEVEL_PTE, PTE
 
 const TWO32 = 0x1_0000_0000;
 
+/** A reader that can hand out a page's dwords (PhysicalMemory): undefined for a page that reads as zero. */
+interface PagedReader extends PhysReader {
+  pageWords?(pfn: number): Uint32Array | undefined;
+}
+
 /** One page-table entry the walk read, for forensics. */
 export interface WalkStep {
   level: number;
@@ -120,16 +125,27 @@ export function walkDte(mem: PhysReader, dte: Uint32Array, lo: number, hi: numbe
   let table = (d0 & 0xffff_f000) >>> 0;
   table += (d1 & 0x000f_ffff) * TWO32;
   let level = mode;
+  // Memory that hands out whole pages (and cannot fail to read): each entry is two array loads.
+  const paged = (mem as PagedReader).pageWords !== undefined;
   for (let guard = 0; guard < 7; guard++) {
-    const addr = table + indexAt(lo, hi, level) * 8;
-    let elo: number;
-    let ehi: number;
-    try {
-      elo = mem.read32(addr);
-      ehi = mem.read32(addr + 4);
-    } catch {
-      o.errAddr = addr;
-      return fault(o, PAGE_TAB_HARDWARE_ERROR, o.flags);
+    const index = indexAt(lo, hi, level);
+    const addr = table + index * 8;
+    let elo = 0;
+    let ehi = 0;
+    if (paged) {
+      const words = (mem as PagedReader).pageWords!(Math.floor(table / 4096));
+      if (words !== undefined) {
+        elo = words[index << 1] ?? 0;
+        ehi = words[(index << 1) | 1] ?? 0;
+      }
+    } else {
+      try {
+        elo = mem.read32(addr);
+        ehi = mem.read32(addr + 4);
+      } catch {
+        o.errAddr = addr;
+        return fault(o, PAGE_TAB_HARDWARE_ERROR, o.flags);
+      }
     }
     if (o.trace !== null) o.trace.push({ level, addr, lo: elo, hi: ehi });
     if ((elo & 1) === 0) return fault(o, IO_PAGE_FAULT, o.flags);
@@ -168,12 +184,18 @@ function passThrough(o: WalkOut, lo: number, hi: number, r: boolean, w: boolean)
 
 /** Page base + offset for a 2^shift page at `base` (a number below 2^52). */
 function leaf(o: WalkOut, base: number, shift: number, lo: number, hi: number, r: boolean, w: boolean): number {
-  const size = 2 ** shift;
-  const pageBase = Math.floor(base / size) * size;
-  const off = (hi % 2 ** Math.max(0, shift - 32)) * TWO32 * (shift > 32 ? 1 : 0) + (shift >= 32 ? lo >>> 0 : (lo >>> 0) % size);
-  const page4k = pageBase + Math.floor(off / 4096) * 4096;
-  o.outLo = page4k % TWO32 >>> 0;
-  o.outHi = Math.floor(page4k / TWO32) >>> 0;
+  let page4k: number;
+  if (shift === 12) {
+    page4k = Math.floor(base / 4096) * 4096;
+  } else {
+    const size = 2 ** shift;
+    const pageBase = Math.floor(base / size) * size;
+    const off = (hi % 2 ** Math.max(0, shift - 32)) * TWO32 * (shift > 32 ? 1 : 0) + (shift >= 32 ? lo >>> 0 : (lo >>> 0) % size);
+    page4k = pageBase + Math.floor(off / 4096) * 4096;
+  }
+  const pageHi = Math.floor(page4k / TWO32);
+  o.outLo = (page4k - pageHi * TWO32) >>> 0;
+  o.outHi = pageHi >>> 0;
   o.shift = shift;
   o.read = r;
   o.write = w;

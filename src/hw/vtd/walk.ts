@@ -256,15 +256,22 @@ export function walkSecondLevel(
   const denied = write ? VTD_FR_WRITE : VTD_FR_READ;
   // Memory that reads everywhere hands out whole pages: each entry is then two array loads.
   const paged = reader.pageWords !== undefined && reader.canRead === undefined;
+  const rsvdLo = caps.rsvdLo;
+  const rsvdHi = caps.rsvdHi;
+  const hiMask = caps.addrHiMask;
+  const large2M = (caps.largePages & SLLPS_2M) !== 0;
+  const large1G = (caps.largePages & SLLPS_1G) !== 0;
   out.notPresent = false;
   for (let lv = level; lv >= 1; lv--) {
     const index = levelIndex(iovaLo, iovaHi, lv);
-    let e0: number;
-    let e1: number;
+    let e0 = 0;
+    let e1 = 0;
     if (paged) {
       const words = reader.pageWords!(tHi * 0x100000 + (tLo >>> 12));
-      e0 = words === undefined ? 0 : (words[index << 1] ?? 0);
-      e1 = words === undefined ? 0 : (words[(index << 1) | 1] ?? 0);
+      if (words !== undefined) {
+        e0 = words[index << 1] ?? 0;
+        e1 = words[(index << 1) | 1] ?? 0;
+      }
     } else {
       const addr = entryAddress(tLo, tHi, index * 8);
       if (!readable(reader, addr, 8)) return lv === topLevel ? VTD_FR_CONTEXT_ENTRY_INV : VTD_FR_PAGING_ENTRY_INV;
@@ -277,18 +284,19 @@ export function walkSecondLevel(
       out.notPresent = true;
       return denied;
     }
-    const large =
-      (e0 & SL_PS) !== 0 && ((lv === 2 && (caps.largePages & SLLPS_2M) !== 0) || (lv === 3 && (caps.largePages & SLLPS_1G) !== 0));
-    const rl = large ? (caps.rsvdLargeLo[lv] ?? 0) : (caps.rsvdLo[lv] ?? 0xffffffff);
-    const rh = large ? (caps.rsvdLargeHi[lv] ?? 0) : (caps.rsvdHi[lv] ?? 0xffffffff);
-    if ((e0 & rl) !== 0 || (e1 & rh) !== 0) return VTD_FR_PAGING_ENTRY_RSVD;
+    const large = (e0 & SL_PS) !== 0 && (lv === 2 ? large2M : lv === 3 && large1G);
+    if (large) {
+      if ((e0 & (caps.rsvdLargeLo[lv] ?? 0)) !== 0 || (e1 & (caps.rsvdLargeHi[lv] ?? 0)) !== 0) return VTD_FR_PAGING_ENTRY_RSVD;
+    } else if ((e0 & (rsvdLo[lv] ?? 0xffffffff)) !== 0 || (e1 & (rsvdHi[lv] ?? 0xffffffff)) !== 0) {
+      return VTD_FR_PAGING_ENTRY_RSVD;
+    }
     r = r && (e0 & SL_R) !== 0;
     w = w && (e0 & SL_W) !== 0;
     if ((e0 & need) === 0) return denied;
-    const nextHi = (e1 & caps.addrHiMask) >>> 0;
+    const nextHi = (e1 & hiMask) >>> 0;
     if (lv === 1 || large) {
       const frameLo = (e0 & leafLoMask(lv)) >>> 0;
-      if (overlapsInterruptRange(frameLo, nextHi, leafShift(lv))) return VTD_FR_INTERRUPT_ADDR;
+      if (nextHi === 0 && overlapsInterruptRange(frameLo, nextHi, leafShift(lv))) return VTD_FR_INTERRUPT_ADDR;
       out.frameLo = frameLo;
       out.frameHi = nextHi;
       out.level = lv;
