@@ -150,6 +150,15 @@ export class Iotlb extends DomainRangeCache {
     return -1;
   }
 
+  /** The slot the accelerator holds for (did, the 4 KiB page of iova), or -1. Counts and touches nothing. */
+  peekFront(did: number, lo: number, hi: number): number {
+    const vpn = ((lo >>> 12) | (hi << 20)) >>> 0;
+    const key = ((did << 16) | ((hi >>> 12) & 0x1fff)) >>> 0;
+    const k = (vpn ^ Math.imul(did, 0x2f)) & this.frontMask;
+    if (this.frontEpoch[k] === this.store.epoch && this.frontVpn[k] === vpn && this.frontKey[k] === key) return this.frontSlot[k] ?? -1;
+    return -1;
+  }
+
   /** As `lookup`, answered from the accelerator when it can: the hit path of a translation. */
   lookupFast(did: number, lo: number, hi: number): number {
     const vpn = ((lo >>> 12) | (hi << 20)) >>> 0;

@@ -215,6 +215,14 @@ export class VtdUnit implements InvalidationTarget {
   private readonly walkOut = new WalkOut();
   private readonly pscSink: PagingStructureSink;
   private pscDid = 0;
+  // The usable context of the source id translated last, valid while the context cache has neither changed
+  // (epoch) nor been filled since: lets a stream of requests from one device skip the context checks.
+  private hotSid = -1;
+  private hotEpoch = 0;
+  private hotFills = 0;
+  private hotSlot = 0;
+  private hotDid = 0;
+  private hotShift = 0;
 
   constructor(opts: VtdUnitOptions) {
     const cfg = qemuVtdConfig(opts.config ?? {});
@@ -268,6 +276,7 @@ export class VtdUnit implements InvalidationTarget {
     this.tes = false;
     this.rtaLo = this.rtaHi = 0;
     this.translations = this.walks = 0;
+    this.hotSid = -1;
     this.deviceIotlbInvalidations.length = 0;
     if (this.remapper !== null) {
       this.remapper.setEnabled(false);
@@ -415,9 +424,12 @@ export class VtdUnit implements InvalidationTarget {
    * 2 translated. Allocates nothing.
    */
   translateFast(sid: number, lo: number, hi: number, write: boolean, at = AT_NONE): number {
-    lo >>>= 0;
-    hi >>>= 0;
-    sid &= 0xffff;
+    // Kept small so callers can inline it: the hit path of the hot source id, else the full path.
+    if ((sid & 0xffff) === this.hotSid && at === AT_NONE && this.tes && this.hotHit(lo >>> 0, hi >>> 0, write)) return 0;
+    return this.translateFull(sid & 0xffff, lo >>> 0, hi >>> 0, write, at);
+  }
+
+  private translateFull(sid: number, lo: number, hi: number, write: boolean, at: number): number {
     this.translations++;
     // 3.14: requests to the interrupt address range are never DMA.
     if (hi === 0 && lo >>> 20 === HEAD) return write ? INTERRUPT_REQUEST : UNSUPPORTED_REQUEST;
@@ -441,6 +453,14 @@ export class VtdUnit implements InvalidationTarget {
     // LGN.1: the address must be below 2^min(MGAW + 1, AGAW); both are at least 39, so only `hi` matters.
     if (hi >>> (cc.widthShift[slot] ?? 0) !== 0) return this.fault(sid, lo, hi, FR_MGAW, write, at, fpd);
     const did = cc.did[slot] ?? 0;
+    if (at === AT_NONE) {
+      this.hotSid = sid;
+      this.hotEpoch = cc.store.epoch;
+      this.hotFills = cc.store.fills;
+      this.hotSlot = slot;
+      this.hotDid = did;
+      this.hotShift = cc.widthShift[slot] ?? 0;
+    }
     const tlb = this.iotlb;
     const t = tlb.lookupFast(did, lo, hi);
     if (t >= 0) {
@@ -462,6 +482,35 @@ export class VtdUnit implements InvalidationTarget {
       // The cached entry does not allow this access: walk again, permissions may have been raised since.
     }
     return this.walkAndFill(sid, did, slot, lo, hi, write, at, fpd);
+  }
+
+  /**
+   * The hit path for the hot source id: its context still cached and unchanged, the address within its width
+   * and not in the interrupt range, and the IOTLB accelerator holding a translation that allows the access.
+   * Then it counts and touches exactly what the full path would (context cache and IOTLB hits, LRU order),
+   * sets the outputs and answers true; otherwise it changes nothing and the full path runs.
+   */
+  private hotHit(lo: number, hi: number, write: boolean): boolean {
+    const ccs = this.contextCache.store;
+    if (ccs.epoch !== this.hotEpoch || ccs.fills !== this.hotFills || hi >>> this.hotShift !== 0) return false;
+    if (hi === 0 && lo >>> 20 === HEAD) return false;
+    const tlb = this.iotlb;
+    const t = tlb.peekFront(this.hotDid, lo, hi);
+    if (t < 0 || (tlb.neg[t] ?? 1) !== 0) return false;
+    const perm = tlb.perm[t] ?? 0;
+    if ((perm & (write ? 2 : 1)) === 0) return false;
+    this.translations++;
+    ccs.hits++;
+    ccs.touch(this.hotSlot);
+    tlb.store.hits++;
+    tlb.store.touch(t);
+    const shift = 12 + 9 * ((tlb.level[t] ?? 1) - 1);
+    this.outLo = ((tlb.frameLo[t] ?? 0) | (lo & ((1 << shift) - 1))) >>> 0;
+    this.outHi = tlb.frameHi[t] ?? 0;
+    this.outShift = shift;
+    this.outRead = (perm & 1) !== 0;
+    this.outWrite = (perm & 2) !== 0;
+    return true;
   }
 
   private passThrough(lo: number, hi: number): number {
