@@ -7,7 +7,7 @@
  * its own (see run.ts), which also gives each its own peak resident memory.
  * Nothing here asserts a time: targets are reported, and the reader judges.
  */
-import { cpus } from "node:os";
+import { cpus, loadavg } from "node:os";
 import { seededRandom } from "../core/random.js";
 
 export interface Stats {
@@ -132,9 +132,18 @@ export function result(
   };
 }
 
-export function machineInfo(): { cpu: string; cores: number; node: string } {
+export interface MachineInfo {
+  cpu: string;
+  cores: number;
+  node: string;
+  /** One-minute load average when the run started and when it ended (other work on the same cores). */
+  loadAverage: [number, number];
+}
+
+/** The machine, with the load average at the start of the run given and now. */
+export function machineInfo(loadAtStart = loadavg()[0] ?? 0): MachineInfo {
   const c = cpus();
-  return { cpu: c[0]?.model ?? "unknown", cores: c.length, node: process.version };
+  return { cpu: c[0]?.model ?? "unknown", cores: c.length, node: process.version, loadAverage: [loadAtStart, loadavg()[0] ?? 0] };
 }
 
 /** Benchmark data comes from a seeded generator, the same in every run. */

@@ -3,7 +3,8 @@
  * and the README section.
  */
 import { fork } from "node:child_process";
-import { machineInfo, renderExtras, renderTable, type BenchCase, type BenchOptions, type CaseResult } from "./harness.js";
+import { loadavg } from "node:os";
+import { machineInfo, renderExtras, renderTable, type BenchCase, type BenchOptions, type CaseResult, type MachineInfo } from "./harness.js";
 import { lineChart } from "./svg.js";
 import { benchCases } from "./registry.js";
 import { childModulePath, type ChildMessage } from "./child.js";
@@ -11,12 +12,13 @@ import { childModulePath, type ChildMessage } from "./child.js";
 export { benchCases };
 
 export interface BenchReport {
-  machine: { cpu: string; cores: number; node: string };
+  machine: MachineInfo;
   cases: CaseResult[];
 }
 
 export async function runBench(names: string[], opts: BenchOptions): Promise<BenchReport> {
   const chosen = names.length === 0 ? benchCases : benchCases.filter((c) => names.includes(c.name));
+  const loadAtStart = loadavg()[0] ?? 0;
   const cases: CaseResult[] = [];
   for (const c of chosen) {
     const t0 = Date.now();
@@ -24,7 +26,7 @@ export async function runBench(names: string[], opts: BenchOptions): Promise<Ben
     for (const part of c.parts ?? [undefined]) cases.push(...(await runInChild(c, part, opts)));
     opts.progress(`${c.name}: done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }
-  return { machine: machineInfo(), cases };
+  return { machine: machineInfo(loadAtStart), cases };
 }
 
 /** Runs one case (or one part of it) in a fresh process; its rows carry that process's peak resident memory. */
@@ -68,16 +70,20 @@ export function iovaPlot(report: BenchReport): string | null {
 export const README_START = "<!-- bench:start -->";
 export const README_END = "<!-- bench:end -->";
 
-/** Replaces the marked benchmark section of a README with this run's table. */
-export function updateReadme(readme: string, report: BenchReport, svgPath: string | null): string {
+/**
+ * Replaces the marked benchmark section of a README with this run's table. `note` describes the machine beyond
+ * what the report knows (e.g. "shared with other work").
+ */
+export function updateReadme(readme: string, report: BenchReport, svgPath: string | null, note?: string): string {
   const i = readme.indexOf(README_START);
   const j = readme.indexOf(README_END);
   if (i < 0 || j < i) return readme;
   const m = report.machine;
+  const load = `load average ${m.loadAverage[0].toFixed(1)} at the start, ${m.loadAverage[1].toFixed(1)} at the end`;
   const body = [
     README_START,
     "",
-    `Measured by \`npm run bench\` on ${m.cpu} (${m.cores} cores), Node.js ${m.node}. times are CPU time of the process (ns/op unless noted); ratio = median of the ratios of neighbouring samples of the case and its baseline (taken alternately).`,
+    `Measured by \`npm run bench\` on ${m.cpu} (${m.cores} cores${note ? `, ${note}` : ""}; ${load}), Node.js ${m.node}. Times are CPU time of the process, ns/op unless noted; ratio = median of the ratios of neighbouring samples of the case and its baseline (taken alternately).`,
     "",
     "```",
     renderTable(report.cases).trimEnd(),

@@ -10,7 +10,7 @@ import { flag, str, toJson, type Command } from "../command.js";
 export const benchCommand: Command = {
   name: "bench",
   summary: "run the benchmarks (each with a baseline measured in the same run)",
-  help: `Usage: iommu bench [CASE ...] [--json] [--quick] [-o FILE] [--svg FILE] [--readme FILE]
+  help: `Usage: iommu bench [CASE ...] [--json] [--quick] [-o FILE] [--svg FILE] [--readme FILE [--note TEXT]]
 
 Runs each case in a process of its own, after a warm-up, and prints median, p10, p90 (ns of CPU time per op), ops/s, the ratio to
 a baseline measured in the same process on the same data (samples alternating with the case's), and the peak
@@ -25,6 +25,7 @@ Options:
   -o, --output FILE  also write the JSON report to FILE
       --svg FILE     write the IOVA cost plot (SVG)
       --readme FILE  replace the README section between <!-- bench:start --> and <!-- bench:end --> with this run
+      --note TEXT    what the README line should say about the machine besides CPU and cores ("shared")
 
 Examples:
   iommu bench iova
@@ -36,6 +37,7 @@ Examples:
     output: { type: "string", short: "o" },
     svg: { type: "string" },
     readme: { type: "string" },
+    note: { type: "string" },
   },
   positionals: [0, 16],
   async run(args, ctx) {
@@ -58,7 +60,7 @@ Examples:
       } catch (e) {
         throw fsError(e, readme);
       }
-      atomicWriteFile(readme, updateReadme(text, report, svg && plot ? relative(dirname(readme), svg) : null));
+      atomicWriteFile(readme, updateReadme(text, report, svg && plot ? relative(dirname(readme), svg) : null, str(args, "note")));
     }
     ctx.out(flag(args, "json") ? toJson(report) : `${renderTable(report.cases)}\n${renderExtras(report.cases)}`);
     return 0;
