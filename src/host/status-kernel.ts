@@ -10,7 +10,7 @@
  */
 import { gunzipSync } from "node:zlib";
 import { IommuError } from "../core/errors.js";
-import { kernelBool } from "./cmdline.js";
+import { kstrtobool } from "../core/kernel-cmdline.js";
 import type { SysfsView } from "./sysfs-view.js";
 import {
   decodeAmdCap,
@@ -186,7 +186,7 @@ export function readInterrupts(view: SysfsView): InterruptEvidence {
 
 /** vfio_iommu_type1's allow_unsafe_interrupts: true/false, or null when the module is not loaded. */
 export function readAllowUnsafe(view: SysfsView): boolean | null {
-  return kernelBool(trimmedText(view, ALLOW_UNSAFE_PATH));
+  return kstrtobool(trimmedText(view, ALLOW_UNSAFE_PATH));
 }
 
 /** Kernel release (uname -r) of the examined system. */

@@ -18,6 +18,7 @@
  *
  * Defaults are Debian 6.1's build (CONFIG_INTEL_IOMMU_DEFAULT_ON_INTGPU_OFF, CONFIG_IOMMU_DEFAULT_DMA_LAZY).
  */
+import { kernelParams, kstrtobool } from "../core/kernel-cmdline.js";
 
 /** Swiotlb slab: 1 << IO_TLB_SHIFT bytes. */
 export const IO_TLB_SHIFT = 11;
@@ -93,32 +94,9 @@ export interface Msg {
   text: string;
 }
 
-/** Splits like the kernel's next_arg: whitespace separates, double quotes protect, "--" ends the kernel's part. */
+/** The kernel's parameters (those before "--"), with `raw` as the kernel prints an unknown one (quotes removed). */
 export function splitCmdline(text: string): { name: string; value: string | null; raw: string }[] {
-  const out: { name: string; value: string | null; raw: string }[] = [];
-  for (const m of text.matchAll(/(?:[^\s"]+|"[^"]*"?)+/g)) {
-    const raw = m[0];
-    if (raw === "--") break;
-    const eq = raw.indexOf("=");
-    const name = (eq < 0 ? raw : raw.slice(0, eq)).replace(/"/g, "");
-    const value = eq < 0 ? null : raw.slice(eq + 1).replace(/^"(.*)"$/, "$1");
-    out.push({ name, value, raw: raw.replace(/"/g, "") });
-  }
-  return out;
-}
-
-/** kstrtobool: 1/y/Y/t/T/on → true, 0/n/N/f/F/off → false, anything else invalid (null). */
-export function kstrtobool(v: string | null): boolean | null {
-  if (v === null || v === "") return null;
-  const c = v[0]?.toLowerCase();
-  if (c === "1" || c === "y" || c === "t") return true;
-  if (c === "0" || c === "n" || c === "f") return false;
-  if (c === "o") {
-    const d = v[1]?.toLowerCase();
-    if (d === "n") return true;
-    if (d === "f") return false;
-  }
-  return null;
+  return kernelParams(text).map(({ name, value }) => ({ name, value, raw: value === null ? name : `${name}=${value}` }));
 }
 
 /** Parameters a 6.1 kernel (or its built-in modules) take that this model does not act on. */
