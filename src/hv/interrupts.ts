@@ -35,11 +35,11 @@ import type { DmarUnit } from "../os/intel-iommu.js";
 import type { IrqDesc, Kernel } from "../os/kernel.js";
 import type { KPciDev } from "../os/pci.js";
 import type { IncomingInterrupt, MachinePort } from "../os/port.js";
+import { encodeCompatMsi } from "../spec/msi.js";
 
 /** x86 vectors a device interrupt may use (the simulated kernel hands them out from the bottom). */
 export const FIRST_DEVICE_VECTOR = 0x21;
 export const LAST_DEVICE_VECTOR = 0xeb;
-const MSI_ADDR_BASE = 0xfee00000;
 /** The notification vector of posted interrupts, a system vector outside the device range (Linux: 0xf2). */
 export const POSTED_INTR_VECTOR = 0xf2;
 /** Interrupt entry cache invalidation descriptor (VT-d spec 6.5.2.7): type 4, G bit 4 (index), IM 31:27. */
@@ -324,7 +324,8 @@ export class HostIrte {
 
 /** A compatibility-format MSI (no remapping) for `vector` on the CPU with APIC id `apic`, fixed delivery. */
 export function compatMsi(vector: number, apic: number): { address: number; data: number } {
-  return { address: (MSI_ADDR_BASE | ((apic & 0xff) << 12)) >>> 0, data: vector & 0xff };
+  const { address, data } = encodeCompatMsi({ vector, destination: apic & 0xff });
+  return { address, data };
 }
 
 /**

@@ -13,6 +13,7 @@ import { PciBus, type PciDevice } from "./pci/bus.js";
 import { VtdUnit, type DmaSegment, type TranslateResult } from "./vtd/unit.js";
 import type { VtdConfig } from "./vtd/config.js";
 import type { TableReader } from "./vtd/walk.js";
+import { decodeCompatMsi, isInterruptAddress } from "../spec/msi.js";
 
 /** An interrupt as it reaches the interrupt controllers: an MSI address/data pair and where it came from. */
 export interface InterruptMessage {
@@ -207,27 +208,15 @@ export class Platform {
     const unit = this.unitFor(sid);
     if (unit !== null) return unit.translate({ sid, addr, length, write, ...(data !== undefined ? { data } : {}) });
     const a = typeof addr === "bigint" ? addr : BigInt(addr);
-    if (write && (a >> 20n) === 0xfeen && length === 4) {
-      const lo = Number(a & 0xffffffffn);
+    const lo = Number(a & 0xffffffffn);
+    if (write && length === 4 && isInterruptAddress(lo, Number(a >> 32n))) {
       const d = (data ?? 0) >>> 0;
       const message: InterruptMessage = { addressLo: lo, addressHi: 0, data: d, origin: "device", sid: sid & 0xffff, remapped: false };
       this.deliver(message);
       return {
         ok: true,
         kind: "interrupt",
-        remap: {
-          ok: true,
-          irq: {
-            vector: d & 0xff,
-            destination: (lo >>> 12) & 0xff,
-            destinationMode: (lo & 4) !== 0 ? "logical" : "physical",
-            deliveryMode: (d >>> 8) & 7,
-            triggerMode: (d & 0x8000) !== 0 ? "level" : "edge",
-            redirectionHint: (lo & 8) !== 0,
-          },
-          msi: { address: lo, addressHi: 0, data: d },
-          remapped: false,
-        },
+        remap: { ok: true, irq: decodeCompatMsi(lo, d), msi: { address: lo, addressHi: 0, data: d }, remapped: false },
         message,
       };
     }

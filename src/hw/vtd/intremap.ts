@@ -59,17 +59,10 @@ import {
   type IrFaultReason,
   irteDestination,
   irteReservedViolation,
-  MSI_ADDR_DEST_SHIFT,
-  MSI_ADDR_DM,
-  MSI_ADDR_HEAD,
   MSI_ADDR_IF_REMAPPABLE,
-  MSI_ADDR_RH,
   MSI_ADDR_SHV,
-  MSI_DATA_DLM_SHIFT,
-  MSI_DATA_LEVEL_ASSERT,
   MSI_DATA_RSVD_WHEN_SHV,
   MSI_DATA_SUBHANDLE_MASK,
-  MSI_DATA_TM_LEVEL,
   msiHandle,
   PID_CONTROL_OFFSET,
   PID_SIZE,
@@ -95,19 +88,12 @@ import {
   VTD_IRTA_SIZE_MASK,
 } from "../../spec/vtd/intremap.js";
 
+import { decodeCompatMsi, encodeCompatMsi, MSI_ADDR_HEAD, type MsiInterrupt } from "../../spec/msi.js";
+
 export * from "../../spec/vtd/intremap.js";
 
 /** The interrupt as the local APICs receive it. */
-export interface DeliveredInterrupt {
-  readonly vector: number;
-  /** APIC destination id: 8 bits in xAPIC mode, 32 bits in x2APIC mode. */
-  readonly destination: number;
-  readonly destinationMode: "physical" | "logical";
-  /** DLM / MSI delivery mode, 3 bits (0 fixed, 1 lowest priority, 2 SMI, 4 NMI, 5 INIT, 7 ExtINT). */
-  readonly deliveryMode: number;
-  readonly triggerMode: "edge" | "level";
-  readonly redirectionHint: boolean;
-}
+export type DeliveredInterrupt = MsiInterrupt;
 
 /** A compatibility-format MSI message. */
 export interface MsiMessage {
@@ -540,14 +526,7 @@ export class InterruptRemapper {
   private passThrough(lo: number, hi: number, d: number): RemapOk {
     this.stats.passedThrough++;
     if (this.lastPt !== undefined && lo === this.lastPtLo && hi === this.lastPtHi && d === this.lastPtData) return this.lastPt;
-    const irq: DeliveredInterrupt = Object.freeze({
-      vector: d & 0xff,
-      destination: (((lo >>> MSI_ADDR_DEST_SHIFT) & 0xff) | (hi & 0xffffff00)) >>> 0,
-      destinationMode: (lo & MSI_ADDR_DM) !== 0 ? "logical" : "physical",
-      deliveryMode: (d >>> MSI_DATA_DLM_SHIFT) & 7,
-      triggerMode: (d & MSI_DATA_TM_LEVEL) !== 0 ? "level" : "edge",
-      redirectionHint: (lo & MSI_ADDR_RH) !== 0,
-    });
+    const irq: DeliveredInterrupt = Object.freeze(decodeCompatMsi(lo, d, hi));
     const r: RemapOk = Object.freeze({ ok: true, irq, msi: Object.freeze({ address: lo, addressHi: hi, data: d }), remapped: false });
     this.lastPtLo = lo;
     this.lastPtHi = hi;
@@ -574,15 +553,7 @@ function isEntry(x: IecEntry | RemapFault): x is IecEntry {
 
 /** The compatibility-format MSI QEMU's x86_iommu_irq_to_msi_message builds for a remapped interrupt. */
 function compatMsi(irq: DeliveredInterrupt, addrLow2: number): MsiMessage {
-  const address =
-    (MSI_ADDR_HEAD << 20) |
-    ((irq.destination & 0xff) << MSI_ADDR_DEST_SHIFT) |
-    (irq.redirectionHint ? MSI_ADDR_RH : 0) |
-    (irq.destinationMode === "logical" ? MSI_ADDR_DM : 0) |
-    (addrLow2 & 3);
-  const data =
-    irq.vector | (irq.deliveryMode << MSI_DATA_DLM_SHIFT) | MSI_DATA_LEVEL_ASSERT | (irq.triggerMode === "level" ? MSI_DATA_TM_LEVEL : 0);
-  return Object.freeze({ address: address >>> 0, addressHi: (irq.destination & 0xffffff00) >>> 0, data: data >>> 0 });
+  return Object.freeze(encodeCompatMsi({ ...irq, levelAssert: true, addressLow2: addrLow2 }));
 }
 
 export interface WalkInterruptOptions {

@@ -67,6 +67,7 @@ import {
 } from "../../spec/vtd/registers.js";
 import { ContextOut, lookupContext, walkSecondLevel, WalkOut, type PagingStructureSink, type TableReader } from "./walk.js";
 import { TWO32 } from "../../core/u64.js";
+import { decodeCompatMsi } from "../../spec/msi.js";
 
 // Module-local copies of what the hit path reads on every request. Imported bindings can cost a property
 // access each when modules are loaded through a transpiling loader (tests, tsx); locals never do.
@@ -606,7 +607,7 @@ export class VtdUnit implements InvalidationTarget {
     const remap: RemapResult =
       ir !== null
         ? ir.remap(req.sid, lo, hi, data)
-        : { ok: true, irq: decodeCompat(lo, data), msi: { address: lo, addressHi: hi, data }, remapped: false };
+        : { ok: true, irq: decodeCompatMsi(lo, data), msi: { address: lo, addressHi: hi, data }, remapped: false };
     if (!remap.ok) return { ok: false, kind: "interrupt", reason: remap.reason, reasonName: remap.reasonName, index: remap.index };
     const message: InterruptMessage = {
       addressLo: remap.msi.address >>> 0,
@@ -698,16 +699,4 @@ export class VtdUnit implements InvalidationTarget {
 function checkAddr(n: number): number {
   if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`DMA address ${n} is not a non-negative safe integer`);
   return n;
-}
-
-/** The interrupt a compatibility-format MSI describes (no remapping hardware). */
-function decodeCompat(lo: number, data: number): (RemapResult & { ok: true })["irq"] {
-  return {
-    vector: data & 0xff,
-    destination: (lo >>> 12) & 0xff,
-    destinationMode: (lo & 4) !== 0 ? "logical" : "physical",
-    deliveryMode: (data >>> 8) & 7,
-    triggerMode: (data & 0x8000) !== 0 ? "level" : "edge",
-    redirectionHint: (lo & 8) !== 0,
-  };
 }

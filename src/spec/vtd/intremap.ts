@@ -12,6 +12,7 @@
  * fields with RangeError. The decoders never throw.
  */
 import type { PhysAddr } from "../../core/memory.js";
+import { MSI_ADDR_HEAD } from "../msi.js";
 
 // ---- Fault reasons (VT-d spec 5.1.4.1, "Interrupt Remapping Fault Conditions") ----
 
@@ -54,10 +55,8 @@ export const IR_FAULT_DESCRIPTIONS: Readonly<Record<IrFaultReason, string>> = {
   0x26: "source-id verification failed",
 };
 
-// ---- MSI address/data (VT-d spec 5.1.2.1 compatibility format, 5.1.2.2 remappable format) ----
+// ---- MSI address/data: 5.1.2.2 remappable format (the compatibility format, 5.1.2.1, is spec/msi.ts) ----
 
-/** Bits 31:20 of every interrupt request address: the interrupt address range 0xFEEx_xxxx. */
-export const MSI_ADDR_HEAD = 0xfee;
 /** Address bit 4, Interrupt Format: 1 = remappable, 0 = compatibility (VT-d spec 5.1.2.2). */
 export const MSI_ADDR_IF_REMAPPABLE = 1 << 4;
 /** Address bit 3, SubHandle Valid (SHV). */
@@ -70,14 +69,6 @@ export const MSI_ADDR_HANDLE_MASK = 0x7fff;
 /** Data bits 15:0 hold the sub-handle when SHV = 1; bits 31:16 are then reserved. */
 export const MSI_DATA_SUBHANDLE_MASK = 0x0000ffff;
 export const MSI_DATA_RSVD_WHEN_SHV = 0xffff0000;
-
-/** Compatibility-format MSI fields (the x86 MSI format the remapper emits). */
-export const MSI_ADDR_DM = 1 << 2; // destination mode: 1 = logical
-export const MSI_ADDR_RH = 1 << 3; // redirection hint
-export const MSI_ADDR_DEST_SHIFT = 12; // destination id bits 19:12
-export const MSI_DATA_DLM_SHIFT = 8; // delivery mode bits 10:8
-export const MSI_DATA_LEVEL_ASSERT = 1 << 14; // level: 1 = assert
-export const MSI_DATA_TM_LEVEL = 1 << 15; // trigger mode: 1 = level
 
 /** interrupt_index fields of a remappable-format request address. */
 export function msiHandle(addrLo: number): number {
