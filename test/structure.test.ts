@@ -13,9 +13,6 @@ import { allImports, functionSpans, importCycles, lineCount, parse, runtimeImpor
 const MAX_FILE_LINES = 600;
 const MAX_FUNCTION_LINES = 100;
 
-/** Cycles through type-only imports still waiting to be broken (a cycle is its files, sorted, joined by " ↔ "). */
-const KNOWN_TYPE_CYCLES = new Set(["src/hw/platform.ts ↔ src/hw/vtd/unit.ts"]);
-
 /** Files over MAX_FILE_LINES still waiting to be split. */
 const KNOWN_LONG_FILES = new Set([
   "src/hw/vtd/unit.ts",
@@ -39,12 +36,8 @@ test("no runtime import cycles among the shipped modules", () => {
   assert.deepEqual(importCycles(shipped, false).map((c) => c.join(" ↔ ")), []);
 });
 
-test("no import cycles through type-only imports either, except the known ones (which must still exist)", () => {
-  const found = importCycles(shipped, true).map((c) => c.join(" ↔ "));
-  assert.deepEqual(found.filter((c) => !KNOWN_TYPE_CYCLES.has(c)), [], "new import cycle(s)");
-  for (const known of KNOWN_TYPE_CYCLES) {
-    assert.ok(found.includes(known), `the cycle ${known} is gone: remove it from KNOWN_TYPE_CYCLES`);
-  }
+test("no import cycles through type-only imports either", () => {
+  assert.deepEqual(importCycles(shipped, true).map((c) => c.join(" ↔ ")), []);
 });
 
 test("the cycle finder sees cycles through runtime imports, re-exports and (when asked) `import type`", () => {

@@ -8,31 +8,14 @@
  */
 import { PhysicalMemory } from "../core/memory.js";
 import { requesterId, type PciAddress } from "../core/pci.js";
-import type { DeliveredInterrupt } from "./vtd/intremap.js";
+import type { InterruptMessage, InterruptSink } from "./interrupt-message.js";
 import { PciBus, type PciDevice } from "./pci/bus.js";
 import { VtdUnit, type DmaSegment, type TranslateResult } from "./vtd/unit.js";
 import type { VtdConfig } from "./vtd/config.js";
 import type { TableReader } from "./vtd/walk.js";
 import { decodeCompatMsi, isInterruptAddress } from "../spec/msi.js";
 
-/** An interrupt as it reaches the interrupt controllers: an MSI address/data pair and where it came from. */
-export interface InterruptMessage {
-  addressLo: number;
-  addressHi: number;
-  data: number;
-  /** "device" for a device's MSI; the unit's own events otherwise. */
-  origin: "device" | "fault-event" | "invalidation-event";
-  /** Name of the remapping unit it passed through or came from. */
-  unit?: string;
-  /** Requester id of the device, for device interrupts. */
-  sid?: number;
-  /** The decoded interrupt (vector, destination, …), for device interrupts. */
-  irq?: DeliveredInterrupt;
-  /** Whether interrupt remapping translated it (false: passed through). */
-  remapped?: boolean;
-}
-
-export type InterruptSink = (message: InterruptMessage) => void;
+export type { InterruptMessage, InterruptSink } from "./interrupt-message.js";
 
 /** Which requester ids a unit translates (DMAR DRHD device scope, or INCLUDE_PCI_ALL). */
 export interface UnitScope {

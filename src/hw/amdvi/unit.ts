@@ -5,7 +5,7 @@
  * translation, an event in the log, or a status bit.
  */
 import type { PhysicalMemory } from "../../core/memory.js";
-import type { InterruptSink } from "../platform.js";
+import type { InterruptSink } from "../interrupt-message.js";
 import { RegisterFile } from "../vtd/regfile.js";
 import { DteCache, Iotlb } from "./caches.js";
 import { CommandBuffer } from "./commands.js";

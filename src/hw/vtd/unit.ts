@@ -12,7 +12,7 @@
  *                                      outShift, outRead, outWrite), a fault reason, or INTERRUPT_REQUEST.
  */
 import type { PhysicalMemory } from "../../core/memory.js";
-import type { InterruptMessage, InterruptSink } from "../platform.js";
+import type { InterruptMessage, InterruptSink } from "../interrupt-message.js";
 import { ContextCache, Iotlb, NEG_NOT_PRESENT, PagingStructureCache } from "./caches.js";
 import type { CacheStats } from "./cache.js";
 import { capHalves, qemuVtdConfig, validateConfig, walkCapsFromConfig, type VtdConfig, type WalkCaps } from "./config.js";
