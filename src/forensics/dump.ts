@@ -6,6 +6,7 @@
  */
 import { closeSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from "node:fs";
 import { fsError, IommuError } from "../core/errors.js";
+import { inputName, seekableInputPath } from "../core/input.js";
 import type { PhysAddr, PhysicalMemory } from "../core/memory.js";
 import type { TableReader } from "../hw/vtd/walk.js";
 
@@ -24,11 +25,12 @@ export class DumpReader implements TableReader {
     this.size = size;
   }
 
-  /** Opens a dump file. Missing, unreadable, directory or empty: IommuError naming the path. */
-  static open(path: string): DumpReader {
+  /** Opens a dump file ("-": standard input). Missing, unreadable, directory or empty: IommuError naming the path. */
+  static open(file: string): DumpReader {
+    const path = inputName(file);
     let fd: number;
     try {
-      fd = openSync(path, "r");
+      fd = openSync(seekableInputPath(file), "r");
     } catch (e) {
       throw fsError(e, path, "open");
     }

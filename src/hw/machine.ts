@@ -10,7 +10,7 @@
  * - What devices do: `device(bdf)` issues DMA reads and writes and MSIs with the requester id the topology gives
  *   its requests at the root complex, through the platform and the unit covering that id.
  */
-import { readFileSync } from "node:fs";
+import { inputName, readInputText } from "../core/input.js";
 import { IommuError, fsError } from "../core/errors.js";
 import type { PhysicalMemory } from "../core/memory.js";
 import { barSlots, normalizeMachineConfig, type MachineConfig, type MachineConfigInput } from "./machine-config.js";
@@ -102,12 +102,13 @@ export class Machine {
   }
 
   /** A machine from a preset name or a JSON file path. */
-  static load(nameOrFile: string): Machine {
-    const preset = machinePreset(nameOrFile);
+  static load(nameOrPath: string): Machine {
+    const preset = machinePreset(nameOrPath);
     if (preset !== null) return new Machine(preset);
+    const nameOrFile = inputName(nameOrPath);
     let text: string;
     try {
-      text = readFileSync(nameOrFile, "utf8");
+      text = readInputText(nameOrPath);
     } catch (e) {
       if ((e as NodeJS.ErrnoException)?.code === "ENOENT") {
         throw new IommuError("UNKNOWN_MACHINE", `${nameOrFile}: no such file, and not a machine preset`, {

@@ -33,7 +33,7 @@ The dump is guest-physical memory from address 0 as a raw file, e.g. from the QE
 and RTADDR / IRTA are the unit's register values (QEMU monitor: xp /1gx 0xfed90020, xp /1gx 0xfed900b8).
 
 Options:
-      --mem FILE          the memory dump
+      --mem FILE          the memory dump (- reads standard input)
       --rtaddr HEX        root table address register (RTADDR_REG); scalable mode (TTM=01) is not walked yet
       --bdf BB:DD.F       the requesting device (or DDDD:BB:DD.F)
       --iova HEX          the address the device puts on the bus

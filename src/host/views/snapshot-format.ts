@@ -13,7 +13,7 @@
  *
  * "unreadable" records a read that failed on the host (not root), so replaying gives the same answer.
  */
-import { readFileSync } from "node:fs";
+import { inputName, readInputText } from "../../core/input.js";
 import { fsError, IommuError } from "../../core/errors.js";
 
 export const SNAPSHOT_FORMAT = "iommu-kit-snapshot";
@@ -118,10 +118,11 @@ export function parseSnapshot(doc: unknown, file: string): SnapshotFile {
 }
 
 /** Reads and validates a snapshot file from disk. */
-export function loadSnapshotFile(file: string): SnapshotFile {
+export function loadSnapshotFile(path: string): SnapshotFile {
+  const file = inputName(path);
   let text: string;
   try {
-    text = readFileSync(file, "utf8");
+    text = readInputText(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException)?.code;
     if (code === "ENOENT") {

@@ -5,6 +5,7 @@
  * Anything not recorded reads as absent.
  */
 import { IommuError } from "../../core/errors.js";
+import { inputName } from "../../core/input.js";
 import type { SysfsView } from "../sysfs-view.js";
 import { normalizeViewPath } from "./root-view.js";
 import { loadSnapshotFile, type SnapshotEntry, type SnapshotFile } from "./snapshot-format.js";
@@ -25,7 +26,7 @@ export class SnapshotView implements SysfsView {
   }
 
   static load(file: string): SnapshotView {
-    return new SnapshotView(loadSnapshotFile(file), file);
+    return new SnapshotView(loadSnapshotFile(file), inputName(file));
   }
 
   /** The entry for a path (following recorded links), plus the path it was found under. */
