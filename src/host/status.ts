@@ -148,43 +148,56 @@ const VM_IOMMU_HINT =
   "this system runs under a hypervisor: give the VM a virtual IOMMU (QEMU: -machine q35,kernel-irqchip=split " +
   "-device intel-iommu,intremap=on, or -device amd-iommu,intremap=on)";
 
-/** Why the IOMMU is not active, as one blocking problem. */
-function inactiveProblem(fw: FirmwareInfo, cpu: CpuInfo, vendor: CpuVendor, cmd: CmdlineAnalysis, config: KernelConfig | null, units: KernelUnit[]): Problem {
-  if (fw.table === null && units.length === 0) {
-    return problem("NO_IOMMU_FIRMWARE", "error",
-      "the firmware publishes no DMAR or IVRS table: no IOMMU is enabled on this platform",
-      cpu.hypervisor ? VM_IOMMU_HINT
-        : `enable ${vendor === "amd" ? "IOMMU / AMD-Vi (often under 'AMD CBS' or 'NBIO')" : vendor === "intel" ? "VT-d (often under 'System Agent' or 'Chipset')" : "VT-d or AMD-Vi (IOMMU)"} in the firmware setup, then boot again`);
-  }
-  if (cmd.iommuRequested === false) {
-    const what = (cmd.iommu ?? []).includes("off") ? "iommu=off" : vendor === "amd" ? "amd_iommu=off" : "intel_iommu=off";
-    return problem("IOMMU_DISABLED_BY_CMDLINE", "error",
-      `the kernel command line turns the IOMMU off (${what})`,
-      `remove ${what} from the kernel command line ('iommu bootargs' shows the change), then reboot`);
-  }
-  const intel = fw.table === "DMAR" || vendor === "intel";
-  if (units.length > 0) {
-    return problem("IOMMU_NO_GROUPS", "error",
-      `the kernel registered ${units.length} IOMMU unit(s) but made no IOMMU groups`,
-      "check 'dmesg | grep -i -e DMAR -e AMD-Vi -e iommu' for errors; the IOMMU may have failed to initialise");
-  }
+/** The kernel lacks the driver for this platform's IOMMU (by its firmware table, else the CPU vendor). */
+function driverNotBuilt(fw: FirmwareInfo, vendor: CpuVendor, config: KernelConfig | null): Problem | null {
+  const intel = fw.table === "DMAR" || (fw.table === null && vendor === "intel");
+  const amd = fw.table === "IVRS" || (fw.table === null && vendor === "amd");
   if (intel && config?.values.CONFIG_INTEL_IOMMU === "n") {
     return problem("IOMMU_NOT_BUILT", "error", "this kernel is built without VT-d support (CONFIG_INTEL_IOMMU is not set)",
       "boot a kernel built with CONFIG_INTEL_IOMMU=y (every mainstream distribution kernel has it)");
   }
-  if (!intel && config?.values.CONFIG_AMD_IOMMU === "n") {
+  if (amd && config?.values.CONFIG_AMD_IOMMU === "n") {
     return problem("IOMMU_NOT_BUILT", "error", "this kernel is built without AMD-Vi support (CONFIG_AMD_IOMMU is not set)",
       "boot a kernel built with CONFIG_AMD_IOMMU=y (every mainstream distribution kernel has it)");
   }
+  return null;
+}
+
+/**
+ * Why the IOMMU is not active: every blocking cause the evidence shows. A kernel without the driver is named
+ * beside a missing firmware table or an 'off' on the command line, since fixing one alone is not enough.
+ */
+function inactiveProblems(fw: FirmwareInfo, cpu: CpuInfo, vendor: CpuVendor, cmd: CmdlineAnalysis, config: KernelConfig | null, units: KernelUnit[]): Problem[] {
+  const notBuilt = driverNotBuilt(fw, vendor, config);
+  const withDriver = (p: Problem): Problem[] => (notBuilt === null ? [p] : [p, notBuilt]);
+  if (fw.table === null && units.length === 0) {
+    return withDriver(problem("NO_IOMMU_FIRMWARE", "error",
+      "the firmware publishes no DMAR or IVRS table: no IOMMU is enabled on this platform",
+      cpu.hypervisor ? VM_IOMMU_HINT
+        : `enable ${vendor === "amd" ? "IOMMU / AMD-Vi (often under 'AMD CBS' or 'NBIO')" : vendor === "intel" ? "VT-d (often under 'System Agent' or 'Chipset')" : "VT-d or AMD-Vi (IOMMU)"} in the firmware setup, then boot again`));
+  }
+  if (cmd.iommuRequested === false) {
+    const what = (cmd.iommu ?? []).includes("off") ? "iommu=off" : vendor === "amd" ? "amd_iommu=off" : "intel_iommu=off";
+    return withDriver(problem("IOMMU_DISABLED_BY_CMDLINE", "error",
+      `the kernel command line turns the IOMMU off (${what})`,
+      `remove ${what} from the kernel command line ('iommu bootargs' shows the change), then reboot`));
+  }
+  if (units.length > 0) {
+    return [problem("IOMMU_NO_GROUPS", "error",
+      `the kernel registered ${units.length} IOMMU unit(s) but made no IOMMU groups`,
+      "check 'dmesg | grep -i -e DMAR -e AMD-Vi -e iommu' for errors; the IOMMU may have failed to initialise")];
+  }
+  if (notBuilt !== null) return [notBuilt];
+  const intel = fw.table === "DMAR" || vendor === "intel";
   if (intel && cmd.iommuRequested !== true && config?.values.CONFIG_INTEL_IOMMU_DEFAULT_ON !== "y") {
-    return problem("IOMMU_NOT_ENABLED", "error",
+    return [problem("IOMMU_NOT_ENABLED", "error",
       "the firmware has VT-d (DMAR table) but the kernel did not turn it on: intel_iommu=on is missing" +
         (config === null ? "" : " and this kernel is built with VT-d off by default"),
-      "add intel_iommu=on to the kernel command line ('iommu bootargs --apply'), then reboot");
+      "add intel_iommu=on to the kernel command line ('iommu bootargs --apply'), then reboot")];
   }
-  return problem("IOMMU_INACTIVE", "error",
+  return [problem("IOMMU_INACTIVE", "error",
     `the firmware publishes ${fw.table ?? "an IOMMU table"} but the kernel registered no IOMMU unit`,
-    "check 'dmesg | grep -i -e DMAR -e AMD-Vi -e iommu' for the reason (a firmware bug, or a parameter turning it off)");
+    "check 'dmesg | grep -i -e DMAR -e AMD-Vi -e iommu' for the reason (a firmware bug, or a parameter turning it off)")];
 }
 
 /** Why interrupt remapping is off, as precisely as the evidence allows. */
@@ -274,7 +287,7 @@ export function gatherStatus(view: SysfsView): StatusReport {
   const { defaultDomain, domainTypes } = domainSummary(groups);
   const problems: Problem[] = [...fw.problems];
 
-  if (!active) problems.push(inactiveProblem(fw, cpu, vendor, cmd, config, kunits));
+  if (!active) problems.push(...inactiveProblems(fw, cpu, vendor, cmd, config, kunits));
 
   let ir = irq.state;
   if (ir === "unknown" && cmd.intremapRequested === false) ir = "disabled";
