@@ -307,7 +307,12 @@ export interface ListOptions {
   sid: number;
   caps: WalkCaps;
   maxLeaves?: number;
+  /** Called with the number of mappings found so far, every PROGRESS_EVERY of them (a long list shows progress). */
+  progress?: (mappings: number) => void;
 }
+
+/** How many mappings a list finds between two progress calls. */
+export const PROGRESS_EVERY = 4096;
 
 /** Every mapping of the device's domain, merged into ranges. Never throws on table contents. */
 export function listMappings(reader: TableReader, o: ListOptions): ListReport {
@@ -335,6 +340,7 @@ export function listMappings(reader: TableReader, o: ListOptions): ListReport {
     (m) => {
       if (m.iova >= limit) return; // beyond the address width: no request can reach it
       count++;
+      if (count % PROGRESS_EVERY === 0) o.progress?.(count);
       const size = 1n << BigInt(m.shift);
       const last = ranges[ranges.length - 1];
       if (

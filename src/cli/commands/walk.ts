@@ -15,7 +15,7 @@ import {
   type AddressWidth,
   type CapsOptions,
 } from "../../forensics/walk.js";
-import { flag, str, toJson, usageError, type Command, type ParsedArgs } from "../command.js";
+import { flag, progress, str, toJson, usageError, type Command, type ParsedArgs } from "../command.js";
 import { AMD_WALK_HELP, runAmdWalk } from "./walk-amd.js";
 
 const HELP = `Usage:
@@ -183,7 +183,9 @@ export const walkCommand: Command = {
     try {
       checkRootInDump(dump, rta);
       if (list) {
-        const report = listMappings(dump, { rtaddr, sid, caps });
+        const p = progress(ctx, args);
+        const report = listMappings(dump, { rtaddr, sid, caps, progress: (n) => p.show(`walk --list: ${n} mappings so far`) });
+        p.done();
         ctx.out(json ? toJson(report) : renderList(report));
         return report.result === "ok" ? 0 : 1;
       }
