@@ -7,8 +7,9 @@
 import { Machine } from "../hw/machine.js";
 import type { PciFunction } from "../hw/pci/topology.js";
 import { Kernel } from "../os/kernel.js";
-import { runTour } from "../os/tour.js";
-import { vmStories } from "../hv/tour.js";
+import type { MachineConfigInput } from "../hw/machine-config.js";
+import { runTour, type TourStory } from "../os/tour.js";
+import { scenarioStory, scenarioStoryId, skippedScenarioStory } from "../hv/tour.js";
 import { SCENARIOS } from "../hv/scenarios.js";
 import type { ScenarioReport } from "../hv/scenarios/run.js";
 import { IommuError } from "../core/errors.js";
@@ -161,20 +162,21 @@ function machineUnits(m: Machine, k: Kernel, devices: UiDevice[]): UiUnit[] {
 }
 
 /**
- * The five scenarios on the machine, each run without and with the protection. A machine without the devices
- * they need (q35's layout) runs none; the reason is returned instead.
+ * The five scenarios on the machine, each run without and with the protection, and the tour's stories that
+ * tell them (the same runs). A machine without the devices they need (q35's layout) runs none; the reason is
+ * returned instead, and the stories say it.
  */
-export function machineScenarios(machine: string): { scenarios: ScenarioReport[]; skipped: string | null } {
+export function machineScenarios(machine: string | MachineConfigInput): { scenarios: ScenarioReport[]; skipped: string | null; stories: TourStory[] } {
   const scenarios: ScenarioReport[] = [];
   for (const s of SCENARIOS) {
     try {
       scenarios.push({ name: s.name, title: s.title, runs: s.run({ machine }) });
     } catch (e) {
-      if (!(e instanceof IommuError)) throw e;
-      return { scenarios: [], skipped: e.message };
+      if (!(e instanceof IommuError) || e.code !== "SCENARIO_MACHINE") throw e;
+      return { scenarios: [], skipped: e.message, stories: SCENARIOS.map((x, i) => skippedScenarioStory(x.name, scenarioStoryId(i), e.message)) };
     }
   }
-  return { scenarios, skipped: null };
+  return { scenarios, skipped: null, stories: scenarios.map((r, i) => scenarioStory(r, scenarioStoryId(i))) };
 }
 
 export function buildUi(o: UiOptions): UiSession {
@@ -196,8 +198,8 @@ export function buildUi(o: UiOptions): UiSession {
       spaces.push(space(m, k, kname, g.type, rtaddr, irta));
     }
   }
-  const stories = o.noStories === true ? [] : [...runTour({ machine: o.machine }), ...vmStories(o.machine)];
-  const sc = o.noStories === true ? { scenarios: [], skipped: null } : machineScenarios(o.machine);
+  const sc = o.noStories === true ? { scenarios: [], skipped: null, stories: [] } : machineScenarios(o.machine);
+  const stories = o.noStories === true ? [] : [...runTour({ machine: o.machine }), ...sc.stories];
   const data: UiData = {
     source: "machine",
     machine: m.config.name,

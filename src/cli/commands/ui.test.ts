@@ -76,3 +76,15 @@ test("ui --snapshot: with --machine, a bad file or --pci-ids without it, one lin
   oneLine(await cli(["ui", "--snapshot", join(tmp, "missing.json"), "--export", join(tmp, "x")]), /missing\.json: no such snapshot file/);
   oneLine(await cli(["ui", "--pci-ids", junk, "--no-stories", "--export", join(tmp, "x")]), /--pci-ids .* needs --snapshot/);
 });
+
+test("ui --export: the page's stories and scenarios are what 'tour --json' and 'scenario NAME --json' print", async () => {
+  const dir = join(tmp, "q35-full");
+  const r = await cli(["ui", "--export", dir, "-m", "q35", "--json"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout), { path: join(dir, "index.html"), machine: "q35", devices: 13, groups: 9, stories: 11, scenarios: 5 });
+  const html = readFileSync(join(dir, "index.html"), "utf8");
+  const data = JSON.parse(/id="iommu-data">(.*?)<\/script>/s.exec(html)?.[1] ?? "{}") as { stories: unknown[]; scenarios: { name: string }[] };
+  const tour = await cli(["tour", "-m", "q35", "--json"]);
+  assert.deepEqual(data.stories, JSON.parse(tour.stdout));
+  for (const s of data.scenarios) assert.deepEqual(s, JSON.parse((await cli(["scenario", s.name, "--json"])).stdout), s.name);
+});
