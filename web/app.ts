@@ -232,7 +232,7 @@ function showHostDevice(data: Data, bdf: string): void {
   const group = data.groups.find((g) => g.id === d.group);
   const facts = h("p", {}, `${d.ids ?? ""}, ${d.type}; driver ${d.driver ?? "none"}; ${group === undefined ? "in no IOMMU group" : `IOMMU group ${group.id} (${group.devices.length} device${group.devices.length === 1 ? "" : "s"}, ${group.type ?? "no domain type"})`}${d.unit === null ? "" : `, translated by ${d.unit}`}.`);
   if (d.check === null) {
-    out.replaceChildren(h("h3", {}, `${bdf} ${d.name}`), facts, h("p", {}, `A ${d.type === "host-bridge" ? "host bridge" : "bridge"} stays with the host: the doctor checks the endpoints behind it.`));
+    out.replaceChildren(h("h3", {}, `${bdf} ${d.name}`), facts, h("p", {}, `${bdf} is a bridge (${d.ids ?? d.type}): bridges stay with the host, so the doctor checks endpoints, not it.`));
     return;
   }
   const { blocking, todo } = ownFindings(d);

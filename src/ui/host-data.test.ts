@@ -80,3 +80,10 @@ test("a recording without /sys is refused with NO_SYSFS; the recording's own hea
   const d = buildHostUi(recorded("intel-ready"), { ids: null, recording: { hostname: "desk", kernel: "6.1.0-18-amd64", createdAt: "2024-05-01T10:00:00Z", createdBy: "iommu-kit 0.1.0" } });
   assert.deepEqual([d.machine, d.host?.hostname, d.host?.recordedAt, d.host?.source], ["desk", "desk", "2024-05-01T10:00:00Z", "snapshot intel-ready.json"]);
 });
+
+test("an IOMMU the command line turned off: the firmware's unit, off, and the problem that says why", () => {
+  const d = buildHostUi(recorded("qemu-c-intel-off"), { ids: null });
+  assert.deepEqual(d.units, [{ name: "DRHD (in the firmware table only)", base: "0xfed90000", translation: false, irqRemapping: false, scope: [] }]);
+  assert.equal(d.host?.problems[0]?.code, "IOMMU_DISABLED_BY_CMDLINE");
+  assert.deepEqual(d.groups, []);
+});

@@ -114,7 +114,7 @@ function hostDevice(view: SysfsView, d: GroupDevice, group: number | null, all: 
 function hostUnits(status: StatusReport, devices: UiDevice[]): UiUnit[] {
   const ir = status.kernel.interruptRemapping;
   return status.platform.units.map((u) => {
-    const name = u.name ?? `${u.kind === "amd" ? "IVHD" : "DRHD"} at ${u.registerBase ?? "?"} (firmware only)`;
+    const name = u.name ?? `${u.kind === "amd" ? "IVHD" : "DRHD"} (in the firmware table only)`;
     return {
       name,
       base: u.registerBase ?? "-",
