@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { corpusDir } from "../../test/support/iasl.js";
 import { cli } from "../../test/support/cli.js";
+import { machinePreset } from "../hw/machine-presets.js";
 
 const REPO = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -27,6 +28,13 @@ function iommu(argv: string[], input: Buffer | string | { file: string }) {
 
 const tmp = mkdtempSync(join(tmpdir(), "iommu-stdin-test-"));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** q35 as a machine file. */
+function machineFile(): string {
+  const file = join(tmp, "q35.json");
+  writeFileSync(file, JSON.stringify({ ...machinePreset("q35"), name: "from-stdin" }));
+  return file;
+}
 
 test("acpi decode - reads a table from a pipe and from a redirect, as from the file", async () => {
   const dir = corpusDir("dmar");
@@ -59,6 +67,26 @@ test("status --snapshot - judges a snapshot piped from 'snapshot -o -'", async (
   const bad = iommu(["status", "--snapshot", "-"], "{");
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /^iommu: error: standard input: .*not valid JSON/);
+});
+
+test("ui --snapshot - shows a snapshot piped from 'snapshot -o -'", async () => {
+  const snap = await cli(["snapshot", "--root", "test/fixtures/hosts/qemu-a-intel-pt-ir", "--no-dmesg", "-o", "-"]);
+  assert.equal(snap.code, 0, snap.stderr);
+  const dir = join(tmp, "ui-stdin");
+  const r = iommu(["ui", "--snapshot", "-", "--export", dir, "--json"], snap.stdout);
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout), { path: join(dir, "index.html"), source: "snapshot standard input", host: "snapshot standard input", devices: 14, groups: 10, problems: 1, ready: true });
+  assert.match(readFileSync(join(dir, "index.html"), "utf8"), /"source":"snapshot"/);
+  const bad = iommu(["ui", "--snapshot", "-", "--export", dir], "{");
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /^iommu: error: standard input: .*not valid JSON/);
+});
+
+test("tour --machine - reads the machine once, however many stories load it", () => {
+  const r = iommu(["tour", "--machine", "-", "--no-vm", "--json"], { file: machineFile() });
+  assert.equal(r.status, 0, r.stderr);
+  const stories = JSON.parse(r.stdout) as { id: string; runs: unknown[] }[];
+  assert.ok(stories.length >= 6 && stories.every((s) => s.runs.length > 0), r.stdout.slice(0, 300));
 });
 
 test("sim boot --machine - takes a machine file on standard input", () => {

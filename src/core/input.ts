@@ -14,9 +14,16 @@ export function inputName(path: string): string {
   return path === STDIN ? "standard input" : path;
 }
 
-/** A whole file, or all of standard input for "-". Errors are Node's (the caller names the input). */
+let stdinBytes: Buffer | null = null;
+
+/**
+ * A whole file, or all of standard input for "-" (read once and kept: a command that loads the same input twice,
+ * as `tour --machine -` and `ui --machine -` do, sees it twice). Errors are Node's (the caller names the input).
+ */
 export function readInput(path: string): Buffer {
-  return readFileSync(path === STDIN ? 0 : path);
+  if (path !== STDIN) return readFileSync(path);
+  stdinBytes ??= readFileSync(0);
+  return stdinBytes;
 }
 
 export function readInputText(path: string): string {
