@@ -18,7 +18,8 @@ import { Kernel } from "../os/kernel.js";
 
 const CHROMIUM = process.env["CHROMIUM"] ?? "/usr/bin/chromium";
 const ARTIFACTS = "test-artifacts/ui";
-const CLI = "bin/iommu.js";
+/** The CLI from source (a stale dist/ would test old code); the view script is built in `before`. */
+const CLI = ["--import", "tsx", "test/support/iommu-child.ts"];
 
 let browser: Browser;
 let site: string;
@@ -37,7 +38,7 @@ function embedded<T>(dir: string): T {
 }
 
 function serve(args: string[]): Promise<{ url: string; kill: () => void }> {
-  const child = spawn(process.execPath, [CLI, "ui", ...args, "--for", "120", "--json"], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [...CLI, "ui", ...args, "--for", "120", "--json"], { stdio: ["ignore", "pipe", "inherit"] });
   return new Promise((resolve, reject) => {
     let out = "";
     child.stdout.on("data", (b: Buffer) => {
@@ -51,18 +52,19 @@ function serve(args: string[]): Promise<{ url: string; kill: () => void }> {
 
 before(async () => {
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: install it with 'apt-get install -y chromium' (or set CHROMIUM=path)`);
-  assert.ok(existsSync(CLI) && existsSync("dist/web/app.js"), "the project is not built: run 'npm run build'");
+  const web = spawnSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "web/tsconfig.json"], { encoding: "utf8" });
+  assert.equal(web.status, 0, `building the view script (web/app.ts): ${web.stdout}${web.stderr}`);
   mkdirSync(ARTIFACTS, { recursive: true });
   site = mkdtempSync(join(tmpdir(), "iommu-ui-"));
   hostSite = join(site, "host");
   const snapshot = join(site, "noir.json");
-  const rec = spawnSync(process.execPath, [CLI, "snapshot", "--root", "test/fixtures/hosts/qemu-b-intel-noir", "--no-dmesg", "-o", snapshot], { encoding: "utf8" });
+  const rec = spawnSync(process.execPath, [...CLI, "snapshot", "--root", "test/fixtures/hosts/qemu-b-intel-noir", "--no-dmesg", "-o", snapshot], { encoding: "utf8" });
   assert.equal(rec.status, 0, rec.stderr);
   const servedP = serve(["-m", "q35"]);
   const servedHostP = serve(["--snapshot", snapshot]);
-  const r = spawnSync(process.execPath, [CLI, "ui", "--export", site, "-m", "q35", "--json"], { encoding: "utf8" });
+  const r = spawnSync(process.execPath, [...CLI, "ui", "--export", site, "-m", "q35", "--json"], { encoding: "utf8" });
   assert.equal(r.status, 0, r.stderr);
-  const rh = spawnSync(process.execPath, [CLI, "ui", "--export", hostSite, "--snapshot", snapshot, "--json"], { encoding: "utf8" });
+  const rh = spawnSync(process.execPath, [...CLI, "ui", "--export", hostSite, "--snapshot", snapshot, "--json"], { encoding: "utf8" });
   assert.equal(rh.status, 0, rh.stderr);
   served = await servedP;
   servedHost = await servedHostP;
