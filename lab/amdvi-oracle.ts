@@ -19,9 +19,9 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { msiChecks } from "./amdvi-msi.js";
 import { parseAmdTrace, type AmdTrace } from "./amdvi-trace.js";
-import { bootGuest, describeFailure, REPO_DIR, WORK_DIR, type Qmp } from "./qemu.js";
+import { runDmaGuest } from "./dma-guest.js";
+import { describeFailure, REPO_DIR, type Qmp } from "./qemu.js";
 import type { Report } from "./report.js";
-import { nvmeImage } from "./scenarios.js";
 
 const MEM_MIB = 512;
 const AMDVI_BASE = 0xfed80000;
@@ -77,38 +77,18 @@ function verdict(report: Report, name: string, ok: boolean, detail: string): voi
 }
 
 export async function runAmdOracle(report: Report, o: { echo: boolean; timeoutSec?: number }): Promise<void> {
-  const outDir = join(WORK_DIR, "runs", "oracle-amdvi");
-  const dumpPath = join(outDir, "mem.raw");
-  let regs: Regs | null = null;
-  const r = await bootGuest({
+  const { boot: r, outDir, dumpPath, regs: got } = await runDmaGuest({
     name: "oracle-amdvi",
     memMiB: MEM_MIB,
     // QEMU 7.2 amd-iommu with intremap: the early timer check through the remapped IO-APIC fails under TCG.
     cmdline: "iommu.strict=1 no_timer_check",
-    machineArgs: [
-      "-device", "amd-iommu,intremap=on",
-      "-netdev", "user,id=n0", "-device", "e1000e,netdev=n0,addr=0x2,romfile=",
-      "-netdev", "user,id=n1",
-      "-device", "virtio-net-pci,netdev=n1,addr=0x3,iommu_platform=on,disable-legacy=on,romfile=",
-      "-drive", `file=${nvmeImage()},if=none,format=raw,id=d0,readonly=on`, "-device", "nvme,serial=lab0001,drive=d0,addr=0x4",
-      ...TRACES.flatMap((e) => ["-trace", e]),
-      "-D", join(outDir, "trace.log"),
-    ],
-    script: `exec /bin/sh '${join(REPO_DIR, "lab", "guest", "oracle-job.sh")}'\n`,
-    timeoutSec: o.timeoutSec ?? 300,
-    qmp: true,
+    iommuDevice: "amd-iommu,intremap=on",
+    traces: TRACES,
+    readRegisters: readRegs,
+    ...(o.timeoutSec !== undefined ? { timeoutSec: o.timeoutSec } : {}),
     echo: o.echo,
-    whileRunning: async (g) => {
-      await g.waitForFile("dma-done", (o.timeoutSec ?? 300) - 10);
-      const q = await g.qmp();
-      await q.execute("stop");
-      regs = await readRegs(q);
-      await q.execute("pmemsave", { val: 0, size: MEM_MIB * 1024 * 1024, filename: dumpPath });
-      await q.quit();
-    },
   });
-  const got = regs as Regs | null;
-  if (r.hookError || got === null || !existsSync(dumpPath)) {
+  if (got === null) {
     report.fail(SUITE, "guest does DMA through amd-iommu, is paused and dumped", describeFailure(r));
     return;
   }
