@@ -12,7 +12,11 @@
  * - reserved regions: firmware RMRRs (Intel) and unity maps (AMD) appear in the group's reserved_regions as
  *   "direct" or "direct-relaxable". Since Linux 5.3, USB and graphics RMRRs are "direct-relaxable" and do not
  *   block assignment; a "direct" region does: the kernel refuses to attach the device to a VFIO domain
- *   ("Device is ineligible for IOMMU domain attach due to platform RMRR requirement").
+ *   ("Device is ineligible for IOMMU domain attach due to platform RMRR requirement");
+ * - what breaks pass-through in practice (passthrough/): the device answers config reads (not stuck in
+ *   D3cold), its reset is usable (no FLR, a bus reset shared with other devices, the AMD reset bug), no boot
+ *   framebuffer holds its BAR, vfio-pci's ids won it at boot, driver_override does not name another driver,
+ *   a GPU's other functions go with it, and the locked-memory limit covers the guest's RAM.
  */
 import { formatClass, formatIds, readIommuGroup, readPciDevice, type IommuGroup, type PciDevice } from "./pci.js";
 import { gatherStatusWithFacts } from "./status.js";

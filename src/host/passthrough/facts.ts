@@ -19,11 +19,11 @@ import { readVfioBackend, type VfioBackend } from "./vfio-backend.js";
 /** Out-of-tree modules pass-through setups load: vendor-reset (AMD GPU resets) and kvmfr (Looking Glass). */
 export const PASSTHROUGH_MODULES = [VENDOR_RESET_MODULE, "kvmfr"];
 
-/** One vfio-pci id rule: "vendor:device[:subvendor[:subdevice]]", hex, ffffffff meaning any. */
+/** One vfio-pci id rule: "vendor:device[:subvendor[:subdevice]]", hex, ffffffff meaning any (null here). */
 export interface VfioIdRule {
   text: string;
-  vendor: number;
-  device: number;
+  vendor: number | null;
+  device: number | null;
   subvendor: number | null;
   subdevice: number | null;
   /** "kernel command line (vfio-pci.ids=…)" or "/etc/modprobe.d/vfio.conf:2". */
@@ -59,10 +59,7 @@ function parseRule(text: string, source: string, fromCmdline: boolean): VfioIdRu
     const v = parseInt(p, 16);
     return v === ANY ? null : v;
   };
-  const vendor = num(0);
-  const device = num(1);
-  if (vendor === null || device === null) return null;
-  return { text, vendor, device, subvendor: num(2), subdevice: num(3), source, fromCmdline };
+  return { text, vendor: num(0), device: num(1), subvendor: num(2), subdevice: num(3), source, fromCmdline };
 }
 
 export function vfioIdRules(cmdline: CmdlineAnalysis, modprobe: ModprobeConfig): VfioIdRule[] {
@@ -85,8 +82,8 @@ export function vfioIdRules(cmdline: CmdlineAnalysis, modprobe: ModprobeConfig):
 export function matchingRules(facts: PassthroughFacts, d: PciDevice): VfioIdRule[] {
   return facts.vfioIds.filter(
     (r) =>
-      r.vendor === d.vendorId &&
-      r.device === d.deviceId &&
+      (r.vendor === null || r.vendor === d.vendorId) &&
+      (r.device === null || r.device === d.deviceId) &&
       (r.subvendor === null || r.subvendor === d.subsystemVendorId) &&
       (r.subdevice === null || r.subdevice === d.subsystemDeviceId),
   );

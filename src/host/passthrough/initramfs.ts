@@ -117,7 +117,7 @@ export function readInitramfs(view: SysfsView): InitramfsInfo {
   const pick = found.find((f) => f.programs.length > 0 && f.configs.length > 0) ?? found.find((f) => f.programs.length > 0) ?? found.find((f) => f.configs.length > 0);
   if (pick === undefined) return { tool: null, evidence: [], configFile: null, modules: [], modconf: null, regenerate: null };
   const { c } = pick;
-  let modules: InitramfsInfo["modules"] = [];
+  let modules: InitramfsInfo["modules"];
   let modconf: boolean | null = null;
   if (c.tool === "initramfs-tools") modules = initramfsToolsModules(view);
   else if (c.tool === "dracut") modules = assignedWords(view, confFiles(view, "/etc/dracut.conf", "/etc/dracut.conf.d"), ["force_drivers"]);
