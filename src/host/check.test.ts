@@ -57,7 +57,10 @@ test("a GPU already on vfio-pci in a clean group is ready; next step is the XML"
   // No /proc/self/limits in this tree: the limit is not known, and the check says so rather than passing.
   assert.equal(byCode(r, "MEMLOCK")?.severity, "warning");
   assert.match(byCode(r, "MEMLOCK")?.message ?? "", /could not check the locked-memory limit/);
-  assert.deepEqual(r.nextSteps, ["iommu libvirt-xml 0000:01:00.0 --group   # <hostdev> XML for virsh edit (or --qemu for QEMU arguments)"]);
+  // Two devices are two documents: the step writes one file each, which is what virsh attach-device takes.
+  assert.deepEqual(r.nextSteps, [
+    "iommu libvirt-xml 0000:01:00.0 --group --out-dir hostdev/   # one <hostdev> file for each of the 2 devices, for virsh attach-device (or --qemu for QEMU arguments)",
+  ]);
 });
 
 test("the boot display is not ready: the host uses it", () => {

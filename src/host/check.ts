@@ -29,7 +29,7 @@ import { memlockCheck } from "./passthrough/host-checks.js";
 const VFIO_BLOCKERS = new Set(["VFIO_NOT_BUILT", "VFIO_PCI_NOT_BUILT", "VFIO_PCI_MODULE_MISSING", "MODULES_DISABLED"]);
 import type { Severity } from "./problem.js";
 import type { SysfsView } from "./sysfs-view.js";
-import { isAnyBridge, requireDevice } from "./bind-targets.js";
+import { isAnyBridge, isGpu, requireDevice } from "./bind-targets.js";
 import { findHostUses, type HostUse } from "./host-use.js";
 import { hex } from "../core/hex.js";
 
@@ -179,6 +179,15 @@ function passthroughItems(view: SysfsView, facts: PassthroughFacts, device: PciD
   }
 }
 
+/** The libvirt-xml command for the devices that go to the VM: the group (with --group) and a GPU's slot. */
+function libvirtStep(facts: PassthroughFacts, device: PciDevice, members: GroupMember[], groupFlag: string): string {
+  const take = new Set(groupFlag === "" ? [device.address] : members.filter((m) => !m.bridge).map((m) => m.address));
+  if (isGpu(device)) for (const c of slotCompanions(facts, device)) take.add(c.address);
+  const cmd = `iommu libvirt-xml ${device.address}${groupFlag}`;
+  if (take.size === 1) return `${cmd}   # <hostdev> XML for virsh edit (or --qemu for QEMU arguments)`;
+  return `${cmd} --out-dir hostdev/   # one <hostdev> file for each of the ${take.size} devices, for virsh attach-device (or --qemu for QEMU arguments)`;
+}
+
 export function checkDevice(view: SysfsView, bdf: string, options: CheckOptions = {}): CheckReport {
   const device = requireDevice(view, bdf);
   const { report: status, facts } = gatherStatusWithFacts(view);
@@ -207,7 +216,7 @@ export function checkDevice(view: SysfsView, bdf: string, options: CheckOptions 
   if (ready) {
     if (!vfioLoaded && vfioBlocker === undefined) steps.unshift("sudo modprobe vfio-pci");
     if (checks.some((c) => (c.code === "DEVICE_DRIVER" || c.code === "GROUP_VIABLE") && !c.ok)) steps.push(`sudo iommu bind ${addr}${groupFlag}`);
-    steps.push(`iommu libvirt-xml ${addr}${groupFlag}   # <hostdev> XML for virsh edit (or --qemu for QEMU arguments)`);
+    steps.push(libvirtStep(facts, device, members, groupFlag));
   } else if (steps.length === 0) {
     steps.push(`iommu check ${addr}   # again once the errors above are fixed`);
   }

@@ -6,7 +6,7 @@
 import { posix } from "node:path";
 import { formatIds, type PciDevice } from "../pci.js";
 import type { SysfsView } from "../sysfs-view.js";
-import { isDisplay } from "./device-checks.js";
+import { isGpu } from "../bind-targets.js";
 import { isVfioDriver, matchingRules, type PassthroughFacts } from "./facts.js";
 import { failed, noted, passed, type DeviceCheck } from "./finding.js";
 import { initramfsModuleLine, VFIO_EARLY_MODULES, type InitramfsInfo } from "./initramfs.js";
@@ -96,7 +96,7 @@ export function slotCompanions(facts: PassthroughFacts, d: PciDevice): PciDevice
 
 /** A GPU's other functions go with it. Null for devices that are not display controllers or have none. */
 export function companionsCheck(facts: PassthroughFacts, d: PciDevice): DeviceCheck | null {
-  if (!isDisplay(d)) return null;
+  if (!isGpu(d)) return null;
   const comps = slotCompanions(facts, d);
   if (comps.length === 0) return null;
   const describe = (c: PciDevice) => `${c.address} (${functionKind(c.classCode)}, ${c.driver ?? "no driver"}${c.iommuGroup === d.iommuGroup ? "" : `, group ${c.iommuGroup ?? "none"}`})`;

@@ -4,6 +4,7 @@
  * framebuffer inside a BAR).
  */
 import { hex } from "../../core/hex.js";
+import { isGpu } from "../bind-targets.js";
 import type { PciDevice } from "../pci.js";
 import type { SysfsView } from "../sysfs-view.js";
 import { amdResetBugFamily, VENDOR_RESET_MODULE } from "./amd-reset.js";
@@ -14,7 +15,6 @@ import { moduleLoaded } from "./modules.js";
 import { readBytesSafe, readTextSafe } from "./read.js";
 
 const devDir = (address: string) => `/sys/bus/pci/devices/${address}`;
-export const isDisplay = (d: Pick<PciDevice, "classCode">) => d.classCode >>> 16 === 0x03;
 
 /** Does the device answer config reads? All-ones means it is powered off (D3cold) or gone from the bus. */
 export function powerCheck(view: SysfsView, d: PciDevice): DeviceCheck {
@@ -113,16 +113,16 @@ export function framebufferCheck(view: SysfsView, facts: PassthroughFacts, d: Pc
   const addr = d.address;
   const iomem = facts.iomem;
   if (iomem.read.text === null) {
-    if (!isDisplay(d)) return null;
+    if (!isGpu(d)) return null;
     const why = iomem.read.error === null ? "/proc/iomem does not exist here" : `could not read /proc/iomem (${iomem.read.error})`;
     return incomplete("BOOT_FRAMEBUFFER", `could not check whether a boot framebuffer holds ${addr}'s memory: ${why}`, "run on the host itself");
   }
   if (iomem.zeroed) {
-    if (!isDisplay(d)) return null;
+    if (!isGpu(d)) return null;
     return incomplete("BOOT_FRAMEBUFFER", `could not check whether a boot framebuffer holds ${addr}'s memory: /proc/iomem shows every address as 0 to non-root readers`, "run as root (sudo)");
   }
   const hits = framebuffersInBars(iomem, addr, barIndexes(view, addr));
-  if (hits.length === 0) return isDisplay(d) ? passed("BOOT_FRAMEBUFFER", `no boot framebuffer holds memory inside ${addr}'s BARs (/proc/iomem)`) : null;
+  if (hits.length === 0) return isGpu(d) ? passed("BOOT_FRAMEBUFFER", `no boot framebuffer holds memory inside ${addr}'s BARs (/proc/iomem)`) : null;
   const h = hits[0]!;
   const bar = h.barIndex === null ? "a BAR" : `BAR ${h.barIndex}`;
   const params = [...new Set(hits.map((x) => FRAMEBUFFER_FIXES[x.framebuffer.name] ?? ""))].join(" ");
