@@ -6,7 +6,7 @@
 import { problem, type Problem } from "../problem.js";
 import { ALLOW_UNSAFE_PATH } from "../status-kernel.js";
 import type { PassthroughFacts } from "./facts.js";
-import { failed, incomplete, noted, passed, type DeviceCheck } from "./finding.js";
+import { failed, incomplete, passed, type DeviceCheck } from "./finding.js";
 import { atText } from "./modprobe.js";
 import { formatBytes } from "./read.js";
 import { IOMMUFD_UNSAFE_PATH } from "./vfio-backend.js";
@@ -88,9 +88,9 @@ export function backendProblems(facts: PassthroughFacts, type1AllowUnsafe: boole
       "use iommufd.allow_unsafe_interrupts=1 instead"));
   }
   if (interruptRemapping !== "enabled" && type1AllowUnsafe === true && b.iommufd && b.iommufdAllowUnsafe !== true) {
-    out.push(noted("VFIO_BACKEND", "IOMMUFD_REFUSES_UNSAFE_INTERRUPTS", "warning",
+    out.push(problem("IOMMUFD_REFUSES_UNSAFE_INTERRUPTS", "warning",
       `${ALLOW_UNSAFE_PATH} is Y, but /dev/iommu exists and ${IOMMUFD_UNSAFE_PATH} is ${b.iommufdAllowUnsafe === false ? "N" : "not set (iommufd not loaded)"}: a VMM using iommufd (QEMU -object iommufd) still refuses devices without interrupt remapping`,
-      "also set iommufd.allow_unsafe_interrupts=1 (command line), or use the VFIO container (/dev/vfio/vfio)").finding as Problem);
+      "also set iommufd.allow_unsafe_interrupts=1 (command line), or use the VFIO container (/dev/vfio/vfio)"));
   }
   return out;
 }
