@@ -41,6 +41,8 @@ export interface CmdlineAnalysis {
   vfioPciIds: string[];
   /** vfio_iommu_type1.allow_unsafe_interrupts on the command line. */
   allowUnsafeInterrupts: boolean | null;
+  /** iommufd.allow_unsafe_interrupts on the command line (the iommufd backend's own switch). */
+  iommufdAllowUnsafeInterrupts: boolean | null;
   /** What the command line asks for: true (on), false (off), null (kernel default). */
   iommuRequested: boolean | null;
   /** What it says about interrupt remapping: false when intremap=off/nointremap, else null. */
@@ -173,6 +175,7 @@ export function analyzeCmdline(raw: string, vendor: CpuVendor = "unknown"): Cmdl
     pcieAcsOverride: acs === undefined ? null : (acs ?? ""),
     vfioPciIds: vfioIds,
     allowUnsafeInterrupts: kstrtobool(lastValue(params, "vfio_iommu_type1.allow_unsafe_interrupts")),
+    iommufdAllowUnsafeInterrupts: kstrtobool(lastValue(params, "iommufd.allow_unsafe_interrupts")),
     iommuRequested,
     intremapRequested: intremapOff ? false : null,
     problems,

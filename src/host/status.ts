@@ -20,6 +20,9 @@ import {
   type KernelUnit,
 } from "./status-kernel.js";
 import type { SysfsView } from "./sysfs-view.js";
+import { readPassthroughFacts, type PassthroughFacts } from "./passthrough/facts.js";
+import { statusPassthroughProblems } from "./passthrough/findings.js";
+import type { VfioBackend } from "./passthrough/vfio-backend.js";
 
 export type DmaPolicy = "strict" | "lazy" | "passthrough" | "unknown";
 
@@ -61,6 +64,8 @@ export interface StatusReport {
     interruptRemapping: InterruptEvidence["state"];
     interruptChips: string[];
     allowUnsafeInterrupts: boolean | null;
+    /** Who provides VFIO's container (/dev/vfio/vfio) and whether iommufd (/dev/iommu) is there. */
+    vfio: VfioBackend;
     cmdline: Omit<CmdlineAnalysis, "problems">;
     config: KernelConfig | null;
   };
@@ -271,7 +276,21 @@ function vfioProblems(view: SysfsView, config: KernelConfig | null, release: str
   return out;
 }
 
+/**
+ * Whether VFIO accepts devices without interrupt remapping: vfio_iommu_type1's switch, or iommufd's when this
+ * kernel's VFIO container is iommufd (then vfio_iommu_type1 does not exist).
+ */
+function allowUnsafeInterrupts(facts: PassthroughFacts, type1Sysfs: boolean | null): boolean | null {
+  if (facts.backend.container === "iommufd") return facts.backend.iommufdAllowUnsafe ?? facts.cmdline.iommufdAllowUnsafeInterrupts;
+  return type1Sysfs ?? facts.cmdline.allowUnsafeInterrupts;
+}
+
 export function gatherStatus(view: SysfsView): StatusReport {
+  return gatherStatusWithFacts(view).report;
+}
+
+/** The status report and the pass-through facts it was judged from (check reuses them). */
+export function gatherStatusWithFacts(view: SysfsView): { report: StatusReport; facts: PassthroughFacts } {
   const cpu = readCpu(view);
   const fw = readFirmware(view);
   const kunits = readKernelUnits(view);
@@ -281,8 +300,9 @@ export function gatherStatus(view: SysfsView): StatusReport {
   const groups = listIommuGroups(view);
   const irq = readInterrupts(view);
   const allowUnsafeSysfs = readAllowUnsafe(view);
-  const allowUnsafe = allowUnsafeSysfs ?? cmd.allowUnsafeInterrupts;
   const config = readKernelConfig(view, release);
+  const facts = readPassthroughFacts(view, { release, config, cmdline: cmd });
+  const allowUnsafe = allowUnsafeInterrupts(facts, allowUnsafeSysfs);
   const active = kunits.length > 0 && groups.length > 0;
   const { defaultDomain, domainTypes } = domainSummary(groups);
   const problems: Problem[] = [...fw.problems];
@@ -313,6 +333,7 @@ export function gatherStatus(view: SysfsView): StatusReport {
   problems.push(...cmd.problems);
 
   problems.push(...vfioProblems(view, config, release, cmd));
+  problems.push(...statusPassthroughProblems(view, facts, { type1AllowUnsafe: allowUnsafeSysfs ?? cmd.allowUnsafeInterrupts, interruptRemapping: ir }));
 
   // /dev/kvm is KVM's own answer; the flags can be hidden (some nested setups) while KVM works.
   const kvm = view.exists("/dev/kvm");
@@ -340,7 +361,7 @@ export function gatherStatus(view: SysfsView): StatusReport {
   const sorted = sortProblems(problems);
   const { problems: _p, units: _u, ...fwRest } = fw;
   const { problems: _c, ...cmdRest } = cmd;
-  return {
+  const report: StatusReport = {
     source: view.description,
     platform: { vendor, cpu, firmwareTable: fw.table, firmware: fwRest, units: mergeUnits(fw, kunits) },
     kernel: {
@@ -354,6 +375,7 @@ export function gatherStatus(view: SysfsView): StatusReport {
       interruptRemapping: ir,
       interruptChips: irq.remappedChips.length > 0 ? irq.remappedChips : irq.plainChips,
       allowUnsafeInterrupts: allowUnsafe,
+      vfio: facts.backend,
       cmdline: cmdRest,
       config,
     },
@@ -361,6 +383,7 @@ export function gatherStatus(view: SysfsView): StatusReport {
     problems: sorted,
     ready: active && (ir === "enabled" || allowUnsafe === true),
   };
+  return { report, facts };
 }
 
 /** 0 ready, 1 not ready. */
