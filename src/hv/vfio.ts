@@ -262,8 +262,7 @@ export class Container {
       this.k.driver.clearContext(u, rid, did);
       return;
     }
-    const ce = this.k.driver.contextEntry(u, rid);
-    for (let i = 0; i < 16; i += 4) this.k.port.memory.write32(ce + i, 0);
+    this.k.driver.zeroContext(u, rid);
   }
 
   /**
