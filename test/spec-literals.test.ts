@@ -44,9 +44,12 @@ const EXCLUDED_FILES: Readonly<Record<string, string>> = {
 const NOT_VTD_LAYOUT: Readonly<Record<string, string>> = {
   "src/api/vtd.ts": "re-exports the VT-d model's API",
   "src/bench/cases/dump-walk.ts": "benchmark: builds tables with hw/vtd/builder.ts; its numbers are sizes and counts",
-  "src/bench/cases/translate.ts": "benchmark: drives a unit through hw/vtd/builder.ts; its numbers are sizes and counts",
+  "src/bench/cases/translate.ts": "benchmark: drives a unit through hw/vtd/builder.ts; its baseline walker takes every layout from spec/vtd; its own numbers are addresses, sizes and counts",
   "src/hw/amdvi/unit.ts": "the AMD-Vi unit; uses the generic register file that lives in hw/vtd",
   "src/hw/platform.ts": "builds VT-d units and routes requests to them; its numbers are the machine's memory map",
+  "src/hw/machine-config.ts": "the machine's configuration: takes the interrupt remapping table's size from spec/vtd; its numbers are the memory map",
+  "src/hv/vfio.ts": "VFIO: walks second-level tables to free them through spec/vtd names; its numbers are PCI configuration space and errno values",
+  "src/ui/data.ts": "the browser view's data: reads VT-d registers and builds MSI addresses through spec/vtd names; its numbers are demo addresses",
   "src/hv/hypervisor.ts": "VT-d through spec names (GCMD.CFI, GSTS.CFIS); its numbers are PCI configuration space and guest memory layout",
   "src/hv/monitor.ts": "names fault reasons through spec/vtd; no layout",
   "src/hv/scenarios/msi-injection.ts": "VT-d through spec names and encoders; its numbers are attack parameters",

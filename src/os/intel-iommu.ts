@@ -15,7 +15,7 @@ import { requesterId, ridBus, ridDevfn, ridOf } from "../core/pci.js";
 import { HI_DWORD_OFFSET, TWO32 } from "../core/u64.js";
 import { encodeCompatMsi, MSI_ADDR_BASE, MSI_ADDR_LAST } from "../spec/msi.js";
 import { awForLevels, CONTEXT_ENTRY_SIZE, contextEntryOffset, encodeContextEntry, encodeRootEntry, ENTRY_P, rootEntryOffset, TT_MULTI_LEVEL, TT_PASS_THROUGH } from "../spec/vtd/context.js";
-import { fieldMax, fieldOf } from "../spec/vtd/fields.js";
+import { fieldMax } from "../spec/vtd/fields.js";
 import { encodeIrta, encodeIrte, encodeRemappableMsi, irtaEntries, IRTE_SIZE, writeIrte, SVT_NO_VERIFY, SVT_VERIFY_BUS, SVT_VERIFY_SID_SQ } from "../spec/vtd/intremap.js";
 import type { Descriptor } from "../spec/vtd/invalidation.js";
 import { PAGE_SIZE_4K } from "../spec/vtd/paging.js";
@@ -41,7 +41,6 @@ import {
   GSTS_RTPS,
   GSTS_TES,
   IRTA,
-  VER,
 } from "../spec/vtd/registers.js";
 import { handleFaults, type FaultRecord } from "./intel-faults.js";
 import { QueuedInvalidation } from "./intel-qi.js";
@@ -119,8 +118,7 @@ export class IntelIommuDriver {
           continue;
         }
         u.ioapicIds = s.scopes.filter((x) => x.type === "ioapic").map((x) => x.enumerationId);
-        const ver = `${fieldOf(u.version, 0, VER.MAX)}:${fieldOf(u.version, 0, VER.MIN)}`;
-        log.info(`DMAR: ${u.name}: reg_base_addr ${hx(u.base)} ver ${ver} cap ${u.cap.toString(16)} ecap ${u.ecap.toString(16)}`);
+        log.info(`DMAR: ${u.name}: reg_base_addr ${hx(u.base)} ver ${u.versionString} cap ${u.cap.toString(16)} ecap ${u.ecap.toString(16)}`);
         this.units.push(u);
       } else if (s.type === "RMRR") {
         const base = Number(BigInt(s.base));

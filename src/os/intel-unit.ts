@@ -8,7 +8,7 @@ import { IommuError } from "../core/errors.js";
 import { CAP, domainIdBits, ECAP, mgawBits } from "../spec/vtd/capability.js";
 import { AW_39, AW_57, awLevels, sagawSupportsAw } from "../spec/vtd/context.js";
 import { fieldOf, joinHalves } from "../spec/vtd/fields.js";
-import { DMAR_GCMD_REG, DMAR_GSTS_REG, REG_HI } from "../spec/vtd/registers.js";
+import { DMAR_GCMD_REG, DMAR_GSTS_REG, REG_HI, VER } from "../spec/vtd/registers.js";
 import type { KernelLog } from "./log.js";
 import type { PageAllocator } from "./pages.js";
 import type { KPciDev } from "./pci.js";
@@ -60,6 +60,11 @@ export class DmarUnit {
     this.base = base;
     this.includeAll = includeAll;
     this.scopes = scopes;
+  }
+
+  /** VER_REG as Linux prints it: "MAX:MIN". */
+  get versionString(): string {
+    return `${fieldOf(this.version, 0, VER.MAX)}:${fieldOf(this.version, 0, VER.MIN)}`;
   }
 
   get cap(): bigint {
