@@ -31,6 +31,8 @@ export function vpnHi(hi: number, shift: number): number {
 
 /** Page-size shift of a leaf at `level` (1 = 4 KiB, 2 = 2 MiB, 3 = 1 GiB). */
 const shiftOf = levelShift;
+/** 4 KiB page numbers key the lookup accelerator (a module-local copy: it is read on every lookup). */
+const PAGE_SHIFT = PAGE_SHIFT_4K;
 
 /**
  * The caches' own tag layout (not a VT-d format): tag0 holds the low 32 bits of the page number at the entry's
@@ -164,8 +166,8 @@ export class Iotlb extends DomainRangeCache {
 
   /** As `lookup`, answered from the accelerator when it can: the hit path of a translation. */
   lookupFast(did: number, lo: number, hi: number): number {
-    const vpn = vpnLo(lo, hi, PAGE_SHIFT_4K);
-    const key = tag1(did, 0, vpnHi(hi, PAGE_SHIFT_4K));
+    const vpn = ((lo >>> PAGE_SHIFT) | (hi << (32 - PAGE_SHIFT))) >>> 0;
+    const key = ((did << TAG_DID_SHIFT) | ((hi >>> PAGE_SHIFT) & TAG_VPN_HI_MASK)) >>> 0;
     const k = (vpn ^ Math.imul(did, FRONT_DID_MIX)) & this.frontMask;
     const st = this.store;
     if (this.frontEpoch[k] === st.epoch && this.frontVpn[k] === vpn && this.frontKey[k] === key) {

@@ -39,17 +39,20 @@ import {
   VTD_FR_WRITE,
 } from "../../spec/vtd/faults.js";
 import { joinHalves } from "../../spec/vtd/fields.js";
-import { levelShift, maxLeafLevel, PAGE_SIZE_4K, SL_R, SL_W } from "../../spec/vtd/paging.js";
+import { levelShift, maxLeafLevel, PAGE_SHIFT_4K, PAGE_SIZE_4K, SL_LEVEL_BITS, SL_R, SL_W } from "../../spec/vtd/paging.js";
 import { walkSecondLevel, lookupContext, ContextOut, WalkOut, type PagingStructureSink, type TableReader } from "./walk.js";
-import { decodeCompatMsi, isInterruptAddress } from "../../spec/msi.js";
+import { decodeCompatMsi, isInterruptAddress, MSI_ADDR_HEAD, MSI_ADDR_HEAD_SHIFT } from "../../spec/msi.js";
 
 export type { AddressType, DmaRequest, DmaSegment, PostedNotification, TranslateResult } from "./request.js";
 export { isPostedNotification } from "./request.js";
 
 // Module-local copies of what the hit path reads on every request. Imported bindings can cost a property
 // access each when modules are loaded through a transpiling loader (tests, tsx); locals never do.
-const isInterrupt = isInterruptAddress;
-const shiftOfLevel = levelShift;
+const HEAD = MSI_ADDR_HEAD;
+const HEAD_SHIFT = MSI_ADDR_HEAD_SHIFT;
+const RID = RID_MASK;
+const PAGE_SHIFT = PAGE_SHIFT_4K;
+const LEVEL_BITS = SL_LEVEL_BITS;
 const PERM_R = SL_R;
 const PERM_W = SL_W;
 const AT_NONE = AT_UNTRANSLATED;
@@ -261,10 +264,10 @@ export class VtdUnit implements InvalidationTarget {
   translateFast(sid: number, lo: number, hi: number, write: boolean, at = AT_NONE): number {
     lo >>>= 0;
     hi >>>= 0;
-    sid &= RID_MASK;
+    sid &= RID;
     this.translations++;
     // 3.14: requests to the interrupt address range are never DMA.
-    if (isInterrupt(lo, hi)) return write ? INTERRUPT_REQUEST : UNSUPPORTED_REQUEST;
+    if (hi === 0 && lo >>> HEAD_SHIFT === HEAD) return write ? INTERRUPT_REQUEST : UNSUPPORTED_REQUEST;
     if (!this.tes) return this.passThrough(lo, hi);
     const cc = this.contextCache;
     let slot = cc.lookup(sid);
@@ -295,7 +298,7 @@ export class VtdUnit implements InvalidationTarget {
       }
       const perm = tlb.perm[t] ?? 0;
       if ((perm & (write ? PERM_W : PERM_R)) !== 0) {
-        const shift = shiftOfLevel(tlb.level[t] ?? 1);
+        const shift = PAGE_SHIFT + LEVEL_BITS * ((tlb.level[t] ?? 1) - 1);
         this.outLo = ((tlb.frameLo[t] ?? 0) | (lo & ((1 << shift) - 1))) >>> 0;
         this.outHi = tlb.frameHi[t] ?? 0;
         this.outShift = shift;
@@ -362,7 +365,7 @@ export class VtdUnit implements InvalidationTarget {
       return this.fault(sid, lo, hi, reason, write, at, fpd);
     }
     this.iotlb.fill(did, lo, hi, out.level, out.frameLo, out.frameHi, out.read, out.write);
-    const shift = shiftOfLevel(out.level);
+    const shift = levelShift(out.level);
     this.outLo = (out.frameLo | (lo & ((1 << shift) - 1))) >>> 0;
     this.outHi = out.frameHi;
     this.outShift = shift;

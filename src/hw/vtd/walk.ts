@@ -51,8 +51,26 @@ import {
   VTD_FR_ROOT_TABLE_INV,
   VTD_FR_WRITE,
 } from "../../spec/vtd/faults.js";
-import { isLargePage, leafFrameLoMask, levelIndex, levelShift, PTES_PER_TABLE, SL_ENTRY_SIZE, SL_PRESENT, SL_PS, SL_R, SL_W } from "../../spec/vtd/paging.js";
+import { leafFrameLoMask, levelShift, PTES_PER_TABLE, SL_ENTRY_SIZE, SL_LEVEL_BITS, SL_PRESENT, SL_PS, SL_R, SL_W } from "../../spec/vtd/paging.js";
+import { SLLPS_1G, SLLPS_2M } from "../../spec/vtd/capability.js";
 import { overlapsInterruptRange } from "../../spec/msi.js";
+import { bits } from "../../core/u64.js";
+
+// Per-level tables and module-local copies of what the walk reads at every level (see unit.ts on imported
+// bindings): the address shift of each level (1..5) and the frame mask of a leaf there.
+const LEVEL_SHIFT = Uint8Array.from([0, 1, 2, 3, 4, 5], (lv) => (lv === 0 ? 0 : levelShift(lv)));
+const LEAF_FRAME_MASK = Uint32Array.from([0, 1, 2, 3, 4, 5], (lv) => (lv === 0 ? 0 : leafFrameLoMask(lv)));
+const INDEX_BITS = SL_LEVEL_BITS;
+const PRESENT = SL_PRESENT;
+const PS = SL_PS;
+const LARGE_2M = SLLPS_2M;
+const LARGE_1G = SLLPS_1G;
+const overlapsInterrupts = overlapsInterruptRange;
+
+/** A level-2 or level-3 entry with PS maps a page when CAP.SLLPS allows that size. */
+function isLarge(lv: number, largePages: number): boolean {
+  return (lv === 2 && (largePages & LARGE_2M) !== 0) || (lv === 3 && (largePages & LARGE_1G) !== 0);
+}
 
 /**
  * Physical memory as the walk sees it. `canRead`, when present, says whether `length` bytes at `addr` can be
@@ -238,18 +256,18 @@ export function walkSecondLevel(
   const denied = write ? VTD_FR_WRITE : VTD_FR_READ;
   out.notPresent = false;
   for (let lv = level; lv >= 1; lv--) {
-    const index = levelIndex(iovaLo, iovaHi, lv);
+    const index = bits(iovaLo, iovaHi, LEVEL_SHIFT[lv] ?? 0, INDEX_BITS);
     const addr = entryAddress(tLo, tHi, index * SL_ENTRY_SIZE);
     if (!readable(reader, addr, SL_ENTRY_SIZE)) return lv === topLevel ? VTD_FR_CONTEXT_ENTRY_INV : VTD_FR_PAGING_ENTRY_INV;
     const e0 = reader.read32(addr) >>> 0;
     const e1 = reader.read32(addr + HI_DWORD_OFFSET) >>> 0;
     if (trace !== undefined) trace.push({ kind: "paging", level: lv, index, address: addr, words: [e0, e1] });
     // Not present: neither R nor W (9.8). The request faults as lacking the permission it needed.
-    if ((e0 & SL_PRESENT) === 0) {
+    if ((e0 & PRESENT) === 0) {
       out.notPresent = true;
       return denied;
     }
-    const large = (e0 & SL_PS) !== 0 && isLargePage(lv, caps.largePages);
+    const large = (e0 & PS) !== 0 && isLarge(lv, caps.largePages);
     const rl = large ? (caps.rsvdLargeLo[lv] ?? 0) : (caps.rsvdLo[lv] ?? 0xffffffff);
     const rh = large ? (caps.rsvdLargeHi[lv] ?? 0) : (caps.rsvdHi[lv] ?? 0xffffffff);
     if ((e0 & rl) !== 0 || (e1 & rh) !== 0) return VTD_FR_PAGING_ENTRY_RSVD;
@@ -258,8 +276,8 @@ export function walkSecondLevel(
     if ((e0 & need) === 0) return denied;
     const nextHi = (e1 & caps.addrHiMask) >>> 0;
     if (lv === 1 || large) {
-      const frameLo = (e0 & leafFrameLoMask(lv)) >>> 0;
-      if (overlapsInterruptRange(frameLo, nextHi, levelShift(lv))) return VTD_FR_INTERRUPT_ADDR;
+      const frameLo = (e0 & (LEAF_FRAME_MASK[lv] ?? 0)) >>> 0;
+      if (overlapsInterrupts(frameLo, nextHi, LEVEL_SHIFT[lv] ?? 0)) return VTD_FR_INTERRUPT_ADDR;
       out.frameLo = frameLo;
       out.frameHi = nextHi;
       out.level = lv;
@@ -333,8 +351,8 @@ export function forEachMapping(
       scan.entriesRead++;
       const e0 = reader.read32(addr) >>> 0;
       const e1 = reader.read32(addr + HI_DWORD_OFFSET) >>> 0;
-      if ((e0 & SL_PRESENT) === 0) continue;
-      const large = (e0 & SL_PS) !== 0 && isLargePage(lv, caps.largePages);
+      if ((e0 & PRESENT) === 0) continue;
+      const large = (e0 & PS) !== 0 && isLarge(lv, caps.largePages);
       const rl = large ? (caps.rsvdLargeLo[lv] ?? 0) : (caps.rsvdLo[lv] ?? 0xffffffff);
       const rh = large ? (caps.rsvdLargeHi[lv] ?? 0) : (caps.rsvdHi[lv] ?? 0xffffffff);
       if ((e0 & rl) !== 0 || (e1 & rh) !== 0) continue;
@@ -343,8 +361,8 @@ export function forEachMapping(
       const iova = base + (BigInt(index) << BigInt(shift));
       const nextHi = (e1 & caps.addrHiMask) >>> 0;
       if (lv === 1 || large) {
-        const frameLo = (e0 & leafFrameLoMask(lv)) >>> 0;
-        if (overlapsInterruptRange(frameLo, nextHi, shift)) continue;
+        const frameLo = (e0 & (LEAF_FRAME_MASK[lv] ?? 0)) >>> 0;
+        if (overlapsInterrupts(frameLo, nextHi, shift)) continue;
         if (!rr && !ww) continue;
         visit({ iova, hpa: (BigInt(nextHi) << 32n) | BigInt(frameLo), shift, read: rr, write: ww });
         if (++scan.leaves >= maxLeaves) {
