@@ -7,7 +7,12 @@
 
 /** Bits 31:20 of every interrupt request address: 0xFEE (the interrupt address range 0xFEE0_0000–0xFEEF_FFFF). */
 export const MSI_ADDR_HEAD = 0xfee;
-export const MSI_ADDR_BASE = MSI_ADDR_HEAD << 20;
+/** The interrupt address range 0xFEE0_0000–0xFEEF_FFFF: the address head and 20 bits below it (VT-d 3.14). */
+export const MSI_ADDR_HEAD_SHIFT = 20;
+export const MSI_ADDR_BASE = (MSI_ADDR_HEAD * 2 ** MSI_ADDR_HEAD_SHIFT) >>> 0;
+export const MSI_ADDR_LAST = (MSI_ADDR_BASE + 2 ** MSI_ADDR_HEAD_SHIFT - 1) >>> 0;
+/** Address bits 1:0 are ignored by the APICs; a remapping unit carries them into the message it emits. */
+export const MSI_ADDR_IGNORED = 0x3;
 /** Address bit 2, destination mode: 1 = logical. */
 export const MSI_ADDR_DM = 1 << 2;
 /** Address bit 3, redirection hint. */
@@ -37,7 +42,15 @@ export interface MsiInterrupt {
 
 /** True when a request address (low dword, high dword) lies in the interrupt address range. */
 export function isInterruptAddress(lo: number, hi = 0): boolean {
-  return hi === 0 && lo >>> 20 === MSI_ADDR_HEAD;
+  return hi === 0 && lo >>> MSI_ADDR_HEAD_SHIFT === MSI_ADDR_HEAD;
+}
+
+/** True when the page [frame, frame + 2^shift) (frame as halves) overlaps the interrupt address range. */
+export function overlapsInterruptRange(frameLo: number, frameHi: number, shift: number): boolean {
+  if (frameHi !== 0) return false;
+  const first = frameLo >>> 0;
+  const last = first + 2 ** shift - 1;
+  return first <= MSI_ADDR_LAST && last >= MSI_ADDR_BASE;
 }
 
 /** Decodes a compatibility-format message; `hi` carries destination bits 31:8 (x2APIC). */
@@ -72,7 +85,7 @@ export function encodeCompatMsi(f: CompatMsiFields): { address: number; addressH
     ((f.destination & 0xff) << MSI_ADDR_DEST_SHIFT) |
     (f.redirectionHint === true ? MSI_ADDR_RH : 0) |
     (f.destinationMode === "logical" ? MSI_ADDR_DM : 0) |
-    ((f.addressLow2 ?? 0) & 3);
+    ((f.addressLow2 ?? 0) & MSI_ADDR_IGNORED);
   const data =
     (f.vector & MSI_DATA_VECTOR_MASK) |
     (((f.deliveryMode ?? 0) & 7) << MSI_DATA_DLM_SHIFT) |

@@ -14,7 +14,12 @@ import { SCENARIOS } from "../hv/scenarios.js";
 import type { ScenarioReport } from "../hv/scenarios/run.js";
 import { IommuError } from "../core/errors.js";
 import { forensicCaps, listMappings, walkIova, walkMsi, type MsiReport, type WalkReport } from "../forensics/walk.js";
+import { encodeRemappableMsi, MSI_ADDR_HANDLE_MASK } from "../spec/vtd/intremap.js";
+import { DMAR_CAP_REG, DMAR_IRTA_REG, DMAR_RTADDR_REG } from "../spec/vtd/registers.js";
 import type { UiData, UiDevice, UiGroup, UiSpace, UiUnit } from "./types.js";
+
+/** The largest handle the address's 15-bit handle field holds without bit 15: past any table the tours build. */
+const LAST_HANDLE = MSI_ADDR_HANDLE_MASK;
 
 export type { UiData, UiDevice, UiFinding, UiGroup, UiHost, UiSpace, UiUnit } from "./types.js";
 
@@ -57,7 +62,7 @@ function space(m: Machine, k: Kernel, bdf: string, domainType: string | null, rt
   const fn = m.topology.byBdf(bdf);
   const sid = fn?.rid ?? 0;
   const unit = m.units.find((u) => fn !== undefined && u.name === unitOf(m, fn)) ?? m.units[0];
-  const caps = forensicCaps({ cap: unit === undefined ? undefined : BigInt.asUintN(64, m.mmioRead(unit.base + 0x08, 8)) });
+  const caps = forensicCaps({ cap: unit === undefined ? undefined : BigInt.asUintN(64, m.mmioRead(unit.base + DMAR_CAP_REG, 8)) });
   const bufferPages: string[] = [];
   if (domainType !== "identity" && fn?.driver !== null) {
     const dma = k.dma(bdf);
@@ -83,8 +88,7 @@ function space(m: Machine, k: Kernel, bdf: string, domainType: string | null, rt
   const msi: MsiReport[] = [];
   if (irta !== 0n) {
     // Remappable-format MSI address (bit 4), handle 0; then a handle past the table's end.
-    msi.push(walkMsi(m.memory, { irta, sid, msiAddr: 0xfee00010n, msiData: 0 }));
-    msi.push(walkMsi(m.memory, { irta, sid, msiAddr: 0xfee00010n | (0x7fffn << 5n), msiData: 0 }));
+    for (const handle of [0, LAST_HANDLE]) msi.push(walkMsi(m.memory, { irta, sid, msiAddr: BigInt(encodeRemappableMsi(handle).address), msiData: 0 }));
   }
   const kdev = k.devices.find((d) => d.name === bdf);
   const reserved = kdev === undefined ? [] : k.iommu.reservedRegions(kdev, k.driver).map((r) => ({ start: hx(r.start), end: hx(r.end), type: r.type }));
@@ -116,8 +120,8 @@ function walker(m: Machine): UiSession["walk"] {
     if (!/^(0x)?[0-9a-f]{1,16}$/i.test(text.trim())) return `'${text}' is not a hexadecimal address`;
     const unit = m.units.find((u) => u.name === unitOf(m, fn)) ?? m.units[0];
     if (unit === undefined) return "this machine has no IOMMU unit";
-    const rtaddr = BigInt.asUintN(64, m.mmioRead(unit.base + 0x20, 8));
-    const caps = forensicCaps({ cap: BigInt.asUintN(64, m.mmioRead(unit.base + 0x08, 8)) });
+    const rtaddr = BigInt.asUintN(64, m.mmioRead(unit.base + DMAR_RTADDR_REG, 8));
+    const caps = forensicCaps({ cap: BigInt.asUintN(64, m.mmioRead(unit.base + DMAR_CAP_REG, 8)) });
     const t = text.trim();
     return walkIova(m.memory, { rtaddr, sid: fn.rid, iova: BigInt(/^0x/i.test(t) ? t : "0x" + t), caps });
   };
@@ -192,8 +196,8 @@ export function buildUi(o: UiOptions): UiSession {
       if (d === undefined || d.type !== "endpoint" && d.type !== "pci") continue;
       const unit = m.units.find((u) => u.name === d.unit) ?? m.units[0];
       if (unit === undefined) continue;
-      const rtaddr = BigInt.asUintN(64, m.mmioRead(unit.base + 0x20, 8));
-      const irta = BigInt.asUintN(64, m.mmioRead(unit.base + 0xb8, 8));
+      const rtaddr = BigInt.asUintN(64, m.mmioRead(unit.base + DMAR_RTADDR_REG, 8));
+      const irta = BigInt.asUintN(64, m.mmioRead(unit.base + DMAR_IRTA_REG, 8));
       const kname = k.devices.find((x) => (m.topology.byBdf(x.name)?.bdf ?? x.name) === bdf)?.name ?? bdf;
       spaces.push(space(m, k, kname, g.type, rtaddr, irta));
     }

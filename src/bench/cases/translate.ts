@@ -8,12 +8,15 @@ import { PhysicalMemory } from "../../core/memory.js";
 import { VtdUnit } from "../../hw/vtd/unit.js";
 import { VtdTables, enableTranslation } from "../../hw/vtd/builder.js";
 import type { CacheGeometry } from "../../hw/vtd/config.js";
+import { ridBus, ridDevfn } from "../../core/pci.js";
+import { HI_DWORD_OFFSET, TWO32 } from "../../core/u64.js";
+import { contextEntryOffset, ENTRY_P, rootEntryOffset, TABLE_PTR_LO_MASK } from "../../spec/vtd/context.js";
+import { PAGE_SIZE_4K, pfnLevelIndex, SL_ENTRY_SIZE, SL_PRESENT } from "../../spec/vtd/paging.js";
 import { measure, result, rng, type BenchCase, type BenchOptions, type CaseResult } from "../harness.js";
 
 const SID = 0x0010; // 00:02.0
 const IOVA_BASE = 0x10_0000_0000; // above 4 GiB, so translations exercise the high half
 const HPA_BASE = 0x4000_0000;
-const ADDR_MASK_LO = 0xfffff000;
 
 interface Setup {
   mem: PhysicalMemory;
@@ -98,21 +101,21 @@ function stats50(a: number[]): number {
 
 /** The baseline: root entry → context entry → four levels, present bits only, nothing else. */
 function minimalWalk(mem: PhysicalMemory, root: number, sid: number, iova: number): number {
-  const re = root + (sid >>> 8) * 16;
+  const re = root + rootEntryOffset(ridBus(sid));
   const rlo = mem.read32(re);
-  if ((rlo & 1) === 0) return -1;
-  const ce = ((rlo & ADDR_MASK_LO) >>> 0) + mem.read32(re + 4) * 0x1_0000_0000 + (sid & 0xff) * 16;
+  if ((rlo & ENTRY_P) === 0) return -1;
+  const ce = ((rlo & TABLE_PTR_LO_MASK) >>> 0) + mem.read32(re + HI_DWORD_OFFSET) * TWO32 + contextEntryOffset(ridDevfn(sid));
   const clo = mem.read32(ce);
-  if ((clo & 1) === 0) return -1;
-  let table = ((clo & ADDR_MASK_LO) >>> 0) + mem.read32(ce + 4) * 0x1_0000_0000;
-  const pfn = Math.floor(iova / 4096);
+  if ((clo & ENTRY_P) === 0) return -1;
+  let table = ((clo & TABLE_PTR_LO_MASK) >>> 0) + mem.read32(ce + HI_DWORD_OFFSET) * TWO32;
+  const pfn = Math.floor(iova / PAGE_SIZE_4K);
   for (let level = 4; level >= 1; level--) {
-    const idx = Math.floor(pfn / 2 ** (9 * (level - 1))) % 512;
-    const lo = mem.read32(table + idx * 8);
-    if ((lo & 3) === 0) return -1;
-    table = ((lo & ADDR_MASK_LO) >>> 0) + mem.read32(table + idx * 8 + 4) * 0x1_0000_0000;
+    const ea = table + pfnLevelIndex(pfn, level) * SL_ENTRY_SIZE;
+    const lo = mem.read32(ea);
+    if ((lo & SL_PRESENT) === 0) return -1;
+    table = ((lo & TABLE_PTR_LO_MASK) >>> 0) + mem.read32(ea + HI_DWORD_OFFSET) * TWO32;
   }
-  return table + (iova % 4096);
+  return table + (iova % PAGE_SIZE_4K);
 }
 
 export function translateWalk(opts: BenchOptions): CaseResult {

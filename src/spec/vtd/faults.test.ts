@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { decodeFaultRecord } from "./registers.js";
+import { decodeFaultRecord } from "./faults.js";
 
 test("10.4.14 fault record: the interrupt index (FI 63:48) is exact at the top of the 64-bit field", () => {
   // the dwords 0xffff_ffff_ffff_ffff: a double cannot hold it, and (hi * 2^32 + lo) / 2^48 rounds up to 0x10000.
