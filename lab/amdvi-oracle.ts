@@ -1,70 +1,43 @@
 /**
- * QEMU 7.2's amd-iommu as a test oracle for `iommu walk --dtb`.
+ * QEMU 7.2's amd-iommu as a test oracle for `iommu walk --dtb` and the AMD-Vi model.
  *
  * Boots Linux with `-device amd-iommu,intremap=on` and `iommu.strict=1`, NVMe + virtio-net (iommu_platform) +
- * e1000e, tracing every DMA translation (amdvi_translation_result) and every remapped MSI
- * (amdvi_ir_remap_msi_req / amdvi_ir_remap_msi). Once the guest has done DMA it pauses the machine over QMP,
- * reads the device table base, control and extended feature registers with `xp`, saves RAM with `pmemsave`
- * and quits. Then, for the last traced translation of every (device, IOVA):
+ * e1000e, tracing every DMA translation, every interrupt remap with what QEMU read on the way, and the register
+ * accesses and invalidations around them (amdvi-trace.ts). The guest also saves the IOMMU's PCI configuration
+ * space and the IVRS. Once the guest has done DMA the host pauses it over QMP, reads the device table base,
+ * control and extended feature registers with `xp`, saves RAM with `pmemsave` and quits. Then, for the last
+ * traced translation of every (device, IOVA):
  *   - walk gives QEMU's address: reproduced;
  *   - walk faults: unmapped since (strict mode unmaps most IOVAs right away) — counted as faulted;
  *   - walk gives another address: remapped since (the IOVA was reused) — counted, not a failure.
- * Every traced MSI remap whose input the walk can replay must give QEMU's output address and data, and the EFR
- * must equal the model's QEMU 7.2 default.
+ * The interrupt remaps are checked in amdvi-msi.ts. The EFR must equal the model's QEMU 7.2 default, and the
+ * model's PCI function (capability block at the IVHD's offset) must read as QEMU's once the guest's writes to
+ * it are applied.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { bootGuest, describeFailure, REPO_DIR, WORK_DIR, type Qmp } from "./qemu.js";
+import { msiChecks } from "./amdvi-msi.js";
+import { parseAmdTrace, type AmdTrace } from "./amdvi-trace.js";
+import { runDmaGuest } from "./dma-guest.js";
+import { describeFailure, REPO_DIR, type Qmp } from "./qemu.js";
 import type { Report } from "./report.js";
-import { nvmeImage } from "./scenarios.js";
 
 const MEM_MIB = 512;
 const AMDVI_BASE = 0xfed80000;
 const SUITE = "oracle amd-vi";
-const TRACES = ["amdvi_translation_result", "amdvi_ir_remap_msi_req", "amdvi_ir_remap_msi", "amdvi_ir_target_abort"];
+const TRACES = [
+  "amdvi_translation_result", "amdvi_ir_remap_msi_req", "amdvi_ir_remap_msi", "amdvi_ir_target_abort",
+  // What QEMU did inside each remap, and what software changed around it: register writes, DTE and interrupt
+  // table invalidations.
+  "amdvi_ir_intctl", "amdvi_ir_irte", "amdvi_ir_irte_val", "amdvi_ir_irte_ga_val", "amdvi_ir_delivery_mode", "amdvi_ir_err",
+  "amdvi_mmio_write", "amdvi_mmio_read", "amdvi_control_status", "amdvi_devtab_inval", "amdvi_intr_inval",
+];
 
 interface Regs {
   dtb: bigint;
   control: bigint;
   efr: bigint;
-}
-
-export interface AmdTrace {
-  translations: Map<string, { devid: string; iova: bigint; hpa: bigint }>;
-  /** `aborted`: QEMU traced a target abort for the request (its remap line then repeats the input). */
-  msis: Array<{ devid: number; addr: bigint; data: bigint; outAddr: bigint; outData: bigint; aborted: boolean }>;
-}
-
-/** Parses QEMU's trace log: the last translation per (device, IOVA page) and every MSI remap with its device. */
-export function parseAmdTrace(text: string): AmdTrace {
-  const t: AmdTrace = { translations: new Map(), msis: [] };
-  const reT = /amdvi_translation_result\s+devid:\s*([0-9a-f]{2}:[0-9a-f]{2}\.[0-7])\s+gpa\s+0x([0-9a-f]+)\s+hpa\s+0x([0-9a-f]+)/i;
-  const reReq = /amdvi_ir_remap_msi_req\s+addr\s+0x([0-9a-f]+)\s+data\s+0x([0-9a-f]+)\s+devid\s+0x([0-9a-f]+)/i;
-  const reOut = /amdvi_ir_remap_msi\s+\(addr\s+0x([0-9a-f]+),\s*data\s+0x([0-9a-f]+)\)\s*->\s*\(addr\s+0x([0-9a-f]+),\s*data\s+0x([0-9a-f]+)\)/i;
-  let lastDevid: number | null = null;
-  let aborted = false;
-  for (const line of text.split("\n")) {
-    let m = reT.exec(line);
-    if (m) {
-      const iova = BigInt("0x" + m[2]);
-      t.translations.set(`${m[1]} ${iova >> 12n}`, { devid: m[1] ?? "", iova, hpa: BigInt("0x" + m[3]) });
-      continue;
-    }
-    m = reReq.exec(line);
-    if (m) {
-      lastDevid = parseInt(m[3] ?? "0", 16);
-      aborted = false;
-      continue;
-    }
-    if (line.includes("amdvi_ir_target_abort")) aborted = true;
-    m = reOut.exec(line);
-    if (m && lastDevid !== null) {
-      t.msis.push({ devid: lastDevid, addr: BigInt("0x" + m[1]), data: BigInt("0x" + m[2]), outAddr: BigInt("0x" + m[3]), outData: BigInt("0x" + m[4]), aborted });
-      lastDevid = null;
-    }
-  }
-  return t;
 }
 
 async function readRegs(q: Qmp): Promise<Regs> {
@@ -104,38 +77,18 @@ function verdict(report: Report, name: string, ok: boolean, detail: string): voi
 }
 
 export async function runAmdOracle(report: Report, o: { echo: boolean; timeoutSec?: number }): Promise<void> {
-  const outDir = join(WORK_DIR, "runs", "oracle-amdvi");
-  const dumpPath = join(outDir, "mem.raw");
-  let regs: Regs | null = null;
-  const r = await bootGuest({
+  const { boot: r, outDir, dumpPath, regs: got } = await runDmaGuest({
     name: "oracle-amdvi",
     memMiB: MEM_MIB,
     // QEMU 7.2 amd-iommu with intremap: the early timer check through the remapped IO-APIC fails under TCG.
     cmdline: "iommu.strict=1 no_timer_check",
-    machineArgs: [
-      "-device", "amd-iommu,intremap=on",
-      "-netdev", "user,id=n0", "-device", "e1000e,netdev=n0,addr=0x2,romfile=",
-      "-netdev", "user,id=n1",
-      "-device", "virtio-net-pci,netdev=n1,addr=0x3,iommu_platform=on,disable-legacy=on,romfile=",
-      "-drive", `file=${nvmeImage()},if=none,format=raw,id=d0,readonly=on`, "-device", "nvme,serial=lab0001,drive=d0,addr=0x4",
-      ...TRACES.flatMap((e) => ["-trace", e]),
-      "-D", join(outDir, "trace.log"),
-    ],
-    script: `exec /bin/sh '${join(REPO_DIR, "lab", "guest", "oracle-job.sh")}'\n`,
-    timeoutSec: o.timeoutSec ?? 300,
-    qmp: true,
+    iommuDevice: "amd-iommu,intremap=on",
+    traces: TRACES,
+    readRegisters: readRegs,
+    ...(o.timeoutSec !== undefined ? { timeoutSec: o.timeoutSec } : {}),
     echo: o.echo,
-    whileRunning: async (g) => {
-      await g.waitForFile("dma-done", (o.timeoutSec ?? 300) - 10);
-      const q = await g.qmp();
-      await q.execute("stop");
-      regs = await readRegs(q);
-      await q.execute("pmemsave", { val: 0, size: MEM_MIB * 1024 * 1024, filename: dumpPath });
-      await q.quit();
-    },
   });
-  const got = regs as Regs | null;
-  if (r.hookError || got === null || !existsSync(dumpPath)) {
+  if (got === null) {
     report.fail(SUITE, "guest does DMA through amd-iommu, is paused and dumped", describeFailure(r));
     return;
   }
@@ -149,7 +102,46 @@ export async function runAmdOracle(report: Report, o: { echo: boolean; timeoutSe
     return;
   }
   await translationChecks(report, cli, got, dumpPath, trace);
-  await msiChecks(report, cli, got, dumpPath, trace);
+  await msiChecks(report, { cli, dtb: got.dtb, control: got.control, dumpPath, outDir, trace, pciFunctions: pciFunctionsOf(outDir) });
+  await pciFunctionCheck(report, outDir);
+}
+
+/** Requester ids of the guest's PCI functions (devices.txt, written by the guest job). */
+function pciFunctionsOf(outDir: string): Set<number> {
+  const out = new Set<number>();
+  const path = join(outDir, "devices.txt");
+  if (!existsSync(path)) return out;
+  for (const m of readFileSync(path, "utf8").matchAll(/^[0-9a-f]{4}:([0-9a-f]{2}):([0-9a-f]{2})\.([0-7])/gim)) {
+    out.add((parseInt(m[1] ?? "0", 16) << 8) | (parseInt(m[2] ?? "0", 16) << 3) | parseInt(m[3] ?? "0", 16));
+  }
+  return out;
+}
+
+/**
+ * The model's IOMMU PCI function against the one the guest read: the guest's writes (command register, MSI
+ * capability) are applied to the model, then all 256 bytes must be equal.
+ */
+async function pciFunctionCheck(report: Report, outDir: string): Promise<void> {
+  const name = readdirSync(outDir).find((f) => /^iommu-config-.*\.bin$/.test(f));
+  if (name === undefined) {
+    report.fail(SUITE, "the model's IOMMU PCI function reads as QEMU's", "the guest saved no configuration space of a class 0806h function");
+    return;
+  }
+  const guest = new Uint8Array(readFileSync(join(outDir, name)));
+  const { AmdViPciFunction } = (await import(pathToFileURL(join(REPO_DIR, "dist", "hw", "amdvi", "pci-function.js")).href)) as typeof import("../src/hw/amdvi/pci-function.js");
+  const g = new DataView(guest.buffer, guest.byteOffset, guest.byteLength);
+  const fn = new AmdViPciFunction({ deviceId: g.getUint16(2, true) });
+  fn.write(0x04, 2, g.getUint16(0x04, true));
+  for (const off of [4, 8, 12]) fn.write(fn.msiOffset + off, 4, g.getUint32(fn.msiOffset + off, true));
+  fn.write(fn.msiOffset + 2, 2, g.getUint16(fn.msiOffset + 2, true));
+  const diff: string[] = [];
+  for (let i = 0; i < 256; i++) if (fn.config[i] !== guest[i]) diff.push(`0x${i.toString(16)}: QEMU ${hex(guest[i] ?? 0)}, model ${hex(fn.config[i] ?? 0)}`);
+  const cap = fn.capability();
+  const capFile = join(outDir, "amd-iommu-cap.txt");
+  const sysfsCap = existsSync(capFile) ? readFileSync(capFile, "utf8").trim() : "?";
+  verdict(report, "the model's IOMMU PCI function reads as QEMU's", guest.length >= 256 && diff.length === 0,
+    `${name}: ${diff.length} of 256 bytes differ${diff.length ? ": " + diff.slice(0, 8).join("; ") : ""}; capability at ${hex(fn.capOffset)}, ` +
+    `header ${hex(g.getUint32(fn.capOffset, true))} (sysfs amd-iommu/cap ${sysfsCap}), base ${hex(cap.baseAddress)}, PAsize ${cap.paSize}, VAsize ${cap.vaSize}`);
 }
 
 async function translationChecks(report: Report, cli: Runner, regs: Regs, dumpPath: string, trace: AmdTrace): Promise<void> {
@@ -178,28 +170,3 @@ async function translationChecks(report: Report, cli: Runner, regs: Regs, dumpPa
     `${total} traced (device, IOVA page): ${reproduced} reproduced, ${faulted} unmapped since (walk faults), ${remapped} remapped since; ${bad.length} wrong${bad.length ? ": " + bad.slice(0, 5).join("; ") : ""}`);
 }
 
-async function msiChecks(report: Report, cli: Runner, regs: Regs, dumpPath: string, trace: AmdTrace): Promise<void> {
-  const ga = ((regs.control >> 17n) & 1n) === 1n;
-  const last = new Map<string, AmdTrace["msis"][number]>();
-  for (const m of trace.msis) last.set(`${m.devid} ${m.addr} ${m.data}`, m);
-  let matched = 0;
-  let abortedBoth = 0;
-  const bad: string[] = [];
-  for (const m of last.values()) {
-    const bdf = `00:${((m.devid >> 3) & 0x1f).toString(16).padStart(2, "0")}.${m.devid & 7}`;
-    const argv = ["walk", "--mem", dumpPath, "--dtb", hex(regs.dtb), "--sid", bdf, "--msi-addr", hex(m.addr), "--msi-data", hex(m.data), "--json", ...(ga ? ["--ga"] : [])];
-    const w = await cli(argv);
-    let j: { result?: string; msi?: { address: string; data: string } } = {};
-    try {
-      j = JSON.parse(w.out) as typeof j;
-    } catch {
-      bad.push(`${bdf} data ${hex(m.data)}: exit ${w.code} ${w.err.trim()}`);
-      continue;
-    }
-    if (m.aborted && j.result === "fault") abortedBoth++;
-    else if (!m.aborted && j.result === "ok" && j.msi && BigInt(j.msi.address) === m.outAddr && BigInt(j.msi.data) === m.outData) matched++;
-    else bad.push(`${bdf} (${hex(m.addr)}, ${hex(m.data)}): QEMU (${hex(m.outAddr)}, ${hex(m.outData)}), walk ${w.out.trim().slice(0, 160)}`);
-  }
-  verdict(report, "every traced MSI remap equals QEMU's output", bad.length === 0 && last.size > 0,
-    `${last.size} distinct traced remaps (GA ${ga ? "on" : "off"}): ${matched} matched, ${abortedBoth} aborted by both; ${bad.length} differ${bad.length ? ": " + bad.slice(0, 5).join("; ") : ""}`);
-}

@@ -22,9 +22,9 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { bootGuest, describeFailure, kernelVersion, qemuVersion, REPO_DIR, tail, WORK_DIR, type Qmp } from "./qemu.js";
+import { runDmaGuest } from "./dma-guest.js";
+import { describeFailure, kernelVersion, qemuVersion, REPO_DIR, tail, type Qmp } from "./qemu.js";
 import type { Report } from "./report.js";
-import { nvmeImage } from "./scenarios.js";
 import { bdfText, Dump, refIrte, refTranslate } from "./vtd-ref.js";
 
 export interface OracleOptions {
@@ -192,37 +192,17 @@ interface VariantResult {
 async function bootVariant(report: Report, v: Variant, o: OracleOptions): Promise<VariantResult | null> {
   const suite = `oracle ${v.name}`;
   const name = `oracle-${v.name}`;
-  const outDir = join(WORK_DIR, "runs", name);
-  const dumpPath = join(outDir, "mem.raw");
-  let regs: Registers | null = null;
-  const r = await bootGuest({
+  const { boot: r, outDir, dumpPath, regs: got } = await runDmaGuest({
     name,
     memMiB: MEM_MIB,
     cmdline: CMDLINE,
-    machineArgs: [
-      "-device", v.device,
-      "-netdev", "user,id=n0", "-device", "e1000e,netdev=n0,addr=0x2,romfile=",
-      "-netdev", "user,id=n1",
-      "-device", "virtio-net-pci,netdev=n1,addr=0x3,iommu_platform=on,disable-legacy=on,romfile=",
-      "-drive", `file=${nvmeImage()},if=none,format=raw,id=d0,readonly=on`, "-device", "nvme,serial=lab0001,drive=d0,addr=0x4",
-      ...TRACES.flatMap((e) => ["-trace", e]),
-      "-D", join(outDir, "trace.log"),
-    ],
-    script: `exec /bin/sh '${join(REPO_DIR, "lab", "guest", "oracle-job.sh")}'\n`,
-    timeoutSec: o.timeoutSec ?? 300,
-    qmp: true,
+    iommuDevice: v.device,
+    traces: TRACES,
+    readRegisters,
+    ...(o.timeoutSec !== undefined ? { timeoutSec: o.timeoutSec } : {}),
     echo: o.echo,
-    whileRunning: async (g) => {
-      await g.waitForFile("dma-done", (o.timeoutSec ?? 300) - 10);
-      const q = await g.qmp();
-      await q.execute("stop");
-      regs = await readRegisters(q);
-      await q.execute("pmemsave", { val: 0, size: MEM_MIB * 1024 * 1024, filename: dumpPath });
-      await q.quit();
-    },
   });
-  const got = regs as Registers | null;
-  if (r.hookError || got === null || !existsSync(dumpPath)) {
+  if (got === null) {
     report.fail(suite, "guest does DMA, is paused and dumped", describeFailure(r));
     return null;
   }

@@ -112,15 +112,8 @@ export function describeFailure(r: BootResult): string {
   );
 }
 
-export async function bootGuest(o: BootOptions): Promise<BootResult> {
-  const outDir = join(WORK_DIR, "runs", o.name);
-  rmSync(outDir, { recursive: true, force: true });
-  mkdirSync(outDir, { recursive: true });
-  writeFileSync(join(outDir, "job.sh"), o.script, { mode: 0o755 });
-  for (const [f, text] of Object.entries(o.files ?? {})) writeFileSync(join(outDir, f), text);
-  const initrd = join(WORK_DIR, "initrd.gz");
-  if (!existsSync(initrd)) throw new Error("lab/work/initrd.gz is missing: run `bash lab/setup.sh` first");
-
+/** The QEMU command line for a boot: the lab's q35 machine, the kernel and initramfs, and the two 9p shares. */
+function qemuArgs(o: BootOptions, outDir: string, initrd: string): string[] {
   const args = [
     "-machine", "q35,kernel-irqchip=split",
     "-accel", "tcg",
@@ -139,9 +132,21 @@ export async function bootGuest(o: BootOptions): Promise<BootResult> {
     "-device", "virtio-9p-pci,fsdev=fsout,mount_tag=labout,addr=0x11",
   ];
   if (o.qmp) args.push("-qmp", `unix:${join(outDir, "qmp.sock")},server=on,wait=off`);
-  writeFileSync(join(outDir, "qemu-args.txt"), args.map((a) => (/[\s"']/.test(a) ? JSON.stringify(a) : a)).join(" ") + "\n");
+  return args;
+}
 
-  const started = Date.now();
+/** A running QEMU: its console (kept in memory and in console.log), its log, and when it exited. */
+interface QemuProcess {
+  exited: () => boolean;
+  exit: Promise<number | null>;
+  console: () => string;
+  bootSec: () => number | null;
+  /** Waits until the console and QEMU log files are written out. */
+  flush: () => Promise<void>;
+  kill: () => void;
+}
+
+function startQemu(args: string[], outDir: string, echo: boolean, started: number): QemuProcess {
   const child = spawn("qemu-system-x86_64", args, { stdio: ["pipe", "pipe", "pipe"], cwd: outDir });
   const consoleFile = createWriteStream(join(outDir, "console.log"));
   const qemuLog = createWriteStream(join(outDir, "qemu.log"));
@@ -151,12 +156,12 @@ export async function bootGuest(o: BootOptions): Promise<BootResult> {
     const s = d.toString("utf8");
     consoleText += s;
     consoleFile.write(d);
-    if (o.echo) process.stderr.write(s);
+    if (echo) process.stderr.write(s);
     if (bootSec === null && consoleText.includes("lab: job start")) bootSec = (Date.now() - started) / 1000;
   });
   child.stderr.on("data", (d: Buffer) => qemuLog.write(d));
   let exited = false;
-  const exitPromise = new Promise<number | null>((res) => {
+  const exit = new Promise<number | null>((res) => {
     child.on("exit", (code) => {
       exited = true;
       res(code);
@@ -167,38 +172,65 @@ export async function bootGuest(o: BootOptions): Promise<BootResult> {
       res(null);
     });
   });
+  return {
+    exited: () => exited,
+    exit,
+    console: () => consoleText,
+    bootSec: () => bootSec,
+    flush: async () => {
+      await new Promise<void>((res) => consoleFile.end(res));
+      await new Promise<void>((res) => qemuLog.end(res));
+    },
+    kill: () => void child.kill("SIGKILL"),
+  };
+}
 
+/** Runs the caller's hook while the guest runs; its error message, or null. */
+async function runHook(o: BootOptions, outDir: string, qemu: QemuProcess): Promise<string | null> {
+  if (!o.whileRunning) return null;
+  const running: RunningGuest = {
+    outDir,
+    exited: qemu.exited,
+    waitForFile: async (file, sec) => {
+      const until = Date.now() + sec * 1000;
+      while (!existsSync(join(outDir, file))) {
+        if (qemu.exited()) throw new Error(`QEMU exited before ${file} appeared`);
+        if (Date.now() > until) throw new Error(`${file} did not appear within ${sec} s`);
+        await sleep(250);
+      }
+    },
+    qmp: () => Qmp.connect(join(outDir, "qmp.sock")),
+  };
+  try {
+    await o.whileRunning(running);
+    return null;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+export async function bootGuest(o: BootOptions): Promise<BootResult> {
+  const outDir = join(WORK_DIR, "runs", o.name);
+  rmSync(outDir, { recursive: true, force: true });
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(join(outDir, "job.sh"), o.script, { mode: 0o755 });
+  for (const [f, text] of Object.entries(o.files ?? {})) writeFileSync(join(outDir, f), text);
+  const initrd = join(WORK_DIR, "initrd.gz");
+  if (!existsSync(initrd)) throw new Error("lab/work/initrd.gz is missing: run `bash lab/setup.sh` first");
+
+  const args = qemuArgs(o, outDir, initrd);
+  writeFileSync(join(outDir, "qemu-args.txt"), args.map((a) => (/[\s"']/.test(a) ? JSON.stringify(a) : a)).join(" ") + "\n");
+  const started = Date.now();
+  const qemu = startQemu(args, outDir, o.echo === true, started);
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
-    child.kill("SIGKILL");
+    qemu.kill();
   }, o.timeoutSec * 1000);
-
-  let hookError: string | null = null;
-  if (o.whileRunning) {
-    const running: RunningGuest = {
-      outDir,
-      exited: () => exited,
-      waitForFile: async (file, sec) => {
-        const until = Date.now() + sec * 1000;
-        while (!existsSync(join(outDir, file))) {
-          if (exited) throw new Error(`QEMU exited before ${file} appeared`);
-          if (Date.now() > until) throw new Error(`${file} did not appear within ${sec} s`);
-          await sleep(250);
-        }
-      },
-      qmp: () => Qmp.connect(join(outDir, "qmp.sock")),
-    };
-    try {
-      await o.whileRunning(running);
-    } catch (e) {
-      hookError = (e as Error).message;
-    }
-  }
-  const qemuExit = await exitPromise;
+  const hookError = await runHook(o, outDir, qemu);
+  const qemuExit = await qemu.exit;
   clearTimeout(timer);
-  await new Promise<void>((res) => consoleFile.end(res));
-  await new Promise<void>((res) => qemuLog.end(res));
+  await qemu.flush();
   const exitFile = join(outDir, "exit-code");
   const jobExit = existsSync(exitFile) ? Number(readFileSync(exitFile, "utf8").trim()) : null;
   return {
@@ -208,8 +240,8 @@ export async function bootGuest(o: BootOptions): Promise<BootResult> {
     qemuExit,
     timedOut,
     elapsedSec: (Date.now() - started) / 1000,
-    bootSec,
-    console: consoleText,
+    bootSec: qemu.bootSec(),
+    console: qemu.console(),
     hookError,
   };
 }

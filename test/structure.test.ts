@@ -13,21 +13,11 @@ import { allImports, functionSpans, importCycles, lineCount, parse, runtimeImpor
 const MAX_FILE_LINES = 600;
 const MAX_FUNCTION_LINES = 100;
 
-/** Cycles through type-only imports still waiting to be broken (a cycle is its files, sorted, joined by " ↔ "). */
-const KNOWN_TYPE_CYCLES = new Set(["src/hw/platform.ts ↔ src/hw/vtd/unit.ts"]);
-
 /** Files over MAX_FILE_LINES still waiting to be split. */
-const KNOWN_LONG_FILES = new Set([
-  "src/hw/vtd/intremap.ts",
-  "src/hw/vtd/unit.ts",
-  "src/os/intel-iommu.ts",
-]);
+const KNOWN_LONG_FILES = new Set<string>([]);
 
 /** Functions over MAX_FUNCTION_LINES without a reason, still waiting to be split ("file:name"). */
-const KNOWN_LONG_FUNCTIONS = new Set([
-  "lab/qemu.ts:bootGuest",
-  "src/host/check.ts:checkDevice",
-  "src/os/cmdline.ts:parseBootParams",
+const KNOWN_LONG_FUNCTIONS = new Set<string>([
 ]);
 
 /** A comment that gives the reason a function is long starts with this. */
@@ -40,12 +30,8 @@ test("no runtime import cycles among the shipped modules", () => {
   assert.deepEqual(importCycles(shipped, false).map((c) => c.join(" ↔ ")), []);
 });
 
-test("no import cycles through type-only imports either, except the known ones (which must still exist)", () => {
-  const found = importCycles(shipped, true).map((c) => c.join(" ↔ "));
-  assert.deepEqual(found.filter((c) => !KNOWN_TYPE_CYCLES.has(c)), [], "new import cycle(s)");
-  for (const known of KNOWN_TYPE_CYCLES) {
-    assert.ok(found.includes(known), `the cycle ${known} is gone: remove it from KNOWN_TYPE_CYCLES`);
-  }
+test("no import cycles through type-only imports either", () => {
+  assert.deepEqual(importCycles(shipped, true).map((c) => c.join(" ↔ ")), []);
 });
 
 test("the cycle finder sees cycles through runtime imports, re-exports and (when asked) `import type`", () => {

@@ -45,6 +45,12 @@ done >"$OUT/devices.txt"
 cat /sys/kernel/iommu_groups/*/type | sort | uniq -c >"$OUT/group-types.txt"
 cat /sys/class/iommu/dmar0/intel-iommu/cap /sys/class/iommu/dmar0/intel-iommu/ecap >"$OUT/guest-cap-ecap.txt" 2>/dev/null
 dmesg >"$OUT/dmesg.txt"
+# The IOMMU's own PCI function (class 0806h) and the firmware's IVRS, for the AMD-Vi oracle.
+for d in /sys/bus/pci/devices/*; do
+  [ "$(cat "$d/class")" = 0x080600 ] && cat "$d/config" >"$OUT/iommu-config-${d##*/}.bin"
+done
+[ -r /sys/firmware/acpi/tables/IVRS ] && cat /sys/firmware/acpi/tables/IVRS >"$OUT/ivrs.bin"
+cat /sys/class/iommu/ivhd*/amd-iommu/cap >"$OUT/amd-iommu-cap.txt" 2>/dev/null
 sync
 touch "$OUT/dma-done"
 log "DMA done; waiting for the host to pause the machine"

@@ -2,7 +2,8 @@
  * Where ACPI tables come from: a raw table file (what /sys/firmware/acpi/tables/DMAR holds), a directory of
  * tables (the sysfs directory itself), or an `acpidump` text dump holding several tables.
  */
-import { readFileSync, readdirSync, statSync } from "node:fs";
+import { readdirSync, statSync } from "node:fs";
+import { inputName, readInput, STDIN } from "../core/input.js";
 import { join } from "node:path";
 import { fsError } from "../core/errors.js";
 import { AcpiError } from "./bytes.js";
@@ -61,10 +62,10 @@ export function parseAcpidump(text: string, origin = "acpidump"): TableSource[] 
 
 function readBytes(path: string): Uint8Array {
   try {
-    const b = readFileSync(path);
+    const b = readInput(path);
     return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
   } catch (e) {
-    throw fsError(e, path);
+    throw fsError(e, inputName(path));
   }
 }
 
@@ -75,11 +76,11 @@ function readBytes(path: string): Uint8Array {
 export function loadTables(path: string): TableSource[] {
   let st;
   try {
-    st = statSync(path);
+    st = path === STDIN ? null : statSync(path);
   } catch (e) {
     throw fsError(e, path);
   }
-  if (st.isDirectory()) {
+  if (st?.isDirectory() === true) {
     let names: string[];
     try {
       names = readdirSync(path);
@@ -94,17 +95,18 @@ export function loadTables(path: string): TableSource[] {
     return picked.map((n) => ({ signature: n.slice(0, 4), bytes: readBytes(join(path, n)), origin: join(path, n) }));
   }
   const bytes = readBytes(path);
-  if (bytes.length === 0) throw new AcpiError("ACPI_EMPTY", `${path}: empty file, no ACPI table`);
+  const shown = inputName(path);
+  if (bytes.length === 0) throw new AcpiError("ACPI_EMPTY", `${shown}: empty file, no ACPI table`);
   // Text? acpidump output is ASCII; a raw table starts with a 4-letter signature followed by binary length.
   const head = new TextDecoder("latin1").decode(bytes.subarray(0, Math.min(bytes.length, 4096)));
   if (looksLikeAcpidump(head)) {
-    const all = parseAcpidump(new TextDecoder("latin1").decode(bytes), path);
+    const all = parseAcpidump(new TextDecoder("latin1").decode(bytes), shown);
     const iommu = all.filter((t) => IOMMU_SIGNATURES.includes(t.signature));
     if (iommu.length === 0) {
-      throw new AcpiError("ACPI_NO_IOMMU_TABLE", `${path}: acpidump holds ${all.length} tables (${[...new Set(all.map((t) => t.signature))].join(", ")}) but no DMAR or IVRS`);
+      throw new AcpiError("ACPI_NO_IOMMU_TABLE", `${shown}: acpidump holds ${all.length} tables (${[...new Set(all.map((t) => t.signature))].join(", ")}) but no DMAR or IVRS`);
     }
     return iommu;
   }
   const sig = String.fromCharCode(...bytes.subarray(0, 4));
-  return [{ signature: sig, bytes, origin: path }];
+  return [{ signature: sig, bytes, origin: shown }];
 }

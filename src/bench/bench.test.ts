@@ -2,6 +2,13 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { benchCases, iovaPlot, runBench, updateReadme } from "./run.js";
 import { measureInterleaved, percentile, renderExtras, renderTable, stats } from "./harness.js";
+import { BASELINE_LAYOUT as L } from "./flat-pages.js";
+import { ridBus, ridDevfn } from "../core/pci.js";
+import { HI_DWORD_OFFSET, TWO32 } from "../core/u64.js";
+import { contextEntryOffset, ENTRY_P, rootEntryOffset } from "../spec/vtd/context.js";
+import { levelShift, PAGE_SHIFT_4K, PAGE_SIZE_4K, PTES_PER_TABLE, SL_ENTRY, SL_ENTRY_SIZE, SL_PRESENT } from "../spec/vtd/paging.js";
+import { levelShift as amdLevelShift, PTE_ADDR, PTE_PR } from "../spec/amdvi/pte.js";
+import { DTE_V } from "../spec/amdvi/dte.js";
 
 test("stats: median and percentiles of samples", () => {
   const s = stats([5, 1, 4, 2, 3]);
@@ -10,6 +17,28 @@ test("stats: median and percentiles of samples", () => {
   assert.equal(s.p90, 5);
   assert.equal(s.opsPerSec, 1e9 / 3);
   assert.ok(Number.isNaN(percentile([], 50)));
+});
+
+test("the baseline walkers' numbers are the specifications' layout (VT-d 9.1, 9.3, 9.8; AMD-Vi 2.2.2.1, 2.2.3)", () => {
+  assert.equal(L.PAGE_SHIFT, PAGE_SHIFT_4K);
+  assert.equal(L.ADDR_HI_MASK, 2 ** (SL_ENTRY.ADDR.lsb + SL_ENTRY.ADDR.width - 32) - 1);
+  assert.equal(L.ADDR_HI_MASK, 2 ** (PTE_ADDR.lsb + PTE_ADDR.width - 32) - 1);
+  assert.equal(L.PFNS_PER_HI, TWO32 / PAGE_SIZE_4K);
+  assert.equal(L.INDEX_MASK, PTES_PER_TABLE - 1);
+  for (const shift of [levelShift, amdLevelShift]) {
+    assert.deepEqual([L.L1_SHIFT, L.L2_SHIFT, L.L3_LO_SHIFT, L.L4_HI_SHIFT + 32], [1, 2, 3, 4].map((lv) => shift(lv)));
+  }
+  assert.equal(L.L3_HI_SHIFT, 32 - levelShift(3));
+  assert.equal(4 << L.ENTRY_WORDS_SHIFT, SL_ENTRY_SIZE);
+  assert.equal(4 * L.HI_WORD, HI_DWORD_OFFSET);
+  assert.equal(4 << L.ROOT_CONTEXT_WORDS_SHIFT, rootEntryOffset(1));
+  assert.equal(4 << L.ROOT_CONTEXT_WORDS_SHIFT, contextEntryOffset(1));
+  assert.equal(0xabcd >>> L.BUS_SHIFT, ridBus(0xabcd));
+  assert.equal(0xabcd & L.DEVFN_MASK, ridDevfn(0xabcd));
+  assert.equal(L.VTD_ROOT_CONTEXT_P, ENTRY_P);
+  assert.equal(L.VTD_PAGING_P, SL_PRESENT);
+  assert.equal(L.AMD_P, 2 ** PTE_PR.lsb);
+  assert.equal(L.AMD_P, 2 ** DTE_V.lsb);
 });
 
 test("interleaved measurement: alternating samples, one series per batch function", () => {

@@ -12,6 +12,11 @@ export interface Output {
   err(text: string): void;
   /** Raw bytes to standard output (`-o -` of binary files); absent where output is text only. */
   outBytes?(bytes: Uint8Array): void;
+  /**
+   * A transient status line on the terminal (standard error is a TTY), rewritten in place; "" clears it. Absent
+   * when standard error is not a terminal, so piped and captured output never holds progress.
+   */
+  status?(text: string): void;
 }
 
 export interface Context extends Output {
@@ -81,6 +86,26 @@ export function str(args: ParsedArgs, name: string): string | undefined {
 
 export function flag(args: ParsedArgs, name: string): boolean {
   return args.values[name] === true;
+}
+
+/**
+ * Progress for a long step: a function that shows a line on the terminal, and `done` to clear it. Nothing is shown
+ * with --json or when standard error is not a terminal.
+ */
+export function progress(ctx: Output, args: ParsedArgs): { show: (text: string) => void; done: () => void } {
+  const status = flag(args, "json") ? undefined : ctx.status?.bind(ctx);
+  let shown = false;
+  return {
+    show: (text) => {
+      if (status === undefined) return;
+      status(text);
+      shown = true;
+    },
+    done: () => {
+      if (shown && status !== undefined) status("");
+      shown = false;
+    },
+  };
 }
 
 /** Pretty JSON with a trailing newline; bigint values become "0x…" strings. */

@@ -128,5 +128,6 @@ export async function main(argv: string[]): Promise<number> {
     out: (t) => void process.stdout.write(t),
     err: (t) => void process.stderr.write(t),
     outBytes: (b) => void process.stdout.write(b),
+    ...(process.stderr.isTTY ? { status: (t: string) => void process.stderr.write(`\r\x1b[K${t}`) } : {}),
   });
 }

@@ -5,12 +5,15 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cli } from "../../test/support/cli.js";
 import { corpusDir } from "../../test/support/iasl.js";
 import { Machine } from "../hw/machine.js";
+import { recordSnapshot } from "../host/snapshot.js";
+import { Kernel } from "../os/kernel.js";
+import { kernelSysfsView } from "../os/sysfs.js";
 import { machinePreset, PRESET_NAMES } from "../hw/machine-presets.js";
 import { SCENARIO_NAMES } from "../hv/scenarios.js";
 import type { Command } from "./command.js";
@@ -30,6 +33,16 @@ interface Case {
   /** A PCI function of the machine that has a driver (a device a user would pass through). */
   bdf: string;
   index: number;
+}
+
+/** A snapshot of the machine booted by the simulated kernel, recorded once, for `ui --snapshot`. */
+function snapshotOf(c: Case): string {
+  const file = join(tmp, `ui-snap-${c.index}.json`);
+  if (!existsSync(file)) {
+    const view = kernelSysfsView(Kernel.boot(Machine.load(c.machine), { cmdline: "intel_iommu=on" }), `simulated ${c.machine}`);
+    writeFileSync(file, JSON.stringify(recordSnapshot(view, { createdBy: "matrix", dmesg: null })));
+  }
+  return file;
 }
 
 /** How each command is run in the matrix; `per: "machine"` recipes run on every machine. */
@@ -64,6 +77,8 @@ const RECIPES: Record<string, Recipe> = {
     argv: (c) => [
       ["ui", "--export", join(tmp, `ui-${c.index}`), "-m", c.machine, "--no-stories"],
       ["ui", "-m", c.machine, "--no-stories", "--for", "0"],
+      ["ui", "--snapshot", snapshotOf(c), "--export", join(tmp, `ui-snap-${c.index}`)],
+      ["ui", "--snapshot", snapshotOf(c), "--for", "0"],
     ],
   },
 };

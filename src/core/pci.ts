@@ -58,3 +58,21 @@ export function fromRequesterId(rid: number, segment = 0): PciAddress {
 export function formatRequesterId(rid: number): string {
   return formatBdf(fromRequesterId(rid));
 }
+
+/** Requester ids are 16 bits: bus 15:8, devfn 7:0 (device 7:3, function 2:0). */
+export const RID_MASK = 0xffff;
+
+/** The bus number of a requester id. */
+export function ridBus(rid: number): number {
+  return (rid >>> 8) & 0xff;
+}
+
+/** The devfn (device << 3 | function) of a requester id. */
+export function ridDevfn(rid: number): number {
+  return rid & 0xff;
+}
+
+/** The requester id of (bus, devfn). */
+export function ridOf(bus: number, devfn: number): number {
+  return ((bus & 0xff) << 8) | (devfn & 0xff);
+}

@@ -7,6 +7,12 @@
 /** 2^32: the weight of the high half. */
 export const TWO32 = 0x1_0000_0000;
 
+/** The upper dword of a little-endian 64-bit value is 4 bytes above its lower dword. */
+export const HI_DWORD_OFFSET = 4;
+
+/** A (hi, lo) pair with hi below 2^21 is below 2^53: `hi * TWO32 + lo` is then an exact number. */
+export const SAFE_HI = 2 ** 21;
+
 export function loOf(v: bigint): number {
   return Number(v & 0xffff_ffffn);
 }

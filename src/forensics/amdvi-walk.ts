@@ -13,7 +13,7 @@ import { getField } from "../spec/amdvi/fields.js";
 import { DTE_DOMAIN_ID, DTE_IR, DTE_IW, DTE_MODE, DTE_PT_ROOT, DTE_TV, DTE_V } from "../spec/amdvi/dte.js";
 import { eventName } from "../spec/amdvi/events.js";
 import { explicitPageShift, levelShift } from "../spec/amdvi/pte.js";
-import type { LevelReport, ListReport, MappingRange, MsiReport, WalkReport } from "./walk.js";
+import { PROGRESS_EVERY, type LevelReport, type ListReport, type MappingRange, type MsiReport, type WalkReport } from "./walk.js";
 
 const EVENT_DESCRIPTIONS: Readonly<Record<number, string>> = {
   1: "the device table entry is malformed (reserved mode or reserved bits set)",
@@ -173,7 +173,8 @@ export function walkAmdMsi(reader: TableReader & { size: number }, o: AmdMsiOpti
 const MAX_MAPPINGS = 1 << 20;
 
 /** Lists the device's mappings, merged into ranges contiguous in IOVA and HPA. */
-export function listAmdMappings(reader: TableReader & { size: number }, dtb: bigint, devid: number): ListReport {
+/** `progress` is called with the number of mappings found so far, every PROGRESS_EVERY of them. */
+export function listAmdMappings(reader: TableReader & { size: number }, dtb: bigint, devid: number, progress?: (mappings: number) => void): ListReport {
   const dte = readDteFromDump(reader, dtb, devid);
   const t = deviceTableOf(dtb);
   const bdf = formatRequesterId(devid);
@@ -220,6 +221,7 @@ export function listAmdMappings(reader: TableReader & { size: number }, dtb: big
           state.truncated = true;
           return;
         }
+        if (state.mappings % PROGRESS_EVERY === 0) progress?.(state.mappings);
         if (last !== undefined && last.iova + last.size === pIova && last.hpa + last.size === pHpa && last.read === er && last.write === ew && last.pageSize === 2 ** shift) {
           last.size += size;
           last.pages++;

@@ -7,6 +7,7 @@
  */
 import { closeSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from "node:fs";
 import { fsError, IommuError } from "../core/errors.js";
+import { inputName, seekableInputPath } from "../core/input.js";
 import type { PhysAddr, PhysicalMemory } from "../core/memory.js";
 import type { TableReader } from "../hw/vtd/walk.js";
 
@@ -36,12 +37,13 @@ export class DumpReader implements TableReader {
     this.cachePages = cachePages;
   }
 
-  /** Opens a dump file. Missing, unreadable, directory or empty: IommuError naming the path. */
-  static open(path: string, opts: DumpReaderOptions = {}): DumpReader {
+  /** Opens a dump file ("-": standard input). Missing, unreadable, directory or empty: IommuError naming the path. */
+  static open(file: string, opts: DumpReaderOptions = {}): DumpReader {
+    const path = inputName(file);
     const cachePages = Math.max(1, Math.floor(opts.cachePages ?? DEFAULT_CACHE_PAGES)) || DEFAULT_CACHE_PAGES;
     let fd: number;
     try {
-      fd = openSync(path, "r");
+      fd = openSync(seekableInputPath(file), "r");
     } catch (e) {
       throw fsError(e, path, "open");
     }

@@ -10,21 +10,13 @@ import { hex } from "../core/hex.js";
 import { IommuError } from "../core/errors.js";
 import { formatRequesterId } from "../core/pci.js";
 import { walkCaps, type WalkCaps } from "../hw/vtd/config.js";
-import { CAP, ECAP, fieldOfBig } from "../spec/vtd/fields.js";
-import { walkInterrupt } from "../hw/vtd/intremap.js";
-import {
-  faultReasonDescription,
-  faultReasonName,
-  SAGAW_39,
-  SAGAW_48,
-  SAGAW_57,
-  SL_LEVEL_NAMES,
-  SLLPS_1G,
-  SLLPS_2M,
-  TT_PASS_THROUGH,
-  VTD_FR_ADDR_BEYOND_MGAW,
-  VTD_FR_READ,
-} from "../spec/vtd/registers.js";
+import { CAP, domainIdBits, ECAP, mgawBits, SAGAW_39, SAGAW_48, SAGAW_57, SLLPS_1G, SLLPS_2M } from "../spec/vtd/capability.js";
+import { awWidth, CONTEXT_ENTRY, decodeContextEntry, decodeRootEntry, TABLE_PTR_LO_MASK, TT_PASS_THROUGH } from "../spec/vtd/context.js";
+import { faultReasonDescription, faultReasonName, VTD_FR_ADDR_BEYOND_MGAW, VTD_FR_READ } from "../spec/vtd/faults.js";
+import { fieldOfBig, joinHalves, maskOf } from "../spec/vtd/fields.js";
+import { isLargePage, leafFrameLoMask, PAGE_SIZE_4K, SL_LEVEL_NAMES, SL_PRESENT, SL_PS, SL_R, SL_W } from "../spec/vtd/paging.js";
+import { IRTA, RTADDR, TTM_ABORT_DMA, TTM_LEGACY, TTM_SCALABLE } from "../spec/vtd/registers.js";
+import { IRTE_SIZE, walkInterrupt } from "../hw/vtd/intremap.js";
 import {
   ContextOut,
   forEachMapping,
@@ -57,12 +49,12 @@ export function forensicCaps(opts: CapsOptions = {}): WalkCaps {
   let mgaw: number = aw;
   let sagaw = SAGAW_39 | (aw >= 48 ? SAGAW_48 : 0) | (aw >= 57 ? SAGAW_57 : 0);
   let largePages = SLLPS_2M | SLLPS_1G;
-  let domainIdBits = 16;
+  let didBits = CONTEXT_ENTRY.DID.width;
   if (opts.cap !== undefined) {
-    mgaw = fieldOfBig(opts.cap, CAP.MGAW) + 1;
+    mgaw = mgawBits(fieldOfBig(opts.cap, CAP.MGAW));
     sagaw = fieldOfBig(opts.cap, CAP.SAGAW);
     largePages = fieldOfBig(opts.cap, CAP.SLLPS);
-    domainIdBits = 4 + 2 * fieldOfBig(opts.cap, CAP.ND);
+    didBits = domainIdBits(fieldOfBig(opts.cap, CAP.ND));
   }
   const ecap = opts.ecap;
   return walkCaps({
@@ -73,7 +65,7 @@ export function forensicCaps(opts: CapsOptions = {}): WalkCaps {
     passThrough: ecap === undefined ? true : fieldOfBig(ecap, ECAP.PT) === 1,
     deviceTlb: ecap === undefined ? false : fieldOfBig(ecap, ECAP.DT) === 1,
     snoopControl: ecap === undefined ? false : fieldOfBig(ecap, ECAP.SC) === 1,
-    domainIdBits: Math.min(16, domainIdBits),
+    domainIdBits: Math.min(CONTEXT_ENTRY.DID.width, didBits),
   });
 }
 
@@ -132,7 +124,7 @@ export type WalkReport =
 const TT_NAMES = ["multi-level", "device-tlb", "pass-through", "reserved"] as const;
 
 function hex64(lo: number, hi: number): string {
-  return hex((BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0));
+  return hex(joinHalves(lo, hi));
 }
 
 /** Decodes one step of a walk for people and JSON. */
@@ -144,29 +136,30 @@ function decodeStep(step: WalkStep, caps: WalkCaps): LevelReport {
   const w3 = w[3] ?? 0;
   const address = hex(step.address);
   if (step.kind === "root") {
-    return { table: "root entry", index: step.index, address, value: hex64(w0, w1), valueHi: hex64(w2, w3), present: (w0 & 1) === 1, next: hex64(w0 & 0xfffff000, w1) };
+    const e = decodeRootEntry(w);
+    return { table: "root entry", index: step.index, address, value: hex64(w0, w1), valueHi: hex64(w2, w3), present: e.present, next: hex64(w0 & TABLE_PTR_LO_MASK, w1) };
   }
   if (step.kind === "context") {
-    const aw = w2 & 7;
+    const e = decodeContextEntry(w);
     return {
       table: "context entry",
       index: step.index,
       address,
       value: hex64(w0, w1),
       valueHi: hex64(w2, w3),
-      present: (w0 & 1) === 1,
-      fpd: (w0 & 2) !== 0,
-      translationType: TT_NAMES[(w0 >>> 2) & 3] ?? "reserved",
-      addressWidth: 30 + 9 * aw,
-      domainId: (w2 >>> 8) & 0xffff,
-      next: hex64(w0 & 0xfffff000, w1),
+      present: e.present,
+      fpd: e.fpd,
+      translationType: TT_NAMES[e.tt] ?? "reserved",
+      addressWidth: awWidth(e.aw),
+      domainId: e.did,
+      next: hex64(w0 & TABLE_PTR_LO_MASK, w1),
     };
   }
   const lv = step.level;
-  const present = (w0 & 3) !== 0;
-  const ps = (w0 & 0x80) !== 0 && ((lv === 2 && (caps.largePages & SLLPS_2M) !== 0) || (lv === 3 && (caps.largePages & SLLPS_1G) !== 0));
+  const present = (w0 & SL_PRESENT) !== 0;
+  const ps = (w0 & SL_PS) !== 0 && isLargePage(lv, caps.largePages);
   const leaf = lv === 1 || ps;
-  const frameMask = lv === 1 || !leaf ? 0xfffff000 : lv === 2 ? 0xffe00000 : 0xc0000000;
+  const frameMask = leaf ? leafFrameLoMask(lv) : TABLE_PTR_LO_MASK;
   const r: LevelReport = {
     table: SL_LEVEL_NAMES[lv] ?? `level-${lv}`,
     level: lv,
@@ -174,8 +167,8 @@ function decodeStep(step: WalkStep, caps: WalkCaps): LevelReport {
     address,
     value: hex64(w0, w1),
     present,
-    read: (w0 & 1) !== 0,
-    write: (w0 & 2) !== 0,
+    read: (w0 & SL_R) !== 0,
+    write: (w0 & SL_W) !== 0,
   };
   if (present) {
     r.next = hex64(w0 & frameMask, w1 & caps.addrHiMask);
@@ -190,11 +183,11 @@ function bdfOf(sid: number): string {
 
 /** Splits a root table address register value: RTA (4 KiB aligned) and TTM; scalable mode is not walked yet. */
 export function rootTableOf(rtaddr: bigint): bigint {
-  const ttm = Number((rtaddr >> 10n) & 3n);
-  if (ttm !== 0) {
-    throw new IommuError("UNSUPPORTED_MODE", `RTADDR ${hex(rtaddr)} selects ${ttm === 1 ? "scalable" : ttm === 3 ? "abort-DMA" : "reserved"} translation mode (TTM ${ttm}); only legacy mode (TTM 0) can be walked`);
+  const ttm = fieldOfBig(rtaddr, RTADDR.TTM);
+  if (ttm !== TTM_LEGACY) {
+    throw new IommuError("UNSUPPORTED_MODE", `RTADDR ${hex(rtaddr)} selects ${ttm === TTM_SCALABLE ? "scalable" : ttm === TTM_ABORT_DMA ? "abort-DMA" : "reserved"} translation mode (TTM ${ttm}); only legacy mode (TTM 0) can be walked`);
   }
-  return rtaddr & ~0xfffn & 0xffff_ffff_ffff_f000n;
+  return rtaddr & maskOf(RTADDR.RTA);
 }
 
 /**
@@ -207,7 +200,7 @@ export function checkRootInDump(reader: { size: number }, rta: bigint): void {
   if (rta >= size) {
     throw new IommuError("RTADDR_OUTSIDE_DUMP", `RTADDR ${hex(rta)}: the root table is outside the dump (${reader.size} bytes)`, { hint });
   }
-  if (rta + 4096n > size) {
+  if (rta + BigInt(PAGE_SIZE_4K) > size) {
     throw new IommuError("DUMP_TOO_SHORT", `RTADDR ${hex(rta)}: the root table (4 KiB) is not wholly inside the dump (${reader.size} bytes)`, { hint });
   }
 }
@@ -244,7 +237,7 @@ export function walkIova(reader: TableReader, o: WalkIovaOptions): WalkReport {
   if (r !== 0) return fault(r, trace);
   const tt = TT_NAMES[ctx.tt] ?? "reserved";
   if (ctx.tt === TT_PASS_THROUGH) {
-    return { result: "ok", ...base, hpa: hex(iova), pageSize: 4096, read: true, write: true, translationType: tt, domainId: ctx.did, levels: trace.map((s) => decodeStep(s, caps)) };
+    return { result: "ok", ...base, hpa: hex(iova), pageSize: PAGE_SIZE_4K, read: true, write: true, translationType: tt, domainId: ctx.did, levels: trace.map((s) => decodeStep(s, caps)) };
   }
   if (!withinAddressWidth(caps, ctx, lo, hi)) return fault(VTD_FR_ADDR_BEYOND_MGAW, trace);
   const out = new WalkOut();
@@ -258,7 +251,7 @@ export function walkIova(reader: TableReader, o: WalkIovaOptions): WalkReport {
   if (o.access === undefined && reason === VTD_FR_READ && !out.notPresent) reason = walk(true);
   if (reason !== 0) return fault(reason, trace);
   const shift = leafShift(out.level);
-  const frame = (BigInt(out.frameHi) << 32n) | BigInt(out.frameLo);
+  const frame = joinHalves(out.frameLo, out.frameHi);
   const hpa = frame | (iova & ((1n << BigInt(shift)) - 1n));
   return {
     result: "ok",
@@ -307,7 +300,12 @@ export interface ListOptions {
   sid: number;
   caps: WalkCaps;
   maxLeaves?: number;
+  /** Called with the number of mappings found so far, every PROGRESS_EVERY of them (a long list shows progress). */
+  progress?: (mappings: number) => void;
 }
+
+/** How many mappings a list finds between two progress calls. */
+export const PROGRESS_EVERY = 4096;
 
 /** Every mapping of the device's domain, merged into ranges. Never throws on table contents. */
 export function listMappings(reader: TableReader, o: ListOptions): ListReport {
@@ -335,6 +333,7 @@ export function listMappings(reader: TableReader, o: ListOptions): ListReport {
     (m) => {
       if (m.iova >= limit) return; // beyond the address width: no request can reach it
       count++;
+      if (count % PROGRESS_EVERY === 0) o.progress?.(count);
       const size = 1n << BigInt(m.shift);
       const last = ranges[ranges.length - 1];
       if (
@@ -393,8 +392,8 @@ export interface MsiOptions {
 
 /** Checks that the interrupt remapping table's first entry lies inside the dump. */
 export function checkIrtaInDump(reader: { size: number }, irta: bigint): void {
-  const base = irta & 0xffff_ffff_ffff_f000n;
-  if (base + 16n > BigInt(reader.size)) {
+  const base = irta & maskOf(IRTA.IRTA);
+  if (base + BigInt(IRTE_SIZE) > BigInt(reader.size)) {
     throw new IommuError("IRTA_OUTSIDE_DUMP", `IRTA ${hex(irta)}: the interrupt remapping table at ${hex(base)} is outside the dump (${reader.size} bytes)`, {
       hint: "the dump must hold guest-physical memory from address 0; check that IRTA was read from this guest",
     });

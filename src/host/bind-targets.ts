@@ -29,6 +29,35 @@ export interface Targets {
   devices: PciDevice[];
   /** Group members left out, with why. */
   skipped: Array<{ address: string; reason: string }>;
+  /** Other functions of a GPU's slot taken along with it (with `companions`). */
+  companions: string[];
+}
+
+export interface TargetOptions {
+  /** Take a GPU's other functions (HDMI/DP audio, USB-C), which go to a VM with it, whatever their group. */
+  companions?: boolean;
+}
+
+/** A display controller (base class 0x03): a GPU. */
+export const isGpu = (d: Pick<PciDevice, "classCode">) => d.classCode >>> 16 === 0x03;
+
+/** The other functions of the device's slot (same segment, bus, device number), bridges left out. */
+export function slotFunctions(view: SysfsView, d: PciDevice): PciDevice[] {
+  const prefix = d.address.slice(0, -1);
+  return (view.list("/sys/bus/pci/devices") ?? [])
+    .map((n) => n.toLowerCase())
+    .filter((n) => n.startsWith(prefix) && n !== d.address)
+    .sort()
+    .map((n) => readPciDevice(view, n))
+    .filter((x): x is PciDevice => x !== null && !isAnyBridge(x));
+}
+
+function withCompanions(view: SysfsView, t: Omit<Targets, "companions">, on: boolean): Targets {
+  if (!on || !isGpu(t.device)) return { ...t, companions: [] };
+  const have = new Set(t.devices.map((d) => d.address));
+  const extra = slotFunctions(view, t.device).filter((d) => !have.has(d.address));
+  const devices = [...t.devices, ...extra].sort((a, b) => (a.address < b.address ? -1 : 1));
+  return { ...t, devices, companions: extra.map((d) => d.address) };
 }
 
 /** Reads the named device; a malformed address or a device that does not exist is an IommuError (exit 2). */
@@ -44,7 +73,11 @@ export function requireDevice(view: SysfsView, bdfText: string): PciDevice {
   return device;
 }
 
-export function resolveTargets(view: SysfsView, bdfText: string, wholeGroup: boolean): Targets {
+export function resolveTargets(view: SysfsView, bdfText: string, wholeGroup: boolean, options: TargetOptions = {}): Targets {
+  return withCompanions(view, resolveGroupTargets(view, bdfText, wholeGroup), options.companions === true);
+}
+
+function resolveGroupTargets(view: SysfsView, bdfText: string, wholeGroup: boolean): Omit<Targets, "companions"> {
   const device = requireDevice(view, bdfText);
   if (isAnyBridge(device)) {
     throw new IommuError("DEVICE_IS_BRIDGE", `${device.address} is a ${bridgeKind(device).split(" (")[0]}; bridges cannot be given to a guest`, {

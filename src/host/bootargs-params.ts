@@ -13,34 +13,16 @@
  * - intremap=off and the older nointremap disable interrupt remapping; VFIO then refuses to attach devices
  *   unless vfio_iommu_type1.allow_unsafe_interrupts=1.
  */
+import { tokenizeCmdline, type CmdlineToken } from "../core/kernel-cmdline.js";
 
 export type IommuVendor = "intel" | "amd" | "unknown";
 
-/** One whitespace-separated parameter of a command line, with where it sits in the text. */
-export interface ArgToken {
-  text: string;
-  start: number;
-  end: number;
-}
+/** One whitespace-separated parameter of a command line, with where it sits in the text (init's included). */
+export type ArgToken = CmdlineToken;
 
-/** Splits a kernel command line the way the kernel does: on whitespace, with double quotes protecting spaces. */
+/** Every parameter of a command line as written, for editing it in place. */
 export function tokenizeArgs(text: string): ArgToken[] {
-  const out: ArgToken[] = [];
-  let i = 0;
-  while (i < text.length) {
-    while (i < text.length && /\s/.test(text[i] ?? "")) i++;
-    if (i >= text.length) break;
-    const start = i;
-    let quoted = false;
-    while (i < text.length) {
-      const c = text[i] ?? "";
-      if (c === '"') quoted = !quoted;
-      else if (!quoted && /\s/.test(c)) break;
-      i++;
-    }
-    out.push({ text: text.slice(start, i), start, end: i });
-  }
-  return out;
+  return tokenizeCmdline(text);
 }
 
 export function splitArgs(text: string): string[] {

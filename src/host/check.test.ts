@@ -42,12 +42,25 @@ test("a GPU already on vfio-pci in a clean group is ready; next step is the XML"
       ["DEVICE_DRIVER", true],
       ["GROUP_VIABLE", true],
       ["RESERVED_REGIONS", true],
+      ["DEVICE_POWER", true],
       ["RESET", true],
+      ["BOOT_FRAMEBUFFER", true],
+      ["EARLY_BINDING", true],
+      ["GPU_COMPANIONS", true],
       ["VFIO_PCI_LOADED", true],
+      ["MEMLOCK", true],
     ],
   );
   assert.equal(byCode(r, "RESET")?.message, "reset available: flr, bus");
-  assert.deepEqual(r.nextSteps, ["iommu libvirt-xml 0000:01:00.0 --group   # <hostdev> XML for virsh edit (or --qemu for QEMU arguments)"]);
+  assert.match(byCode(r, "EARLY_BINDING")?.message ?? "", /claimed by vfio-pci at boot \(kernel command line \(vfio-pci\.ids=10de:2504,10de:228e\)\)/);
+  assert.match(byCode(r, "GPU_COMPANIONS")?.message ?? "", /0000:01:00\.1 \(HDMI\/DP audio, vfio-pci\)/);
+  // No /proc/self/limits in this tree: the limit is not known, and the check says so rather than passing.
+  assert.equal(byCode(r, "MEMLOCK")?.severity, "warning");
+  assert.match(byCode(r, "MEMLOCK")?.message ?? "", /could not check the locked-memory limit/);
+  // Two devices are two documents: the step writes one file each, which is what virsh attach-device takes.
+  assert.deepEqual(r.nextSteps, [
+    "iommu libvirt-xml 0000:01:00.0 --group --out-dir hostdev/   # one <hostdev> file for each of the 2 devices, for virsh attach-device (or --qemu for QEMU arguments)",
+  ]);
 });
 
 test("the boot display is not ready: the host uses it", () => {

@@ -12,17 +12,25 @@
  * - reserved regions: firmware RMRRs (Intel) and unity maps (AMD) appear in the group's reserved_regions as
  *   "direct" or "direct-relaxable". Since Linux 5.3, USB and graphics RMRRs are "direct-relaxable" and do not
  *   block assignment; a "direct" region does: the kernel refuses to attach the device to a VFIO domain
- *   ("Device is ineligible for IOMMU domain attach due to platform RMRR requirement").
+ *   ("Device is ineligible for IOMMU domain attach due to platform RMRR requirement");
+ * - what breaks pass-through in practice (passthrough/): the device answers config reads (not stuck in
+ *   D3cold), its reset is usable (no FLR, a bus reset shared with other devices, the AMD reset bug), no boot
+ *   framebuffer holds its BAR, vfio-pci's ids won it at boot, driver_override does not name another driver,
+ *   a GPU's other functions go with it, and the locked-memory limit covers the guest's RAM.
  */
 import { formatClass, formatIds, readIommuGroup, readPciDevice, type IommuGroup, type PciDevice } from "./pci.js";
-import { gatherStatus } from "./status.js";
+import { gatherStatusWithFacts } from "./status.js";
+import type { PassthroughFacts } from "./passthrough/facts.js";
+import { deviceChecks } from "./passthrough/findings.js";
+import { slotCompanions } from "./passthrough/binding-checks.js";
+import { memlockCheck } from "./passthrough/host-checks.js";
 
 /** Status findings after which vfio-pci cannot be loaded on this kernel. */
 const VFIO_BLOCKERS = new Set(["VFIO_NOT_BUILT", "VFIO_PCI_NOT_BUILT", "VFIO_PCI_MODULE_MISSING", "MODULES_DISABLED"]);
 import type { Severity } from "./problem.js";
 import type { SysfsView } from "./sysfs-view.js";
-import { isAnyBridge, requireDevice } from "./bind-targets.js";
-import { findHostUses } from "./host-use.js";
+import { isAnyBridge, isGpu, requireDevice } from "./bind-targets.js";
+import { findHostUses, type HostUse } from "./host-use.js";
 import { hex } from "../core/hex.js";
 
 export interface CheckItem {
@@ -69,14 +77,15 @@ function membersOf(view: SysfsView, group: IommuGroup, device: PciDevice): Group
   });
 }
 
-export function checkDevice(view: SysfsView, bdf: string): CheckReport {
-  const device = requireDevice(view, bdf);
-  const status = gatherStatus(view);
-  const checks: CheckItem[] = [];
-  const steps: string[] = [];
-  const addr = device.address;
+export interface CheckOptions {
+  /** Guest RAM in bytes, to compare with the locked-memory limit (check --guest-memory). */
+  guestMemory?: number | null;
+}
 
-  // 1. IOMMU on
+type Status = ReturnType<typeof gatherStatusWithFacts>["report"];
+
+/** 1–2: the IOMMU is on and interrupts are remapped. */
+function hostItems(status: Status, checks: CheckItem[], steps: string[]): void {
   if (status.kernel.iommuActive) {
     checks.push(item("IOMMU_ACTIVE", true, "info", `the IOMMU is active (${status.kernel.unitCount} unit(s), ${status.kernel.groupCount} group(s))`));
   } else {
@@ -84,33 +93,30 @@ export function checkDevice(view: SysfsView, bdf: string): CheckReport {
     checks.push(item("IOMMU_ACTIVE", false, "error", `the IOMMU is not active${why ? `: ${why.message}` : ""}`, why?.hint ?? "see 'iommu status'"));
     if (why?.code === "IOMMU_DISABLED_BY_CMDLINE" || why?.code === "IOMMU_NOT_ENABLED") steps.push("sudo iommu bootargs --apply", "sudo reboot");
     else steps.push("iommu status   # says what keeps the IOMMU off");
+    return;
   }
-
-  // 2. interrupt remapping
-  if (status.kernel.iommuActive) {
-    const ir = status.problems.find((p) => IR_CODES.has(p.code));
-    if (ir === undefined) checks.push(item("INTERRUPT_REMAPPING", true, "info", "interrupt remapping is on"));
-    else {
-      checks.push(item("INTERRUPT_REMAPPING", ir.severity !== "error", ir.severity, ir.message, ir.hint));
-      if (ir.code === "INTERRUPT_REMAPPING_DISABLED" && status.kernel.cmdline.intremapRequested === false) steps.push("sudo iommu bootargs --apply", "sudo reboot");
-    }
+  const ir = status.problems.find((p) => IR_CODES.has(p.code));
+  if (ir === undefined) checks.push(item("INTERRUPT_REMAPPING", true, "info", "interrupt remapping is on"));
+  else {
+    checks.push(item("INTERRUPT_REMAPPING", ir.severity !== "error", ir.severity, ir.message, ir.hint));
+    if (ir.code === "INTERRUPT_REMAPPING_DISABLED" && status.kernel.cmdline.intremapRequested === false) steps.push("sudo iommu bootargs --apply", "sudo reboot");
   }
+}
 
-  // 3. the device itself
+/** 3: the device itself: not a bridge, in a group, not used by the host, on vfio-pci. */
+function deviceItems(view: SysfsView, device: PciDevice, group: IommuGroup | null, active: boolean, checks: CheckItem[]): { members: GroupMember[]; uses: (a: string) => HostUse[] } {
+  const addr = device.address;
   const bridge = isAnyBridge(device);
   if (bridge) checks.push(item("DEVICE_IS_BRIDGE", false, "error", `${addr} is a bridge: bridges stay with the host`, "check the endpoint behind it instead"));
-  const group = device.iommuGroup === null ? null : readIommuGroup(view, device.iommuGroup);
   if (group === null) {
-    if (status.kernel.iommuActive) checks.push(item("IOMMU_GROUP", false, "error", `${addr} is in no IOMMU group`, "the IOMMU does not translate for it; see 'dmesg | grep -i iommu'"));
+    if (active) checks.push(item("IOMMU_GROUP", false, "error", `${addr} is in no IOMMU group`, "the IOMMU does not translate for it; see 'dmesg | grep -i iommu'"));
   } else {
     checks.push(item("IOMMU_GROUP", true, "info", `${addr} is in IOMMU group ${group.id} (${group.devices.length} device(s))`));
   }
-
   const members = group === null ? [] : membersOf(view, group, device);
   const memberDevices = (group?.devices ?? [addr]).map((a) => (a === addr ? device : readPciDevice(view, a))).filter((d): d is PciDevice => d !== null);
   const hostUse = findHostUses(view, memberDevices);
   const uses = (a: string) => (hostUse.uses.get(a) ?? []).filter((u) => u.kind !== "bridge");
-
   const own = uses(addr);
   if (own.length > 0) {
     checks.push(item("HOST_IN_USE", false, "error", `the host uses ${addr}: it ${own.map((u) => u.detail).join(" and ")}`, "pick another device, or move the host off it first"));
@@ -118,7 +124,6 @@ export function checkDevice(view: SysfsView, bdf: string): CheckReport {
     const unknown = hostUse.unknown.length > 0 ? ` (could not check ${hostUse.unknown.join("; ")})` : "";
     checks.push(item("HOST_IN_USE", true, unknown ? "warning" : "info", `the host does not use ${addr} for its display, storage or default route${unknown}`));
   }
-
   if (!bridge) {
     if (device.driver === "vfio-pci" || (device.driver !== null && /vfio/.test(device.driver))) {
       checks.push(item("DEVICE_DRIVER", true, "info", `${addr} is bound to ${device.driver}`));
@@ -127,61 +132,91 @@ export function checkDevice(view: SysfsView, bdf: string): CheckReport {
         "bind it with 'iommu bind', or let libvirt do it (managed='yes')"));
     }
   }
+  return { members, uses };
+}
 
-  // 4. group viability
-  if (group !== null) {
-    const others = members.filter((m) => m.address !== addr && !m.viable);
-    const critical = members.filter((m) => m.address !== addr && uses(m.address).length > 0);
-    if (critical.length > 0) {
-      checks.push(item("GROUP_VIABLE", false, "error",
-        `group ${group.id} also holds ${critical.map((m) => `${m.address} (${uses(m.address).map((u) => u.detail).join(", ")})`).join(", ")}: the whole group would have to leave the host`,
-        "the devices cannot be separated without ACS between them; use another slot, or another device"));
-    } else if (others.length > 0) {
-      checks.push(item("GROUP_VIABLE", false, "warning",
-        `group ${group.id} also holds ${others.map((m) => `${m.address} (${m.driver ?? "no driver"})`).join(", ")}, which must leave its host driver too`,
-        "a VM can only use a whole group: bind them together with --group"));
-    } else {
-      checks.push(item("GROUP_VIABLE", true, "info", members.length > 1 ? `every other device of group ${group.id} is free for VFIO or a bridge` : `${addr} is alone in its group`));
-    }
+/** 4–5: the rest of the group can leave the host, and no firmware region pins it. */
+function groupItems(group: IommuGroup, addr: string, members: GroupMember[], uses: (a: string) => HostUse[], checks: CheckItem[]): void {
+  const others = members.filter((m) => m.address !== addr && !m.viable);
+  const critical = members.filter((m) => m.address !== addr && uses(m.address).length > 0);
+  if (critical.length > 0) {
+    checks.push(item("GROUP_VIABLE", false, "error",
+      `group ${group.id} also holds ${critical.map((m) => `${m.address} (${uses(m.address).map((u) => u.detail).join(", ")})`).join(", ")}: the whole group would have to leave the host`,
+      "the devices cannot be separated without ACS between them; use another slot, or another device"));
+  } else if (others.length > 0) {
+    checks.push(item("GROUP_VIABLE", false, "warning",
+      `group ${group.id} also holds ${others.map((m) => `${m.address} (${m.driver ?? "no driver"})`).join(", ")}, which must leave its host driver too`,
+      "a VM can only use a whole group: bind them together with --group"));
+  } else {
+    checks.push(item("GROUP_VIABLE", true, "info", members.length > 1 ? `every other device of group ${group.id} is free for VFIO or a bridge` : `${addr} is alone in its group`));
+  }
+  const direct = group.reservedRegions.filter((r) => r.type === "direct");
+  const relaxable = group.reservedRegions.filter((r) => r.type === "direct-relaxable");
+  const range = (r: { start: bigint; end: bigint }) => `${hex(r.start, 8)}-${hex(r.end, 8)}`;
+  if (direct.length > 0) {
+    checks.push(item("RESERVED_REGIONS", false, "error",
+      `group ${group.id} has firmware-mandated direct-mapped memory (RMRR / unity map ${direct.map(range).join(", ")}): Linux refuses to attach it to a VFIO domain`,
+      "the firmware requires a 1:1 mapping for this device; a firmware update or another slot may help"));
+  } else {
+    checks.push(item("RESERVED_REGIONS", true, "info",
+      relaxable.length > 0
+        ? `group ${group.id} has relaxable direct regions (${relaxable.map(range).join(", ")}), which do not block assignment`
+        : `no firmware direct-mapped regions in group ${group.id}`));
+  }
+}
 
-    // 5. reserved regions
-    const direct = group.reservedRegions.filter((r) => r.type === "direct");
-    const relaxable = group.reservedRegions.filter((r) => r.type === "direct-relaxable");
-    const range = (r: { start: bigint; end: bigint }) => `${hex(r.start, 8)}-${hex(r.end, 8)}`;
-    if (direct.length > 0) {
-      checks.push(item("RESERVED_REGIONS", false, "error",
-        `group ${group.id} has firmware-mandated direct-mapped memory (RMRR / unity map ${direct.map(range).join(", ")}): Linux refuses to attach it to a VFIO domain`,
-        "the firmware requires a 1:1 mapping for this device; a firmware update or another slot may help"));
-    } else {
-      checks.push(item("RESERVED_REGIONS", true, "info",
-        relaxable.length > 0
-          ? `group ${group.id} has relaxable direct regions (${relaxable.map(range).join(", ")}), which do not block assignment`
-          : `no firmware direct-mapped regions in group ${group.id}`));
+/** 6: power, reset, boot framebuffer, early binding, driver_override, GPU companions (see passthrough/). */
+function passthroughItems(view: SysfsView, facts: PassthroughFacts, device: PciDevice, checks: CheckItem[], steps: string[]): void {
+  for (const c of deviceChecks(view, facts, device)) {
+    checks.push(item(c.check, c.ok, c.severity, c.message, c.hint));
+    if (c.finding?.code === "GPU_COMPANION_ON_HOST") {
+      // A companion in the device's own group is bound with --group; one in another group needs its own bind.
+      for (const comp of slotCompanions(facts, device)) {
+        const onHost = comp.driver !== null && !/vfio/.test(comp.driver) && comp.driver !== "pci-stub";
+        if (onHost && comp.iommuGroup !== device.iommuGroup) steps.push(`sudo iommu bind ${comp.address}`);
+      }
     }
   }
+}
 
-  // 6. reset
-  if (!bridge) {
-    const methods = device.resetMethods;
-    if (methods !== null && methods.length > 0) checks.push(item("RESET", true, "info", `reset available: ${methods.join(", ")}`));
-    else if (methods === null && view.exists(`/sys/bus/pci/devices/${addr}/reset`)) checks.push(item("RESET", true, "info", "reset available (the kernel does not say which method)"));
-    else checks.push(item("RESET", false, "warning", `${addr} has no reset method: state may leak between VM runs and it may fail to start twice`, "reboot the host between uses, or choose a device with FLR"));
-  }
+/** The libvirt-xml command for the devices that go to the VM: the group (with --group) and a GPU's slot. */
+function libvirtStep(facts: PassthroughFacts, device: PciDevice, members: GroupMember[], groupFlag: string): string {
+  const take = new Set(groupFlag === "" ? [device.address] : members.filter((m) => !m.bridge).map((m) => m.address));
+  if (isGpu(device)) for (const c of slotCompanions(facts, device)) take.add(c.address);
+  const cmd = `iommu libvirt-xml ${device.address}${groupFlag}`;
+  if (take.size === 1) return `${cmd}   # <hostdev> XML for virsh edit (or --qemu for QEMU arguments)`;
+  return `${cmd} --out-dir hostdev/   # one <hostdev> file for each of the ${take.size} devices, for virsh attach-device (or --qemu for QEMU arguments)`;
+}
 
-  // 7. vfio-pci loaded
+export function checkDevice(view: SysfsView, bdf: string, options: CheckOptions = {}): CheckReport {
+  const device = requireDevice(view, bdf);
+  const { report: status, facts } = gatherStatusWithFacts(view);
+  const checks: CheckItem[] = [];
+  const steps: string[] = [];
+  const addr = device.address;
+  hostItems(status, checks, steps);
+  const group = device.iommuGroup === null ? null : readIommuGroup(view, device.iommuGroup);
+  const { members, uses } = deviceItems(view, device, group, status.kernel.iommuActive, checks);
+  if (group !== null) groupItems(group, addr, members, uses, checks);
+  passthroughItems(view, facts, device, checks, steps);
+
+  // 7. vfio-pci loaded; 'modprobe vfio-pci' only where it can work: the status checks say when it cannot.
   const vfioLoaded = view.exists("/sys/bus/pci/drivers/vfio-pci") || view.exists("/sys/module/vfio_pci");
-  // 'modprobe vfio-pci' only where it can work: the status checks say when the kernel cannot have vfio-pci.
   const vfioBlocker = status.problems.find((p) => VFIO_BLOCKERS.has(p.code));
   if (vfioLoaded) checks.push(item("VFIO_PCI_LOADED", true, "info", "vfio-pci is loaded"));
   else if (vfioBlocker !== undefined) checks.push(item("VFIO_PCI_LOADED", false, "error", `vfio-pci cannot be loaded: ${vfioBlocker.message}`, vfioBlocker.hint));
   else checks.push(item("VFIO_PCI_LOADED", false, "warning", "vfio-pci is not loaded", "modprobe vfio-pci"));
 
+  // 8. locked memory for the VM that will use it
+  const mem = memlockCheck(facts, options.guestMemory ?? null);
+  checks.push(item(mem.check, mem.ok, mem.severity, mem.message, mem.hint));
+
   const ready = checks.every((c) => c.ok || c.severity !== "error");
   const groupFlag = members.filter((m) => !m.bridge).length > 1 ? " --group" : "";
   if (ready) {
-    if (!vfioLoaded && vfioBlocker === undefined) steps.push("sudo modprobe vfio-pci");
+    if (!vfioLoaded && vfioBlocker === undefined) steps.unshift("sudo modprobe vfio-pci");
     if (checks.some((c) => (c.code === "DEVICE_DRIVER" || c.code === "GROUP_VIABLE") && !c.ok)) steps.push(`sudo iommu bind ${addr}${groupFlag}`);
-    steps.push(`iommu libvirt-xml ${addr}${groupFlag}   # <hostdev> XML for virsh edit (or --qemu for QEMU arguments)`);
+    steps.push(libvirtStep(facts, device, members, groupFlag));
   } else if (steps.length === 0) {
     steps.push(`iommu check ${addr}   # again once the errors above are fixed`);
   }
@@ -206,7 +241,7 @@ export function renderCheck(r: CheckReport): string {
   for (const c of r.checks) {
     const mark = c.ok ? (c.severity === "warning" ? "warn" : " ok ") : c.severity === "error" ? "FAIL" : "todo";
     out += `  [${mark}] ${c.message}\n`;
-    if (!c.ok && c.hint) out += `         hint: ${c.hint}\n`;
+    if ((!c.ok || c.severity === "warning") && c.hint) out += `         hint: ${c.hint}\n`;
   }
   const verdict = !r.ready
     ? "Not ready for pass-through."

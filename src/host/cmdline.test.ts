@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { analyzeCmdline, kernelBool, parseCmdline } from "./cmdline.js";
+import { analyzeCmdline, parseCmdline } from "./cmdline.js";
 
 const codes = (raw: string, vendor: "intel" | "amd" | "unknown" = "unknown") =>
   analyzeCmdline(raw, vendor).problems.map((p) => `${p.severity}:${p.code}`);
@@ -75,9 +75,5 @@ describe("analyzeCmdline", () => {
     const a = analyzeCmdline("vfio-pci.ids=10DE:2504,10de:228e vfio_iommu_type1.allow_unsafe_interrupts=1");
     assert.deepEqual(a.vfioPciIds, ["10de:2504", "10de:228e"]);
     assert.equal(a.allowUnsafeInterrupts, true);
-  });
-
-  it("parses kernel booleans", () => {
-    assert.deepEqual(["1", "Y", "yes", "on", "0", "N", "off", "maybe"].map(kernelBool), [true, true, true, true, false, false, false, null]);
   });
 });

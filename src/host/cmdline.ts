@@ -13,6 +13,7 @@
  * - pcie_acs_override= comes from an out-of-tree patch (Proxmox, linux-zen, …): it makes the kernel pretend
  *   devices have ACS, splitting IOMMU groups that the hardware does not isolate.
  */
+import { kernelParams, kstrtobool, normalizedName } from "../core/kernel-cmdline.js";
 import { problem, type Problem } from "./problem.js";
 
 export type CpuVendor = "intel" | "amd" | "unknown";
@@ -40,6 +41,8 @@ export interface CmdlineAnalysis {
   vfioPciIds: string[];
   /** vfio_iommu_type1.allow_unsafe_interrupts on the command line. */
   allowUnsafeInterrupts: boolean | null;
+  /** iommufd.allow_unsafe_interrupts on the command line (the iommufd backend's own switch). */
+  iommufdAllowUnsafeInterrupts: boolean | null;
   /** What the command line asks for: true (on), false (off), null (kernel default). */
   iommuRequested: boolean | null;
   /** What it says about interrupt remapping: false when intremap=off/nointremap, else null. */
@@ -47,19 +50,9 @@ export interface CmdlineAnalysis {
   problems: Problem[];
 }
 
-/** Splits a command line as the kernel does: whitespace separates, double quotes protect; "--" ends it. */
+/** The kernel's parameters of a command line, names compared as the kernel does ('-' equals '_'). */
 export function parseCmdline(text: string): CmdlineParam[] {
-  const out: CmdlineParam[] = [];
-  const re = /(?:[^\s"]+|"[^"]*"?)+/g;
-  for (const m of text.matchAll(re)) {
-    const tok = m[0];
-    if (tok === "--") break;
-    const eq = tok.indexOf("=");
-    const rawName = eq < 0 ? tok : tok.slice(0, eq);
-    const value = eq < 0 ? null : tok.slice(eq + 1).replace(/^"(.*)"$/, "$1");
-    out.push({ name: rawName.replace(/"/g, "").replace(/-/g, "_"), value });
-  }
-  return out;
+  return kernelParams(text).map(({ name, value }) => ({ name: normalizedName(name), value }));
 }
 
 const INTEL_OPTIONS = ["on", "off", "igfx_off", "forcedac", "strict", "sp_off", "sm_on", "sm_off", "tboot_noforce"];
@@ -82,15 +75,6 @@ function options(params: CmdlineParam[], name: string): string[] | null {
 function lastValue(params: CmdlineParam[], name: string): string | null | undefined {
   const hits = params.filter((p) => p.name === name);
   return hits.length === 0 ? undefined : (hits.at(-1)?.value ?? null);
-}
-
-/** Kernel boolean parsing (kstrtobool): 1/y/Y/on → true, 0/n/N/off → false. */
-export function kernelBool(v: string | null | undefined): boolean | null {
-  if (v === undefined || v === null) return null;
-  const t = v.trim().toLowerCase();
-  if (t === "1" || t.startsWith("y") || t === "on") return true;
-  if (t === "0" || t.startsWith("n") || t === "off") return false;
-  return null;
 }
 
 /** Options the parser does not know; the Intel parser matches by prefix, the others exactly. */
@@ -117,12 +101,12 @@ export function analyzeCmdline(raw: string, vendor: CpuVendor = "unknown"): Cmdl
   if (vendor === "amd" && amdOff) iommuRequested = false;
   if (iommuOff) iommuRequested = false;
 
-  let passthrough = kernelBool(lastValue(params, "iommu.passthrough"));
+  let passthrough = kstrtobool(lastValue(params, "iommu.passthrough"));
   if (passthrough === null && iommu !== null) {
     const pt = iommu.filter((o) => o === "pt" || o === "nopt").at(-1);
     if (pt !== undefined) passthrough = pt === "pt";
   }
-  let strict = kernelBool(lastValue(params, "iommu.strict"));
+  let strict = kstrtobool(lastValue(params, "iommu.strict"));
   if (strict === null && ((intelIommu ?? []).some((o) => o.startsWith("strict")) || (amdIommu ?? []).includes("fullflush"))) {
     strict = true;
   }
@@ -190,7 +174,8 @@ export function analyzeCmdline(raw: string, vendor: CpuVendor = "unknown"): Cmdl
     intremap: nointremap ? [...(intremap ?? []), "off"] : intremap,
     pcieAcsOverride: acs === undefined ? null : (acs ?? ""),
     vfioPciIds: vfioIds,
-    allowUnsafeInterrupts: kernelBool(lastValue(params, "vfio_iommu_type1.allow_unsafe_interrupts")),
+    allowUnsafeInterrupts: kstrtobool(lastValue(params, "vfio_iommu_type1.allow_unsafe_interrupts")),
+    iommufdAllowUnsafeInterrupts: kstrtobool(lastValue(params, "iommufd.allow_unsafe_interrupts")),
     iommuRequested,
     intremapRequested: intremapOff ? false : null,
     problems,

@@ -7,6 +7,12 @@ import { hex } from "../core/hex.js";
 import { formatClass, listIommuGroups, listPciDevices, type PciDevice } from "./pci.js";
 import { deviceLabel, type PciIds } from "./pciids.js";
 import type { SysfsView } from "./sysfs-view.js";
+import { analyzeCmdline } from "./cmdline.js";
+import type { Problem } from "./problem.js";
+import { readKernelConfig, readRelease } from "./status-kernel.js";
+import { readPassthroughFacts } from "./passthrough/facts.js";
+import { deviceFindings } from "./passthrough/findings.js";
+import { readTextSafe } from "./passthrough/read.js";
 
 export interface GroupDevice {
   address: string;
@@ -35,6 +41,8 @@ export interface GroupDevice {
   bootVga: boolean | null;
   iommuUnit: string | null;
   parent: string | null;
+  /** Pass-through findings for this device (the codes `iommu check` and `iommu status` report). */
+  findings: Problem[];
 }
 
 export interface GroupEntry {
@@ -54,7 +62,7 @@ export interface GroupsReport {
 const h2 = (n: number) => n.toString(16).padStart(2, "0");
 const h4 = (n: number) => n.toString(16).padStart(4, "0");
 
-export function groupDevice(d: PciDevice, ids: PciIds | null): GroupDevice {
+export function groupDevice(d: PciDevice, ids: PciIds | null, findings: Problem[] = []): GroupDevice {
   const label = deviceLabel(ids, d.vendorId, d.deviceId);
   return {
     address: d.address,
@@ -79,6 +87,7 @@ export function groupDevice(d: PciDevice, ids: PciIds | null): GroupDevice {
     bootVga: d.bootVga,
     iommuUnit: d.iommuUnit,
     parent: d.parent,
+    findings,
   };
 }
 
@@ -125,6 +134,10 @@ export interface GroupsOptions {
 
 export function gatherGroups(view: SysfsView, options: GroupsOptions): GroupsReport {
   const devices = listPciDevices(view);
+  const release = readRelease(view);
+  const cmdline = analyzeCmdline(readTextSafe(view, "/proc/cmdline").text ?? "");
+  const facts = readPassthroughFacts(view, { release, config: readKernelConfig(view, release), cmdline, devices });
+  const entry = (d: PciDevice) => groupDevice(d, options.ids, deviceFindings(view, facts, d));
   const byAddress = new Map(devices.map((d) => [d.address, d]));
   const filters = options.classFilters ?? [];
   const matches = (d: PciDevice) => filters.length === 0 || filters.some((f) => f(d.classCode));
@@ -137,12 +150,12 @@ export function gatherGroups(view: SysfsView, options: GroupsOptions): GroupsRep
     groups.push({
       id: g.id,
       type: g.type,
-      devices: members.map((d) => groupDevice(d, options.ids)),
+      devices: members.map(entry),
       reservedRegions: g.reservedRegions.map((r) => ({ start: hex(r.start), end: hex(r.end), type: r.type })),
     });
   }
   const ungrouped = devices.filter((d) => !inGroup.has(d.address) && matches(d));
-  return { source: view.description, groups, ungrouped: ungrouped.map((d) => groupDevice(d, options.ids)) };
+  return { source: view.description, groups, ungrouped: ungrouped.map(entry) };
 }
 
 function acsTag(d: GroupDevice): string | null {
@@ -150,6 +163,19 @@ function acsTag(d: GroupDevice): string | null {
   if (d.acs === null) return d.bridge ? "acs=none" : null;
   return d.acs.isolating ? "acs=isolating" : "acs=not-isolating";
 }
+
+/** Line tags for pass-through findings (CHECK_INCOMPLETE and those other tags already show are left out). */
+export const FINDING_TAGS: Record<string, string> = {
+  DEVICE_IN_D3COLD: "d3cold",
+  DEVICE_NOT_RESPONDING: "not-responding",
+  RESET_BUS_ONLY: "bus-reset-shared",
+  AMD_GPU_RESET_BUG: "amd-reset-bug",
+  VENDOR_RESET_NOT_SELECTED: "vendor-reset-unselected",
+  BOOT_FRAMEBUFFER_IN_BAR: "bootfb-in-bar",
+  EARLY_BIND_LOST: "vfio-ids-lost",
+  EARLY_BIND_UNCLAIMED: "vfio-ids-unclaimed",
+  GPU_COMPANION_ON_HOST: "companion-on-host",
+};
 
 function tags(d: GroupDevice): string[] {
   const t: string[] = [];
@@ -159,6 +185,10 @@ function tags(d: GroupDevice): string[] {
   if (d.resetMethods !== null && !d.bridge) t.push(`reset=${d.resetMethods.length > 0 ? d.resetMethods.join(",") : "none"}`);
   if (d.bootVga === true) t.push("boot-vga");
   if (d.driverOverride !== null) t.push(`override=${d.driverOverride}`);
+  for (const f of d.findings) {
+    const tag = FINDING_TAGS[f.code];
+    if (tag !== undefined && !t.includes(tag)) t.push(tag);
+  }
   return t;
 }
 

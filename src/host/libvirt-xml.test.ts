@@ -65,7 +65,7 @@ test("CLI: XML, --qemu and --json; bad or missing devices exit 2 with one line",
 });
 
 test("warnings on stderr: group partners left out, devices in use by host drivers, no IOMMU", async () => {
-  const gpu = await cli(["libvirt-xml", "01:00.0", "--sim", "two-units"]);
+  const gpu = await cli(["libvirt-xml", "01:00.0", "--sim", "two-units", "--no-companions"]);
   assert.equal(gpu.code, 0, gpu.stderr);
   assert.match(gpu.stderr, /warning: group \d+ also holds 0000:01:00\.1: a group is assigned as a whole \(add --group\)/);
   assert.match(gpu.stderr, /warning: 0000:01:00\.0 is in use by the host driver nouveau/);
@@ -111,4 +111,35 @@ ${hostdevs}  </devices>
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("a GPU comes with its slot's other functions: --qemu, --json and --out-dir take them all", async () => {
+  const view = new RootView("test/fixtures/hosts/qemu-a-amd-gpu-reset");
+  const t = resolveTargets(view, "00:06.0", false, { companions: true });
+  assert.deepEqual(t.devices.map((d) => d.address), ["0000:00:06.0", "0000:00:06.1"]);
+  assert.deepEqual(t.companions, ["0000:00:06.1"]);
+  assert.deepEqual(resolveTargets(view, "00:06.0", false).companions, [], "bind and unbind act on the named function only");
+  assert.deepEqual(resolveTargets(view, "00:06.1", false, { companions: true }).companions, [], "an audio function does not pull the GPU");
+  const root = ["--root", "test/fixtures/hosts/qemu-a-amd-gpu-reset"];
+  const q = await cli(["libvirt-xml", "00:06.0", "--qemu", ...root]);
+  assert.equal(q.code, 0, q.stderr);
+  assert.equal(q.stdout, "-device vfio-pci,host=0000:00:06.0\n-device vfio-pci,host=0000:00:06.1\n");
+  assert.match(q.stderr, /note: 0000:00:06\.0 is a GPU: its slot's other function 0000:00:06\.1 goes to the VM with it/);
+  const j = JSON.parse((await cli(["libvirt-xml", "00:06.0", "--json", ...root])).stdout) as { companions: string[]; xml: string };
+  assert.deepEqual(j.companions, ["0000:00:06.1"]);
+  assert.equal((j.xml.match(/<hostdev /g) ?? []).length, 2);
+  const one = await cli(["libvirt-xml", "00:06.0", ...root]);
+  assert.equal(one.code, 2);
+  assert.match(one.stderr, /2 devices \(0000:00:06\.0 with its slot's 0000:00:06\.1\): one <hostdev> document each/);
+  const only = await cli(["libvirt-xml", "00:06.0", "--no-companions", ...root]);
+  assert.equal(only.code, 0);
+  assert.equal((only.stdout.match(/<hostdev /g) ?? []).length, 1);
+  const out = mkdtempSync(join(tmpdir(), "iommu-hostdev-"));
+  const files = await cli(["libvirt-xml", "00:06.0", "--out-dir", out, ...root]);
+  assert.equal(files.code, 0, files.stderr);
+  assert.deepEqual(readdirSync(out).sort(), ["hostdev-0000-00-06.0.xml", "hostdev-0000-00-06.1.xml"]);
+  // The companion's own group need not be the GPU's: the simulated two-units machine has both in one group.
+  const sim = await cli(["libvirt-xml", "01:00.0", "--sim", "two-units", "--qemu"]);
+  assert.equal(sim.stdout, "-device vfio-pci,host=0000:01:00.0\n-device vfio-pci,host=0000:01:00.1\n");
+  assert.doesNotMatch(sim.stderr, /also holds/);
 });

@@ -43,7 +43,7 @@ describe("recordSnapshot", () => {
     assert.deepEqual(snap.snapshot.host, { hostname: "fixture", kernel: "6.1.0-18-amd64", source: `root ${INTEL}` });
     assert.match(snap.readText("/etc/default/grub") ?? "", /GRUB_CMDLINE_LINUX_DEFAULT="quiet intel_iommu=on iommu=pt"/);
     assert.equal(snap.snapshot.entries["/etc/kernel/cmdline"]?.kind, "absent");
-    assert.equal(snap.snapshot.version, 1);
+    assert.equal(snap.snapshot.version, 2);
   });
 
   it("keeps only IOMMU-related kernel log lines", () => {

@@ -3,7 +3,9 @@
  * recording runs the commands' own read paths (status, groups, the bootargs plan, the host-use checks of
  * bind/check) through a RecordingView, so the snapshot answers them completely; then it adds files people
  * ask about when debugging pass-through (bootloader configuration, modprobe options, vfio module parameters)
- * and the IOMMU-related kernel log lines.
+ * and the IOMMU-related kernel log lines. Status, groups and check read every input of the pass-through checks
+ * up front (passthrough/facts.ts), so those are recorded too: /proc/iomem, modprobe.d, the initramfs
+ * configuration, efivars and module signing, vendor-reset/kvmfr module files, /proc/self/limits, iommufd.
  */
 import { planBootargs } from "./bootargs.js";
 import { checkDevice } from "./check.js";

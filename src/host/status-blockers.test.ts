@@ -68,3 +68,15 @@ test("/dev/kvm without vmx/svm flags is KVM available, not 'KVM cannot run'", ()
   assert.ok(!withKvm.status.includes("CPU_NO_VIRTUALIZATION"), withKvm.status.join(","));
   assert.ok(withKvm.status.includes("KVM_WITHOUT_CPU_FLAG"));
 });
+
+test("no firmware table and a kernel without the VT-d driver: both are named, since fixing one is not enough", () => {
+  const off = { "sys/class/iommu": null, "sys/kernel/iommu_groups": null, "sys/bus/pci/devices/0000:02:00.0/iommu_group": null, "sys/bus/pci/devices/0000:02:00.0/iommu": null };
+  const both = codes({ ...off, "sys/firmware/acpi/tables/DMAR": null, [CONFIG]: without("CONFIG_INTEL_IOMMU") });
+  assert.ok(both.status.includes("NO_IOMMU_FIRMWARE") && both.status.includes("IOMMU_NOT_BUILT"), both.status.join(","));
+  // The firmware table alone missing: the driver is there, only the firmware is named.
+  const fwOnly = codes({ ...off, "sys/firmware/acpi/tables/DMAR": null });
+  assert.ok(fwOnly.status.includes("NO_IOMMU_FIRMWARE") && !fwOnly.status.includes("IOMMU_NOT_BUILT"), fwOnly.status.join(","));
+  // The table present, the driver missing: the build is the blocker, and intel_iommu=on is not proposed.
+  const buildOnly = codes({ ...off, [CONFIG]: without("CONFIG_INTEL_IOMMU") });
+  assert.ok(buildOnly.status.includes("IOMMU_NOT_BUILT") && !buildOnly.status.includes("IOMMU_NOT_ENABLED"), buildOnly.status.join(","));
+});

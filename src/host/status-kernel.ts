@@ -10,7 +10,7 @@
  */
 import { gunzipSync } from "node:zlib";
 import { IommuError } from "../core/errors.js";
-import { kernelBool } from "./cmdline.js";
+import { kstrtobool } from "../core/kernel-cmdline.js";
 import type { SysfsView } from "./sysfs-view.js";
 import {
   decodeAmdCap,
@@ -186,7 +186,7 @@ export function readInterrupts(view: SysfsView): InterruptEvidence {
 
 /** vfio_iommu_type1's allow_unsafe_interrupts: true/false, or null when the module is not loaded. */
 export function readAllowUnsafe(view: SysfsView): boolean | null {
-  return kernelBool(trimmedText(view, ALLOW_UNSAFE_PATH));
+  return kstrtobool(trimmedText(view, ALLOW_UNSAFE_PATH));
 }
 
 /** Kernel release (uname -r) of the examined system. */
@@ -207,6 +207,11 @@ export const CONFIG_KEYS = [
   "CONFIG_IOMMU_DEFAULT_PASSTHROUGH",
   "CONFIG_VFIO",
   "CONFIG_VFIO_PCI",
+  "CONFIG_VFIO_CONTAINER",
+  "CONFIG_VFIO_IOMMU_TYPE1",
+  "CONFIG_VFIO_DEVICE_CDEV",
+  "CONFIG_IOMMUFD",
+  "CONFIG_IOMMUFD_VFIO_CONTAINER",
 ] as const;
 
 export interface KernelConfig {

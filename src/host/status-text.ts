@@ -93,6 +93,12 @@ export function renderStatusText(r: StatusReport, options: StatusTextOptions = {
   if (k.dmaPolicy !== null) out.push(row("DMA policy", k.dmaPolicy));
   out.push(row("Interrupt remapping", `${k.interruptRemapping}${k.interruptChips.length > 0 ? ` (${k.interruptChips.join(", ")} in /proc/interrupts)` : ""}`));
   out.push(row("Unsafe interrupts", k.allowUnsafeInterrupts === null ? "vfio_iommu_type1 not loaded" : k.allowUnsafeInterrupts ? "allowed (allow_unsafe_interrupts=Y)" : "refused (allow_unsafe_interrupts=N)"));
+  const v = k.vfio;
+  const backends = [
+    v.container === null ? "VFIO container provider unknown" : `container /dev/vfio/vfio from ${v.container}`,
+    v.iommufd ? `iommufd (/dev/iommu${v.deviceCdev ? ", /dev/vfio/devices" : ""})` : "no /dev/iommu",
+  ];
+  out.push(row("VFIO backends", backends.join("; ")));
   const c = k.cmdline;
   const relevant = [
     c.intelIommu && `intel_iommu=${c.intelIommu.join(",")}`,

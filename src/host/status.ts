@@ -20,6 +20,9 @@ import {
   type KernelUnit,
 } from "./status-kernel.js";
 import type { SysfsView } from "./sysfs-view.js";
+import { readPassthroughFacts, type PassthroughFacts } from "./passthrough/facts.js";
+import { statusPassthroughProblems } from "./passthrough/findings.js";
+import type { VfioBackend } from "./passthrough/vfio-backend.js";
 
 export type DmaPolicy = "strict" | "lazy" | "passthrough" | "unknown";
 
@@ -61,6 +64,8 @@ export interface StatusReport {
     interruptRemapping: InterruptEvidence["state"];
     interruptChips: string[];
     allowUnsafeInterrupts: boolean | null;
+    /** Who provides VFIO's container (/dev/vfio/vfio) and whether iommufd (/dev/iommu) is there. */
+    vfio: VfioBackend;
     cmdline: Omit<CmdlineAnalysis, "problems">;
     config: KernelConfig | null;
   };
@@ -148,43 +153,56 @@ const VM_IOMMU_HINT =
   "this system runs under a hypervisor: give the VM a virtual IOMMU (QEMU: -machine q35,kernel-irqchip=split " +
   "-device intel-iommu,intremap=on, or -device amd-iommu,intremap=on)";
 
-/** Why the IOMMU is not active, as one blocking problem. */
-function inactiveProblem(fw: FirmwareInfo, cpu: CpuInfo, vendor: CpuVendor, cmd: CmdlineAnalysis, config: KernelConfig | null, units: KernelUnit[]): Problem {
-  if (fw.table === null && units.length === 0) {
-    return problem("NO_IOMMU_FIRMWARE", "error",
-      "the firmware publishes no DMAR or IVRS table: no IOMMU is enabled on this platform",
-      cpu.hypervisor ? VM_IOMMU_HINT
-        : `enable ${vendor === "amd" ? "IOMMU / AMD-Vi (often under 'AMD CBS' or 'NBIO')" : vendor === "intel" ? "VT-d (often under 'System Agent' or 'Chipset')" : "VT-d or AMD-Vi (IOMMU)"} in the firmware setup, then boot again`);
-  }
-  if (cmd.iommuRequested === false) {
-    const what = (cmd.iommu ?? []).includes("off") ? "iommu=off" : vendor === "amd" ? "amd_iommu=off" : "intel_iommu=off";
-    return problem("IOMMU_DISABLED_BY_CMDLINE", "error",
-      `the kernel command line turns the IOMMU off (${what})`,
-      `remove ${what} from the kernel command line ('iommu bootargs' shows the change), then reboot`);
-  }
-  const intel = fw.table === "DMAR" || vendor === "intel";
-  if (units.length > 0) {
-    return problem("IOMMU_NO_GROUPS", "error",
-      `the kernel registered ${units.length} IOMMU unit(s) but made no IOMMU groups`,
-      "check 'dmesg | grep -i -e DMAR -e AMD-Vi -e iommu' for errors; the IOMMU may have failed to initialise");
-  }
+/** The kernel lacks the driver for this platform's IOMMU (by its firmware table, else the CPU vendor). */
+function driverNotBuilt(fw: FirmwareInfo, vendor: CpuVendor, config: KernelConfig | null): Problem | null {
+  const intel = fw.table === "DMAR" || (fw.table === null && vendor === "intel");
+  const amd = fw.table === "IVRS" || (fw.table === null && vendor === "amd");
   if (intel && config?.values.CONFIG_INTEL_IOMMU === "n") {
     return problem("IOMMU_NOT_BUILT", "error", "this kernel is built without VT-d support (CONFIG_INTEL_IOMMU is not set)",
       "boot a kernel built with CONFIG_INTEL_IOMMU=y (every mainstream distribution kernel has it)");
   }
-  if (!intel && config?.values.CONFIG_AMD_IOMMU === "n") {
+  if (amd && config?.values.CONFIG_AMD_IOMMU === "n") {
     return problem("IOMMU_NOT_BUILT", "error", "this kernel is built without AMD-Vi support (CONFIG_AMD_IOMMU is not set)",
       "boot a kernel built with CONFIG_AMD_IOMMU=y (every mainstream distribution kernel has it)");
   }
+  return null;
+}
+
+/**
+ * Why the IOMMU is not active: every blocking cause the evidence shows. A kernel without the driver is named
+ * beside a missing firmware table or an 'off' on the command line, since fixing one alone is not enough.
+ */
+function inactiveProblems(fw: FirmwareInfo, cpu: CpuInfo, vendor: CpuVendor, cmd: CmdlineAnalysis, config: KernelConfig | null, units: KernelUnit[]): Problem[] {
+  const notBuilt = driverNotBuilt(fw, vendor, config);
+  const withDriver = (p: Problem): Problem[] => (notBuilt === null ? [p] : [p, notBuilt]);
+  if (fw.table === null && units.length === 0) {
+    return withDriver(problem("NO_IOMMU_FIRMWARE", "error",
+      "the firmware publishes no DMAR or IVRS table: no IOMMU is enabled on this platform",
+      cpu.hypervisor ? VM_IOMMU_HINT
+        : `enable ${vendor === "amd" ? "IOMMU / AMD-Vi (often under 'AMD CBS' or 'NBIO')" : vendor === "intel" ? "VT-d (often under 'System Agent' or 'Chipset')" : "VT-d or AMD-Vi (IOMMU)"} in the firmware setup, then boot again`));
+  }
+  if (cmd.iommuRequested === false) {
+    const what = (cmd.iommu ?? []).includes("off") ? "iommu=off" : vendor === "amd" ? "amd_iommu=off" : "intel_iommu=off";
+    return withDriver(problem("IOMMU_DISABLED_BY_CMDLINE", "error",
+      `the kernel command line turns the IOMMU off (${what})`,
+      `remove ${what} from the kernel command line ('iommu bootargs' shows the change), then reboot`));
+  }
+  if (units.length > 0) {
+    return [problem("IOMMU_NO_GROUPS", "error",
+      `the kernel registered ${units.length} IOMMU unit(s) but made no IOMMU groups`,
+      "check 'dmesg | grep -i -e DMAR -e AMD-Vi -e iommu' for errors; the IOMMU may have failed to initialise")];
+  }
+  if (notBuilt !== null) return [notBuilt];
+  const intel = fw.table === "DMAR" || vendor === "intel";
   if (intel && cmd.iommuRequested !== true && config?.values.CONFIG_INTEL_IOMMU_DEFAULT_ON !== "y") {
-    return problem("IOMMU_NOT_ENABLED", "error",
+    return [problem("IOMMU_NOT_ENABLED", "error",
       "the firmware has VT-d (DMAR table) but the kernel did not turn it on: intel_iommu=on is missing" +
         (config === null ? "" : " and this kernel is built with VT-d off by default"),
-      "add intel_iommu=on to the kernel command line ('iommu bootargs --apply'), then reboot");
+      "add intel_iommu=on to the kernel command line ('iommu bootargs --apply'), then reboot")];
   }
-  return problem("IOMMU_INACTIVE", "error",
+  return [problem("IOMMU_INACTIVE", "error",
     `the firmware publishes ${fw.table ?? "an IOMMU table"} but the kernel registered no IOMMU unit`,
-    "check 'dmesg | grep -i -e DMAR -e AMD-Vi -e iommu' for the reason (a firmware bug, or a parameter turning it off)");
+    "check 'dmesg | grep -i -e DMAR -e AMD-Vi -e iommu' for the reason (a firmware bug, or a parameter turning it off)")];
 }
 
 /** Why interrupt remapping is off, as precisely as the evidence allows. */
@@ -258,7 +276,21 @@ function vfioProblems(view: SysfsView, config: KernelConfig | null, release: str
   return out;
 }
 
+/**
+ * Whether VFIO accepts devices without interrupt remapping: vfio_iommu_type1's switch, or iommufd's when this
+ * kernel's VFIO container is iommufd (then vfio_iommu_type1 does not exist).
+ */
+function allowUnsafeInterrupts(facts: PassthroughFacts, type1Sysfs: boolean | null): boolean | null {
+  if (facts.backend.container === "iommufd") return facts.backend.iommufdAllowUnsafe ?? facts.cmdline.iommufdAllowUnsafeInterrupts;
+  return type1Sysfs ?? facts.cmdline.allowUnsafeInterrupts;
+}
+
 export function gatherStatus(view: SysfsView): StatusReport {
+  return gatherStatusWithFacts(view).report;
+}
+
+/** The status report and the pass-through facts it was judged from (check reuses them). */
+export function gatherStatusWithFacts(view: SysfsView): { report: StatusReport; facts: PassthroughFacts } {
   const cpu = readCpu(view);
   const fw = readFirmware(view);
   const kunits = readKernelUnits(view);
@@ -268,13 +300,14 @@ export function gatherStatus(view: SysfsView): StatusReport {
   const groups = listIommuGroups(view);
   const irq = readInterrupts(view);
   const allowUnsafeSysfs = readAllowUnsafe(view);
-  const allowUnsafe = allowUnsafeSysfs ?? cmd.allowUnsafeInterrupts;
   const config = readKernelConfig(view, release);
+  const facts = readPassthroughFacts(view, { release, config, cmdline: cmd });
+  const allowUnsafe = allowUnsafeInterrupts(facts, allowUnsafeSysfs);
   const active = kunits.length > 0 && groups.length > 0;
   const { defaultDomain, domainTypes } = domainSummary(groups);
   const problems: Problem[] = [...fw.problems];
 
-  if (!active) problems.push(inactiveProblem(fw, cpu, vendor, cmd, config, kunits));
+  if (!active) problems.push(...inactiveProblems(fw, cpu, vendor, cmd, config, kunits));
 
   let ir = irq.state;
   if (ir === "unknown" && cmd.intremapRequested === false) ir = "disabled";
@@ -300,6 +333,7 @@ export function gatherStatus(view: SysfsView): StatusReport {
   problems.push(...cmd.problems);
 
   problems.push(...vfioProblems(view, config, release, cmd));
+  problems.push(...statusPassthroughProblems(view, facts, { type1AllowUnsafe: allowUnsafeSysfs ?? cmd.allowUnsafeInterrupts, interruptRemapping: ir }));
 
   // /dev/kvm is KVM's own answer; the flags can be hidden (some nested setups) while KVM works.
   const kvm = view.exists("/dev/kvm");
@@ -327,7 +361,7 @@ export function gatherStatus(view: SysfsView): StatusReport {
   const sorted = sortProblems(problems);
   const { problems: _p, units: _u, ...fwRest } = fw;
   const { problems: _c, ...cmdRest } = cmd;
-  return {
+  const report: StatusReport = {
     source: view.description,
     platform: { vendor, cpu, firmwareTable: fw.table, firmware: fwRest, units: mergeUnits(fw, kunits) },
     kernel: {
@@ -341,6 +375,7 @@ export function gatherStatus(view: SysfsView): StatusReport {
       interruptRemapping: ir,
       interruptChips: irq.remappedChips.length > 0 ? irq.remappedChips : irq.plainChips,
       allowUnsafeInterrupts: allowUnsafe,
+      vfio: facts.backend,
       cmdline: cmdRest,
       config,
     },
@@ -348,6 +383,7 @@ export function gatherStatus(view: SysfsView): StatusReport {
     problems: sorted,
     ready: active && (ir === "enabled" || allowUnsafe === true),
   };
+  return { report, facts };
 }
 
 /** 0 ready, 1 not ready. */

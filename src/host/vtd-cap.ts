@@ -8,7 +8,8 @@
  * Register) and §3.7.1 (IOMMU Capability Header).
  */
 import { parseHexBig } from "../core/hex.js";
-import { CAP, ECAP, type FieldSpec } from "../spec/vtd/fields.js";
+import { CAP, decodeCap, decodeEcap, domainIdBits, ECAP, faultRecordCount, mgawBits, registerOffset, SAGAW_WIDTHS, sagawWidths, SLLPS_1G, SLLPS_2M } from "../spec/vtd/capability.js";
+import type { FieldSpec } from "../spec/vtd/fields.js";
 
 export interface RegField {
   /** Short name as the specification writes it: "SAGAW", "IR", "XTSup". */
@@ -52,15 +53,19 @@ function decode(raw: bigint, defs: FieldDef[]): RegField[] {
   });
 }
 
-const SAGAW_WIDTHS: [number, string][] = [
-  [0, "30-bit (2-level)"],
-  [1, "39-bit (3-level)"],
-  [2, "48-bit (4-level)"],
-  [3, "57-bit (5-level)"],
+/** "39-bit (3-level)": an AGAW width and its table levels (SAGAW bit n: 30 + 9n bits, n + 2 levels). */
+const sagawLabel = (width: number, n: number): string => `${width}-bit (${n + 2}-level)`;
+
+/** Second-level large-page sizes by CAP.SLLPS bit. */
+const LARGE_PAGES: readonly (readonly [number, string])[] = [
+  [SLLPS_2M, "2M"],
+  [SLLPS_1G, "1G"],
 ];
+const largePageNames = (sllps: number): string[] => LARGE_PAGES.filter(([b]) => (sllps & b) !== 0).map(([, n]) => n);
+const LARGE_PAGE_LABELS: Readonly<Record<string, string>> = { "2M": "2 MiB", "1G": "1 GiB" };
 
 const VTD_CAP_FIELDS: FieldDef[] = [
-  { ...CAP.ND, describe: (v) => `domains supported: ${2 ** (4 + 2 * v)}` },
+  { ...CAP.ND, describe: (v) => `domains supported: ${2 ** domainIdBits(v)}` },
   specFlag(CAP.AFL, "advanced fault logging"),
   specFlag(CAP.RWBF, "required write-buffer flushing"),
   specFlag(CAP.PLMR, "protected low-memory region"),
@@ -69,17 +74,17 @@ const VTD_CAP_FIELDS: FieldDef[] = [
   {
     ...CAP.SAGAW,
     describe: (v) =>
-      `guest address widths: ${SAGAW_WIDTHS.filter(([b]) => (v >> b) & 1).map(([, s]) => s).join(", ") || "none"}`,
+      `guest address widths: ${sagawWidths(v).map((w) => sagawLabel(w, SAGAW_WIDTHS.indexOf(w))).join(", ") || "none"}`,
   },
-  { ...CAP.MGAW, describe: (v) => `maximum guest address width: ${v + 1} bits` },
+  { ...CAP.MGAW, describe: (v) => `maximum guest address width: ${mgawBits(v)} bits` },
   specFlag(CAP.ZLR, "zero-length reads"),
-  { ...CAP.FRO, describe: (v) => `fault-recording registers at offset 0x${(v * 16).toString(16)}` },
+  { ...CAP.FRO, describe: (v) => `fault-recording registers at offset 0x${registerOffset(v).toString(16)}` },
   {
     ...CAP.SLLPS,
-    describe: (v) => `second-level large pages: ${[v & 1 ? "2 MiB" : "", v & 2 ? "1 GiB" : ""].filter(Boolean).join(", ") || "none"}`,
+    describe: (v) => `second-level large pages: ${largePageNames(v).map((n) => LARGE_PAGE_LABELS[n]).join(", ") || "none"}`,
   },
   specFlag(CAP.PSI, "page-selective invalidation"),
-  { ...CAP.NFR, describe: (v) => `fault-recording registers: ${v + 1}` },
+  { ...CAP.NFR, describe: (v) => `fault-recording registers: ${faultRecordCount(v)}` },
   { ...CAP.MAMV, describe: (v) => `maximum address mask value: ${v}` },
   specFlag(CAP.DWD, "write draining"),
   specFlag(CAP.DRD, "read draining"),
@@ -98,7 +103,7 @@ const VTD_ECAP_FIELDS: FieldDef[] = [
   specFlag(ECAP.EIM, "extended interrupt mode (x2APIC)"),
   specFlag(ECAP.PT, "pass-through"),
   specFlag(ECAP.SC, "snoop control"),
-  { ...ECAP.IRO, describe: (v) => `IOTLB registers at offset 0x${(v * 16).toString(16)}` },
+  { ...ECAP.IRO, describe: (v) => `IOTLB registers at offset 0x${registerOffset(v).toString(16)}` },
   { ...ECAP.MHMV, describe: (v) => `maximum handle mask value: ${v}` },
   specFlag(ECAP.MTS, "memory type support"),
   specFlag(ECAP.NEST, "nested translation"),
@@ -181,38 +186,38 @@ export interface DecodedRegister<S> {
   summary: S;
 }
 
-const bit = (raw: bigint, n: number): boolean => ((raw >> BigInt(n)) & 1n) === 1n;
+const amdBit = (raw: bigint, n: number): boolean => field(raw, n, 1) === 1;
 
 export function decodeVtdCap(raw: bigint): DecodedRegister<VtdCapSummary> {
-  const sagaw = field(raw, 8, 5);
-  const sllps = field(raw, 34, 4);
+  const cap = decodeCap(raw);
   return {
     raw,
     fields: decode(raw, VTD_CAP_FIELDS),
     summary: {
-      addressWidths: [30, 39, 48, 57].filter((_, i) => (sagaw >> i) & 1),
-      mgaw: field(raw, 16, 6) + 1,
-      cachingMode: bit(raw, 7),
-      largePages: [sllps & 1 ? "2M" : "", sllps & 2 ? "1G" : ""].filter((s) => s !== ""),
-      postedInterrupts: bit(raw, 59),
+      addressWidths: sagawWidths(cap.SAGAW),
+      mgaw: mgawBits(cap.MGAW),
+      cachingMode: cap.CM === 1,
+      largePages: largePageNames(cap.SLLPS),
+      postedInterrupts: cap.PI === 1,
     },
   };
 }
 
 export function decodeVtdEcap(raw: bigint): DecodedRegister<VtdEcapSummary> {
+  const ecap = decodeEcap(raw);
   return {
     raw,
     fields: decode(raw, VTD_ECAP_FIELDS),
     summary: {
-      queuedInvalidation: bit(raw, 1),
-      deviceTlb: bit(raw, 2),
-      interruptRemapping: bit(raw, 3),
-      x2apic: bit(raw, 4),
-      passThrough: bit(raw, 6),
-      snoopControl: bit(raw, 7),
-      nested: bit(raw, 26),
-      pasid: bit(raw, 40),
-      scalableMode: bit(raw, 43),
+      queuedInvalidation: ecap.QI === 1,
+      deviceTlb: ecap.DT === 1,
+      interruptRemapping: ecap.IR === 1,
+      x2apic: ecap.EIM === 1,
+      passThrough: ecap.PT === 1,
+      snoopControl: ecap.SC === 1,
+      nested: ecap.NEST === 1,
+      pasid: ecap.PASID === 1,
+      scalableMode: ecap.SMTS === 1,
     },
   };
 }
@@ -235,7 +240,7 @@ export function decodeAmdCap(raw: bigint): DecodedRegister<AmdCapSummary> {
   return {
     raw,
     fields: decode(raw, AMD_CAP_FIELDS),
-    summary: { iotlb: bit(raw, 24), npCache: bit(raw, 26), efrSupported: bit(raw, 27) },
+    summary: { iotlb: amdBit(raw, 24), npCache: amdBit(raw, 26), efrSupported: amdBit(raw, 27) },
   };
 }
 
@@ -244,11 +249,11 @@ export function decodeAmdEfr(raw: bigint): DecodedRegister<AmdEfrSummary> {
     raw,
     fields: decode(raw, AMD_EFR_FIELDS),
     summary: {
-      ppr: bit(raw, 1),
-      x2apic: bit(raw, 2),
-      guestTranslation: bit(raw, 4),
-      guestVirtualApic: bit(raw, 7),
-      snp: bit(raw, 63),
+      ppr: amdBit(raw, 1),
+      x2apic: amdBit(raw, 2),
+      guestTranslation: amdBit(raw, 4),
+      guestVirtualApic: amdBit(raw, 7),
+      snp: amdBit(raw, 63),
     },
   };
 }

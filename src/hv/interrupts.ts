@@ -28,6 +28,10 @@ import {
   PID_NDST_OFFSET,
   PID_ON,
   PID_SIZE,
+  PIR_DWORDS,
+  pirBit,
+  pirOffset,
+  pirVector,
   writeIrte,
 } from "../spec/vtd/intremap.js";
 import { isPostedNotification } from "../hw/vtd/unit.js";
@@ -35,16 +39,13 @@ import type { DmarUnit } from "../os/intel-iommu.js";
 import type { IrqDesc, Kernel } from "../os/kernel.js";
 import type { KPciDev } from "../os/pci.js";
 import type { IncomingInterrupt, MachinePort } from "../os/port.js";
+import { decodeCompatMsi, encodeCompatMsi } from "../spec/msi.js";
 
 /** x86 vectors a device interrupt may use (the simulated kernel hands them out from the bottom). */
 export const FIRST_DEVICE_VECTOR = 0x21;
 export const LAST_DEVICE_VECTOR = 0xeb;
-const MSI_ADDR_BASE = 0xfee00000;
 /** The notification vector of posted interrupts, a system vector outside the device range (Linux: 0xf2). */
 export const POSTED_INTR_VECTOR = 0xf2;
-/** Interrupt entry cache invalidation descriptor (VT-d spec 6.5.2.7): type 4, G bit 4 (index), IM 31:27. */
-const QI_IEC_TYPE = 0x4;
-const QI_IEC_SELECTIVE = 1 << 4;
 
 /** Where a delivered interrupt went. */
 export type DeliveryTarget =
@@ -85,7 +86,9 @@ export interface Route {
   sid: number;
 }
 
-const key = (apic: number, vector: number) => apic * 256 + vector;
+/** x86 has 256 interrupt vectors per local APIC: routes are keyed by (APIC id, vector). */
+const VECTORS = 256;
+const key = (apic: number, vector: number) => apic * VECTORS + vector;
 
 export interface RouterOptions {
   now: () => number;
@@ -154,13 +157,14 @@ export class InterruptRouter {
     }
     const mem = owner.memory;
     mem.write32(pid + PID_CONTROL_OFFSET, (mem.read32(pid + PID_CONTROL_OFFSET) & ~PID_ON) >>> 0);
-    for (let w = 0; w < 8; w++) {
-      let bits = mem.read32(pid + 4 * w);
+    for (let w = 0; w < PIR_DWORDS; w++) {
+      const at = pid + pirOffset(pirVector(w, 0));
+      const bits = mem.read32(at) >>> 0;
       if (bits === 0) continue;
-      mem.write32(pid + 4 * w, 0);
-      for (let b = 0; bits !== 0; b++, bits >>>= 1) {
-        if ((bits & 1) === 0) continue;
-        const guestVector = w * 32 + b;
+      mem.write32(at, 0);
+      for (let b = 0; 2 ** b <= bits; b++) {
+        const guestVector = pirVector(w, b);
+        if ((bits & pirBit(guestVector)) === 0) continue;
         const each: Delivery = { ...d, seq: ++this.seq, target: { kind: "vm", vm: owner.target.vmName, vcpu: owner.target.index, guestVector } };
         if (!owner.target.running) each.target = { kind: "dropped", why: `${owner.target.vmName} is not running` };
         this.record(each);
@@ -171,8 +175,9 @@ export class InterruptRouter {
 
   /** The machine's interrupt handler. */
   readonly handle = (m: InterruptMessage): void => {
-    const vector = m.irq?.vector ?? m.data & 0xff;
-    const apic = m.irq?.destination ?? (m.addressLo >>> 12) & 0xff;
+    const compat = m.irq ?? decodeCompatMsi(m.addressLo, m.data);
+    const vector = compat.vector;
+    const apic = compat.destination;
     const d: Delivery = {
       seq: ++this.seq,
       ns: this.opts.now(),
@@ -182,7 +187,7 @@ export class InterruptRouter {
       posted: isPostedNotification(m),
       vector,
       apic,
-      deliveryMode: m.irq?.deliveryMode ?? (m.data >>> 8) & 7,
+      deliveryMode: compat.deliveryMode,
       target: { kind: "dropped", why: "" },
     };
     if (isPostedNotification(m)) {
@@ -275,7 +280,7 @@ export class HostIrte {
 
   /** Whether the unit can post interrupts (CAP.PI, bit 59). */
   postedSupported(u: DmarUnit): boolean {
-    return ((u.capHi >>> 27) & 1) === 1;
+    return u.postedInterrupts;
   }
 
   /**
@@ -312,8 +317,7 @@ export class HostIrte {
 
   /** Index-selective interrupt entry cache invalidation (qi_flush_iec). */
   flush(u: DmarUnit, index: number): void {
-    u.inv.iec++;
-    this.k.driver.qiSubmit(u, [QI_IEC_TYPE | QI_IEC_SELECTIVE, index & 0xffff, 0, 0]);
+    this.k.driver.flushIecIndex(u, index);
   }
 
   /** The MSI a device must send for entry `index` (remappable format, sub-handle 0 as Linux programs it). */
@@ -324,7 +328,8 @@ export class HostIrte {
 
 /** A compatibility-format MSI (no remapping) for `vector` on the CPU with APIC id `apic`, fixed delivery. */
 export function compatMsi(vector: number, apic: number): { address: number; data: number } {
-  return { address: (MSI_ADDR_BASE | ((apic & 0xff) << 12)) >>> 0, data: vector & 0xff };
+  const { address, data } = encodeCompatMsi({ vector, destination: apic });
+  return { address, data };
 }
 
 /**

@@ -7,7 +7,7 @@
 import { hex } from "../core/hex.js";
 import { formatRequesterId } from "../core/pci.js";
 import type { DmaOutcome } from "../hw/platform.js";
-import { faultReasonDescription } from "../spec/vtd/registers.js";
+import { faultReasonDescription } from "../spec/vtd/faults.js";
 import type { TranslateResult } from "../hw/vtd/unit.js";
 import { describeDelivery } from "./interrupts.js";
 import type { Hypervisor } from "./hypervisor.js";

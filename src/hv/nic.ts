@@ -23,6 +23,7 @@ import type { DeviceModel } from "./assigned.js";
 import type { DmaPort } from "./monitor.js";
 import type { Vcpu, Vm } from "./vm.js";
 import { TWO32 } from "../core/u64.js";
+import { encodeCompatMsi } from "../spec/msi.js";
 
 export const NIC_CTRL = 0x1000;
 export const NIC_CTRL_RST = 1 << 26;
@@ -302,7 +303,7 @@ export class GuestNicDriver {
     const p = this.vm.port;
     const data = p.mmioRead32(e + 8);
     p.mmioWrite(e + 12, 4, 1);
-    p.mmioWrite(e, 4, (0xfee00000 | (vcpu.apicId << 12)) >>> 0);
+    p.mmioWrite(e, 4, encodeCompatMsi({ vector: 0, destination: vcpu.apicId }).address);
     p.mmioWrite(e + 4, 4, 0);
     p.mmioWrite(e + 8, 4, data);
     p.mmioWrite(e + 12, 4, 0);

@@ -18,6 +18,7 @@ import { machinePreset } from "../hw/machine-presets.js";
 import type { DeviceBus } from "../hw/machine.js";
 import type { DmaOutcome } from "../hw/platform.js";
 import { encodeRemappableMsi } from "../spec/vtd/intremap.js";
+import { encodeCompatMsi, MSI_ADDR_BASE, MSI_ADDR_HEAD_SHIFT } from "../spec/msi.js";
 import type { TranslateResult } from "../hw/vtd/unit.js";
 import type { AssignedDevice } from "./assigned.js";
 import { rng } from "./host-pages.js";
@@ -159,7 +160,7 @@ class StressRun {
   private programMsi(vm: Vm, ad: AssignedDevice): void {
     const p = vm.port;
     const d = ad.dev;
-    const addr = 0xfee00000;
+    const addr = MSI_ADDR_BASE;
     const data = 0x30 + (this.serial % 16);
     if (d.msixCap !== 0) {
       p.mmioWrite(ad.guestBar0, 4, addr);
@@ -277,8 +278,12 @@ class StressRun {
     const m = this.rand();
     if (m < 0.3 && own !== undefined && own.irte !== null) ({ address, data } = encodeRemappableMsi(own.irte, 0));
     else if (m < 0.5 && other !== undefined && other.irte !== null) ({ address, data } = encodeRemappableMsi(other.irte, 0));
-    else if (m < 0.7 && other !== undefined) ({ address, data } = { address: (0xfee00000 | (other.apic << 12)) >>> 0, data: other.vector });
-    else ({ address, data } = { address: (0xfee00000 | (this.int(0x100000) & ~3)) >>> 0, data: this.int(0x1_0000_0000) });
+    else if (m < 0.7 && other !== undefined) ({ address, data } = { address: encodeCompatMsi({ vector: 0, destination: other.apic }).address, data: other.vector });
+    else {
+      // Any dword in the interrupt address range, any data.
+      const offset = this.int(2 ** MSI_ADDR_HEAD_SHIFT);
+      ({ address, data } = { address: (MSI_ADDR_BASE + offset - (offset % 4)) >>> 0, data: this.int(0x1_0000_0000) });
+    }
     const seq0 = hv.router.deliveries[hv.router.deliveries.length - 1]?.seq ?? 0;
     const t: TranslateResult = hv.machine.platform.msi(d.sid, address, data);
     for (const x of hv.router.deliveries) {

@@ -28,7 +28,8 @@ import type { Kernel } from "../os/kernel.js";
 import { dmaAliases, type KPciDev } from "../os/pci.js";
 import type { MachinePort } from "../os/port.js";
 import type { HostIrte } from "./interrupts.js";
-import { TWO32 } from "../core/u64.js";
+import { HI_DWORD_OFFSET, TWO32 } from "../core/u64.js";
+import { DMA_PTE_ADDR_LO_MASK, PTES_PER_TABLE, SL_ENTRY_SIZE, SL_PRESENT, SL_PS } from "../spec/vtd/paging.js";
 
 export const VFIO_PCI = "vfio-pci";
 /** Drivers with driver_managed_dma set: binding them does not take the group's DMA (Linux 5.19+). */
@@ -262,8 +263,7 @@ export class Container {
       this.k.driver.clearContext(u, rid, did);
       return;
     }
-    const ce = this.k.driver.contextEntry(u, rid);
-    for (let i = 0; i < 16; i += 4) this.k.port.memory.write32(ce + i, 0);
+    this.k.driver.zeroContext(u, rid);
   }
 
   /**
@@ -396,10 +396,10 @@ export class Container {
 function freeTables(k: Kernel, table: number, level: number): void {
   const mem = k.port.memory;
   if (level > 1) {
-    for (let i = 0; i < 512; i++) {
-      const lo = mem.read32(table + i * 8);
-      if ((lo & 3) === 0 || (lo & 0x80) !== 0) continue;
-      const next = mem.read32(table + i * 8 + 4) * TWO32 + ((lo & 0xfffff000) >>> 0);
+    for (let i = 0; i < PTES_PER_TABLE; i++) {
+      const lo = mem.read32(table + i * SL_ENTRY_SIZE);
+      if ((lo & SL_PRESENT) === 0 || (lo & SL_PS) !== 0) continue;
+      const next = mem.read32(table + i * SL_ENTRY_SIZE + HI_DWORD_OFFSET) * TWO32 + ((lo & DMA_PTE_ADDR_LO_MASK) >>> 0);
       freeTables(k, next, level - 1);
     }
   }

@@ -12,10 +12,9 @@ import { Kernel } from "../os/kernel.js";
 import type { E820Range, IncomingInterrupt, MachinePort } from "../os/port.js";
 import type { AssignedDevice } from "./assigned.js";
 import { GuestMemoryMap, GuestPhysicalMemory } from "./guest-memory.js";
-import type { Delivery, InjectTarget } from "./interrupts.js";
+import { compatMsi, type Delivery, type InjectTarget } from "./interrupts.js";
 import type { Container } from "./vfio.js";
 
-const MSI_ADDR_BASE = 0xfee00000;
 
 /** An interrupt a vCPU received. */
 export interface Injection {
@@ -117,7 +116,7 @@ export class GuestPort implements MachinePort {
 
   /** Delivers `vector` to the guest's local APIC `apicId` (fixed delivery). */
   deliver(apicId: number, vector: number): void {
-    this.handler?.({ addressLo: (MSI_ADDR_BASE | ((apicId & 0xff) << 12)) >>> 0, addressHi: 0, data: vector & 0xff });
+    this.handler?.({ addressLo: compatMsi(vector, apicId).address, addressHi: 0, data: vector & 0xff });
   }
 }
 

@@ -19,6 +19,9 @@ import { closest } from "../core/words.js";
 import { parsePciAddress, formatBdf } from "../core/pci.js";
 import { PciTopology, parseSize, type BarSpec, type PciFunction, type PciFunctionInput } from "./pci/topology.js";
 import { QEMU_VTD_BASE } from "./platform.js";
+import { fieldMax } from "../spec/vtd/fields.js";
+import { irtaEntries, IRTE_SIZE } from "../spec/vtd/intremap.js";
+import { IRTA } from "../spec/vtd/registers.js";
 
 export interface MachineConfigInput {
   name?: unknown;
@@ -80,7 +83,7 @@ export const Q35_LOWMEM_SPLIT = 0x80000000;
 /** What the kernel image, its early allocations and the low megabyte take before any table is placed. */
 export const KERNEL_RESERVED_BYTES = 16 * MiB;
 /** Interrupt remapping table of Linux: INTR_REMAP_TABLE_ENTRIES (65536) entries of 16 bytes. */
-export const IR_TABLE_BYTES = 65536 * 16;
+export const IR_TABLE_BYTES = irtaEntries(fieldMax(IRTA.S)) * IRTE_SIZE;
 /** The I/O APIC / local APIC / interrupt-message region no BAR may overlap. */
 const APIC_REGION: [number, number] = [0xfec00000, 0xfeefffff];
 

@@ -10,12 +10,12 @@
  * - What devices do: `device(bdf)` issues DMA reads and writes and MSIs with the requester id the topology gives
  *   its requests at the root complex, through the platform and the unit covering that id.
  */
-import { readFileSync } from "node:fs";
+import { inputName, readInputText } from "../core/input.js";
 import { IommuError, fsError } from "../core/errors.js";
 import type { PhysicalMemory } from "../core/memory.js";
 import { barSlots, normalizeMachineConfig, type MachineConfig, type MachineConfigInput } from "./machine-config.js";
 import { buildAcpiTables, buildE820, type E820Entry } from "./machine-firmware.js";
-import { Platform, type DmaOutcome, type InterruptMessage } from "./platform.js";
+import { Platform, type BarWindow, type DmaOutcome, type InterruptMessage } from "./platform.js";
 import { CAP_MSI_OFFSET, programBar, type PciFunction, type PciTopology } from "./pci/topology.js";
 import type { TranslateResult, VtdUnit } from "./vtd/unit.js";
 import { machinePreset, PRESET_NAMES } from "./machine-presets.js";
@@ -89,8 +89,11 @@ export class Machine {
     }
     for (const fn of topology.functions) {
       const slots = barSlots(fn);
-      fn.bars.forEach((b, i) => programBar(fn, slots[i] ?? 0, b, b.base ?? 0));
       if (fn.msi === "msix") this.msixTables.set(fn, new Uint8Array(16 * fn.msiVectors));
+      fn.bars.forEach((b, i) => {
+        programBar(fn, slots[i] ?? 0, b, b.base ?? 0);
+        if (b.kind !== "io" && b.base !== null) this.platform.addBarWindow(this.barWindow(fn, b.base, b.size, slots[i] ?? 0, i === 0));
+      });
     }
     const rmrrRanges = config.rmrrs.map((r) => ({ base: r.base, end: r.end }));
     this.firmware = {
@@ -102,12 +105,13 @@ export class Machine {
   }
 
   /** A machine from a preset name or a JSON file path. */
-  static load(nameOrFile: string): Machine {
-    const preset = machinePreset(nameOrFile);
+  static load(nameOrPath: string): Machine {
+    const preset = machinePreset(nameOrPath);
     if (preset !== null) return new Machine(preset);
+    const nameOrFile = inputName(nameOrPath);
     let text: string;
     try {
-      text = readFileSync(nameOrFile, "utf8");
+      text = readInputText(nameOrPath);
     } catch (e) {
       if ((e as NodeJS.ErrnoException)?.code === "ENOENT") {
         throw new IommuError("UNKNOWN_MACHINE", `${nameOrFile}: no such file, and not a machine preset`, {
@@ -151,12 +155,6 @@ export class Machine {
   }
 
   mmioRead(addr: number, size: 4 | 8): bigint {
-    const t = this.msixTarget(addr, size);
-    if (t !== null) {
-      let v = 0n;
-      for (let i = size - 1; i >= 0; i--) v = (v << 8n) | BigInt(t.table[t.offset + i] ?? 0);
-      return v;
-    }
     return this.platform.mmioRead(addr, size);
   }
 
@@ -165,24 +163,20 @@ export class Machine {
   }
 
   mmioWrite(addr: number, size: 4 | 8, value: number | bigint): void {
-    const t = this.msixTarget(addr, size);
-    if (t !== null) {
-      let v = BigInt.asUintN(64, BigInt(value));
-      for (let i = 0; i < size; i++) {
-        t.table[t.offset + i] = Number(v & 0xffn);
-        v >>= 8n;
-      }
-      return;
-    }
     this.platform.mmioWrite(addr, size, value);
   }
 
-  private msixTarget(addr: number, size: number): { table: Uint8Array; offset: number } | null {
-    for (const [fn, table] of this.msixTables) {
-      const base = fn.bars[0]?.base ?? null;
-      if (base !== null && addr >= base && addr + size <= base + table.length) return { table, offset: addr - base };
-    }
-    return null;
+  /** A memory BAR as the platform routes it; the first BAR of an MSI-X function starts with its vector table. */
+  private barWindow(fn: PciFunction, base: number, size: number, index: number, first: boolean): BarWindow {
+    const table = first ? this.msixTables.get(fn) : undefined;
+    const w: BarWindow = { base, size, owner: fn.bdf, index };
+    if (table === undefined) return w;
+    const inTable = (addr: number, n: number) => addr >= base && addr + n <= base + table.length;
+    return {
+      ...w,
+      read: (addr, out) => inTable(addr, out.length) && (out.set(table.subarray(addr - base, addr - base + out.length)), true),
+      write: (addr, bytes) => inTable(addr, bytes.length) && (table.set(bytes, addr - base), true),
+    };
   }
 
   /** ECAM configuration read of the function with requester id `rid`. */

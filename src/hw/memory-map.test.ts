@@ -5,7 +5,7 @@ import { DmaTestDevice } from "./devices/dma-test.js";
 import { Machine } from "./machine.js";
 import { Platform, QEMU_VTD_BASE } from "./platform.js";
 import { DMAR_GSTS_REG, DMAR_RTADDR_REG } from "../spec/vtd/registers.js";
-import { enableTranslation } from "./vtd/builder.js";
+import { enableTranslation, VtdTables } from "./vtd/builder.js";
 
 const MiB = 0x100000;
 const GiB = 1024 * MiB;
@@ -67,4 +67,50 @@ test("memory map: a root table pointer into the PCI hole is a root-table access 
   const r2 = new DmaTestDevice(p2, pciAddress(0, 3, 0)).write(0x1000, [1]);
   assert.equal(r2.ok, false);
   if (!r2.ok && r2.result.kind === "dma" && !r2.result.ok) assert.equal(r2.result.reason, 0x1);
+});
+
+test("memory map: DMA to another device's memory BAR goes to that device (peer-to-peer), seen by the CPU's MMIO reads", () => {
+  const m = Machine.load("q35");
+  const nvmeBar = m.topology.functions.find((f) => f.bdf === "00:04.0")!.bars[0]!.base!;
+  const ahciBar = m.topology.functions.find((f) => f.bdf === "00:1f.2")!.bars[0]!.base!;
+  const dev = new DmaTestDevice(m.platform, pciAddress(0, 3, 0)); // translation is off: the address goes out as is
+  const w = dev.write(ahciBar + 0x100, [0x11, 0x22, 0x33, 0x44]);
+  assert.ok(w.ok);
+  if (w.ok) {
+    assert.equal(w.unsupportedBytes, 0);
+    assert.deepEqual(w.peer, [{ owner: "00:1f.2", bar: 0, address: ahciBar + 0x100, bytes: 4 }]);
+  }
+  assert.equal(m.mmioRead32(ahciBar + 0x100), 0x44332211, "the CPU reads what the peer wrote");
+  assert.equal(m.memory.backedPages, 0, "no RAM page was written");
+  const r = dev.read(ahciBar + 0x100, 4);
+  assert.ok(r.ok && r.peer?.[0]?.owner === "00:1f.2");
+  if (r.ok) assert.deepEqual([...(r.data ?? [])], [0x11, 0x22, 0x33, 0x44]);
+  // A peer can reach another function's MSI-X vector table: what the machine delivers from changes.
+  const w2 = dev.write(nvmeBar, [0x00, 0x10, 0xe0, 0xfe]);
+  assert.ok(w2.ok && w2.peer?.[0]?.owner === "00:04.0");
+  assert.equal(m.mmioRead32(nvmeBar), 0xfee01000);
+  // Between BARs, nothing answers.
+  const gap = dev.write(ahciBar - 0x1000, [1]);
+  assert.ok(gap.ok && gap.unsupportedBytes === 1 && gap.peer === undefined);
+});
+
+test("memory map: with translation on, a peer BAR is reached only through a mapping of it", () => {
+  const p = new Platform({ ram });
+  const bar = 3 * GiB + 0x100000;
+  p.addBarWindow({ base: bar, size: 0x4000, owner: "00:04.0", index: 0 });
+  const u = p.addVtdUnit();
+  const t = new VtdTables(p.memory, 0x200000);
+  const d = t.domain(1, 3);
+  t.attach(0x18, d);
+  t.map(d, 0x10000, bar); // IOVA 0x10000 -> the peer's BAR (as VFIO maps a peer for peer-to-peer DMA)
+  enableTranslation(u, t.root);
+  const dev = new DmaTestDevice(p, pciAddress(0, 3, 0));
+  const w = dev.write(0x10008, [7, 7]);
+  assert.ok(w.ok && w.peer?.[0]?.address === bar + 8);
+  assert.equal(p.barMemory.read8(bar + 8), 7);
+  const direct = dev.write(bar, [9]); // the BAR's bus address is not an IOVA of this domain
+  assert.equal(direct.ok, false);
+  assert.equal(p.barMemory.read8(bar), 0);
+  assert.throws(() => p.addBarWindow({ base: bar + 0x1000, size: 0x1000, owner: "00:05.0", index: 0 }), /overlaps 00:04.0 BAR 0/);
+  assert.throws(() => p.addBarWindow({ base: 0x1000, size: 0x1000, owner: "00:05.0", index: 0 }), /overlaps RAM/);
 });

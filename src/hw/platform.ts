@@ -8,30 +8,14 @@
  */
 import { PhysicalMemory, type MemoryRange } from "../core/memory.js";
 import { requesterId, type PciAddress } from "../core/pci.js";
-import type { DeliveredInterrupt } from "./vtd/intremap.js";
+import type { InterruptMessage, InterruptSink } from "./interrupt-message.js";
 import { PciBus, type PciDevice } from "./pci/bus.js";
 import { VtdUnit, type DmaSegment, type TranslateResult } from "./vtd/unit.js";
 import type { VtdConfig } from "./vtd/config.js";
 import type { TableReader } from "./vtd/walk.js";
+import { decodeCompatMsi, isInterruptAddress } from "../spec/msi.js";
 
-/** An interrupt as it reaches the interrupt controllers: an MSI address/data pair and where it came from. */
-export interface InterruptMessage {
-  addressLo: number;
-  addressHi: number;
-  data: number;
-  /** "device" for a device's MSI; the unit's own events otherwise. */
-  origin: "device" | "fault-event" | "invalidation-event";
-  /** Name of the remapping unit it passed through or came from. */
-  unit?: string;
-  /** Requester id of the device, for device interrupts. */
-  sid?: number;
-  /** The decoded interrupt (vector, destination, …), for device interrupts. */
-  irq?: DeliveredInterrupt;
-  /** Whether interrupt remapping translated it (false: passed through). */
-  remapped?: boolean;
-}
-
-export type InterruptSink = (message: InterruptMessage) => void;
+export type { InterruptMessage, InterruptSink } from "./interrupt-message.js";
 
 /** Which requester ids a unit translates (DMAR DRHD device scope, or INCLUDE_PCI_ALL). */
 export interface UnitScope {
@@ -74,10 +58,37 @@ export type DmaOutcome =
       ok: true;
       data?: Uint8Array;
       segments: DmaSegment[];
-      /** Bytes that went to no RAM (the PCI hole, MMIO, beyond memory): read as all ones, writes dropped. */
+      /** Bytes that went to no RAM and no device (the PCI hole, a unit's registers, beyond memory): read as all ones, writes dropped. */
       unsupportedBytes: number;
+      /** Parts that went to another device's memory BAR (peer-to-peer), in order. */
+      peer?: PeerAccess[];
     }
   | { ok: false; result: TranslateResult };
+
+/**
+ * A function's memory BAR as the platform routes it: CPU accesses and device requests to [base, base + size) go to
+ * that function. `read`/`write` serve ranges the device model handles itself (e.g. its MSI-X table) and return
+ * false for the rest, which lands in the platform's BAR storage.
+ */
+export interface BarWindow {
+  base: number;
+  size: number;
+  /** The function that owns it ("00:02.0"). */
+  owner: string;
+  /** BAR number in the function's header. */
+  index: number;
+  read?(addr: number, out: Uint8Array): boolean;
+  write?(addr: number, bytes: Uint8Array): boolean;
+}
+
+/** A part of a DMA request that a peer device's BAR received. */
+export interface PeerAccess {
+  owner: string;
+  bar: number;
+  /** Bus address the request reached (after translation). */
+  address: number;
+  bytes: number;
+}
 
 /** The default MMIO base of QEMU's q35 intel-iommu (Q35_HOST_BRIDGE_IOMMU_ADDR). */
 export const QEMU_VTD_BASE = 0xfed90000;
@@ -91,6 +102,9 @@ export class Platform {
   /** RAM ranges, ascending; null = all 2^52 bytes. */
   readonly ram: readonly RamRange[] | null;
   private readonly units: MappedUnit[] = [];
+  private readonly bars: BarWindow[] = [];
+  /** What devices hold behind their memory BARs (registers, on-device memory), written by the CPU and by peers. */
+  readonly barMemory = new PhysicalMemory();
   private readonly userSink: InterruptSink | undefined;
   private readonly reader: TableReader;
 
@@ -151,6 +165,31 @@ export class Platform {
     return unit;
   }
 
+  /** Routes a function's memory BAR. Overlapping another BAR, a unit's registers or RAM is refused. */
+  addBarWindow(w: BarWindow): void {
+    const clash = (base: number, size: number) => w.base < base + size && base < w.base + w.size;
+    const other = this.bars.find((b) => clash(b.base, b.size));
+    if (other !== undefined) throw new RangeError(`${w.owner} BAR ${w.index} at 0x${w.base.toString(16)} overlaps ${other.owner} BAR ${other.index}`);
+    const unit = this.units.find((u) => clash(u.base, u.unit.mmioSize));
+    if (unit !== undefined) throw new RangeError(`${w.owner} BAR ${w.index} at 0x${w.base.toString(16)} overlaps ${unit.unit.name}'s registers`);
+    if (this.ram !== null && this.ram.some((r) => clash(r.base, r.size))) throw new RangeError(`${w.owner} BAR ${w.index} at 0x${w.base.toString(16)} overlaps RAM`);
+    this.bars.push(w);
+  }
+
+  /** The BAR window that holds all of [addr, addr + length), or null. */
+  barAt(addr: number, length: number): BarWindow | null {
+    for (const b of this.bars) if (addr >= b.base && addr + length <= b.base + b.size) return b;
+    return null;
+  }
+
+  private barRead(b: BarWindow, addr: number, out: Uint8Array): void {
+    if (b.read?.(addr, out) !== true) out.set(this.barMemory.read(addr, out.length));
+  }
+
+  private barWrite(b: BarWindow, addr: number, bytes: Uint8Array): void {
+    if (b.write?.(addr, bytes) !== true) this.barMemory.write(addr, bytes);
+  }
+
   addDevice(device: PciDevice): void {
     this.pci.add(device);
   }
@@ -181,21 +220,36 @@ export class Platform {
     return null;
   }
 
-  /** CPU MMIO read: a unit register, or all ones where nothing is mapped. */
+  /** CPU MMIO read: a unit register, a device's BAR, or all ones where nothing is mapped. */
   mmioRead(addr: number, size: 4 | 8): bigint {
     const t = this.mmioTarget(addr, size);
-    if (t === null) return size === 8 ? 0xffffffffffffffffn : 0xffffffffn;
-    return size === 8 ? t.unit.mmioRead(t.offset, 8) : BigInt(t.unit.mmioRead(t.offset, 4));
+    if (t !== null) return size === 8 ? t.unit.mmioRead(t.offset, 8) : BigInt(t.unit.mmioRead(t.offset, 4));
+    const bar = this.barAt(addr, size);
+    if (bar === null) return size === 8 ? 0xffffffffffffffffn : 0xffffffffn;
+    const b = new Uint8Array(size);
+    this.barRead(bar, addr, b);
+    let v = 0n;
+    for (let i = size - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i] ?? 0);
+    return v;
   }
 
   mmioRead32(addr: number): number {
     return Number(this.mmioRead(addr, 4));
   }
 
-  /** CPU MMIO write; writes where nothing is mapped are dropped. */
+  /** CPU MMIO write to a unit register or a device's BAR; writes where nothing is mapped are dropped. */
   mmioWrite(addr: number, size: 4 | 8, value: number | bigint): void {
     const t = this.mmioTarget(addr, size);
-    if (t !== null) t.unit.mmioWrite(t.offset, size, value);
+    if (t !== null) {
+      t.unit.mmioWrite(t.offset, size, value);
+      return;
+    }
+    const bar = this.barAt(addr, size);
+    if (bar === null) return;
+    let v = BigInt.asUintN(size * 8, BigInt(value));
+    const b = new Uint8Array(size);
+    for (let i = 0; i < size; i++, v >>= 8n) b[i] = Number(v & 0xffn);
+    this.barWrite(bar, addr, b);
   }
 
   // ---- DMA ----
@@ -209,27 +263,15 @@ export class Platform {
     const unit = this.unitFor(sid);
     if (unit !== null) return unit.translate({ sid, addr, length, write, ...(data !== undefined ? { data } : {}) });
     const a = typeof addr === "bigint" ? addr : BigInt(addr);
-    if (write && (a >> 20n) === 0xfeen && length === 4) {
-      const lo = Number(a & 0xffffffffn);
+    const lo = Number(a & 0xffffffffn);
+    if (write && length === 4 && isInterruptAddress(lo, Number(a >> 32n))) {
       const d = (data ?? 0) >>> 0;
       const message: InterruptMessage = { addressLo: lo, addressHi: 0, data: d, origin: "device", sid: sid & 0xffff, remapped: false };
       this.deliver(message);
       return {
         ok: true,
         kind: "interrupt",
-        remap: {
-          ok: true,
-          irq: {
-            vector: d & 0xff,
-            destination: (lo >>> 12) & 0xff,
-            destinationMode: (lo & 4) !== 0 ? "logical" : "physical",
-            deliveryMode: (d >>> 8) & 7,
-            triggerMode: (d & 0x8000) !== 0 ? "level" : "edge",
-            redirectionHint: (lo & 8) !== 0,
-          },
-          msi: { address: lo, addressHi: 0, data: d },
-          remapped: false,
-        },
+        remap: { ok: true, irq: decodeCompatMsi(lo, d), msi: { address: lo, addressHi: 0, data: d }, remapped: false },
         message,
       };
     }
@@ -243,17 +285,22 @@ export class Platform {
     const out = new Uint8Array(length);
     let at = 0;
     let unsupportedBytes = 0;
+    const peer: PeerAccess[] = [];
     for (const s of r.segments) {
       const n = Math.min(s.length, length - at);
       if (n <= 0) break;
-      if (this.inRam(s.hpa, n)) out.set(this.memory.read(s.hpa, n), at);
-      else {
-        out.fill(0xff, at, at + n); // not memory: an unsupported request, completed with all ones
+      const dest = this.route(s.hpa, n);
+      if (dest === "ram") out.set(this.memory.read(s.hpa, n), at);
+      else if (dest !== null) {
+        this.barRead(dest, Number(s.hpa), out.subarray(at, at + n));
+        peer.push({ owner: dest.owner, bar: dest.index, address: Number(s.hpa), bytes: n });
+      } else {
+        out.fill(0xff, at, at + n); // nothing there: an unsupported request, completed with all ones
         unsupportedBytes += n;
       }
       at += n;
     }
-    return { ok: true, data: out, segments: r.segments, unsupportedBytes };
+    return { ok: true, data: out, segments: r.segments, unsupportedBytes, ...(peer.length > 0 ? { peer } : {}) };
   }
 
   /**
@@ -265,14 +312,20 @@ export class Platform {
     const segments = r.kind === "dma" ? r.segments : [];
     let at = 0;
     let unsupportedBytes = 0;
+    const peer: PeerAccess[] = [];
     for (const s of segments) {
       const n = Math.min(s.length, data.length - at);
       if (n <= 0) break;
-      if (this.inRam(s.hpa, n)) this.memory.write(s.hpa, data.subarray(at, at + n));
-      else unsupportedBytes += n; // not memory (PCI hole, MMIO, a unit's registers): dropped
+      const dest = this.route(s.hpa, n);
+      if (dest === "ram") this.memory.write(s.hpa, data.subarray(at, at + n));
+      else if (dest !== null) {
+        this.barWrite(dest, Number(s.hpa), data.subarray(at, at + n));
+        peer.push({ owner: dest.owner, bar: dest.index, address: Number(s.hpa), bytes: n });
+      } else unsupportedBytes += n; // nothing there (PCI hole, a unit's registers, beyond memory): dropped
       at += n;
     }
-    return r.ok && (r.kind === "dma" || r.kind === "interrupt") ? { ok: true, segments, unsupportedBytes } : { ok: false, result: r };
+    if (!(r.ok && (r.kind === "dma" || r.kind === "interrupt"))) return { ok: false, result: r };
+    return { ok: true, segments, unsupportedBytes, ...(peer.length > 0 ? { peer } : {}) };
   }
 
   /** A device signals an MSI: a DWORD write of `data` to `address`. */
@@ -280,8 +333,12 @@ export class Platform {
     return this.translate(sid, address, 4, true, data >>> 0);
   }
 
-  private inRam(hpa: bigint, n: number): boolean {
-    return hpa < 2n ** 53n && this.ramContains(Number(hpa), n);
+  /** Where a request's bytes go: RAM, a device's memory BAR, or nowhere (null). */
+  private route(hpa: bigint, n: number): "ram" | BarWindow | null {
+    if (hpa >= 2n ** 53n) return null;
+    const a = Number(hpa);
+    if (this.ramContains(a, n)) return "ram";
+    return this.barAt(a, n);
   }
 }
 

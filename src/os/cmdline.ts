@@ -18,6 +18,7 @@
  *
  * Defaults are Debian 6.1's build (CONFIG_INTEL_IOMMU_DEFAULT_ON_INTGPU_OFF, CONFIG_IOMMU_DEFAULT_DMA_LAZY).
  */
+import { kernelParams, kstrtobool, normalizedName } from "../core/kernel-cmdline.js";
 
 /** Swiotlb slab: 1 << IO_TLB_SHIFT bytes. */
 export const IO_TLB_SHIFT = 11;
@@ -93,32 +94,9 @@ export interface Msg {
   text: string;
 }
 
-/** Splits like the kernel's next_arg: whitespace separates, double quotes protect, "--" ends the kernel's part. */
+/** The kernel's parameters (those before "--"), with `raw` as the kernel prints an unknown one (quotes removed). */
 export function splitCmdline(text: string): { name: string; value: string | null; raw: string }[] {
-  const out: { name: string; value: string | null; raw: string }[] = [];
-  for (const m of text.matchAll(/(?:[^\s"]+|"[^"]*"?)+/g)) {
-    const raw = m[0];
-    if (raw === "--") break;
-    const eq = raw.indexOf("=");
-    const name = (eq < 0 ? raw : raw.slice(0, eq)).replace(/"/g, "");
-    const value = eq < 0 ? null : raw.slice(eq + 1).replace(/^"(.*)"$/, "$1");
-    out.push({ name, value, raw: raw.replace(/"/g, "") });
-  }
-  return out;
-}
-
-/** kstrtobool: 1/y/Y/t/T/on → true, 0/n/N/f/F/off → false, anything else invalid (null). */
-export function kstrtobool(v: string | null): boolean | null {
-  if (v === null || v === "") return null;
-  const c = v[0]?.toLowerCase();
-  if (c === "1" || c === "y" || c === "t") return true;
-  if (c === "0" || c === "n" || c === "f") return false;
-  if (c === "o") {
-    const d = v[1]?.toLowerCase();
-    if (d === "n") return true;
-    if (d === "f") return false;
-  }
-  return null;
+  return kernelParams(text).map(({ name, value }) => ({ name, value, raw: value === null ? name : `${name}=${value}` }));
 }
 
 /** Parameters a 6.1 kernel (or its built-in modules) take that this model does not act on. */
@@ -141,8 +119,127 @@ function eachOption(value: string, fn: (rest: string) => void): void {
   }
 }
 
-export function parseBootParams(raw: string, config: KernelConfig = DEBIAN_6_1_CONFIG): BootParams {
-  const p: BootParams = {
+type Say = (level: Msg["level"], text: string) => void;
+
+/** What a parameter handler works on: the parameters being built and the two message lists. */
+interface ParamContext {
+  p: BootParams;
+  /** Messages of early_param handlers (printed before "Kernel command line:"). */
+  early: Say;
+  /** Messages of __setup handlers (printed after it). */
+  setup: Say;
+}
+
+/** intel_iommu= options (drivers/iommu/intel/iommu.c intel_iommu_setup): matched by prefix, in this order. */
+const INTEL_IOMMU_OPTIONS: [string, (c: ParamContext) => void][] = [
+  ["on", ({ p, setup }) => {
+    p.dmarDisabled = false;
+    p.mapIntGpu = true;
+    p.intelIommuExplicit = true;
+    setup("info", "DMAR: IOMMU enabled");
+  }],
+  ["off", ({ p, setup }) => {
+    p.dmarDisabled = true;
+    p.noPlatformOptin = true;
+    p.intelIommuExplicit = true;
+    setup("info", "DMAR: IOMMU disabled");
+  }],
+  ["igfx_off", ({ p, setup }) => {
+    p.igfxOff = true;
+    setup("info", "DMAR: Disable GFX device mapping");
+  }],
+  ["intgpu_off", ({ p, setup }) => {
+    p.mapIntGpu = false;
+    setup("info", "DMAR: Disable integrated GPU device mapping");
+  }],
+  ["forcedac", ({ p, setup }) => {
+    p.forceDac = true;
+    setup("warn", "DMAR: intel_iommu=forcedac deprecated; use iommu.forcedac instead");
+  }],
+  ["strict", ({ p, setup }) => {
+    p.strictCmdline = true;
+    setup("warn", "DMAR: intel_iommu=strict deprecated; use iommu.strict=1 instead");
+  }],
+  ["sp_off", ({ p, setup }) => {
+    p.superpage = false;
+    setup("info", "DMAR: Disable supported super page");
+  }],
+  ["sm_on", ({ p, setup }) => {
+    p.scalableMode = true;
+    setup("info", "DMAR: Enable scalable mode if hardware supports");
+  }],
+  ["sm_off", ({ p, setup }) => {
+    p.scalableMode = false;
+    setup("info", "DMAR: Scalable mode is disallowed");
+  }],
+  ["tboot_noforce", ({ setup }) => {
+    setup("info", "DMAR: Intel-IOMMU: not forcing on after tboot. This could expose security risk for tboot");
+  }],
+];
+
+/** amd_iommu= options the AMD driver takes without a message (drivers/iommu/amd/init.c parse_amd_iommu_options). */
+const AMD_IOMMU_QUIET_OPTIONS = ["force_enable", "force_isolation", "pgtbl_v1", "pgtbl_v2"];
+
+/** The handlers of the parameters this model acts on, by name ('-' written as '_'). */
+const PARAM_HANDLERS: Record<string, (c: ParamContext, value: string | null) => void> = {
+  intel_iommu: (c, value) =>
+    eachOption(value ?? "", (s) => {
+      const option = INTEL_IOMMU_OPTIONS.find(([prefix]) => s.startsWith(prefix));
+      if (option !== undefined) option[1](c);
+      else c.setup("notice", `DMAR: Unknown option - '${s}'`);
+    }),
+  amd_iommu: ({ p, setup }, value) =>
+    eachOption(value ?? "", (s) => {
+      if (s.startsWith("fullflush")) {
+        p.strictCmdline = true;
+        setup("warn", "AMD-Vi: amd_iommu=fullflush deprecated; use iommu.strict=1 instead");
+      } else if (s.startsWith("off")) {
+        p.amdIommuOff = true;
+      } else if (!AMD_IOMMU_QUIET_OPTIONS.some((o) => s.startsWith(o))) {
+        setup("notice", `AMD-Vi: Unknown option - '${s}'`);
+      }
+    }),
+  iommu: ({ p, early }, value) => {
+    for (const o of (value ?? "").split(",")) {
+      if (o === "off") p.noIommu = true;
+      else if (o === "pt") p.defaultDomainCmdline = "identity";
+      else if (o === "nopt") p.defaultDomainCmdline = "dma";
+      else if (o === "soft") p.iommuSoft = true;
+      else if (o === "forcesac") early("warn", "PCI-DMA: iommu=forcesac is deprecated");
+    }
+  },
+  "iommu.passthrough": ({ p }, value) => {
+    const b = kstrtobool(value);
+    if (b !== null) p.defaultDomainCmdline = b ? "identity" : "dma";
+  },
+  "iommu.strict": ({ p }, value) => {
+    const b = kstrtobool(value);
+    if (b !== null) p.strictCmdline = b;
+  },
+  intremap: ({ p }, value) =>
+    eachOption(value ?? "", (s) => {
+      if (s.startsWith("on")) p.intremapDisabled = false;
+      else if (s.startsWith("off")) p.intremapDisabled = true;
+      else if (s.startsWith("nosid")) p.intremapNoSid = true;
+    }),
+  nointremap: ({ p, early }) => {
+    p.intremapDisabled = true;
+    early("warn", "nointremap: Please use 'intremap=off' instead of 'nointremap'");
+  },
+  swiotlb: ({ p }, value) => {
+    const [num, ...flags] = (value ?? "").split(",");
+    if (num !== undefined && /^\d+$/.test(num)) {
+      const slabs = Number(num);
+      p.swiotlbSlabs = Math.max(IO_TLB_SEGSIZE, Math.ceil(slabs / IO_TLB_SEGSIZE) * IO_TLB_SEGSIZE);
+    }
+    if (flags.includes("force") || num === "force") p.swiotlbForce = true;
+    if (flags.includes("noforce") || num === "noforce") p.swiotlbNoForce = true;
+  },
+};
+
+/** The parameters before the command line is read: the kernel configuration's defaults. */
+function defaultParams(raw: string, config: KernelConfig): BootParams {
+  return {
     raw,
     dmarDisabled: !config.intelIommuDefaultOn,
     noPlatformOptin: false,
@@ -166,107 +263,20 @@ export function parseBootParams(raw: string, config: KernelConfig = DEBIAN_6_1_C
     setupMessages: [],
     unknown: [],
   };
-  const early = (level: Msg["level"], text: string) => p.earlyMessages.push({ level, text });
-  const setup = (level: Msg["level"], text: string) => p.setupMessages.push({ level, text });
+}
+
+export function parseBootParams(raw: string, config: KernelConfig = DEBIAN_6_1_CONFIG): BootParams {
+  const p = defaultParams(raw, config);
+  const c: ParamContext = {
+    p,
+    early: (level, text) => p.earlyMessages.push({ level, text }),
+    setup: (level, text) => p.setupMessages.push({ level, text }),
+  };
   for (const { name, value, raw: tok } of splitCmdline(raw)) {
-    const n = name.replace(/-/g, "_");
-    switch (n) {
-      case "intel_iommu":
-        eachOption(value ?? "", (s) => {
-          if (s.startsWith("on")) {
-            p.dmarDisabled = false;
-            p.mapIntGpu = true;
-            p.intelIommuExplicit = true;
-            setup("info", "DMAR: IOMMU enabled");
-          } else if (s.startsWith("off")) {
-            p.dmarDisabled = true;
-            p.noPlatformOptin = true;
-            p.intelIommuExplicit = true;
-            setup("info", "DMAR: IOMMU disabled");
-          } else if (s.startsWith("igfx_off")) {
-            p.igfxOff = true;
-            setup("info", "DMAR: Disable GFX device mapping");
-          } else if (s.startsWith("intgpu_off")) {
-            p.mapIntGpu = false;
-            setup("info", "DMAR: Disable integrated GPU device mapping");
-          } else if (s.startsWith("forcedac")) {
-            p.forceDac = true;
-            setup("warn", "DMAR: intel_iommu=forcedac deprecated; use iommu.forcedac instead");
-          } else if (s.startsWith("strict")) {
-            p.strictCmdline = true;
-            setup("warn", "DMAR: intel_iommu=strict deprecated; use iommu.strict=1 instead");
-          } else if (s.startsWith("sp_off")) {
-            p.superpage = false;
-            setup("info", "DMAR: Disable supported super page");
-          } else if (s.startsWith("sm_on")) {
-            p.scalableMode = true;
-            setup("info", "DMAR: Enable scalable mode if hardware supports");
-          } else if (s.startsWith("sm_off")) {
-            p.scalableMode = false;
-            setup("info", "DMAR: Scalable mode is disallowed");
-          } else if (s.startsWith("tboot_noforce")) {
-            setup("info", "DMAR: Intel-IOMMU: not forcing on after tboot. This could expose security risk for tboot");
-          } else {
-            setup("notice", `DMAR: Unknown option - '${s}'`);
-          }
-        });
-        break;
-      case "amd_iommu":
-        eachOption(value ?? "", (s) => {
-          if (s.startsWith("fullflush")) {
-            p.strictCmdline = true;
-            setup("warn", "AMD-Vi: amd_iommu=fullflush deprecated; use iommu.strict=1 instead");
-          } else if (s.startsWith("off")) {
-            p.amdIommuOff = true;
-          } else if (!["force_enable", "force_isolation", "pgtbl_v1", "pgtbl_v2"].some((o) => s.startsWith(o))) {
-            setup("notice", `AMD-Vi: Unknown option - '${s}'`);
-          }
-        });
-        break;
-      case "iommu":
-        for (const o of (value ?? "").split(",")) {
-          if (o === "off") p.noIommu = true;
-          else if (o === "pt") p.defaultDomainCmdline = "identity";
-          else if (o === "nopt") p.defaultDomainCmdline = "dma";
-          else if (o === "soft") p.iommuSoft = true;
-          else if (o === "forcesac") early("warn", "PCI-DMA: iommu=forcesac is deprecated");
-        }
-        break;
-      case "iommu.passthrough": {
-        const b = kstrtobool(value);
-        if (b !== null) p.defaultDomainCmdline = b ? "identity" : "dma";
-        break;
-      }
-      case "iommu.strict": {
-        const b = kstrtobool(value);
-        if (b !== null) p.strictCmdline = b;
-        break;
-      }
-      case "intremap":
-        eachOption(value ?? "", (s) => {
-          if (s.startsWith("on")) p.intremapDisabled = false;
-          else if (s.startsWith("off")) p.intremapDisabled = true;
-          else if (s.startsWith("nosid")) p.intremapNoSid = true;
-        });
-        break;
-      case "nointremap":
-        p.intremapDisabled = true;
-        early("warn", "nointremap: Please use 'intremap=off' instead of 'nointremap'");
-        break;
-      case "swiotlb": {
-        const [num, ...flags] = (value ?? "").split(",");
-        if (num !== undefined && /^\d+$/.test(num)) {
-          const slabs = Number(num);
-          p.swiotlbSlabs = Math.max(IO_TLB_SEGSIZE, Math.ceil(slabs / IO_TLB_SEGSIZE) * IO_TLB_SEGSIZE);
-        }
-        if (flags.includes("force") || num === "force") p.swiotlbForce = true;
-        if (flags.includes("noforce") || num === "noforce") p.swiotlbNoForce = true;
-        break;
-      }
-      default:
-        if (KNOWN_IGNORED.has(n) || n.includes(".")) break;
-        p.unknown.push(tok);
-    }
+    const n = normalizedName(name);
+    const handler = Object.hasOwn(PARAM_HANDLERS, n) ? PARAM_HANDLERS[n] : undefined;
+    if (handler !== undefined) handler(c, value);
+    else if (!KNOWN_IGNORED.has(n) && !n.includes(".")) p.unknown.push(tok);
   }
   return p;
 }

@@ -6,12 +6,19 @@
  * reading the fault recording registers, and keeps domain ids the way Linux does (id 0 reserved, the lowest free
  * id on a domain's first attach to a unit).
  *
- * Register and table formats come from the VT-d specification (constants from spec/vtd/registers.ts and the IRTE
- * encoders of spec/vtd/intremap.ts: numbers and formats, no hardware objects).
+ * Register, table and descriptor formats come from spec/vtd (numbers, formats and their encoders; no hardware
+ * objects). The unit's view is intel-unit.ts, queued invalidation intel-qi.ts, fault handling intel-faults.ts.
  */
 import { decodeDmar, type DmarDeviceScope, type DmarTable } from "../acpi/dmar.js";
 import { IommuError } from "../core/errors.js";
-import { encodeIrta, encodeIrte, encodeRemappableMsi, writeIrte, SVT_NO_VERIFY, SVT_VERIFY_BUS, SVT_VERIFY_SID_SQ } from "../spec/vtd/intremap.js";
+import { requesterId, ridBus, ridDevfn, ridOf } from "../core/pci.js";
+import { HI_DWORD_OFFSET, TWO32 } from "../core/u64.js";
+import { encodeCompatMsi, MSI_ADDR_BASE, MSI_ADDR_LAST } from "../spec/msi.js";
+import { awForLevels, CONTEXT_ENTRY_SIZE, contextEntryOffset, encodeContextEntry, encodeRootEntry, ENTRY_P, rootEntryOffset, TT_MULTI_LEVEL, TT_PASS_THROUGH } from "../spec/vtd/context.js";
+import { fieldMax } from "../spec/vtd/fields.js";
+import { encodeIrta, encodeIrte, encodeRemappableMsi, irtaEntries, IRTE_SIZE, writeIrte, SVT_NO_VERIFY, SVT_VERIFY_BUS, SVT_VERIFY_SID_SQ } from "../spec/vtd/intremap.js";
+import type { Descriptor } from "../spec/vtd/invalidation.js";
+import { PAGE_SIZE_4K } from "../spec/vtd/paging.js";
 import {
   DMAR_CAP_REG,
   DMAR_ECAP_REG,
@@ -19,242 +26,44 @@ import {
   DMAR_FECTL_REG,
   DMAR_FEDATA_REG,
   DMAR_FEUADDR_REG,
-  DMAR_FSTS_REG,
-  DMAR_GCMD_REG,
   DMAR_GSTS_REG,
-  DMAR_IQA_REG,
-  DMAR_IQT_REG,
   DMAR_IRTA_REG,
   DMAR_PMEN_REG,
   DMAR_RTADDR_REG,
   DMAR_VER_REG,
-  decodeFaultRecord,
-  FRCD_W3_F,
-  FSTS_IQE,
-  FSTS_PFO,
-  FSTS_PPF,
   GCMD_CFI,
   GCMD_IRE,
-  GCMD_QIE,
   GCMD_SIRTP,
   GCMD_SRTP,
   GCMD_TE,
   GSTS_IRES,
   GSTS_IRTPS,
-  GSTS_QIES,
   GSTS_RTPS,
   GSTS_TES,
+  IRTA,
 } from "../spec/vtd/registers.js";
-import { CAP, ECAP, fieldOf } from "../spec/vtd/fields.js";
-import type { KernelLog } from "./log.js";
-import type { PageAllocator } from "./pages.js";
+import { handleFaults, type FaultRecord } from "./intel-faults.js";
+import { QueuedInvalidation } from "./intel-qi.js";
+import { DmarUnit, hx, UnitIo, type DriverContext } from "./intel-unit.js";
 import { dmaAliases, type KPciDev } from "./pci.js";
-import type { MachinePort } from "./port.js";
 
 export { DMA_PTE_READ, DMA_PTE_WRITE } from "../spec/vtd/paging.js";
 export { PageTables, type MapConflict } from "./intel-pgtable.js";
-import { TWO32 } from "../core/u64.js";
+export { DMA_REMAP_FAULT_REASONS, IRQ_REMAP_FAULT_REASONS, type FaultRecord } from "./intel-faults.js";
+export { QI_LENGTH } from "./intel-qi.js";
+export { DmarUnit, type DriverContext, type InvalidationCounts } from "./intel-unit.js";
 
-const PAGE = 4096;
-
-/** Invalidation descriptor types and fields (VT-d spec 6.5.2; Linux's QI_* macros). */
-const QI_CC_TYPE = 0x1;
-const QI_IOTLB_TYPE = 0x2;
-const QI_IEC_TYPE = 0x4;
-const QI_IWD_TYPE = 0x5;
-const QI_IWD_STATUS_WRITE = 1 << 5;
-const QI_IN_USE = 1;
-const QI_DONE = 2;
-/** Descriptors in the queue: one 4 KiB page of 16-byte descriptors (IQA.QS = 0). */
-export const QI_LENGTH = 256;
-const QI_IOTLB_DW = 1 << 6;
-const QI_IOTLB_DR = 1 << 7;
-/** Granularities (G field, bits 5:4). */
-export const GRAN_GLOBAL = 1;
-export const GRAN_DOMAIN = 2;
-export const GRAN_PAGE = 3;
-/** Second-level PTE bits (VT-d spec 9.8). */
-/** Context entry translation types (9.3). */
-const CONTEXT_TT_MULTI_LEVEL = 0;
-const CONTEXT_TT_PASS_THROUGH = 2;
-/** Interrupt remapping table: INTR_REMAP_TABLE_ENTRIES (65536), IRTA.S = 0xf. */
-export const INTR_REMAP_TABLE_ENTRIES = 65536;
-const INTR_REMAP_TABLE_REG_SIZE = 0xf;
+/** Interrupt remapping table: INTR_REMAP_TABLE_REG_SIZE = IRTA.S = 0xf, INTR_REMAP_TABLE_ENTRIES (65536) entries. */
+const INTR_REMAP_TABLE_REG_SIZE = fieldMax(IRTA.S);
+export const INTR_REMAP_TABLE_ENTRIES = irtaEntries(INTR_REMAP_TABLE_REG_SIZE);
 /** The interrupt address range the driver reserves in every domain (IOAPIC_RANGE_START..END). */
-export const IOAPIC_RANGE_START = 0xfee00000;
-export const IOAPIC_RANGE_END = 0xfeefffff;
+export const IOAPIC_RANGE_START = MSI_ADDR_BASE;
+export const IOAPIC_RANGE_END = MSI_ADDR_LAST;
 
-/** Fault reason texts of Linux's dma_remap_fault_reasons[] (drivers/iommu/intel/dmar.c). */
-export const DMA_REMAP_FAULT_REASONS = [
-  "Software",
-  "Present bit in root entry is clear",
-  "Present bit in context entry is clear",
-  "Invalid context entry",
-  "Access beyond MGAW",
-  "PTE Write access is not set",
-  "PTE Read access is not set",
-  "Next page table ptr is invalid",
-  "Root table address invalid",
-  "Context table ptr is invalid",
-  "non-zero reserved fields in RTP",
-  "non-zero reserved fields in CTP",
-  "non-zero reserved fields in PTE",
-  "PCE for translation request specifies blocking",
-];
-/** irq_remap_fault_reasons[] for reasons 0x20.. */
-export const IRQ_REMAP_FAULT_REASONS = [
-  "Detected reserved fields in the decoded interrupt-remapped request",
-  "Interrupt index exceeded the interrupt-remapping table size",
-  "Present field in the IRTE entry is clear",
-  "Error accessing interrupt-remapping table pointed by IRTA_REG",
-  "Detected reserved fields in the IRTE entry",
-  "Blocked a compatibility format interrupt request",
-  "Blocked an interrupt request due to source-id verification failure",
-];
-
-export interface InvalidationCounts {
-  contextGlobal: number;
-  contextDevice: number;
-  iotlbGlobal: number;
-  iotlbDomain: number;
-  iotlbPage: number;
-  iec: number;
-  waits: number;
-}
-
-export interface FaultRecord {
-  unit: string;
-  /** "DMA Read", "DMA Write" or "INTR-REMAP". */
-  type: string;
-  sourceId: number;
-  /** Fault address (DMA) or interrupt index (remapping), as a number. */
-  addr: number;
-  reason: number;
-  reasonText: string;
-  ns: number;
-}
-
-/** One remapping unit as the driver knows it (Linux's struct intel_iommu + struct dmar_drhd_unit). */
-export class DmarUnit {
-  readonly seq: number;
-  readonly name: string;
-  readonly base: number;
-  readonly includeAll: boolean;
-  readonly scopes: DmarDeviceScope[];
-  /** Devices the DRHD lists (resolved at device scope init); bridges cover their subtree. */
-  scopeDevices: KPciDev[] = [];
-  ioapicIds: number[] = [];
-  capLo = 0;
-  capHi = 0;
-  ecapLo = 0;
-  ecapHi = 0;
-  version = 0;
-  /** Soft copy of GCMD (the persistent command bits the driver has set). */
-  gcmd = 0;
-  rootTable = 0;
-  readonly contextTables = new Map<number, number>();
-  qiBase = 0;
-  qiStatus = 0;
-  qiTail = 0;
-  irt = 0;
-  irtNext = 0;
-  irEnabled = false;
-  translationEnabled = false;
-  domainIds: Uint8Array = new Uint8Array(0);
-  faultVector = 0;
-  readonly inv: InvalidationCounts = { contextGlobal: 0, contextDevice: 0, iotlbGlobal: 0, iotlbDomain: 0, iotlbPage: 0, iec: 0, waits: 0 };
-
-  constructor(seq: number, base: number, includeAll: boolean, scopes: DmarDeviceScope[]) {
-    this.seq = seq;
-    this.name = `dmar${seq}`;
-    this.base = base;
-    this.includeAll = includeAll;
-    this.scopes = scopes;
-  }
-
-  get cap(): bigint {
-    return (BigInt(this.capHi) << 32n) | BigInt(this.capLo);
-  }
-
-  get ecap(): bigint {
-    return (BigInt(this.ecapHi) << 32n) | BigInt(this.ecapLo);
-  }
-
-  /** cap_ndoms: 2^(4 + 2 * ND). */
-  get ndoms(): number {
-    return 2 ** (4 + 2 * fieldOf(this.capLo, this.capHi, CAP.ND));
-  }
-
-  get cachingMode(): boolean {
-    return fieldOf(this.capLo, this.capHi, CAP.CM) === 1;
-  }
-
-  get sagaw(): number {
-    return fieldOf(this.capLo, this.capHi, CAP.SAGAW);
-  }
-
-  /** MGAW + 1. */
-  get mgaw(): number {
-    return fieldOf(this.capLo, this.capHi, CAP.MGAW) + 1;
-  }
-
-  get pageSelective(): boolean {
-    return fieldOf(this.capLo, this.capHi, CAP.PSI) === 1;
-  }
-
-  get maxAddressMask(): number {
-    return fieldOf(this.capLo, this.capHi, CAP.MAMV);
-  }
-
-  get drain(): boolean {
-    return fieldOf(this.capLo, this.capHi, CAP.DWD) === 1 || fieldOf(this.capLo, this.capHi, CAP.DRD) === 1;
-  }
-
-  get superpages(): number {
-    return fieldOf(this.capLo, this.capHi, CAP.SLLPS);
-  }
-
-  get hasQi(): boolean {
-    return fieldOf(this.ecapLo, this.ecapHi, ECAP.QI) === 1;
-  }
-
-  get hasIr(): boolean {
-    return fieldOf(this.ecapLo, this.ecapHi, ECAP.IR) === 1;
-  }
-
-  get hasEim(): boolean {
-    return fieldOf(this.ecapLo, this.ecapHi, ECAP.EIM) === 1;
-  }
-
-  get hasPassThrough(): boolean {
-    return fieldOf(this.ecapLo, this.ecapHi, ECAP.PT) === 1;
-  }
-
-  /** Page-table levels of this unit's widest supported width up to 57 bits (iommu_calculate_agaw). */
-  get levels(): number {
-    for (const [bit, lv] of [[3, 5], [2, 4], [1, 3], [0, 2]] as const) if ((this.sagaw >>> bit) & 1) return lv;
-    return 3;
-  }
-
-  /** Domain ids in use (bit 0 included, as Linux counts it for domains_used). */
-  domainsUsed(): number {
-    let n = 0;
-    for (const b of this.domainIds) n += b;
-    return n;
-  }
-}
-
-export interface DriverContext {
-  port: MachinePort;
-  log: KernelLog;
-  pages: PageAllocator;
-  /** Time the hardware takes per invalidation wait (simulated), in ns. */
-  qiWaitNs?: number;
-  advance(ns: number): void;
-}
-
-const hx = (n: number): string => n.toString(16);
 const pad = (n: number, w: number): string => n.toString(16).padStart(w, "0");
+const devfnOf = (device: number, fn: number): number => requesterId({ bus: 0, device, fn });
+/** Physical addresses in the DMAR log lines are printed as 14 hex digits (%016llx less the 0x). */
+const ADDR_DIGITS = 14;
 
 export class IntelIommuDriver {
   readonly units: DmarUnit[] = [];
@@ -262,31 +71,25 @@ export class IntelIommuDriver {
   readonly rmrrs: { base: number; end: number; devices: KPciDev[]; scopes: DmarDeviceScope[] }[] = [];
   readonly faults: FaultRecord[] = [];
   private readonly ctx: DriverContext;
+  private readonly io: UnitIo;
+  private readonly qi: QueuedInvalidation;
 
   constructor(ctx: DriverContext) {
     this.ctx = ctx;
+    this.io = new UnitIo(ctx);
+    this.qi = new QueuedInvalidation(ctx, this.io);
   }
 
   private r32(u: DmarUnit, off: number): number {
-    return this.ctx.port.mmioRead32(u.base + off) >>> 0;
+    return this.io.r32(u, off);
   }
 
   private w32(u: DmarUnit, off: number, v: number): void {
-    this.ctx.port.mmioWrite(u.base + off, 4, v >>> 0);
+    this.io.w32(u, off, v);
   }
 
-  private w64(u: DmarUnit, off: number, v: number): void {
-    this.ctx.port.mmioWrite(u.base + off, 8, v);
-  }
-
-  /** Writes GCMD and waits for the status bit (IOMMU_WAIT_OP); the model completes at once. */
   private gcmdWait(u: DmarUnit, value: number, status: number, set: boolean, what: string): void {
-    this.w32(u, DMAR_GCMD_REG, value);
-    for (let i = 0; i < 1000; i++) {
-      const sts = this.r32(u, DMAR_GSTS_REG);
-      if (((sts & status) !== 0) === set) return;
-    }
-    throw new IommuError("DMAR_HW", `${u.name}: ${what} did not complete (GSTS 0x${hx(this.r32(u, DMAR_GSTS_REG))})`);
+    this.io.gcmdWait(u, value, status, set, what);
   }
 
   // ---- DMAR table (dmar_table_init) ----
@@ -305,24 +108,22 @@ export class IntelIommuDriver {
     log.info(`DMAR: Host address width ${t.hostAddressWidth}`);
     for (const s of t.structures) {
       if (s.type === "DRHD") {
-        log.info(`DMAR: DRHD base: 0x${pad(Number(BigInt(s.registerBase)), 14)} flags: 0x${hx(s.flags.raw)}`);
+        log.info(`DMAR: DRHD base: 0x${pad(Number(BigInt(s.registerBase)), ADDR_DIGITS)} flags: 0x${hx(s.flags.raw)}`);
         const u = new DmarUnit(this.units.length, Number(BigInt(s.registerBase)), s.flags.includePciAll, s.scopes);
         u.version = this.r32(u, DMAR_VER_REG);
-        u.capLo = this.r32(u, DMAR_CAP_REG);
-        u.capHi = this.r32(u, DMAR_CAP_REG + 4);
-        u.ecapLo = this.r32(u, DMAR_ECAP_REG);
-        u.ecapHi = this.r32(u, DMAR_ECAP_REG + 4);
+        ({ lo: u.capLo, hi: u.capHi } = this.io.r64(u, DMAR_CAP_REG));
+        ({ lo: u.ecapLo, hi: u.ecapHi } = this.io.r64(u, DMAR_ECAP_REG));
         if (u.capLo === 0xffffffff && u.capHi === 0xffffffff) {
           log.warn(`DMAR: [Firmware Bug]: ${u.name}: reading registers at ${hx(u.base)} returns all ones`);
           continue;
         }
         u.ioapicIds = s.scopes.filter((x) => x.type === "ioapic").map((x) => x.enumerationId);
-        log.info(`DMAR: ${u.name}: reg_base_addr ${hx(u.base)} ver ${(u.version >>> 4) & 0xf}:${u.version & 0xf} cap ${u.cap.toString(16)} ecap ${u.ecap.toString(16)}`);
+        log.info(`DMAR: ${u.name}: reg_base_addr ${hx(u.base)} ver ${u.versionString} cap ${u.cap.toString(16)} ecap ${u.ecap.toString(16)}`);
         this.units.push(u);
       } else if (s.type === "RMRR") {
         const base = Number(BigInt(s.base));
         const end = Number(BigInt(s.limit));
-        log.info(`DMAR: RMRR base: 0x${pad(base, 14)} end: 0x${pad(end, 14)}`);
+        log.info(`DMAR: RMRR base: 0x${pad(base, ADDR_DIGITS)} end: 0x${pad(end, ADDR_DIGITS)}`);
         this.rmrrs.push({ base, end, devices: [], scopes: s.scopes });
       }
     }
@@ -338,7 +139,7 @@ export class IntelIommuDriver {
       let dev: KPciDev | undefined;
       for (let i = 0; i < sc.path.length; i++) {
         const p = sc.path[i]!;
-        dev = byRid.get((bus << 8) | (p.device << 3) | p.function);
+        dev = byRid.get(ridOf(bus, devfnOf(p.device, p.function)));
         if (dev === undefined) return null;
         if (i < sc.path.length - 1) {
           if (dev.secondary === null) return null;
@@ -363,99 +164,45 @@ export class IntelIommuDriver {
     return null;
   }
 
-  // ---- Queued invalidation (dmar_enable_qi, qi_submit_sync) ----
+  // ---- Queued invalidation (intel-qi.ts) ----
 
   enableQi(u: DmarUnit): void {
-    if (u.qiBase !== 0) return;
-    const { pages } = this.ctx;
-    u.qiBase = pages.alloc(1, "any");
-    u.qiStatus = pages.alloc(1, "any");
-    u.qiTail = 0;
-    // Quiesce, program IQA with QS = 0 (256 descriptors), tail 0, then enable (__dmar_enable_qi).
-    this.w32(u, DMAR_IQT_REG, 0);
-    this.w64(u, DMAR_IQA_REG, u.qiBase);
-    u.gcmd |= GCMD_QIE;
-    this.gcmdWait(u, u.gcmd, GSTS_QIES, true, "queued invalidation enable");
+    this.qi.enable(u);
   }
 
   /** Submits descriptors followed by a wait descriptor with status write, and polls for completion. */
-  qiSubmit(u: DmarUnit, descs: number[]): void {
-    const mem = this.ctx.port.memory;
-    const n = descs.length / 4;
-    for (let i = 0; i < n; i++) {
-      const a = u.qiBase + u.qiTail * 16;
-      mem.write32(a, descs[4 * i] ?? 0);
-      mem.write32(a + 4, descs[4 * i + 1] ?? 0);
-      mem.write32(a + 8, descs[4 * i + 2] ?? 0);
-      mem.write32(a + 12, descs[4 * i + 3] ?? 0);
-      u.qiTail = (u.qiTail + 1) % QI_LENGTH;
-    }
-    const slot = u.qiTail;
-    const status = u.qiStatus + slot * 4;
-    mem.write32(status, QI_IN_USE);
-    const w = u.qiBase + u.qiTail * 16;
-    mem.write32(w, QI_IWD_TYPE | QI_IWD_STATUS_WRITE);
-    mem.write32(w + 4, QI_DONE);
-    mem.write32(w + 8, status % TWO32);
-    mem.write32(w + 12, Math.floor(status / TWO32));
-    u.qiTail = (u.qiTail + 1) % QI_LENGTH;
-    u.inv.waits++;
-    this.w32(u, DMAR_IQT_REG, u.qiTail << 4);
-    if (this.ctx.qiWaitNs) this.ctx.advance(this.ctx.qiWaitNs);
-    if (mem.read32(status) !== QI_DONE) {
-      const fsts = this.r32(u, DMAR_FSTS_REG);
-      if ((fsts & FSTS_IQE) !== 0) {
-        this.ctx.log.err(`DMAR: VT-d detected Invalidation Queue Error: Reason ${hx(this.r32(u, 0xb0))}`);
-        this.w32(u, DMAR_FSTS_REG, FSTS_IQE);
-      }
-      throw new IommuError("DMAR_QI", `${u.name}: invalidation wait did not complete`);
-    }
+  qiSubmit(u: DmarUnit, descs: readonly Descriptor[]): void {
+    this.qi.submit(u, descs);
   }
 
   flushContextGlobal(u: DmarUnit): void {
-    u.inv.contextGlobal++;
-    this.qiSubmit(u, [QI_CC_TYPE | (GRAN_GLOBAL << 4), 0, 0, 0]);
+    this.qi.contextGlobal(u);
   }
 
   flushContextDevice(u: DmarUnit, did: number, sid: number): void {
-    u.inv.contextDevice++;
-    this.qiSubmit(u, [(QI_CC_TYPE | (3 << 4) | (did << 16)) >>> 0, sid & 0xffff, 0, 0]);
-  }
-
-  private iotlbDesc(u: DmarUnit, gran: number, did: number, addrLo: number, addrHi: number, am: number): number[] {
-    const drain = u.drain ? QI_IOTLB_DR | QI_IOTLB_DW : 0;
-    return [(QI_IOTLB_TYPE | (gran << 4) | drain | (did << 16)) >>> 0, 0, (addrLo | am) >>> 0, addrHi >>> 0];
+    this.qi.contextDevice(u, did, sid);
   }
 
   flushIotlbGlobal(u: DmarUnit): void {
-    u.inv.iotlbGlobal++;
-    this.qiSubmit(u, this.iotlbDesc(u, GRAN_GLOBAL, 0, 0, 0, 0));
+    this.qi.iotlbGlobal(u);
   }
 
   flushIotlbDomain(u: DmarUnit, did: number): void {
-    u.inv.iotlbDomain++;
-    this.qiSubmit(u, this.iotlbDesc(u, GRAN_DOMAIN, did, 0, 0, 0));
+    this.qi.iotlbDomain(u, did);
   }
 
   /** iommu_flush_iotlb_psi: page-selective with the covering power-of-two mask, or domain-selective. */
   flushIotlbPsi(u: DmarUnit, did: number, pfn: number, pages: number): void {
-    // The hardware invalidates the naturally aligned block of 2^mask pages that holds the address, so the mask
-    // must make one aligned block cover the whole range, even when the range itself is not aligned.
-    const last = pfn + Math.max(1, pages) - 1;
-    let mask = 0;
-    while (Math.floor(pfn / 2 ** mask) !== Math.floor(last / 2 ** mask)) mask++;
-    if (!u.pageSelective || mask > u.maxAddressMask) {
-      this.flushIotlbDomain(u, did);
-      return;
-    }
-    u.inv.iotlbPage++;
-    const addr = (pfn - (pfn % 2 ** mask)) * PAGE;
-    this.qiSubmit(u, this.iotlbDesc(u, GRAN_PAGE, did, addr % TWO32, Math.floor(addr / TWO32), mask));
+    this.qi.iotlbPsi(u, did, pfn, pages);
   }
 
   flushIecGlobal(u: DmarUnit): void {
-    u.inv.iec++;
-    this.qiSubmit(u, [QI_IEC_TYPE, 0, 0, 0]);
+    this.qi.iecGlobal(u);
+  }
+
+  /** Index-selective interrupt entry cache invalidation (qi_flush_iec). */
+  flushIecIndex(u: DmarUnit, index: number): void {
+    this.qi.iecIndex(u, index);
   }
 
   // ---- Interrupt remapping (intel_setup_irq_remapping, intel_enable_irq_remapping) ----
@@ -469,10 +216,10 @@ export class IntelIommuDriver {
     }
     const eim = false;
     for (const u of this.units) {
-      u.irt = pages.alloc(INTR_REMAP_TABLE_ENTRIES * 16 / PAGE, "any");
+      u.irt = pages.alloc((INTR_REMAP_TABLE_ENTRIES * IRTE_SIZE) / PAGE_SIZE_4K, "any");
       this.enableQi(u);
       const irta = encodeIrta(u.irt, INTR_REMAP_TABLE_REG_SIZE, eim);
-      this.w64(u, DMAR_IRTA_REG, irta.hi * TWO32 + irta.lo);
+      this.io.w64(u, DMAR_IRTA_REG, irta.hi * TWO32 + irta.lo);
       this.gcmdWait(u, u.gcmd | GCMD_SIRTP, GSTS_IRTPS, true, "set interrupt remapping table pointer");
       this.flushIecGlobal(u);
       u.gcmd = (u.gcmd | GCMD_IRE) & ~GCMD_CFI;
@@ -503,9 +250,10 @@ export class IntelIommuDriver {
     if (noSid) return { sid: 0, svt: SVT_NO_VERIFY };
     const aliases = dmaAliases(dev);
     const last = aliases[aliases.length - 1]!;
-    if (last.rid >>> 8 !== dev.bus) {
-      const bus = last.rid >>> 8;
-      return { sid: (bus << 8) | bus, svt: SVT_VERIFY_BUS };
+    if (ridBus(last.rid) !== dev.bus) {
+      // set_irte_verify_bus(alias bus, device bus): SID bits 15:8 start bus, 7:0 end bus.
+      const bus = ridBus(last.rid);
+      return { sid: ridOf(bus, bus), svt: SVT_VERIFY_BUS };
     }
     return { sid: dev.rid, svt: SVT_VERIFY_SID_SQ };
   }
@@ -520,7 +268,7 @@ export class IntelIommuDriver {
   /** Allocates the root table and latches it (iommu_alloc_root_entry, iommu_set_root_entry). */
   setRootEntry(u: DmarUnit): void {
     if (u.rootTable === 0) u.rootTable = this.ctx.pages.alloc(1, "any");
-    this.w64(u, DMAR_RTADDR_REG, u.rootTable);
+    this.io.w64(u, DMAR_RTADDR_REG, u.rootTable);
     this.gcmdWait(u, u.gcmd | GCMD_SRTP, GSTS_RTPS, true, "set root table pointer");
     this.flushContextGlobal(u);
     this.flushIotlbGlobal(u);
@@ -529,9 +277,10 @@ export class IntelIommuDriver {
   /** Programs the fault event interrupt (dmar_set_interrupt) and unmasks it. */
   setFaultInterrupt(u: DmarUnit, vector: number, apicId: number): void {
     u.faultVector = vector;
-    this.w32(u, DMAR_FEDATA_REG, vector);
-    this.w32(u, DMAR_FEADDR_REG, (0xfee00000 | (apicId << 12)) >>> 0);
-    this.w32(u, DMAR_FEUADDR_REG, 0);
+    const msi = encodeCompatMsi({ vector, destination: apicId });
+    this.w32(u, DMAR_FEDATA_REG, msi.data);
+    this.w32(u, DMAR_FEADDR_REG, msi.address);
+    this.w32(u, DMAR_FEUADDR_REG, msi.addressHi);
     this.w32(u, DMAR_FECTL_REG, 0);
     // Clear faults left from before (clear_primary_faults).
     this.handleFault(u, false);
@@ -547,53 +296,26 @@ export class IntelIommuDriver {
 
   /** dmar_fault: reads and clears every pending fault record, logging each as Linux does. */
   handleFault(u: DmarUnit, log = true): FaultRecord[] {
-    const out: FaultRecord[] = [];
-    const fsts = this.r32(u, DMAR_FSTS_REG);
-    if (fsts !== 0 && log) this.ctx.log.err(`DMAR: DRHD: handling fault status reg ${hx(fsts)}`);
-    if ((fsts & FSTS_PPF) !== 0) {
-      const nfr = fieldOf(u.capLo, u.capHi, CAP.NFR) + 1;
-      const fro = fieldOf(u.capLo, u.capHi, CAP.FRO) * 16;
-      let idx = (fsts >>> 8) & 0xff;
-      for (let n = 0; n < nfr; n++) {
-        const off = fro + idx * 16;
-        const w3 = this.r32(u, off + 12);
-        if ((w3 & FRCD_W3_F) === 0) break;
-        const f = decodeFaultRecord(this.r32(u, off), this.r32(u, off + 4), this.r32(u, off + 8), w3);
-        const { reason, sourceId: sid, read } = f;
-        const isIr = reason >= 0x20 && reason < 0x20 + IRQ_REMAP_FAULT_REASONS.length;
-        const addr = isIr ? f.interruptIndex : f.fiHi * TWO32 + f.fiLo;
-        const reasonText = isIr ? (IRQ_REMAP_FAULT_REASONS[reason - 0x20] ?? "Unknown") : (DMA_REMAP_FAULT_REASONS[reason] ?? "Unknown");
-        const rec: FaultRecord = { unit: u.name, type: isIr ? "INTR-REMAP" : read ? "DMA Read" : "DMA Write", sourceId: sid, addr, reason, reasonText, ns: 0 };
-        out.push(rec);
-        if (log) {
-          const who = `${pad(sid >>> 8, 2)}:${pad((sid >>> 3) & 0x1f, 2)}.${sid & 7}`;
-          if (isIr) this.ctx.log.err(`DMAR: [INTR-REMAP] Request device [${who}] fault index 0x${hx(addr)} [fault reason 0x${pad(reason, 2)}] ${reasonText}`);
-          else this.ctx.log.err(`DMAR: [${rec.type} NO_PASID] Request device [${who}] fault addr 0x${hx(addr)} [fault reason 0x${pad(reason, 2)}] ${reasonText}`);
-          this.faults.push(rec);
-        }
-        this.w32(u, off + 12, FRCD_W3_F); // clear F (write 1)
-        idx = (idx + 1) % nfr;
-      }
-    }
-    this.w32(u, DMAR_FSTS_REG, fsts & (FSTS_PFO | FSTS_IQE));
-    return out;
+    return handleFaults(this.io, this.ctx.log, u, log, this.faults);
   }
 
   // ---- Context entries ----
 
   /** Address of the context entry for (bus, devfn), creating the context table (iommu_context_addr). */
   contextEntry(u: DmarUnit, rid: number): number {
-    const bus = rid >>> 8;
+    const bus = ridBus(rid);
     let ct = u.contextTables.get(bus);
     const mem = this.ctx.port.memory;
     if (ct === undefined) {
       ct = this.ctx.pages.alloc(1, "any");
       u.contextTables.set(bus, ct);
-      const re = u.rootTable + bus * 16;
-      mem.write32(re, (ct % TWO32 | 1) >>> 0);
-      mem.write32(re + 4, Math.floor(ct / TWO32));
+      // Linux writes the low quad of the root entry only (the upper one is reserved and zero).
+      const [lo = 0, hi = 0] = encodeRootEntry({ present: true, contextTable: ct });
+      const re = u.rootTable + rootEntryOffset(bus);
+      mem.write32(re, lo);
+      mem.write32(re + HI_DWORD_OFFSET, hi);
     }
-    return ct + (rid & 0xff) * 16;
+    return ct + contextEntryOffset(ridDevfn(rid));
   }
 
   /**
@@ -603,14 +325,17 @@ export class IntelIommuDriver {
   mapContext(u: DmarUnit, rid: number, did: number, passThrough: boolean, pgd: number, levels: number): boolean {
     const mem = this.ctx.port.memory;
     const ce = this.contextEntry(u, rid);
-    if ((mem.read32(ce) & 1) !== 0) return false;
-    const aw = (passThrough ? u.levels : levels) - 2;
-    const tt = passThrough ? CONTEXT_TT_PASS_THROUGH : CONTEXT_TT_MULTI_LEVEL;
-    const root = passThrough ? 0 : pgd;
-    mem.write32(ce + 8, (aw | (did << 8)) >>> 0);
-    mem.write32(ce + 12, 0);
-    mem.write32(ce + 4, Math.floor(root / TWO32));
-    mem.write32(ce, ((root % TWO32) | (tt << 2) | 1) >>> 0);
+    if ((mem.read32(ce) & ENTRY_P) !== 0) return false;
+    const words = encodeContextEntry({
+      present: true,
+      fpd: false,
+      tt: passThrough ? TT_PASS_THROUGH : TT_MULTI_LEVEL,
+      pageTable: passThrough ? 0 : pgd,
+      aw: awForLevels(passThrough ? u.levels : levels),
+      did,
+    });
+    // The upper quad first, the low dword (with the present bit) last.
+    for (const i of [2, 3, 1, 0] as const) mem.write32(ce + 4 * i, words[i]);
     if (u.cachingMode) {
       this.flushContextDevice(u, 0, rid);
       this.flushIotlbDomain(u, did);
@@ -620,11 +345,16 @@ export class IntelIommuDriver {
 
   /** Clears a context entry and invalidates it (domain_context_clear_one). */
   clearContext(u: DmarUnit, rid: number, did: number): void {
-    const mem = this.ctx.port.memory;
-    const ce = this.contextEntry(u, rid);
-    for (let i = 0; i < 16; i += 4) mem.write32(ce + i, 0);
+    this.zeroContext(u, rid);
     this.flushContextDevice(u, did, rid);
     this.flushIotlbDomain(u, did);
+  }
+
+  /** Writes zeros over the context entry of `rid` (context_clear_entry), without invalidating. */
+  zeroContext(u: DmarUnit, rid: number): void {
+    const mem = this.ctx.port.memory;
+    const ce = this.contextEntry(u, rid);
+    for (let i = 0; i < CONTEXT_ENTRY_SIZE; i += 4) mem.write32(ce + i, 0);
   }
 
   /** Lowest free domain id (domain_attach_iommu). */

@@ -8,18 +8,35 @@
  * returned to the caller as a free list, to be released only after the IOTLB invalidation that makes the unit stop
  * using them (at once in strict mode, after the flush queue's flush in lazy mode).
  */
-import { TWO32 } from "../core/u64.js";
-import { DMA_PTE_ADDR_LO_MASK, DMA_PTE_LARGE_PAGE, DMA_PTE_READ, DMA_PTE_WRITE, LEVEL_STRIDE, PTES_PER_TABLE } from "../spec/vtd/paging.js";
+import { HI_DWORD_OFFSET, TWO32 } from "../core/u64.js";
+import {
+  DMA_PTE_ADDR_LO_MASK,
+  DMA_PTE_LARGE_PAGE,
+  DMA_PTE_READ,
+  DMA_PTE_WRITE,
+  LEVEL_STRIDE,
+  levelPageSize,
+  PAGE_SIZE_4K,
+  PTES_PER_TABLE,
+  SL_ENTRY_SIZE,
+  SL_PRESENT,
+} from "../spec/vtd/paging.js";
 import type { PageAllocator } from "./pages.js";
 import type { MachinePort } from "./port.js";
 
-const PAGE = 4096;
-const SUPERPAGE = 0x200000;
+const PAGE = PAGE_SIZE_4K;
+/** 2 MiB: a leaf at level 2. */
+const SUPERPAGE = levelPageSize(2);
 const TABLE_PROT = DMA_PTE_READ | DMA_PTE_WRITE;
 /** What a walk returns when a superpage covers the address. */
 const UNDER_SUPERPAGE = -1;
 /** Pages an entry at each level spans (index = level 1..6). */
-const LEVEL_SPAN = [0, 1, 2 ** 9, 2 ** 18, 2 ** 27, 2 ** 36, 2 ** 45];
+const LEVEL_SPAN = Float64Array.from([0, 1, 2, 3, 4, 5, 6], (lv) => (lv === 0 ? 0 : levelSpan(lv)));
+
+/** Pages an entry at `level` spans: 1, 512, 512^2, … */
+function levelSpan(level: number): number {
+  return 2 ** (LEVEL_STRIDE * (level - 1));
+}
 
 /**
  * Present entries per table page. Mapping and unmapping touch one table many times in a row, so the count of
@@ -97,11 +114,11 @@ export class PageTables {
   }
 
   private entry(table: number, pfn: number, level: number): number {
-    return table + (Math.floor(pfn / (LEVEL_SPAN[level] ?? 2 ** (LEVEL_STRIDE * (level - 1)))) % PTES_PER_TABLE) * 8;
+    return table + (Math.floor(pfn / (LEVEL_SPAN[level] ?? levelSpan(level))) % PTES_PER_TABLE) * SL_ENTRY_SIZE;
   }
 
   private readAddr(ea: number, lo: number): number {
-    return this.mem.read32(ea + 4) * TWO32 + ((lo & DMA_PTE_ADDR_LO_MASK) >>> 0);
+    return this.mem.read32(ea + HI_DWORD_OFFSET) * TWO32 + ((lo & DMA_PTE_ADDR_LO_MASK) >>> 0);
   }
 
   private writeEntry(ea: number, addr: number, flags: number): void {
@@ -124,7 +141,7 @@ export class PageTables {
     for (let lv = this.levels; lv > target; lv--) {
       const ea = this.entry(table, pfn, lv);
       const lo = this.mem.read32(ea);
-      if ((lo & 3) === 0) {
+      if ((lo & SL_PRESENT) === 0) {
         if (!create) return 0;
         const t = this.pages.alloc(1, "any");
         this.writeEntry(ea, t, TABLE_PROT);
@@ -173,8 +190,8 @@ export class PageTables {
         if (at !== phys || (lo & prot) !== prot) this.conflicts.push({ iovaPfn: pfn, existing: at, wanted: phys });
         continue;
       }
-      const ea = t + (pfn % PTES_PER_TABLE) * 8;
-      if ((this.mem.read32(ea) & 3) === 0) this.count(t, 1);
+      const ea = t + (pfn % PTES_PER_TABLE) * SL_ENTRY_SIZE;
+      if ((this.mem.read32(ea) & SL_PRESENT) === 0) this.count(t, 1);
       this.writeEntry(ea, phys, prot);
     }
   }
@@ -221,7 +238,7 @@ export class PageTables {
     }
     const ea = this.entry(table, pfn, 2);
     const lo = this.mem.read32(ea);
-    if ((lo & 3) === 0) this.count(table, 1);
+    if ((lo & SL_PRESENT) === 0) this.count(table, 1);
     else if ((lo & DMA_PTE_LARGE_PAGE) === 0) {
       const old = this.readAddr(ea, lo);
       this.used.delete(old);
@@ -241,8 +258,8 @@ export class PageTables {
       const pfn = iovaPfn + i;
       const t = this.leafTable(pfn, false);
       if (t <= 0) continue;
-      const ea = t + (pfn % PTES_PER_TABLE) * 8;
-      if ((this.mem.read32(ea) & 3) === 0) continue;
+      const ea = t + (pfn % PTES_PER_TABLE) * SL_ENTRY_SIZE;
+      if ((this.mem.read32(ea) & SL_PRESENT) === 0) continue;
       this.mem.write64Halves(ea, 0, 0);
       if (this.count(t, -1) === 0) this.unlinkEmpty(pfn, freelist);
     }
@@ -265,7 +282,7 @@ export class PageTables {
       const child = this.readAddr(ea, this.mem.read32(ea));
       if (this.used.get(child) !== 0) break;
       this.mem.write32(ea, 0);
-      this.mem.write32(ea + 4, 0);
+      this.mem.write32(ea + HI_DWORD_OFFSET, 0);
       this.used.delete(child);
       freelist.push(child);
       if (this.count(parents[k]!, -1) !== 0) break;
@@ -278,9 +295,9 @@ export class PageTables {
     const t = this.leafTable(iovaPfn, false);
     if (t === UNDER_SUPERPAGE) return this.superpageFrame(this.superpageEntry, iovaPfn);
     if (t === 0) return null;
-    const ea = t + (iovaPfn % PTES_PER_TABLE) * 8;
+    const ea = t + (iovaPfn % PTES_PER_TABLE) * SL_ENTRY_SIZE;
     const lo = this.mem.read32(ea);
-    if ((lo & 3) === 0) return null;
+    if ((lo & SL_PRESENT) === 0) return null;
     return this.readAddr(ea, lo);
   }
 }

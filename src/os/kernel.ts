@@ -23,6 +23,7 @@ import { PageAllocator } from "./pages.js";
 import { enableAcs, scanPci, type KPciDev } from "./pci.js";
 import type { IncomingInterrupt, MachinePort } from "./port.js";
 import { TWO32 } from "../core/u64.js";
+import { encodeCompatMsi } from "../spec/msi.js";
 
 export interface BootOptions {
   cmdline?: string;
@@ -309,7 +310,7 @@ export class Kernel {
         const e = this.driver.allocIrte(unit, vector, apic, src);
         msgs.push({ address: e.address, data: e.data, irte: e.index, vector, apic });
       } else {
-        msgs.push({ address: (0xfee00000 | (apic << 12)) >>> 0, data: vector, irte: null, vector, apic });
+        msgs.push({ address: encodeCompatMsi({ vector, destination: apic }).address, data: vector, irte: null, vector, apic });
       }
     }
     const chip = this.irqRemapping && unit !== null ? "IR-PCI-MSI" : "PCI-MSI";

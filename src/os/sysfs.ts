@@ -72,7 +72,7 @@ export function kernelSysfsView(k: Kernel, description = "simulated kernel"): Sy
     for (const u of k.driver.units) {
       const dir = `/sys/devices/virtual/iommu/${u.name}`;
       link(`/sys/class/iommu/${u.name}`, dir);
-      file(`${dir}/intel-iommu/version`, `${(u.version >>> 4) & 0xf}:${u.version & 0xf}\n`);
+      file(`${dir}/intel-iommu/version`, `${u.versionString}\n`);
       file(`${dir}/intel-iommu/address`, `${u.base.toString(16)}\n`);
       file(`${dir}/intel-iommu/cap`, `${u.cap.toString(16)}\n`);
       file(`${dir}/intel-iommu/ecap`, `${u.ecap.toString(16)}\n`);

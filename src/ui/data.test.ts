@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { buildUi } from "./data.js";
+import { SCENARIO_NAMES } from "../hv/scenarios.js";
+import { buildUi, machineScenarios } from "./data.js";
 
 test("groups say why they are shared, from the topology", () => {
   const { data } = buildUi({ machine: "q35", noStories: true });
@@ -24,4 +25,21 @@ test("a device's space: the buffer's host pages are the ones its IOVAs reach, on
   assert.ok(typeof w !== "string" && w.result === "ok" && w.hpa === first.hpa);
   assert.match(String(walk("00:02.0", "xyz")), /not a hexadecimal/);
   assert.match(String(walk("09:00.0", "0x1000")), /no PCI function/);
+});
+
+test("the scenarios run on the machine as the CLI runs them; a machine without their devices says why", () => {
+  const { scenarios, skipped } = machineScenarios("q35");
+  assert.equal(skipped, null);
+  assert.deepEqual(scenarios.map((s) => s.name), SCENARIO_NAMES);
+  for (const s of scenarios) {
+    assert.ok(s.runs.length >= 2, s.name);
+    assert.ok(s.runs.some((r) => r.verdict.protected) && s.runs.some((r) => !r.verdict.protected), `${s.name}: one run protected, one not`);
+    for (const r of s.runs) assert.ok(r.steps.every((st, i) => i === 0 || st.ns >= (r.steps[i - 1]?.ns ?? 0)), `${s.name}: steps in simulated time`);
+  }
+  const other = machineScenarios("two-units");
+  assert.deepEqual(other.scenarios, []);
+  assert.match(other.skipped ?? "", /machine 'two-units' does not fit the scenarios/);
+  const { data } = buildUi({ machine: "q35", noStories: true });
+  assert.deepEqual([data.scenarios, data.scenariosSkipped, data.host, data.absent], [[], null, null, null]);
+  assert.ok(data.groups.every((g) => g.reserved.some((r) => r.type === "msi")), "every group lists the MSI window");
 });

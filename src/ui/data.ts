@@ -1,57 +1,27 @@
 /**
- * The data the browser view renders, built from the same library results the CLI prints: the machine's PCI
- * topology and IOMMU units, the kernel's groups and domains after boot, each translated device's mappings with
- * page walks (one that translates, one that faults), interrupt-remapping walks, and the tour's stories.
- * Everything is plain JSON (addresses as "0x…" strings) so it can be embedded in a static page.
+ * The browser view's data for a simulated machine, built from the same library results the CLI prints: the
+ * machine's PCI topology and IOMMU units, the kernel's groups and domains after boot, each translated device's
+ * mappings with page walks (one that translates, one that faults), interrupt-remapping walks, the tour's
+ * stories and the scenarios (the typed runs `iommu scenario` renders). A recorded host's data is host-data.ts.
  */
 import { Machine } from "../hw/machine.js";
 import type { PciFunction } from "../hw/pci/topology.js";
 import { Kernel } from "../os/kernel.js";
+import type { MachineConfigInput } from "../hw/machine-config.js";
 import { runTour, type TourStory } from "../os/tour.js";
-import { vmStories } from "../hv/tour.js";
-import { forensicCaps, listMappings, walkIova, walkMsi, type ListReport, type MsiReport, type WalkReport } from "../forensics/walk.js";
+import { scenarioStory, scenarioStoryId, skippedScenarioStory } from "../hv/tour.js";
+import { SCENARIOS } from "../hv/scenarios.js";
+import type { ScenarioReport } from "../hv/scenarios/run.js";
+import { IommuError } from "../core/errors.js";
+import { forensicCaps, listMappings, walkIova, walkMsi, type MsiReport, type WalkReport } from "../forensics/walk.js";
+import { encodeRemappableMsi, MSI_ADDR_HANDLE_MASK } from "../spec/vtd/intremap.js";
+import { DMAR_CAP_REG, DMAR_IRTA_REG, DMAR_RTADDR_REG } from "../spec/vtd/registers.js";
+import type { UiData, UiDevice, UiGroup, UiSpace, UiUnit } from "./types.js";
 
-export interface UiDevice {
-  bdf: string;
-  name: string;
-  type: string;
-  parent: string | null;
-  acs: boolean;
-  multifunction: boolean;
-  aliases: number[];
-  group: number | null;
-  unit: string | null;
-}
+/** The largest handle the address's 15-bit handle field holds without bit 15: past any table the tours build. */
+const LAST_HANDLE = MSI_ADDR_HANDLE_MASK;
 
-export interface UiGroup {
-  id: number;
-  type: string | null;
-  domainIds: number[];
-  devices: string[];
-  /** Why these devices share a group (empty for a group of one). */
-  why: string[];
-}
-
-export interface UiSpace {
-  bdf: string;
-  domainType: string | null;
-  /** The demo buffer mapped through the DMA API: host pages it reaches. */
-  bufferPages: string[];
-  mappings: ListReport;
-  reserved: { start: string; end: string; type: string }[];
-  walks: WalkReport[];
-  msi: MsiReport[];
-}
-
-export interface UiData {
-  machine: string;
-  cmdline: string;
-  devices: UiDevice[];
-  units: { name: string; base: string; translation: boolean; irqRemapping: boolean; scope: string[] }[];
-  groups: UiGroup[];
-  spaces: UiSpace[];
-  stories: TourStory[];
-}
+export type { UiData, UiDevice, UiFinding, UiGroup, UiHost, UiSpace, UiUnit } from "./types.js";
 
 const CMDLINE = "intel_iommu=on";
 const PAGE = 4096;
@@ -92,7 +62,7 @@ function space(m: Machine, k: Kernel, bdf: string, domainType: string | null, rt
   const fn = m.topology.byBdf(bdf);
   const sid = fn?.rid ?? 0;
   const unit = m.units.find((u) => fn !== undefined && u.name === unitOf(m, fn)) ?? m.units[0];
-  const caps = forensicCaps({ cap: unit === undefined ? undefined : BigInt.asUintN(64, m.mmioRead(unit.base + 0x08, 8)) });
+  const caps = forensicCaps({ cap: unit === undefined ? undefined : BigInt.asUintN(64, m.mmioRead(unit.base + DMAR_CAP_REG, 8)) });
   const bufferPages: string[] = [];
   if (domainType !== "identity" && fn?.driver !== null) {
     const dma = k.dma(bdf);
@@ -118,8 +88,7 @@ function space(m: Machine, k: Kernel, bdf: string, domainType: string | null, rt
   const msi: MsiReport[] = [];
   if (irta !== 0n) {
     // Remappable-format MSI address (bit 4), handle 0; then a handle past the table's end.
-    msi.push(walkMsi(m.memory, { irta, sid, msiAddr: 0xfee00010n, msiData: 0 }));
-    msi.push(walkMsi(m.memory, { irta, sid, msiAddr: 0xfee00010n | (0x7fffn << 5n), msiData: 0 }));
+    for (const handle of [0, LAST_HANDLE]) msi.push(walkMsi(m.memory, { irta, sid, msiAddr: BigInt(encodeRemappableMsi(handle).address), msiData: 0 }));
   }
   const kdev = k.devices.find((d) => d.name === bdf);
   const reserved = kdev === undefined ? [] : k.iommu.reservedRegions(kdev, k.driver).map((r) => ({ start: hx(r.start), end: hx(r.end), type: r.type }));
@@ -128,7 +97,7 @@ function space(m: Machine, k: Kernel, bdf: string, domainType: string | null, rt
 
 export interface UiOptions {
   machine: string;
-  /** Leave out the tour's stories (faster; for tests of the machine view). */
+  /** Leave out the tour's stories and the scenarios (faster; for tests of the machine view). */
   noStories?: boolean;
 }
 
@@ -151,20 +120,17 @@ function walker(m: Machine): UiSession["walk"] {
     if (!/^(0x)?[0-9a-f]{1,16}$/i.test(text.trim())) return `'${text}' is not a hexadecimal address`;
     const unit = m.units.find((u) => u.name === unitOf(m, fn)) ?? m.units[0];
     if (unit === undefined) return "this machine has no IOMMU unit";
-    const rtaddr = BigInt.asUintN(64, m.mmioRead(unit.base + 0x20, 8));
-    const caps = forensicCaps({ cap: BigInt.asUintN(64, m.mmioRead(unit.base + 0x08, 8)) });
+    const rtaddr = BigInt.asUintN(64, m.mmioRead(unit.base + DMAR_RTADDR_REG, 8));
+    const caps = forensicCaps({ cap: BigInt.asUintN(64, m.mmioRead(unit.base + DMAR_CAP_REG, 8)) });
     const t = text.trim();
     return walkIova(m.memory, { rtaddr, sid: fn.rid, iova: BigInt(/^0x/i.test(t) ? t : "0x" + t), caps });
   };
 }
 
-export function buildUi(o: UiOptions): UiSession {
-  const m = Machine.load(o.machine);
-  const k = Kernel.boot(m, { cmdline: CMDLINE });
+function machineDevices(m: Machine, k: Kernel): UiDevice[] {
   const groupOfBdf = new Map<string, number>();
-  const short = (kernelName: string): string => m.topology.byBdf(kernelName)?.bdf ?? kernelName;
-  for (const g of k.groups) for (const d of g.devices) groupOfBdf.set(short(d.name), g.id);
-  const devices: UiDevice[] = m.topology.functions.map((f) => ({
+  for (const g of k.groups) for (const d of g.devices) groupOfBdf.set(m.topology.byBdf(d.name)?.bdf ?? d.name, g.id);
+  return m.topology.functions.map((f) => ({
     bdf: f.bdf,
     name: f.name,
     type: f.type,
@@ -174,18 +140,55 @@ export function buildUi(o: UiOptions): UiSession {
     aliases: f.dmaAliasDevfns,
     group: groupOfBdf.get(f.bdf) ?? null,
     unit: unitOf(m, f),
+    driver: f.driver,
+    ids: null,
+    check: null,
   }));
-  const groups: UiGroup[] = k.groups.map((g) => {
+}
+
+function machineGroups(m: Machine, k: Kernel): UiGroup[] {
+  const short = (kernelName: string): string => m.topology.byBdf(kernelName)?.bdf ?? kernelName;
+  return k.groups.map((g) => {
     const fns = g.devices.map((d) => m.topology.byBdf(d.name)).filter((f): f is PciFunction => f !== undefined);
-    return { id: g.id, type: g.type, domainIds: [...(g.domain?.dids.values() ?? [])], devices: g.devices.map((d) => short(d.name)), why: groupReasons(fns) };
+    const reserved = k.iommu.groupReservedRegions(g, k.driver).map((r) => ({ start: hx(r.start), end: hx(r.end), type: r.type }));
+    return { id: g.id, type: g.type, domainIds: [...(g.domain?.dids.values() ?? [])], devices: g.devices.map((d) => short(d.name)), why: groupReasons(fns), reserved };
   });
-  const units = m.units.map((u) => ({
+}
+
+function machineUnits(m: Machine, k: Kernel, devices: UiDevice[]): UiUnit[] {
+  return m.units.map((u) => ({
     name: u.name,
     base: hx(u.base),
     translation: k.driver.units.find((d) => d.name === u.name)?.translationEnabled ?? false,
     irqRemapping: k.driver.units.find((d) => d.name === u.name)?.irEnabled ?? false,
     scope: devices.filter((d) => d.unit === u.name).map((d) => d.bdf),
   }));
+}
+
+/**
+ * The five scenarios on the machine, each run without and with the protection, and the tour's stories that
+ * tell them (the same runs). A machine without the devices they need (q35's layout) runs none; the reason is
+ * returned instead, and the stories say it.
+ */
+export function machineScenarios(machine: string | MachineConfigInput): { scenarios: ScenarioReport[]; skipped: string | null; stories: TourStory[] } {
+  const scenarios: ScenarioReport[] = [];
+  for (const s of SCENARIOS) {
+    try {
+      scenarios.push({ name: s.name, title: s.title, runs: s.run({ machine }) });
+    } catch (e) {
+      if (!(e instanceof IommuError) || e.code !== "SCENARIO_MACHINE") throw e;
+      return { scenarios: [], skipped: e.message, stories: SCENARIOS.map((x, i) => skippedScenarioStory(x.name, scenarioStoryId(i), e.message)) };
+    }
+  }
+  return { scenarios, skipped: null, stories: scenarios.map((r, i) => scenarioStory(r, scenarioStoryId(i))) };
+}
+
+export function buildUi(o: UiOptions): UiSession {
+  const m = Machine.load(o.machine);
+  const k = Kernel.boot(m, { cmdline: CMDLINE });
+  const devices = machineDevices(m, k);
+  const groups = machineGroups(m, k);
+  const units = machineUnits(m, k, devices);
   const spaces: UiSpace[] = [];
   for (const g of groups) {
     for (const bdf of g.devices) {
@@ -193,12 +196,27 @@ export function buildUi(o: UiOptions): UiSession {
       if (d === undefined || d.type !== "endpoint" && d.type !== "pci") continue;
       const unit = m.units.find((u) => u.name === d.unit) ?? m.units[0];
       if (unit === undefined) continue;
-      const rtaddr = BigInt.asUintN(64, m.mmioRead(unit.base + 0x20, 8));
-      const irta = BigInt.asUintN(64, m.mmioRead(unit.base + 0xb8, 8));
-      const kname = k.devices.find((x) => short(x.name) === bdf)?.name ?? bdf;
+      const rtaddr = BigInt.asUintN(64, m.mmioRead(unit.base + DMAR_RTADDR_REG, 8));
+      const irta = BigInt.asUintN(64, m.mmioRead(unit.base + DMAR_IRTA_REG, 8));
+      const kname = k.devices.find((x) => (m.topology.byBdf(x.name)?.bdf ?? x.name) === bdf)?.name ?? bdf;
       spaces.push(space(m, k, kname, g.type, rtaddr, irta));
     }
   }
-  const stories = o.noStories === true ? [] : [...runTour({ machine: o.machine }), ...vmStories(o.machine)];
-  return { data: { machine: m.config.name, cmdline: CMDLINE, devices, units, groups, spaces, stories }, walk: walker(m) };
+  const sc = o.noStories === true ? { scenarios: [], skipped: null, stories: [] } : machineScenarios(o.machine);
+  const stories = o.noStories === true ? [] : [...runTour({ machine: o.machine }), ...sc.stories];
+  const data: UiData = {
+    source: "machine",
+    machine: m.config.name,
+    cmdline: CMDLINE,
+    devices,
+    units,
+    groups,
+    spaces,
+    stories,
+    scenarios: sc.scenarios,
+    scenariosSkipped: sc.skipped,
+    host: null,
+    absent: null,
+  };
+  return { data, walk: walker(m) };
 }

@@ -15,7 +15,11 @@ button.dev[aria-pressed=true]{outline:3px solid #036}.groups li{margin:3px 0;pad
 .why{font-size:12px;color:#333}.step{margin:3px 0}.step.absent{color:#a00}.bits{font:12px monospace;color:#444}
 .fault{color:#a00;font-weight:bold}.ok{color:#060;font-weight:bold}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;font-family:monospace}
 .timeline{display:flex;gap:1em}.run{flex:1;border:1px solid #ccc;border-radius:4px;padding:.5em}dl{display:grid;grid-template-columns:auto 1fr;gap:0 1em;font-size:12px}
-[role=tablist] button{margin:2px;font:inherit}[role=tab][aria-selected=true]{background:#036;color:#fff}`;
+[role=tablist] button{margin:2px;font:inherit}[role=tab][aria-selected=true]{background:#036;color:#fff}
+button.dev.blocked{border:2px solid #a00}button.dev.todo{border:2px dashed #850}.run ul,.run dl{font-size:12px}.findings{list-style:none;padding-left:0}.finding.error{color:#a00}.finding.warning{color:#850}
+.finding.passed{color:#333}.absent{font-style:italic}ol.tl{list-style:none;padding-left:0;font-size:12px}.ev{display:flex;gap:.5em;align-items:baseline;margin:1px 0}
+.track{position:relative;flex:0 0 80px;height:8px;background:#eee;border-radius:4px}.tick{position:absolute;top:0;width:4px;height:8px;margin-left:-2px;background:#036}
+.ev time{font-family:monospace;color:#555;flex:0 0 auto}.ev.blocked{color:#a00}.ev.blocked .tick{background:#a00}.ev.interrupt .tick{background:#080}.ev.step{color:#222}`;
 
 /** The built view script: dist/web/app.js next to dist/ui/ (or the repository's dist when run from src/). */
 export function viewScript(): string {

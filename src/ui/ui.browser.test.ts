@@ -1,8 +1,10 @@
 /**
  * The browser view in a real browser: Debian's chromium driven by playwright-core. Loads the page exported by
  * `iommu ui --export DIR -m q35` from file:// and the page served by `iommu ui`, clicks a device, a walk that
- * faults, an MSI and a story, and checks what a screen reader reads. Screenshots go to test-artifacts/ui/;
- * with IOMMU_KIT_UPDATE_DOCS=1 the README's docs/ui.png is rewritten too.
+ * faults, an MSI, a story and a scenario's timeline; then the page of a host recorded with `iommu snapshot`
+ * (exported and served), a device with the doctor's findings on it. Checks what a screen reader reads (roles
+ * and labels) and that the console stays free of errors. Screenshots go to test-artifacts/ui/; with
+ * IOMMU_KIT_UPDATE_DOCS=1 the README's docs/ui.png is rewritten too.
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -11,18 +13,32 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync } from "
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
+import { Machine } from "../hw/machine.js";
+import { Kernel } from "../os/kernel.js";
 
 const CHROMIUM = process.env["CHROMIUM"] ?? "/usr/bin/chromium";
 const ARTIFACTS = "test-artifacts/ui";
-const CLI = "bin/iommu.js";
+/** The CLI from source (a stale dist/ would test old code); the view script is built in `before`. */
+const CLI = ["--import", "tsx", "test/support/iommu-child.ts"];
 
 let browser: Browser;
 let site: string;
+let hostSite: string;
 let served: { url: string; kill: () => void };
-let data: { devices: { bdf: string }[]; groups: { id: number; devices: string[] }[]; stories: { id: string }[] };
+let servedHost: { url: string; kill: () => void };
+interface Run { label: string; steps: unknown[]; requests: unknown[]; interrupts: unknown[]; faults: unknown[]; verdict: { protected: boolean } }
+let data: { devices: { bdf: string }[]; groups: { id: number; devices: string[] }[]; stories: { id: string }[]; scenarios: { name: string; title: string; runs: Run[] }[] };
+let hostData: { devices: { bdf: string; check: { findings: { code: string; ok: boolean }[] } | null }[]; groups: { id: number; devices: string[] }[]; host: { problems: { code: string }[] } };
 
-function serve(): Promise<{ url: string; kill: () => void }> {
-  const child = spawn(process.execPath, [CLI, "ui", "-m", "q35", "--no-stories", "--for", "120", "--json"], { stdio: ["ignore", "pipe", "inherit"] });
+function embedded<T>(dir: string): T {
+  const html = readFileSync(join(dir, "index.html"), "utf8");
+  const m = /<script type="application\/json" id="iommu-data">(.*?)<\/script>/s.exec(html);
+  assert.ok(m?.[1] !== undefined, "the exported page embeds its data");
+  return JSON.parse(m[1]) as T;
+}
+
+function serve(args: string[]): Promise<{ url: string; kill: () => void }> {
+  const child = spawn(process.execPath, [...CLI, "ui", ...args, "--for", "120", "--json"], { stdio: ["ignore", "pipe", "inherit"] });
   return new Promise((resolve, reject) => {
     let out = "";
     child.stdout.on("data", (b: Buffer) => {
@@ -36,23 +52,31 @@ function serve(): Promise<{ url: string; kill: () => void }> {
 
 before(async () => {
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: install it with 'apt-get install -y chromium' (or set CHROMIUM=path)`);
-  assert.ok(existsSync(CLI) && existsSync("dist/web/app.js"), "the project is not built: run 'npm run build'");
+  const web = spawnSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "web/tsconfig.json"], { encoding: "utf8" });
+  assert.equal(web.status, 0, `building the view script (web/app.ts): ${web.stdout}${web.stderr}`);
   mkdirSync(ARTIFACTS, { recursive: true });
   site = mkdtempSync(join(tmpdir(), "iommu-ui-"));
-  const servedP = serve();
-  const r = spawnSync(process.execPath, [CLI, "ui", "--export", site, "-m", "q35", "--json"], { encoding: "utf8" });
+  hostSite = join(site, "host");
+  const snapshot = join(site, "noir.json");
+  const rec = spawnSync(process.execPath, [...CLI, "snapshot", "--root", "test/fixtures/hosts/qemu-b-intel-noir", "--no-dmesg", "-o", snapshot], { encoding: "utf8" });
+  assert.equal(rec.status, 0, rec.stderr);
+  const servedP = serve(["-m", "q35"]);
+  const servedHostP = serve(["--snapshot", snapshot]);
+  const r = spawnSync(process.execPath, [...CLI, "ui", "--export", site, "-m", "q35", "--json"], { encoding: "utf8" });
   assert.equal(r.status, 0, r.stderr);
+  const rh = spawnSync(process.execPath, [...CLI, "ui", "--export", hostSite, "--snapshot", snapshot, "--json"], { encoding: "utf8" });
+  assert.equal(rh.status, 0, rh.stderr);
   served = await servedP;
-  const html = readFileSync(join(site, "index.html"), "utf8");
-  const m = /<script type="application\/json" id="iommu-data">(.*?)<\/script>/s.exec(html);
-  assert.ok(m?.[1] !== undefined, "the exported page embeds its data");
-  data = JSON.parse(m[1]) as typeof data;
+  servedHost = await servedHostP;
+  data = embedded<typeof data>(site);
+  hostData = embedded<typeof hostData>(hostSite);
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-gpu"] });
 });
 
 after(async () => {
   await browser?.close();
   served?.kill();
+  servedHost?.kill();
 });
 
 async function open(url: string): Promise<{ page: Page; errors: string[] }> {
@@ -69,7 +93,9 @@ async function open(url: string): Promise<{ page: Page; errors: string[] }> {
 
 test("exported page (file://): every device and group, a device, a faulting walk, an MSI, a story", async () => {
   const { page, errors } = await open("file://" + join(site, "index.html"));
-  assert.ok(data.devices.length > 5 && data.groups.length > 3);
+  const q35 = Machine.load("q35");
+  assert.deepEqual(data.devices.map((d) => d.bdf), q35.topology.functions.map((f) => f.bdf), "every PCI function of q35");
+  assert.equal(data.groups.length, Kernel.boot(q35, { cmdline: "intel_iommu=on" }).groups.length, "every group the kernel made");
   const text = await page.locator("#app").innerText();
   for (const d of data.devices) assert.equal(await page.locator(`button.dev[data-bdf="${d.bdf}"]`).count(), 1, `device ${d.bdf} in the tree`);
   for (const g of data.groups) {
@@ -108,7 +134,7 @@ test("exported page (file://): every device and group, a device, a faulting walk
   await page.close();
 });
 
-test("served page (127.0.0.1): the tree, a device and a faulting walk", async () => {
+test("served page (127.0.0.1): the tree, a device, a faulting walk, a typed walk, a story and a scenario", async () => {
   assert.match(served.url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
   const { page, errors } = await open(served.url);
   await page.locator('button.dev[data-bdf="00:04.0"]').click();
@@ -122,7 +148,82 @@ test("served page (127.0.0.1): the tree, a device and a faulting walk", async ()
   await page.getByLabel("IOVA to walk").fill("zz");
   await page.getByRole("button", { name: "Walk", exact: true }).click();
   assert.match(await page.getByRole("status").innerText(), /not a hexadecimal address/);
+  // A story and a scenario, as on the exported page.
+  await page.getByRole("tab", { name: /^\(c\) / }).click();
+  assert.equal(await page.getByRole("tabpanel", { name: "stories" }).locator(".timeline .run").count(), 2);
+  await page.getByRole("tab", { name: /^deferred-dma: / }).click();
+  assert.match(await page.getByRole("tabpanel", { name: "scenarios" }).innerText(), /NOT PROTECTED: the delayed write used vm1's stale translation/);
   await page.screenshot({ path: join(ARTIFACTS, "served.png") });
   assert.deepEqual(errors, []);
   await page.close();
+});
+
+test("exported page: each scenario's runs as timelines on one simulated-time axis, side by side", async () => {
+  const { page, errors } = await open("file://" + join(site, "index.html"));
+  const tabs = await page.getByRole("tablist", { name: "scenarios" }).getByRole("tab").allInnerTexts();
+  assert.deepEqual(tabs, data.scenarios.map((s) => `${s.name}: ${s.title}`), "one tab per scenario, as 'iommu scenario --list' names them");
+  for (const sc of data.scenarios) {
+    await page.getByRole("tab", { name: new RegExp(`^${sc.name}: `) }).click();
+    assert.equal(await page.getByRole("tab", { name: new RegExp(`^${sc.name}: `) }).getAttribute("aria-selected"), "true");
+    const panel = page.getByRole("tabpanel", { name: "scenarios" });
+    assert.equal(await panel.locator(".timeline .run").count(), sc.runs.length, `${sc.name}: the runs side by side`);
+    for (const run of sc.runs) {
+      const col = panel.getByRole("group", { name: run.label, exact: true });
+      const events = col.getByRole("list", { name: `timeline of ${run.label}` }).getByRole("listitem");
+      assert.equal(await events.count(), run.steps.length + run.requests.length + run.interrupts.length, `${sc.name} / ${run.label}: every step, request and interrupt`);
+      assert.match(await col.innerText(), run.verdict.protected ? /^PROTECTED: /m : /^NOT PROTECTED: /m);
+      assert.equal(await col.getByRole("list", { name: `fault records of ${run.label}` }).getByRole("listitem").count(), run.faults.length);
+    }
+  }
+  await page.getByRole("tab", { name: /^isolation: / }).click();
+  const panel = page.getByRole("tabpanel", { name: "scenarios" });
+  const unprotected = panel.getByRole("group", { name: /no IOMMU/ });
+  assert.match(await unprotected.getByRole("list", { name: /^memory written in / }).innerText(), /vm2 GPA 0x1800000/, "vm2's page written without the IOMMU");
+  assert.match(await panel.getByRole("group", { name: "IOMMU on" }).getByRole("list", { name: /^fault records of / }).innerText(), /reason 0x05 WRITE/);
+  await page.locator("#h-scenarios").evaluate((e) => e.scrollIntoView());
+  await page.screenshot({ path: join(ARTIFACTS, "scenario.png") });
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+async function checkHostPage(url: string, shot: string): Promise<void> {
+  const { page, errors } = await open(url);
+  const text = await page.locator("#app").innerText();
+  assert.equal(await page.getByRole("treeitem").count(), hostData.devices.length);
+  for (const d of hostData.devices) assert.equal(await page.locator(`button.dev[data-bdf="${d.bdf}"]`).count(), 1, `device ${d.bdf} in the tree`);
+  for (const g of hostData.groups) assert.equal(await page.locator(`[data-group="${g.id}"]`).count(), 1, `group ${g.id} listed`);
+  assert.match(text, /multifunction device 0000:00:06 without ACS/);
+  assert.match(text, /PCIe-to-PCI bridge 0000:01:00\.0/);
+  // The recording has no IOMMU tables: one line says why the machine's panels are absent.
+  assert.match(await page.getByRole("note").innerText(), /not the IOMMU's tables in memory/);
+  assert.equal(await page.getByRole("region", { name: "2. Address space" }).count(), 0);
+  const problems = page.getByRole("list", { name: "the doctor's problems" }).getByRole("listitem");
+  assert.equal(await problems.count(), hostData.host.problems.length);
+  assert.match(await problems.first().innerText(), /INTERRUPT_REMAPPING_DISABLED/);
+  // A device and its check: the group member that must leave its host driver too.
+  const nic = page.locator('button.dev[data-bdf="0000:00:06.0"]');
+  assert.match(await nic.innerText(), /to do/);
+  await nic.click();
+  const check = page.getByRole("list", { name: "check of 0000:00:06.0" });
+  await check.waitFor();
+  const findings = hostData.devices.find((d) => d.bdf === "0000:00:06.0")?.check?.findings ?? [];
+  assert.equal(await check.getByRole("listitem").count(), findings.length);
+  assert.match(await check.locator('[data-code="GROUP_VIABLE"]').innerText(), /\[todo\] group 5 also holds 0000:00:06\.1/);
+  assert.match(await page.getByRole("alert").innerText(), /Not ready for pass-through: 1 blocking finding/);
+  assert.match(await check.locator('[data-code="INTERRUPT_REMAPPING"]').innerText(), /\[FAIL\] interrupt remapping is off/);
+  await page.locator('button.dev[data-bdf="0000:01:00.0"]').click();
+  assert.match(await page.locator("#device").innerText(), /0000:01:00\.0 is a bridge \(1b36:000e \[0604\] PCI bridge\): bridges stay with the host/);
+  await page.locator('button.dev[data-bdf="0000:00:06.0"]').click();
+  await page.screenshot({ path: join(ARTIFACTS, shot), fullPage: true });
+  assert.deepEqual(errors, []);
+  await page.close();
+}
+
+test("a recorded host, exported (file://): its devices and groups, the doctor's problems, a device's check", async () => {
+  await checkHostPage("file://" + join(hostSite, "index.html"), "snapshot-exported.png");
+});
+
+test("a recorded host, served (127.0.0.1): the same page", async () => {
+  assert.match(servedHost.url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
+  await checkHostPage(servedHost.url, "snapshot-served.png");
 });

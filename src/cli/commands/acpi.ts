@@ -1,7 +1,7 @@
 /** `iommu acpi`: decode and encode the firmware tables that describe IOMMUs (DMAR, IVRS). */
-import { readFileSync } from "node:fs";
 import { IommuError, fsError } from "../../core/errors.js";
 import { atomicWriteFile } from "../../core/fs.js";
+import { inputName, readInputText } from "../../core/input.js";
 import { decodeTable, encodeTable, loadTables, renderTableText, type IommuTable } from "../../acpi/index.js";
 import { flag, str, toJson, usageError, type Command } from "../command.js";
 
@@ -14,6 +14,7 @@ Decodes the ACPI tables that describe IOMMUs: Intel's DMAR and AMD's IVRS. FILE 
   - a raw table, as the kernel exposes it:      /sys/firmware/acpi/tables/DMAR  (the default, needs root)
   - a directory of raw tables:                  /sys/firmware/acpi/tables
   - an acpidump text dump (several tables; the DMAR/IVRS ones are picked)
+  - -, for standard input (any of the above but a directory)
 Text output is laid out like 'iasl -d': byte offset, field, value and the names of structure types.
 A wrong checksum is reported as a warning and the table is decoded anyway, as Linux does.
 
@@ -82,9 +83,9 @@ Examples:
     if (out === "-" && flag(args, "json")) throw usageError("--json and -o - both write to standard output: choose one", "acpi encode");
     let text: string;
     try {
-      text = readFileSync(path === "-" ? 0 : path, "utf8");
+      text = readInputText(path);
     } catch (e) {
-      throw fsError(e, path === "-" ? "standard input" : path);
+      throw fsError(e, inputName(path));
     }
     let parsed: unknown;
     try {

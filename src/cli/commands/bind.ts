@@ -1,14 +1,32 @@
 /** `iommu bind BDF` and `iommu unbind BDF`: move PCI devices to vfio-pci and back. */
 import { IommuError } from "../../core/errors.js";
-import { JSON_OPTION, flag, toJson, type Command, type Context, type ParsedArgs } from "../command.js";
+import { JSON_OPTION, flag, toJson, usageError, type Command, type Context, type ParsedArgs } from "../command.js";
 import { bindVfio, renderBind, unbindVfio, type BindResult } from "../../host/bind.js";
 import { updatePersist, type PersistResult } from "../../host/bind-persist.js";
+import { EARLY_JOURNAL, planEarlyBind, type EarlyPlan } from "../../host/bind-early.js";
+import { resolveTargets } from "../../host/bind-targets.js";
+import { applyBootargs, undoBootargs, type ApplyResult } from "../../host/bootargs-apply.js";
+import { commandLine } from "../../host/bootargs.js";
+import { gatherStatusWithFacts } from "../../host/status.js";
 import { VIEW_OPTIONS, VIEW_OPTIONS_HELP, openWritableView, viewOptionsFrom } from "../../host/views/open.js";
 import { RootView } from "../../host/views/root-view.js";
 
-function output(args: ParsedArgs, ctx: Context, r: BindResult, persist: PersistResult | null): number {
+interface Early {
+  plan: EarlyPlan;
+  applied: ApplyResult;
+}
+
+function renderApply(r: ApplyResult, verb: "changed" | "restored"): string {
+  let out = "";
+  for (const f of r.files) out += `early binding: ${verb} ${f.path}${verb === "changed" && f.backup !== "" ? ` (original kept in ${f.backup})` : ""}\n`;
+  for (const c of r.ran) out += `early binding: ran ${commandLine(c)}\n`;
+  if (r.pending.length > 0) out += `early binding: not run (--root examines another system), run inside it: ${r.pending.map(commandLine).join("; ")}\n`;
+  return out;
+}
+
+function output(args: ParsedArgs, ctx: Context, r: BindResult, persist: PersistResult | null, early: Early | null = null): number {
   if (flag(args, "json")) {
-    ctx.out(toJson({ ...r, persist }));
+    ctx.out(toJson({ ...r, persist, ...(early === null ? {} : { early: { ids: early.plan.ids, softdeps: early.plan.softdeps, initramfs: early.plan.initramfs, notes: early.plan.notes, applied: early.applied } }) }));
     return 0;
   }
   let text = renderBind(r);
@@ -16,7 +34,22 @@ function output(args: ParsedArgs, ctx: Context, r: BindResult, persist: PersistR
     if (persist.added.length > 0) text += `persistent: ${persist.path} keeps ${persist.added.join(", ")} on vfio-pci at boot\n`;
     if (persist.removed.length > 0) text += `persistent: removed ${persist.removed.join(", ")} from ${persist.path}\n`;
   }
+  if (early !== null) {
+    text += renderApply(early.applied, "changed");
+    if (!early.applied.changed && early.applied.pending.length === 0) text += "early binding: already configured\n";
+    for (const n of early.plan.notes) text += `note: ${n}\n`;
+    if (early.applied.journal !== null) text += `early binding: recorded in ${early.applied.journal}; '${EARLY_JOURNAL.undo}' reverts it\n`;
+  }
   ctx.out(text);
+  return 0;
+}
+
+/** `iommu bind --early --undo`: restores what --early changed, byte for byte. */
+function undoEarly(args: ParsedArgs, ctx: Context): number {
+  const opts = viewOptionsFrom(args);
+  const view = rootOf(openWritableView(opts));
+  const r = undoBootargs({ root: view, execute: opts.root === undefined, journal: EARLY_JOURNAL, force: flag(args, "force") });
+  ctx.out(flag(args, "json") ? toJson({ undone: r }) : renderApply(r, "restored") || "early binding: nothing to restore\n");
   return 0;
 }
 
@@ -43,6 +76,12 @@ Options:
       --persist     keep the device(s) on vfio-pci across reboots with a udev rule in
                     /etc/udev/rules.d/61-iommu-kit-vfio-pci.rules (per device address, as driverctl does;
                     unlike 'options vfio-pci ids=…' it does not capture every device with the same ids)
+      --early       with --persist: also make vfio-pci claim them at boot, before their drivers:
+                    /etc/modprobe.d/iommu-kit-vfio.conf (options vfio-pci ids=…, softdep DRIVER pre: vfio-pci),
+                    the vfio modules in the initramfs (initramfs-tools, dracut or mkinitcpio, whichever this
+                    system uses) and the initramfs rebuilt; recorded in ${EARLY_JOURNAL.path}
+                    (under --root the rebuild command is printed, not run)
+      --undo        with --early (no BDF): put back every file --early changed, byte for byte, and rebuild
       --force       bind even a device the host is using
   -j, --json        machine-readable output
 ${VIEW_OPTIONS_HELP}
@@ -52,14 +91,40 @@ Exit status: 0 bound, 2 error (nothing is left half-done: checks happen before t
 Examples:
   sudo modprobe vfio-pci && sudo iommu bind 0000:01:00.0 --group
   sudo iommu bind 03:00.0 --persist
+  sudo iommu bind 01:00.0 --group --persist --early && sudo reboot
+  sudo iommu bind --early --undo
 `,
-  options: { ...JSON_OPTION, ...VIEW_OPTIONS, group: { type: "boolean" }, persist: { type: "boolean" }, force: { type: "boolean" } },
-  positionals: [1, 1],
+  options: {
+    ...JSON_OPTION,
+    ...VIEW_OPTIONS,
+    group: { type: "boolean" },
+    persist: { type: "boolean" },
+    force: { type: "boolean" },
+    early: { type: "boolean" },
+    undo: { type: "boolean" },
+  },
+  positionals: [0, 1],
   run(args, ctx) {
-    const view = openWritableView(viewOptionsFrom(args));
-    const r = bindVfio(view, args.positionals[0] ?? "", { group: flag(args, "group"), force: flag(args, "force") });
+    const bdf = args.positionals[0];
+    if (flag(args, "undo")) {
+      if (!flag(args, "early")) throw usageError("--undo is for --early: iommu bind --early --undo", "bind");
+      if (bdf !== undefined) throw usageError("--early --undo takes no device: it restores every file --early changed", "bind");
+      return undoEarly(args, ctx);
+    }
+    if (bdf === undefined) throw usageError("name the device: iommu bind BDF", "bind");
+    if (flag(args, "early") && !flag(args, "persist")) throw usageError("--early needs --persist (the device stays on vfio-pci after boot too)", "bind");
+    const opts = viewOptionsFrom(args);
+    const view = openWritableView(opts);
+    // Plan the early binding before the first write: its refusals (a built-in vfio-pci) leave nothing half-done.
+    let early: EarlyPlan | null = null;
+    if (flag(args, "early")) {
+      const t = resolveTargets(view, bdf, flag(args, "group"));
+      early = planEarlyBind(view, gatherStatusWithFacts(view).facts, t.devices.map((d) => ({ device: d, hostDriver: d.driver })));
+    }
+    const r = bindVfio(view, bdf, { group: flag(args, "group"), force: flag(args, "force") });
     const persist = flag(args, "persist") ? updatePersist(rootOf(view), r.devices.map((d) => d.address), []) : null;
-    return output(args, ctx, r, persist);
+    const applied = early === null ? null : applyBootargs(early.plan, { root: rootOf(view), execute: opts.root === undefined, journal: EARLY_JOURNAL });
+    return output(args, ctx, r, persist, early === null || applied === null ? null : { plan: early, applied });
   },
 };
 

@@ -13,7 +13,10 @@ Lists every IOMMU group with its PCI devices, one line per device, groups in num
   IOMMU Group 12: 0000:01:00.0 VGA compatible controller [0300]: NVIDIA Corporation GA106 [10de:2504] (rev a1)  reset=flr,bus
 A device can only be given to a VM together with every other device in its group (bridges aside).
 Tags at the end of a line: bridge, acs=isolating|not-isolating|none|unknown (ACS needs root to read),
-reset=METHODS (what the kernel will use to reset the device; none means it cannot), boot-vga, override=DRIVER.
+reset=METHODS (what the kernel will use to reset the device; none means it cannot), boot-vga, override=DRIVER,
+and pass-through findings (--json has them all, with messages and hints): d3cold, not-responding,
+bus-reset-shared, amd-reset-bug, vendor-reset-unselected, bootfb-in-bar, vfio-ids-lost, vfio-ids-unclaimed,
+companion-on-host. 'iommu check BDF' explains each.
 Device names come from pci.ids (Debian package 'pci.ids'); without it, ids are shown.
 
 Options:

@@ -18,9 +18,13 @@ Prints a libvirt <hostdev mode='subsystem' type='pci' managed='yes'> element for
 into a domain's <devices> (virsh edit) or to attach with 'virsh attach-device DOMAIN FILE --config'.
 managed='yes' makes libvirt bind the device to vfio-pci when the guest starts and give it back afterwards.
 
+A GPU comes with the other functions of its slot (HDMI/DP audio, USB-C controller): the card goes to the
+VM as a whole, so they are emitted with it (one <hostdev> each), whatever their IOMMU group.
+
 Options:
       --group       one element per device of BDF's IOMMU group (bridges stay with the host); a group
                     must be assigned as a whole. Several devices need --out-dir (or --qemu, or --json)
+      --no-companions  only the named function, not a GPU's other functions
       --out-dir DIR one file per device, DIR/hostdev-DDDD-BB-DD.F.xml: each is a well-formed document, which
                     is what 'virsh attach-device' takes
 Warnings (on stderr): the IOMMU is not active, group partners left out, a device bound to a host driver.
@@ -33,11 +37,18 @@ Examples:
   iommu libvirt-xml 01:00.0 --group --out-dir gpu/ && for f in gpu/*.xml; do virsh attach-device win11 "$f" --config; done
   qemu-system-x86_64 ... $(iommu libvirt-xml 0000:01:00.0 --qemu)
 `,
-  options: { ...JSON_OPTION, ...VIEW_OPTIONS, group: { type: "boolean" }, qemu: { type: "boolean" }, "out-dir": { type: "string" } },
+  options: {
+    ...JSON_OPTION,
+    ...VIEW_OPTIONS,
+    group: { type: "boolean" },
+    qemu: { type: "boolean" },
+    "out-dir": { type: "string" },
+    "no-companions": { type: "boolean" },
+  },
   positionals: [1, 1],
   run(args, ctx) {
     const view = viewFromArgs(args);
-    const t = resolveTargets(view, args.positionals[0] ?? "", flag(args, "group"));
+    const t = resolveTargets(view, args.positionals[0] ?? "", flag(args, "group"), { companions: !flag(args, "no-companions") });
     const addrs = t.devices.map((d) => d.pci);
     if (flag(args, "json")) {
       ctx.out(
@@ -53,6 +64,7 @@ Examples:
             driver: d.driver,
           })),
           skipped: t.skipped,
+          companions: t.companions,
           xml: hostdevXml(addrs),
           qemu: qemuArgs(addrs).flat(),
         }),
@@ -60,6 +72,7 @@ Examples:
       return 0;
     }
     for (const s of t.skipped) ctx.err(`note: ${s.address} left out: ${s.reason}\n`);
+    if (t.companions.length > 0) ctx.err(`note: ${t.device.address} is a GPU: its slot's other function${t.companions.length > 1 ? "s" : ""} ${t.companions.join(", ")} go${t.companions.length > 1 ? "" : "es"} to the VM with it (--no-companions leaves ${t.companions.length > 1 ? "them" : "it"} out)\n`);
     // What a user would regret, from the same facts the doctor reads.
     if (t.group === null) ctx.err(`warning: ${t.device.address} is in no IOMMU group: the IOMMU is not active, the guest will not start with it (see 'iommu status')\n`);
     const partners = t.group === null ? [] : t.group.devices.filter((a) => !t.devices.some((d) => d.address === a) && !t.skipped.some((s) => s.address === a));
@@ -81,7 +94,8 @@ Examples:
       return 0;
     }
     if (addrs.length > 1) {
-      throw new IommuError("SEVERAL_DEVICES", `${addrs.length} devices: one <hostdev> document each, which stdout cannot hold as one file`, {
+      const why = t.companions.length > 0 ? ` (${t.device.address} with its slot's ${t.companions.join(", ")})` : "";
+      throw new IommuError("SEVERAL_DEVICES", `${addrs.length} devices${why}: one <hostdev> document each, which stdout cannot hold as one file`, {
         hint: "write one file per device with --out-dir DIR (then virsh attach-device each), or use --qemu or --json",
       });
     }

@@ -19,7 +19,7 @@ Output: the steps, every request the device issued (address, what the IOMMU tran
 that is, or the fault reason), the fault records the host read, the interrupts delivered, and a verdict per run.
 
 Options:
-  -m, --machine NAME|FILE  a preset (${PRESET_NAMES.join(", ")}) or a JSON machine configuration; default ${DEFAULT_MACHINE}
+  -m, --machine NAME|FILE  a preset (${PRESET_NAMES.join(", ")}) or a JSON machine configuration (- reads it from standard input); default ${DEFAULT_MACHINE}
   -j, --json               {name, title, runs: [{label, settings, steps, requests, faults, faultRecording,
                            interrupts, hostLog, numbers, verdict}]}; addresses are "0x…" strings
 

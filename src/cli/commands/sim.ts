@@ -42,7 +42,7 @@ Boots a Linux-like kernel (Linux 6.1's IOMMU code paths and messages) on a simul
 kernel log, then the IOMMU groups with their default domain type and domain ids.
 
 Options:
-  -m, --machine NAME|FILE  a preset (${PRESET_NAMES.join(", ")}) or a JSON machine configuration
+  -m, --machine NAME|FILE  a preset (${PRESET_NAMES.join(", ")}) or a JSON machine configuration (- reads it from standard input)
                            (format in the README); default ${DEFAULT_MACHINE}
   -c, --cmdline TEXT       kernel command line, e.g. "intel_iommu=on iommu=pt"
   -j, --json               {machine, cmdline, log, units, groups}

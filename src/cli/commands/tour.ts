@@ -23,7 +23,7 @@ Each story is printed as soon as it has run. A run the machine cannot do (no IOM
 scenarios' q35 layout) is left out with the reason, in text ("skipped: …") and in JSON ("skipped").
 
 Options:
-  -m, --machine NAME|FILE  a preset (${PRESET_NAMES.join(", ")}) or a JSON machine configuration; default ${DEFAULT_MACHINE}
+  -m, --machine NAME|FILE  a preset (${PRESET_NAMES.join(", ")}) or a JSON machine configuration (- reads it from standard input); default ${DEFAULT_MACHINE}
   -j, --json               [{id, title, runs: [{label, cmdline, numbers, summary}], skipped?}]
       --no-vm              only the kernel stories (a)–(f)
 

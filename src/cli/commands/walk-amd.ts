@@ -5,7 +5,7 @@ import { parsePciAddress, requesterId } from "../../core/pci.js";
 import { DumpReader } from "../../forensics/dump.js";
 import { listAmdMappings, walkAmdIova, walkAmdMsi } from "../../forensics/amdvi-walk.js";
 import { renderList, renderMsi, renderWalk } from "../../forensics/render.js";
-import { flag, str, toJson, usageError, type Context, type ParsedArgs } from "../command.js";
+import { flag, progress, str, toJson, usageError, type Context, type ParsedArgs } from "../command.js";
 
 export const AMD_WALK_HELP = `
 AMD-Vi (with --dtb instead of --rtaddr / --irta):
@@ -67,7 +67,9 @@ export function runAmdWalk(args: ParsedArgs, ctx: Context): number {
   const dump = DumpReader.open(str(args, "mem") ?? failMem());
   try {
     if (list) {
-      const report = listAmdMappings(dump, dtb, devid);
+      const p = progress(ctx, args);
+      const report = listAmdMappings(dump, dtb, devid, (n) => p.show(`walk --list: ${n} mappings so far`));
+      p.done();
       ctx.out(json ? toJson(report) : renderList(report));
       return report.result === "ok" ? 0 : 1;
     }

@@ -15,7 +15,7 @@ import {
   type AddressWidth,
   type CapsOptions,
 } from "../../forensics/walk.js";
-import { flag, str, toJson, usageError, type Command, type ParsedArgs } from "../command.js";
+import { flag, progress, str, toJson, usageError, type Command, type ParsedArgs } from "../command.js";
 import { AMD_WALK_HELP, runAmdWalk } from "./walk-amd.js";
 
 const HELP = `Usage:
@@ -33,7 +33,7 @@ The dump is guest-physical memory from address 0 as a raw file, e.g. from the QE
 and RTADDR / IRTA are the unit's register values (QEMU monitor: xp /1gx 0xfed90020, xp /1gx 0xfed900b8).
 
 Options:
-      --mem FILE          the memory dump
+      --mem FILE          the memory dump (- reads standard input)
       --rtaddr HEX        root table address register (RTADDR_REG); scalable mode (TTM=01) is not walked yet
       --bdf BB:DD.F       the requesting device (or DDDD:BB:DD.F)
       --iova HEX          the address the device puts on the bus
@@ -183,7 +183,9 @@ export const walkCommand: Command = {
     try {
       checkRootInDump(dump, rta);
       if (list) {
-        const report = listMappings(dump, { rtaddr, sid, caps });
+        const p = progress(ctx, args);
+        const report = listMappings(dump, { rtaddr, sid, caps, progress: (n) => p.show(`walk --list: ${n} mappings so far`) });
+        p.done();
         ctx.out(json ? toJson(report) : renderList(report));
         return report.result === "ok" ? 0 : 1;
       }

@@ -34,7 +34,7 @@ export const VIEW_OPTIONS: OptionSpec = {
 
 /** Help lines for VIEW_OPTIONS, to paste into a command's help text. */
 export const VIEW_OPTIONS_HELP = `  --root DIR        examine the Linux system mounted at DIR instead of this one
-  --snapshot FILE   examine a snapshot recorded with 'iommu snapshot -o FILE'
+  --snapshot FILE   examine a snapshot recorded with 'iommu snapshot -o FILE' (- reads standard input)
   --sim MACHINE     examine a simulated machine (a preset such as q35, or a machine JSON file) booted with
                     --sim-cmdline "…" (default "intel_iommu=on")`;
 

@@ -12,12 +12,39 @@
  *                  "/sys/firmware/acpi/tables/IVRS": { "kind": "unreadable", "code": "PERMISSION_DENIED", … } } }
  *
  * "unreadable" records a read that failed on the host (not root), so replaying gives the same answer.
+ *
+ * Versions. 1: what status, groups, bootargs and check read until the pass-through checks came. 2: the same
+ * layout, plus the pass-through checks' inputs (V2_PATHS: /proc/iomem, modprobe.d beyond /etc, initramfs
+ * configuration, efivars, module signing, /proc/self/limits, iommufd, sysfs resource files, driver module
+ * links). Version 1 files are still read; since they never recorded those paths, reading one of them from a
+ * version 1 snapshot fails with NOT_RECORDED (the check then says it could not tell) instead of answering
+ * "absent", which would pass checks that were never made.
  */
-import { readFileSync } from "node:fs";
+import { inputName, readInputText } from "../../core/input.js";
 import { fsError, IommuError } from "../../core/errors.js";
 
 export const SNAPSHOT_FORMAT = "iommu-kit-snapshot";
-export const SNAPSHOT_VERSION = 1;
+export const SNAPSHOT_VERSION = 2;
+
+/** Paths first recorded by format version 2 (see above). */
+export const V2_PATHS: readonly RegExp[] = [
+  /^\/proc\/(iomem|meminfo|self\/limits|self\/status)$/,
+  /^\/sys\/firmware\/efi(\/|$)/,
+  /^\/sys\/module\/module\/parameters\/sig_enforce$/,
+  /^\/sys\/kernel\/security\/lockdown$/,
+  /^\/sys\/module\/iommufd(\/|$)/,
+  /^\/dev\/(iommu|vfio\/devices)$/,
+  /^\/etc\/(initramfs-tools|dracut\.conf|mkinitcpio\.conf)/,
+  /^\/(usr\/)?s?bin\/(update-initramfs|dracut|mkinitcpio)$/,
+  /^\/(run|usr\/local\/lib|usr\/lib|lib)\/modprobe\.d(\/|$)/,
+  /^\/lib\/modules\/[^/]+\/(updates|extra|misc)(\/|$)/,
+  /^\/var\/lib\/dkms(\/|$)/,
+  /^\/sys\/bus\/pci\/devices\/[^/]+\/resource$/,
+  /^\/sys\/devices\/pci[^/]*\/.*\/resource$/,
+  /^\/sys\/bus\/pci\/drivers\/[^/]+\/module$/,
+];
+
+export const isV2Path = (path: string): boolean => V2_PATHS.some((re) => re.test(path));
 
 export type SnapshotEntry =
   | { kind: "file"; text: string }
@@ -118,10 +145,11 @@ export function parseSnapshot(doc: unknown, file: string): SnapshotFile {
 }
 
 /** Reads and validates a snapshot file from disk. */
-export function loadSnapshotFile(file: string): SnapshotFile {
+export function loadSnapshotFile(path: string): SnapshotFile {
+  const file = inputName(path);
   let text: string;
   try {
-    text = readFileSync(file, "utf8");
+    text = readInputText(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException)?.code;
     if (code === "ENOENT") {

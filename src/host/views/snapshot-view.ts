@@ -5,9 +5,10 @@
  * Anything not recorded reads as absent.
  */
 import { IommuError } from "../../core/errors.js";
+import { inputName } from "../../core/input.js";
 import type { SysfsView } from "../sysfs-view.js";
 import { normalizeViewPath } from "./root-view.js";
-import { loadSnapshotFile, type SnapshotEntry, type SnapshotFile } from "./snapshot-format.js";
+import { isV2Path, loadSnapshotFile, type SnapshotEntry, type SnapshotFile } from "./snapshot-format.js";
 
 const MAX_LINKS = 40;
 
@@ -25,7 +26,7 @@ export class SnapshotView implements SysfsView {
   }
 
   static load(file: string): SnapshotView {
-    return new SnapshotView(loadSnapshotFile(file), file);
+    return new SnapshotView(loadSnapshotFile(file), inputName(file));
   }
 
   /** The entry for a path (following recorded links), plus the path it was found under. */
@@ -34,7 +35,13 @@ export class SnapshotView implements SysfsView {
     const direct = this.entries.get(p);
     if (direct !== undefined && (direct.kind !== "link" || !followLast)) return { path: p, entry: direct };
     const resolved = this.resolve(p, followLast);
-    return { path: resolved, entry: this.entries.get(resolved) };
+    const entry = this.entries.get(resolved);
+    if (entry === undefined && this.snapshot.version < 2 && (isV2Path(p) || isV2Path(resolved))) {
+      throw new IommuError("NOT_RECORDED", `${p}: not recorded (snapshot format version ${this.snapshot.version} predates the check that reads it)`, {
+        hint: "record the snapshot again with this iommu-kit ('iommu snapshot -o FILE')",
+      });
+    }
+    return { path: resolved, entry };
   }
 
   /**

@@ -4,6 +4,7 @@ import { MiB } from "../hypervisor.js";
 import { DMAR_FEADDR_REG, DMAR_FEDATA_REG } from "../../spec/vtd/registers.js";
 import { encodeRemappableMsi } from "../../spec/vtd/intremap.js";
 import { compatMsi } from "../interrupts.js";
+import { decodeCompatMsi } from "../../spec/msi.js";
 import { type ScenarioOptions, type ScenarioRun, Run, NIC, OTHER, frame, vmWithNic } from "./run.js";
 
 /** Scenario msi-injection. */
@@ -29,9 +30,9 @@ export function msiRun(opts: ScenarioOptions, v: MsiVariant): ScenarioRun {
   const attackerSid = fw.port.requesterId;
   const u = hv.host.driver.units[0]!;
   // The host's DMAR fault interrupt, as the unit's registers hold it.
-  const feAddr = hv.port.mmioRead32(u.base + DMAR_FEADDR_REG);
-  const feVector = hv.port.mmioRead32(u.base + DMAR_FEDATA_REG) & 0xff;
-  const feCpu = (feAddr >>> 12) & 0xff;
+  const fe = decodeCompatMsi(hv.port.mmioRead32(u.base + DMAR_FEADDR_REG), hv.port.mmioRead32(u.base + DMAR_FEDATA_REG));
+  const feVector = fe.vector;
+  const feCpu = fe.destination;
   const target = vm2.devices[0]!.hostVectors()[0];
   const seq0 = hv.router.deliveries[hv.router.deliveries.length - 1]?.seq ?? 0;
   // Each attack's outcome as the unit reported it: the fault (reason and name) when blocked, else where it went.

@@ -6,7 +6,7 @@ import { IommuError } from "../../core/errors.js";
 import { hex } from "../../core/hex.js";
 import { formatRequesterId } from "../../core/pci.js";
 import type { MachineConfigInput } from "../../hw/machine-config.js";
-import { faultReasonName } from "../../spec/vtd/registers.js";
+import { faultReasonName } from "../../spec/vtd/faults.js";
 import { formatLine } from "../../os/log.js";
 import { Hypervisor, MiB, type HypervisorOptions } from "../hypervisor.js";
 import { describeDelivery } from "../interrupts.js";

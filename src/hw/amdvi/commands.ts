@@ -18,6 +18,8 @@ import {
   CMD_INVALIDATE_IOMMU_ALL,
   CMD_INVALIDATE_IOMMU_PAGES,
   CMD_INVALIDATE_IOTLB_PAGES,
+  CMD_COMPLETE_PPR_REQUEST,
+  CMD_PREFETCH_IOMMU_PAGES,
   CMD_RESERVED,
   invalidationRange,
 } from "../../spec/amdvi/commands.js";
@@ -26,10 +28,13 @@ import {
   CTRL_CMD_BUF_EN,
   CTRL_COM_WAIT_INT_EN,
   CTRL_IOMMU_EN,
+  EFR_PPR_SUP,
+  EFR_PREF_SUP,
   MMIO_CMD_BUF_BASE,
   MMIO_CMD_HEAD,
   MMIO_CMD_TAIL,
   MMIO_CONTROL,
+  MMIO_EXT_FEATURE,
   MMIO_STATUS,
   PTR_MASK,
   STATUS_CMD_BUF_RUN,
@@ -105,7 +110,12 @@ export class CommandBuffer {
     const rsv = CMD_RESERVED[op];
     if (rsv === undefined) return false;
     if ((d0 & rsv[0]) !== 0 || (d1 & rsv[1]) !== 0 || (d2 & rsv[2]) !== 0 || (d3 & rsv[3]) !== 0) return false;
-    this.executed.set(op, (this.executed.get(op) ?? 0) + 1);
+    const ok = this.dispatch(op, addr, d0, d1, d2, d3);
+    if (ok) this.executed.set(op, (this.executed.get(op) ?? 0) + 1);
+    return ok;
+  }
+
+  private dispatch(op: number, addr: number, d0: number, d1: number, d2: number, d3: number): boolean {
     switch (op) {
       case CMD_COMPLETION_WAIT:
         return this.completionWait(addr, d0, d1, d2, d3);
@@ -127,6 +137,12 @@ export class CommandBuffer {
       case CMD_INVALIDATE_IOMMU_ALL:
         this.target.invalidateAll();
         return true;
+      case CMD_PREFETCH_IOMMU_PAGES:
+        // A hint to load translations; nothing is prefetched (2.4.6). Legal only with PreFSup.
+        return (this.regs.get32(MMIO_EXT_FEATURE) & EFR_PREF_SUP) !== 0;
+      case CMD_COMPLETE_PPR_REQUEST:
+        // Peripheral page requests are not modelled; the completion is accepted (2.4.7). Legal only with PPRSup.
+        return (this.regs.get32(MMIO_EXT_FEATURE) & EFR_PPR_SUP) !== 0;
       default:
         return false;
     }

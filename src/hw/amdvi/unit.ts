@@ -5,13 +5,15 @@
  * translation, an event in the log, or a status bit.
  */
 import type { PhysicalMemory } from "../../core/memory.js";
-import type { InterruptSink } from "../platform.js";
+import type { InterruptSink } from "../interrupt-message.js";
 import { RegisterFile } from "../vtd/regfile.js";
 import { DteCache, Iotlb } from "./caches.js";
 import { CommandBuffer } from "./commands.js";
 import { EventLog } from "./event-log.js";
 import { remapMsi, type MsiOutcome } from "./intremap.js";
+import { AmdViPciFunction, type AmdViPciOptions } from "./pci-function.js";
 import { declareAmdViRegisters, EFFECT_CMD_TAIL, EFFECT_CONTROL } from "./registers.js";
+import { deviceIdOf, QEMU_SOURCE_IDS, type RequestSource, type SourceIds } from "./sources.js";
 import { dteInRange, readDte, walkDte, WalkOut } from "./translate.js";
 import { getField } from "../../spec/amdvi/fields.js";
 import { DTE_DOMAIN_ID, DTE_EX, DTE_I, DTE_V } from "../../spec/amdvi/dte.js";
@@ -42,9 +44,16 @@ export interface AmdViConfig {
   efr?: bigint;
   iotlbSize?: number;
   dteCacheSize?: number;
-  /** MSI address/data the unit's own interrupts (event log, completion wait) are sent with. */
+  /**
+   * MSI address/data the unit's own interrupts (event log, completion wait) are sent with. Default: what
+   * software programmed into the MSI capability of the unit's PCI function, and nothing while it is disabled.
+   */
   msiAddress?: number;
   msiData?: number;
+  /** The unit's own PCI function (default: QEMU 7.2's, capability block at 40h). */
+  pci?: AmdViPciOptions;
+  /** Which DeviceID IOAPICs, HPETs and aliased functions use (default: QEMU 7.2's q35; see sourceIdsFromIvhd). */
+  sources?: SourceIds;
   name?: string;
   /**
    * Bytes of RAM: table and command reads at or above it end in the hardware-error event the spec names
@@ -80,6 +89,9 @@ export class AmdViUnit {
   readonly events: EventLog;
   readonly commands: CommandBuffer;
   readonly maxLevels: number;
+  /** The IOMMU's PCI function: its capability block and the MSI capability of the unit's own interrupts. */
+  readonly pci: AmdViPciFunction;
+  readonly sources: SourceIds;
   /** Interrupts the unit raised itself. */
   raised = 0;
   readonly out = new WalkOut();
@@ -97,6 +109,8 @@ export class AmdViUnit {
     this.maxLevels = hatsLevels(Number((efr >> 10n) & 3n));
     this.reader = config.ramSize === undefined ? mem : new RamReader(mem, config.ramSize);
     this.regs = new RegisterFile(MMIO_WINDOW_SIZE, declareAmdViRegisters(efr));
+    this.pci = new AmdViPciFunction(config.pci);
+    this.sources = config.sources ?? QEMU_SOURCE_IDS;
     this.iotlb = new Iotlb(config.iotlbSize ?? 4096);
     this.dteCache = new DteCache(config.dteCacheSize ?? 256);
     const raise = (): void => this.raise();
@@ -116,7 +130,13 @@ export class AmdViUnit {
 
   private raise(): void {
     this.raised++;
-    this.sink?.({ addressLo: this.config.msiAddress ?? 0xfee0_0000, addressHi: 0, data: this.config.msiData ?? 0, origin: "fault-event", unit: this.config.name ?? "amd-vi" });
+    const unit = this.config.name ?? "amd-vi";
+    if (this.config.msiAddress !== undefined) {
+      this.sink?.({ addressLo: this.config.msiAddress, addressHi: 0, data: this.config.msiData ?? 0, origin: "fault-event", unit });
+    } else if (this.pci.msiEnabled) {
+      const m = this.pci.msiMessage();
+      this.sink?.({ addressLo: m.addressLo, addressHi: m.addressHi, data: m.data, origin: "fault-event", unit });
+    }
   }
 
   mmioRead32(offset: number): number {
@@ -269,6 +289,20 @@ export class AmdViUnit {
     const r = remapMsi(this.reader, this.cur, address, data, ga);
     if (r.kind === "fault") this.logFault(devid, getField(this.cur, DTE_DOMAIN_ID), r.event, r.flags, address, 0, r.irteAddr ?? 0);
     return r;
+  }
+
+  /**
+   * Remaps an interrupt by where it comes from: a PCI function (its requester id, or the alias the IVHD names),
+   * an IOAPIC or an HPET (the DeviceID of its IVHD special-device entry). The outcome names the DeviceID whose
+   * device table entry was used. A source this platform does not wire to the unit is a configuration error.
+   */
+  remapInterrupt(source: RequestSource, address: number, data: number): MsiOutcome & { deviceId: number } {
+    const devid = deviceIdOf(this.sources, source);
+    if (devid === null) {
+      const what = source.kind === "ioapic" ? `IOAPIC ${source.id}` : source.kind === "hpet" ? `HPET ${source.id}` : "source";
+      throw new RangeError(`${what} has no DeviceID on this unit (no IVHD special-device entry)`);
+    }
+    return { ...this.remapMsi(devid, address, data), deviceId: devid };
   }
 
   reset(): void {

@@ -4,7 +4,33 @@
  * tests, the benchmarks, library users who drive a unit directly, and to make memory images for `iommu walk`.
  */
 import type { PhysicalMemory } from "../../core/memory.js";
+import { ridBus, ridDevfn } from "../../core/pci.js";
 import {
+  awForLevels,
+  contextEntryOffset,
+  decodeRootEntry,
+  encodeContextEntry,
+  encodeRootEntry,
+  rootEntryOffset,
+  TT_MULTI_LEVEL,
+  type EntryWords,
+} from "../../spec/vtd/context.js";
+import { fieldOfBig, maskOf, withField } from "../../spec/vtd/fields.js";
+import {
+  encodeContextCacheDesc,
+  encodeDeviceTlbDesc,
+  encodeIqa,
+  encodeIecDesc,
+  encodeIotlbDesc,
+  encodeWaitDesc,
+  descriptorBytes,
+  queueEntries,
+  queueOffset,
+  type Descriptor,
+} from "../../spec/vtd/invalidation.js";
+import { leafLevelForSize, levelIndex, PAGE_SIZE_4K, SL_ENTRY, SL_ENTRY_SIZE, SL_PRESENT, SL_PS, SL_R, SL_W } from "../../spec/vtd/paging.js";
+import {
+  CCMD,
   DMAR_CCMD_REG,
   DMAR_GCMD_REG,
   DMAR_GSTS_REG,
@@ -14,10 +40,11 @@ import {
   GCMD_QIE,
   GCMD_SRTP,
   GCMD_TE,
-  IQA_DW,
-  SL_PS,
-  SL_R,
-  SL_W,
+  GSTS_ONE_SHOT,
+  INV_PAGE,
+  IOTLB,
+  IOTLB_REG_FROM_IVA,
+  IVA,
 } from "../../spec/vtd/registers.js";
 
 export interface DomainTables {
@@ -44,7 +71,9 @@ export interface MapOptions {
   size?: number;
 }
 
-const PAGE = 4096;
+const PAGE = PAGE_SIZE_4K;
+/** Where a builder puts its tables unless told otherwise: from 1 MiB up. */
+const DEFAULT_TABLE_BASE = 0x100000;
 
 /** An address as a bigint; a number must be a safe integer (above 2^53 only a bigint is exact). */
 function exact(a: number | bigint): bigint {
@@ -59,7 +88,7 @@ export class VtdTables {
   private next: number;
 
   /** Tables are allocated upward from `base` (default 1 MiB). */
-  constructor(mem: PhysicalMemory, base = 0x100000) {
+  constructor(mem: PhysicalMemory, base = DEFAULT_TABLE_BASE) {
     this.mem = mem;
     this.next = base;
     this.root = this.allocPage();
@@ -79,54 +108,62 @@ export class VtdTables {
 
   /** Address of the context table for `bus`, created (and the root entry made present) on first use. */
   contextTable(bus: number): number {
-    const re = this.root + bus * 16;
-    const lo = this.mem.read32(re);
-    if ((lo & 1) !== 0) return this.mem.read32(re + 4) * 0x1_0000_0000 + ((lo & 0xfffff000) >>> 0);
+    const re = this.root + rootEntryOffset(bus);
+    const entry = decodeRootEntry(this.readEntry(re));
+    if (entry.present) return entry.contextTable;
     const ct = this.allocPage();
-    this.mem.write64(re, BigInt(ct) | 1n);
-    this.mem.write64(re + 8, 0n);
+    this.writeEntry(re, encodeRootEntry({ present: true, contextTable: ct }));
     return ct;
   }
 
   /** Address of the context entry of requester id `sid`. */
   contextEntryAddress(sid: number): number {
-    return this.contextTable(sid >>> 8) + (sid & 0xff) * 16;
+    return this.contextTable(ridBus(sid)) + contextEntryOffset(ridDevfn(sid));
   }
 
   /** Points `sid` at a domain (or writes a pass-through / special entry with `opts`). */
   attach(sid: number, d: DomainTables, opts: ContextOptions = {}): number {
     const ce = this.contextEntryAddress(sid);
-    const present = opts.present ?? true;
-    const tt = opts.tt ?? 0;
-    const aw = opts.aw ?? d.levels - 2;
-    const lo = BigInt(d.top) | (BigInt(tt & 3) << 2n) | (opts.fpd === true ? 2n : 0n) | (present ? 1n : 0n);
-    const hi = BigInt(aw & 7) | (BigInt(d.did & 0xffff) << 8n);
-    this.mem.write64(ce, lo);
-    this.mem.write64(ce + 8, hi);
+    this.writeEntry(
+      ce,
+      encodeContextEntry({
+        present: opts.present ?? true,
+        fpd: opts.fpd === true,
+        tt: opts.tt ?? TT_MULTI_LEVEL,
+        pageTable: d.top,
+        aw: opts.aw ?? awForLevels(d.levels),
+        did: d.did,
+      }),
+    );
     return ce;
+  }
+
+  private readEntry(addr: number): EntryWords {
+    return [0, 1, 2, 3].map((i) => this.mem.read32(addr + 4 * i)) as EntryWords;
+  }
+
+  private writeEntry(addr: number, words: readonly number[]): void {
+    words.forEach((w, i) => this.mem.write32(addr + 4 * i, w));
   }
 
   /** Maps iova -> hpa in a domain, creating intermediate tables (R/W on every level). Returns the leaf address. */
   map(d: DomainTables, iova: number | bigint, hpa: number | bigint, opts: MapOptions = {}): number {
     const size = opts.size ?? PAGE;
-    const leafLevel = size === PAGE ? 1 : size === 0x200000 ? 2 : size === 0x40000000 ? 3 : -1;
-    if (leafLevel < 0) throw new RangeError(`page size ${size} is not 4 KiB, 2 MiB or 1 GiB`);
-    const v = exact(iova);
+    const leafLevel = leafLevelForSize(size);
+    if (leafLevel === 0) throw new RangeError(`page size ${size} is not 4 KiB, 2 MiB or 1 GiB`);
     let table = d.top;
     for (let lv = d.levels; lv > leafLevel; lv--) {
-      const idx = Number((v >> BigInt(12 + 9 * (lv - 1))) & 0x1ffn);
-      const ea = table + idx * 8;
+      const ea = table + indexAt(iova, lv) * SL_ENTRY_SIZE;
       const e = this.mem.read64(ea);
-      if ((e & 3n) === 0n) {
+      if ((e & BigInt(SL_PRESENT)) === 0n) {
         const t = this.allocPage();
         this.mem.write64(ea, BigInt(t) | BigInt(SL_R | SL_W));
         table = t;
       } else {
-        table = Number(e & 0x000ffffffffff000n);
+        table = Number(e & SL_ADDR_MASK);
       }
     }
-    const idx = Number((v >> BigInt(12 + 9 * (leafLevel - 1))) & 0x1ffn);
-    const ea = table + idx * 8;
+    const ea = table + indexAt(iova, leafLevel) * SL_ENTRY_SIZE;
     const perm = (opts.read ?? true ? SL_R : 0) | (opts.write ?? true ? SL_W : 0);
     this.mem.write64(ea, exact(hpa) | BigInt(perm) | (leafLevel > 1 ? BigInt(SL_PS) : 0n));
     return ea;
@@ -134,14 +171,21 @@ export class VtdTables {
 
   /** Address of the entry at `level` that translates iova (the tables must exist down to that level). */
   entryAddress(d: DomainTables, iova: number | bigint, level: number): number {
-    const v = exact(iova);
     let table = d.top;
     for (let lv = d.levels; lv > level; lv--) {
-      const idx = Number((v >> BigInt(12 + 9 * (lv - 1))) & 0x1ffn);
-      table = Number(this.mem.read64(table + idx * 8) & 0x000ffffffffff000n);
+      table = Number(this.mem.read64(table + indexAt(iova, lv) * SL_ENTRY_SIZE) & SL_ADDR_MASK);
     }
-    return table + Number((v >> BigInt(12 + 9 * (level - 1))) & 0x1ffn) * 8;
+    return table + indexAt(iova, level) * SL_ENTRY_SIZE;
   }
+}
+
+/** The address bits of a second-level entry (51:12). */
+const SL_ADDR_MASK = maskOf(SL_ENTRY.ADDR);
+
+/** The entry index at `level` for an address given as a number or bigint. */
+function indexAt(iova: number | bigint, level: number): number {
+  const v = BigInt.asUintN(64, exact(iova));
+  return levelIndex(Number(v & 0xffffffffn), Number(v >> 32n), level);
 }
 
 /** The register interface a driver needs (a VtdUnit, or a platform window at an offset). */
@@ -181,7 +225,7 @@ export function registerWindow(mmio: MmioSpace, base: number): RegisterWindow {
 
 /** Issues one GCMD command the way drivers do: current GSTS (less one-shot bits) plus or minus the bit. */
 export function gcmd(unit: RegisterPort, bit: number, on = true): void {
-  const sts = unit.mmioRead(DMAR_GSTS_REG, 4) & 0x96ffffff; // drop the one-shot status bits (RTPS, WBFS, IRTPS...)
+  const sts = unit.mmioRead(DMAR_GSTS_REG, 4) & ~GSTS_ONE_SHOT; // drop the one-shot status bits (RTPS, WBFS, IRTPS...)
   const v = on ? (sts | bit) >>> 0 : (sts & ~bit) >>> 0;
   unit.mmioWrite(DMAR_GCMD_REG, 4, v);
 }
@@ -195,9 +239,13 @@ export function enableTranslation(unit: RegisterPort, root: number): void {
 
 /** Register-based context-cache invalidation (10.4.7): returns CAIG. */
 export function invalidateContext(unit: RegisterPort & { mmioRead(offset: number, size: 8): bigint }, granularity: number, did = 0, sid = 0, fm = 0): number {
-  const v = (1n << 63n) | (BigInt(granularity & 3) << 61n) | (BigInt(fm & 3) << 32n) | (BigInt(sid & 0xffff) << 16n) | BigInt(did & 0xffff);
+  let v = withField(0n, CCMD.ICC, 1);
+  v = withField(v, CCMD.CIRG, granularity);
+  v = withField(v, CCMD.FM, fm);
+  v = withField(v, CCMD.SID, sid);
+  v = withField(v, CCMD.DID, did);
   unit.mmioWrite(DMAR_CCMD_REG, 8, v);
-  return Number((unit.mmioRead(DMAR_CCMD_REG, 8) >> 59n) & 3n);
+  return fieldOfBig(unit.mmioRead(DMAR_CCMD_REG, 8), CCMD.CAIG);
 }
 
 /**
@@ -213,37 +261,38 @@ export function invalidateIotlb(
   am = 0,
   ih = false,
 ): number {
-  if (granularity === 3) unit.mmioWrite(iro, 8, (BigInt(addr) & ~0xfffn) | (ih ? 0x40n : 0n) | BigInt(am & 0x3f));
-  unit.mmioWrite(iro + 8, 8, (1n << 63n) | (BigInt(granularity & 3) << 60n) | (BigInt(did & 0xffff) << 32n));
-  return Number((unit.mmioRead(iro + 8, 8) >> 57n) & 3n);
+  if (granularity === INV_PAGE) {
+    const iva = withField(withField(BigInt(addr) & maskOf(IVA.ADDR), IVA.IH, ih), IVA.AM, am);
+    unit.mmioWrite(iro, 8, iva);
+  }
+  const v = withField(withField(withField(0n, IOTLB.IVT, 1), IOTLB.IIRG, granularity), IOTLB.DID, did);
+  unit.mmioWrite(iro + IOTLB_REG_FROM_IVA, 8, v);
+  return fieldOfBig(unit.mmioRead(iro + IOTLB_REG_FROM_IVA, 8), IOTLB.IAIG);
 }
 
 /** 128-bit invalidation descriptors (6.5.2) as four dwords, low first. */
-export type Descriptor = [number, number, number, number];
+export type { Descriptor };
 
 export const desc = {
   /** 6.5.2.1 context-cache: g 1 global, 2 domain, 3 device. */
   context(g: number, did = 0, sid = 0, fm = 0): Descriptor {
-    return [(0x1 | ((g & 3) << 4) | ((did & 0xffff) << 16)) >>> 0, ((sid & 0xffff) | ((fm & 3) << 16)) >>> 0, 0, 0];
+    return encodeContextCacheDesc({ g, did, sid, fm });
   },
   /** 6.5.2.3 IOTLB: g 1 global, 2 domain, 3 page-selective (addr, am, ih). */
   iotlb(g: number, did = 0, addr: number | bigint = 0, am = 0, ih = false): Descriptor {
-    const a = BigInt(addr);
-    return [(0x2 | ((g & 3) << 4) | ((did & 0xffff) << 16)) >>> 0, 0, (Number(a & 0xfffff000n) | (ih ? 0x40 : 0) | (am & 0x3f)) >>> 0, Number(a >> 32n) >>> 0];
+    return encodeIotlbDesc({ g, did, addr, am, ih });
   },
   /** 6.5.2.5 device-TLB. */
   deviceIotlb(sid: number, addr: number, size = false): Descriptor {
-    return [0x3, sid & 0xffff, ((addr & 0xfffff000) | (size ? 1 : 0)) >>> 0, 0];
+    return encodeDeviceTlbDesc({ sid, addr, size });
   },
   /** 6.5.2.7 interrupt entry cache: global, or `index` with index mask `im`. */
   iec(global: boolean, index = 0, im = 0): Descriptor {
-    return [(0x4 | (global ? 0 : 0x10) | ((im & 0x1f) << 27)) >>> 0, index & 0xffff, 0, 0];
+    return encodeIecDesc({ global, index, im });
   },
   /** 6.5.2.8 invalidation wait. */
   wait(o: { sw?: boolean; iflag?: boolean; fence?: boolean; data?: number; addr?: number }): Descriptor {
-    const lo = 0x5 | (o.iflag === true ? 0x10 : 0) | (o.sw === true ? 0x20 : 0) | (o.fence === true ? 0x40 : 0);
-    const a = o.addr ?? 0;
-    return [lo, (o.data ?? 0) >>> 0, (a % 0x1_0000_0000) >>> 0, Math.floor(a / 0x1_0000_0000) >>> 0];
+    return encodeWaitDesc(o);
   },
 };
 
@@ -263,22 +312,22 @@ export class InvalidationQueue {
 
   /** Programs IQA and enables queued invalidation. */
   enable(): void {
-    this.unit.mmioWrite(DMAR_IQA_REG, 8, BigInt(this.base) | (this.wide ? BigInt(IQA_DW) : 0n) | BigInt(this.qs & 7));
+    this.unit.mmioWrite(DMAR_IQA_REG, 8, encodeIqa(this.base, this.qs, this.wide));
     gcmd(this.unit, GCMD_QIE);
   }
 
   get size(): number {
-    return (1 << this.qs) * (this.wide ? 128 : 256);
+    return queueEntries(this.qs, this.wide);
   }
 
   /** Writes descriptors at the tail and moves IQT past them (processing happens on the IQT write). */
   submit(...ds: (Descriptor | number[])[]): void {
-    const bytes = this.wide ? 32 : 16;
+    const bytes = descriptorBytes(this.wide);
     for (const d of ds) {
       const at = this.base + this.tail * bytes;
       for (let i = 0; i < bytes / 4; i++) this.mem.write32(at + 4 * i, d[i] ?? 0);
       this.tail = (this.tail + 1) % this.size;
     }
-    this.unit.mmioWrite(DMAR_IQT_REG, 8, BigInt(this.tail << (this.wide ? 5 : 4)));
+    this.unit.mmioWrite(DMAR_IQT_REG, 8, BigInt(queueOffset(this.tail, this.wide)));
   }
 }

@@ -10,6 +10,9 @@
  */
 import type { CacheGeometry } from "./config.js";
 import { mixHash as mixHashImported, SetAssocStore, type CacheStats } from "./cache.js";
+import { TWO32 } from "../../core/u64.js";
+import { levelShift, PAGE_SHIFT_4K, SL_R, SL_W } from "../../spec/vtd/paging.js";
+import { sidCompareMask } from "../../spec/vtd/registers.js";
 
 // A module-local binding: the lookup paths call it on every request (see unit.ts on imported bindings).
 const mixHash = mixHashImported;
@@ -27,8 +30,30 @@ export function vpnHi(hi: number, shift: number): number {
 }
 
 /** Page-size shift of a leaf at `level` (1 = 4 KiB, 2 = 2 MiB, 3 = 1 GiB). */
-function shiftOf(level: number): number {
-  return 12 + 9 * (level - 1);
+const shiftOf = levelShift;
+/** 4 KiB page numbers key the lookup accelerator (a module-local copy: it is read on every lookup). */
+const PAGE_SHIFT = PAGE_SHIFT_4K;
+
+/**
+ * The caches' own tag layout (not a VT-d format): tag0 holds the low 32 bits of the page number at the entry's
+ * page size; tag1 packs the domain id (bits 31:16), the level (15:13) and the page number's high bits (12:0).
+ */
+const TAG_DID_SHIFT = 16;
+const TAG_LEVEL_SHIFT = 13;
+const TAG_VPN_HI_MASK = 0x1fff;
+/** Set-index hash inputs: the level is mixed in above the domain id; context entries use a fixed salt. */
+const HASH_LEVEL_SHIFT = 20;
+const CONTEXT_HASH_SALT = 0x5a5a;
+/** Multiplier spreading domain ids over the lookup accelerator. */
+const FRONT_DID_MIX = 0x2f;
+
+function tag1(did: number, level: number, vpnHiBits: number): number {
+  return ((did << TAG_DID_SHIFT) | (level << TAG_LEVEL_SHIFT) | (vpnHiBits & TAG_VPN_HI_MASK)) >>> 0;
+}
+
+/** The cached permissions: SL_R and SL_W, as in second-level entries. */
+function permOf(read: boolean, write: boolean): number {
+  return (read ? SL_R : 0) | (write ? SL_W : 0);
 }
 
 /** Negative IOTLB entry for a not-present leaf: the fault depends on the access (0x5 write / 0x6 read). */
@@ -36,7 +61,7 @@ export const NEG_NOT_PRESENT = 0xff;
 
 /** The IOTLB's lookup accelerator (direct-mapped, by 4 KiB page) has as many entries as the IOTLB, within these bounds. */
 const FRONT_MIN = 256;
-const FRONT_MAX = 1 << 16;
+const FRONT_MAX = 65536;
 
 /**
  * What the IOTLB and the paging-structure cache share: a set-associative store of entries tagged by domain id
@@ -71,8 +96,8 @@ abstract class DomainRangeCache {
     const st = this.store;
     return st.invalidateWhere((s) => {
       if (this.did[s] !== did) return false;
-      const span = 2 ** (9 * ((this.level[s] ?? 1) - 1));
-      const start = (st.tagOf0(s) + (st.tagOf1(s) & 0x1fff) * 0x1_0000_0000) * span;
+      const span = 2 ** (shiftOf(this.level[s] ?? 1) - PAGE_SHIFT_4K);
+      const start = (st.tagOf0(s) + (st.tagOf1(s) & TAG_VPN_HI_MASK) * TWO32) * span;
       return start <= last && start + span - 1 >= first;
     });
   }
@@ -97,7 +122,7 @@ export class Iotlb extends DomainRangeCache {
   private readonly frontEpoch: Float64Array;
   readonly frameLo: Uint32Array;
   readonly frameHi: Uint32Array;
-  /** bit 0 = R, bit 1 = W. */
+  /** SL_R, SL_W. */
   readonly perm: Uint8Array;
   /** 0 = a translation; otherwise a cached fault (caching mode): a reason, or NEG_NOT_PRESENT. */
   readonly neg: Uint8Array;
@@ -112,8 +137,8 @@ export class Iotlb extends DomainRangeCache {
   constructor(g: CacheGeometry, maxLevel: number) {
     super(g);
     const n = this.store.capacity;
-    let front = FRONT_MIN;
-    while (front < n && front < FRONT_MAX) front *= 2;
+    // The smallest power of two >= n, within the bounds.
+    const front = Math.min(FRONT_MAX, Math.max(FRONT_MIN, 2 ** Math.ceil(Math.log2(Math.max(1, n)))));
     this.frontMask = front - 1;
     this.frontVpn = new Uint32Array(front);
     this.frontKey = new Uint32Array(front);
@@ -136,9 +161,9 @@ export class Iotlb extends DomainRangeCache {
     const st = this.store;
     for (let lv = 1; lv <= this.maxLevel; lv++) {
       if (lv > 1 && (this.largeLevels & (1 << lv)) === 0) continue;
-      const s = 12 + 9 * (lv - 1);
+      const s = shiftOf(lv);
       const t0 = vpnLo(lo, hi, s);
-      const t1 = ((did << 16) | (lv << 13) | (vpnHi(hi, s) & 0x1fff)) >>> 0;
+      const t1 = tag1(did, lv, vpnHi(hi, s));
       const slot = st.find(st.setOf(mixHash(t0, did)), t0, t1);
       if (slot >= 0) {
         st.hits++;
@@ -152,18 +177,18 @@ export class Iotlb extends DomainRangeCache {
 
   /** The slot the accelerator holds for (did, the 4 KiB page of iova), or -1. Counts and touches nothing. */
   peekFront(did: number, lo: number, hi: number): number {
-    const vpn = ((lo >>> 12) | (hi << 20)) >>> 0;
-    const key = ((did << 16) | ((hi >>> 12) & 0x1fff)) >>> 0;
-    const k = (vpn ^ Math.imul(did, 0x2f)) & this.frontMask;
+    const vpn = ((lo >>> PAGE_SHIFT) | (hi << (32 - PAGE_SHIFT))) >>> 0;
+    const key = ((did << TAG_DID_SHIFT) | ((hi >>> PAGE_SHIFT) & TAG_VPN_HI_MASK)) >>> 0;
+    const k = (vpn ^ Math.imul(did, FRONT_DID_MIX)) & this.frontMask;
     if (this.frontEpoch[k] === this.store.epoch && this.frontVpn[k] === vpn && this.frontKey[k] === key) return this.frontSlot[k] ?? -1;
     return -1;
   }
 
   /** As `lookup`, answered from the accelerator when it can: the hit path of a translation. */
   lookupFast(did: number, lo: number, hi: number): number {
-    const vpn = ((lo >>> 12) | (hi << 20)) >>> 0;
-    const key = ((did << 16) | ((hi >>> 12) & 0x1fff)) >>> 0;
-    const k = (vpn ^ Math.imul(did, 0x2f)) & this.frontMask;
+    const vpn = ((lo >>> PAGE_SHIFT) | (hi << (32 - PAGE_SHIFT))) >>> 0;
+    const key = ((did << TAG_DID_SHIFT) | ((hi >>> PAGE_SHIFT) & TAG_VPN_HI_MASK)) >>> 0;
+    const k = (vpn ^ Math.imul(did, FRONT_DID_MIX)) & this.frontMask;
     const st = this.store;
     if (this.frontEpoch[k] === st.epoch && this.frontVpn[k] === vpn && this.frontKey[k] === key) {
       const slot = this.frontSlot[k] ?? -1;
@@ -195,12 +220,12 @@ export class Iotlb extends DomainRangeCache {
     const st = this.store;
     const s = shiftOf(level);
     const t0 = vpnLo(lo, hi, s);
-    const t1 = ((did << 16) | (level << 13) | (vpnHi(hi, s) & 0x1fff)) >>> 0;
+    const t1 = tag1(did, level, vpnHi(hi, s));
     const slot = st.allocate(st.setOf(mixHash(t0, did)), t0, t1);
     if (level > 1) this.largeLevels |= 1 << level;
     this.frameLo[slot] = frameLo >>> 0;
     this.frameHi[slot] = frameHi >>> 0;
-    this.perm[slot] = (read ? 1 : 0) | (write ? 2 : 0);
+    this.perm[slot] = permOf(read, write);
     this.neg[slot] = neg;
     this.level[slot] = level;
     this.did[slot] = did;
@@ -210,7 +235,7 @@ export class Iotlb extends DomainRangeCache {
 
 /** First 4 KiB page number of a page-selective invalidation: addr >> 12, aligned down to 2^am pages. */
 export function pageRangeStart(addrLo: number, addrHi: number, am: number): number {
-  const pfn = (addrHi >>> 0) * 0x100000 + ((addrLo >>> 0) >>> 12);
+  const pfn = (addrHi >>> 0) * 2 ** (32 - PAGE_SHIFT_4K) + ((addrLo >>> 0) >>> PAGE_SHIFT_4K);
   const size = 2 ** am;
   return pfn - (pfn % size);
 }
@@ -252,7 +277,7 @@ export class ContextCache {
       st.touch(this.lastSlot);
       return this.lastSlot;
     }
-    const slot = st.find(st.setOf(mixHash(sid, 0x5a5a)), sid, 0);
+    const slot = st.find(st.setOf(mixHash(sid, CONTEXT_HASH_SALT)), sid, 0);
     if (slot >= 0) {
       this.lastSid = sid;
       this.lastSlot = slot;
@@ -269,7 +294,7 @@ export class ContextCache {
 
   fill(sid: number, did: number, tt: number, fpd: boolean, aw: number, ptLo: number, ptHi: number, neg: number): number {
     const st = this.store;
-    const slot = st.allocate(st.setOf(mixHash(sid, 0x5a5a)), sid, 0);
+    const slot = st.allocate(st.setOf(mixHash(sid, CONTEXT_HASH_SALT)), sid, 0);
     this.did[slot] = did;
     this.tt[slot] = tt;
     this.fpd[slot] = fpd ? 1 : 0;
@@ -294,8 +319,7 @@ export class ContextCache {
    * the function mask FM hides (00 none, 01 bit 2, 10 bits 2:1, 11 bits 2:0).
    */
   invalidateDevice(sid: number, fm: number): number {
-    const ignore = [0, 4, 6, 7][fm & 3] ?? 0;
-    const keep = 0xffff & ~ignore;
+    const keep = sidCompareMask(fm);
     const want = sid & keep;
     return this.store.invalidateWhere((s) => (this.store.tagOf0(s) & keep) === want);
   }
@@ -332,8 +356,8 @@ export class PagingStructureCache extends DomainRangeCache {
     for (let lv = 2; lv <= maxLevel; lv++) {
       const s = shiftOf(lv);
       const t0 = vpnLo(lo, hi, s);
-      const t1 = ((did << 16) | (lv << 13) | (vpnHi(hi, s) & 0x1fff)) >>> 0;
-      const slot = st.find(st.setOf(mixHash(t0, did ^ (lv << 20))), t0, t1);
+      const t1 = tag1(did, lv, vpnHi(hi, s));
+      const slot = st.find(st.setOf(mixHash(t0, did ^ (lv << HASH_LEVEL_SHIFT))), t0, t1);
       if (slot >= 0) {
         st.hits++;
         st.touch(slot);
@@ -348,11 +372,11 @@ export class PagingStructureCache extends DomainRangeCache {
     const st = this.store;
     const s = shiftOf(level);
     const t0 = vpnLo(lo, hi, s);
-    const t1 = ((did << 16) | (level << 13) | (vpnHi(hi, s) & 0x1fff)) >>> 0;
-    const slot = st.allocate(st.setOf(mixHash(t0, did ^ (level << 20))), t0, t1);
+    const t1 = tag1(did, level, vpnHi(hi, s));
+    const slot = st.allocate(st.setOf(mixHash(t0, did ^ (level << HASH_LEVEL_SHIFT))), t0, t1);
     this.nextLo[slot] = nextLo >>> 0;
     this.nextHi[slot] = nextHi >>> 0;
-    this.perm[slot] = (read ? 1 : 0) | (write ? 2 : 0);
+    this.perm[slot] = permOf(read, write);
     this.level[slot] = level;
     this.did[slot] = did;
   }

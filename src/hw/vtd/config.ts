@@ -8,7 +8,27 @@
  */
 import { IommuError } from "../../core/errors.js";
 import { hiOf, loOf } from "../../core/u64.js";
-import { SAGAW_39, SAGAW_48, SAGAW_57, SLLPS_1G, SLLPS_2M } from "../../spec/vtd/registers.js";
+import {
+  CAP,
+  domainIdBits,
+  ECAP,
+  encodeCap,
+  encodeEcap,
+  MAX_REGISTER_OFFSET,
+  faultRecordCount,
+  ndForDomainIdBits,
+  nfrForCount,
+  OFFSET_UNIT,
+  offsetField,
+  sagawBit,
+  SLLPS_1G,
+  SLLPS_2M,
+} from "../../spec/vtd/capability.js";
+import { FIXED_REGISTERS_END, IOTLB_REGS_SIZE } from "../../spec/vtd/registers.js";
+import { FRCD_SIZE } from "../../spec/vtd/faults.js";
+import { AW_39, AW_48, AW_57, awWidth, CONTEXT_ENTRY, contextEntryReserved, hawHiMask, rootEntryReserved } from "../../spec/vtd/context.js";
+import { fieldMax, type FieldSpec } from "../../spec/vtd/fields.js";
+import { secondLevelReserved } from "../../spec/vtd/paging.js";
 
 export type ReplacementPolicy = "lru" | "fifo" | "random";
 
@@ -116,31 +136,50 @@ function bad(field: string, message: string): IommuError {
   return new IommuError("VTD_CONFIG", `VT-d configuration: ${field} ${message}`);
 }
 
+/** The largest cache geometry the model builds. */
+const MAX_SETS = 65536;
+const MAX_WAYS = 64;
+
 function isPow2(n: number): boolean {
   return Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
 }
 
 function validateGeometry(name: string, g: CacheGeometry): void {
-  if (!isPow2(g.sets) || g.sets > 1 << 16) throw bad(`${name}.sets`, `must be a power of two up to 65536, got ${g.sets}`);
-  if (!Number.isInteger(g.ways) || g.ways < 1 || g.ways > 64) throw bad(`${name}.ways`, `must be 1..64, got ${g.ways}`);
+  if (!isPow2(g.sets) || g.sets > MAX_SETS) throw bad(`${name}.sets`, `must be a power of two up to ${MAX_SETS}, got ${g.sets}`);
+  if (!Number.isInteger(g.ways) || g.ways < 1 || g.ways > MAX_WAYS) throw bad(`${name}.ways`, `must be 1..${MAX_WAYS}, got ${g.ways}`);
   if (g.policy !== "lru" && g.policy !== "fifo" && g.policy !== "random") throw bad(`${name}.policy`, `must be lru, fifo or random`);
 }
 
+/** CAP.ND 6 gives 16-bit domain ids, the most there are (7 is reserved). */
+const MAX_ND = ndForDomainIdBits(CONTEXT_ENTRY.DID.width);
+
+function inField(v: number, s: FieldSpec): boolean {
+  return Number.isInteger(v) && v >= 0 && v <= fieldMax(s);
+}
+
+/** A register offset CAP.FRO or ECAP.IRO can report, above the registers at fixed offsets. */
+function validOffset(off: number): boolean {
+  return Number.isInteger(off) && off % OFFSET_UNIT === 0 && off >= FIXED_REGISTERS_END && off <= MAX_REGISTER_OFFSET;
+}
+
+const hex = (n: number): string => `0x${n.toString(16)}`;
+
 /** Throws VTD_CONFIG for a configuration no hardware could report. Configurations are not guest input. */
 export function validateConfig(c: VtdConfig): void {
-  if (c.awBits !== 39 && c.awBits !== 48 && c.awBits !== 57) throw bad("awBits", `must be 39, 48 or 57, got ${String(c.awBits)}`);
+  if (!SUPPORTED_WIDTHS.includes(c.awBits)) throw bad("awBits", `must be ${SUPPORTED_WIDTHS.slice(0, -1).join(", ")} or ${SUPPORTED_WIDTHS.at(-1)}, got ${String(c.awBits)}`);
   if (!Number.isInteger(c.hawBits) || c.hawBits < 32 || c.hawBits > 52) throw bad("hawBits", `must be 32..52, got ${c.hawBits}`);
-  if (!Number.isInteger(c.faultRecords) || c.faultRecords < 1 || c.faultRecords > 256) throw bad("faultRecords", `must be 1..256, got ${c.faultRecords}`);
-  if (!Number.isInteger(c.largePages) || c.largePages < 0 || c.largePages > 3) throw bad("largePages", `must be a 2-bit mask, got ${c.largePages}`);
-  if (!Number.isInteger(c.maxAddressMask) || c.maxAddressMask < 0 || c.maxAddressMask > 63) throw bad("maxAddressMask", `must be 0..63`);
-  if (!Number.isInteger(c.domainIdField) || c.domainIdField < 0 || c.domainIdField > 6) throw bad("domainIdField", `must be 0..6`);
-  if (!Number.isInteger(c.maxHandleMask) || c.maxHandleMask < 0 || c.maxHandleMask > 15) throw bad("maxHandleMask", `must be 0..15`);
+  const maxRecords = faultRecordCount(fieldMax(CAP.NFR));
+  if (!Number.isInteger(c.faultRecords) || c.faultRecords < 1 || c.faultRecords > maxRecords) throw bad("faultRecords", `must be 1..${maxRecords}, got ${c.faultRecords}`);
+  if (!Number.isInteger(c.largePages) || c.largePages < 0 || c.largePages > (SLLPS_2M | SLLPS_1G)) throw bad("largePages", `must be a 2-bit mask, got ${c.largePages}`);
+  if (!inField(c.maxAddressMask, CAP.MAMV)) throw bad("maxAddressMask", `must be 0..${fieldMax(CAP.MAMV)}`);
+  if (!Number.isInteger(c.domainIdField) || c.domainIdField < 0 || c.domainIdField > MAX_ND) throw bad("domainIdField", `must be 0..${MAX_ND}`);
+  if (!inField(c.maxHandleMask, ECAP.MHMV)) throw bad("maxHandleMask", `must be 0..${fieldMax(ECAP.MHMV)}`);
   const fro = c.faultRecordOffset;
-  if (!Number.isInteger(fro) || fro % 16 !== 0 || fro < 0x100 || fro > 0x3ff0) throw bad("faultRecordOffset", `must be a multiple of 16 in 0x100..0x3ff0`);
+  if (!validOffset(fro)) throw bad("faultRecordOffset", `must be a multiple of ${OFFSET_UNIT} in ${hex(FIXED_REGISTERS_END)}..${hex(MAX_REGISTER_OFFSET)}`);
   const iro = c.iotlbRegOffset;
-  if (!Number.isInteger(iro) || iro % 16 !== 0 || iro < 0xc0 || iro > 0x3ff0) throw bad("iotlbRegOffset", `must be a multiple of 16 in 0xc0..0x3ff0`);
-  const froEnd = fro + 16 * c.faultRecords;
-  if (iro + 16 > fro && iro < froEnd) throw bad("iotlbRegOffset", `0x${iro.toString(16)} overlaps the fault recording registers`);
+  if (!validOffset(iro)) throw bad("iotlbRegOffset", `must be a multiple of ${OFFSET_UNIT} in ${hex(FIXED_REGISTERS_END)}..${hex(MAX_REGISTER_OFFSET)}`);
+  const froEnd = fro + FRCD_SIZE * c.faultRecords;
+  if (iro + IOTLB_REGS_SIZE > fro && iro < froEnd) throw bad("iotlbRegOffset", `${hex(iro)} overlaps the fault recording registers`);
   if (c.extendedInterruptMode && !c.interruptRemapping) throw bad("extendedInterruptMode", "needs interruptRemapping");
   if (c.postedInterrupts && !c.interruptRemapping) throw bad("postedInterrupts", "needs interruptRemapping");
   validateGeometry("iotlb", c.iotlb);
@@ -151,38 +190,43 @@ export function validateConfig(c: VtdConfig): void {
 
 /** CAP.SAGAW for a guest address width: every width up to it (QEMU always reports 39-bit). */
 export function sagawFor(awBits: number): number {
-  return SAGAW_39 | (awBits >= 48 ? SAGAW_48 : 0) | (awBits >= 57 ? SAGAW_57 : 0);
+  return SUPPORTED_WIDTHS.filter((w) => w <= awBits).reduce((sagaw, w) => sagaw | sagawBit(w), 0);
 }
+
+/** The widths the model supports: 39-bit (3-level), 48-bit (4-level) and 57-bit (5-level) tables. */
+const SUPPORTED_WIDTHS = [awWidth(AW_39), awWidth(AW_48), awWidth(AW_57)];
 
 /** CAP_REG (10.4.2) as a bigint. */
 export function buildCap(c: VtdConfig): bigint {
-  let cap = BigInt(c.domainIdField & 7); // ND, bits 2:0
-  if (c.requiredWriteBufferFlush) cap |= 1n << 4n; // RWBF
-  if (c.cachingMode) cap |= 1n << 7n; // CM
-  cap |= BigInt(sagawFor(c.awBits)) << 8n; // SAGAW, bits 12:8
-  cap |= BigInt((c.awBits - 1) & 0x3f) << 16n; // MGAW, bits 21:16
-  cap |= BigInt((c.faultRecordOffset >> 4) & 0x3ff) << 24n; // FRO, bits 33:24
-  cap |= BigInt(c.largePages & 0xf) << 34n; // SLLPS, bits 37:34
-  if (c.pageSelectiveInvalidation) cap |= 1n << 39n; // PSI
-  cap |= BigInt((c.faultRecords - 1) & 0xff) << 40n; // NFR, bits 47:40
-  cap |= BigInt(c.maxAddressMask & 0x3f) << 48n; // MAMV, bits 53:48
-  if (c.draining) cap |= (1n << 54n) | (1n << 55n); // DWD, DRD
-  if (c.postedInterrupts) cap |= 1n << 59n; // PI
-  return cap;
+  return encodeCap({
+    ND: c.domainIdField,
+    RWBF: c.requiredWriteBufferFlush,
+    CM: c.cachingMode,
+    SAGAW: sagawFor(c.awBits),
+    MGAW: c.awBits - 1,
+    FRO: offsetField(c.faultRecordOffset),
+    SLLPS: c.largePages,
+    PSI: c.pageSelectiveInvalidation,
+    NFR: nfrForCount(c.faultRecords),
+    MAMV: c.maxAddressMask,
+    DWD: c.draining,
+    DRD: c.draining,
+    PI: c.postedInterrupts,
+  });
 }
 
 /** ECAP_REG (10.4.3) as a bigint. */
 export function buildEcap(c: VtdConfig): bigint {
-  let ecap = 0n;
-  if (c.queuedInvalidation) ecap |= 1n << 1n; // QI
-  if (c.deviceTlb) ecap |= 1n << 2n; // DT
-  if (c.interruptRemapping) ecap |= 1n << 3n; // IR
-  if (c.extendedInterruptMode) ecap |= 1n << 4n; // EIM
-  if (c.passThrough) ecap |= 1n << 6n; // PT
-  if (c.snoopControl) ecap |= 1n << 7n; // SC
-  ecap |= BigInt((c.iotlbRegOffset >> 4) & 0x3ff) << 8n; // IRO, bits 17:8
-  if (c.interruptRemapping) ecap |= BigInt(c.maxHandleMask & 0xf) << 20n; // MHMV, bits 23:20
-  return ecap;
+  return encodeEcap({
+    QI: c.queuedInvalidation,
+    DT: c.deviceTlb,
+    IR: c.interruptRemapping,
+    EIM: c.extendedInterruptMode,
+    PT: c.passThrough,
+    SC: c.snoopControl,
+    IRO: offsetField(c.iotlbRegOffset),
+    MHMV: c.interruptRemapping ? c.maxHandleMask : 0,
+  });
 }
 
 /**
@@ -210,13 +254,9 @@ export interface WalkCaps {
   /** Reserved bits of a large-page entry at level 2 (2 MiB) and 3 (1 GiB). */
   rsvdLargeLo: Uint32Array;
   rsvdLargeHi: Uint32Array;
-}
-
-/** Mask of bits [from, 32) of a dword, i.e. the bits at and above `from` (0 when from >= 32). */
-function bitsFrom(from: number): number {
-  if (from >= 32) return 0;
-  if (from <= 0) return 0xffffffff;
-  return (0xffffffff << from) >>> 0;
+  /** Reserved bits of a present root entry and of a present context entry, as dword masks (9.1, 9.3). */
+  rootRsvd: readonly number[];
+  contextRsvd: readonly number[];
 }
 
 export function walkCaps(opts: {
@@ -230,34 +270,6 @@ export function walkCaps(opts: {
   domainIdBits: number;
 }): WalkCaps {
   const haw = opts.hawBits;
-  // Address bits 51:HAW are reserved in every entry; bits 63 and 61:52 are ignored; bit 62 (TM) is reserved
-  // unless device-TLBs are supported (9.8, and QEMU's VTD_SPTE_*_RSVD_MASK).
-  const aboveHaw = (bitsFrom(haw - 32) & 0x000fffff) >>> 0;
-  const hiCommon = (aboveHaw | (opts.deviceTlb ? 0 : 0x40000000)) >>> 0;
-  const hiNonLeaf = (aboveHaw | 0x40000000) >>> 0; // TM has no meaning in non-leaf entries
-  const snp = opts.snoopControl ? 0 : 0x800;
-  const rsvdLo = new Uint32Array(6);
-  const rsvdHi = new Uint32Array(6);
-  const rsvdLargeLo = new Uint32Array(6);
-  const rsvdLargeHi = new Uint32Array(6);
-  // Level 1 (SL-PTE): SNP reserved without SC.
-  rsvdLo[1] = snp;
-  rsvdHi[1] = hiCommon;
-  // Levels 2 and 3, non-leaf: bit 11 reserved; PS reserved where that page size is unsupported.
-  rsvdLo[2] = 0x800 | (opts.largePages & SLLPS_2M ? 0 : 0x80);
-  rsvdHi[2] = hiNonLeaf;
-  rsvdLo[3] = 0x800 | (opts.largePages & SLLPS_1G ? 0 : 0x80);
-  rsvdHi[3] = hiNonLeaf;
-  // Levels 4 and 5: PS (bit 7) and bit 11 reserved.
-  rsvdLo[4] = 0x880;
-  rsvdHi[4] = hiNonLeaf;
-  rsvdLo[5] = 0x880;
-  rsvdHi[5] = hiNonLeaf;
-  // Large pages: the address bits below the page size are reserved (2 MiB: 20:12, 1 GiB: 29:12).
-  rsvdLargeLo[2] = (0x1ff000 | snp) >>> 0;
-  rsvdLargeHi[2] = hiCommon;
-  rsvdLargeLo[3] = (0x3ffff000 | snp) >>> 0;
-  rsvdLargeHi[3] = hiCommon;
   return {
     mgawBits: opts.mgawBits,
     hawBits: haw,
@@ -267,11 +279,10 @@ export function walkCaps(opts: {
     deviceTlb: opts.deviceTlb,
     snoopControl: opts.snoopControl,
     domainIdBits: opts.domainIdBits,
-    addrHiMask: haw <= 32 ? 0 : (bitsFrom(0) >>> (64 - haw)) >>> 0,
-    rsvdLo,
-    rsvdHi,
-    rsvdLargeLo,
-    rsvdLargeHi,
+    addrHiMask: hawHiMask(haw),
+    ...secondLevelReserved(opts),
+    rootRsvd: Object.freeze(rootEntryReserved(haw)),
+    contextRsvd: Object.freeze(contextEntryReserved(haw, opts.domainIdBits)),
   };
 }
 
@@ -284,7 +295,7 @@ export function walkCapsFromConfig(c: VtdConfig): WalkCaps {
     passThrough: c.passThrough,
     deviceTlb: c.deviceTlb,
     snoopControl: c.snoopControl,
-    domainIdBits: 4 + 2 * c.domainIdField,
+    domainIdBits: domainIdBits(c.domainIdField),
   });
 }
 

@@ -18,6 +18,9 @@
 import type { VtdConfig } from "./config.js";
 import type { RegisterFile } from "./regfile.js";
 import { frcdOffset } from "./registers.js";
+import { RID_MASK } from "../../core/pci.js";
+import { encodeFaultRecord, FRCD, FRCD_DWORD_OFFSETS, FRCD_W3_F } from "../../spec/vtd/faults.js";
+import { wordMask } from "../../spec/vtd/fields.js";
 import {
   DMAR_FEADDR_REG,
   DMAR_FECTL_REG,
@@ -32,10 +35,6 @@ import {
   DMAR_IQERCD_REG,
   FECTL_IM,
   FECTL_IP,
-  FRCD_W2_T2,
-  FRCD_W3_AT_SHIFT,
-  FRCD_W3_F,
-  FRCD_W3_T1,
   FSTS_EVENT_FIELDS,
   FSTS_FRI_MASK,
   FSTS_FRI_SHIFT,
@@ -45,7 +44,12 @@ import {
   ICS_IWC,
   IECTL_IM,
   IECTL_IP,
+  IQERCD,
 } from "../../spec/vtd/registers.js";
+
+/** Where the dwords of a fault record and of its SID field are, relative to the record. */
+const [W0, W1, W2, W3] = FRCD_DWORD_OFFSETS;
+const SID_MASK = wordMask(FRCD.SID);
 
 /** Request kinds as FRCD records them (T1 = read, T2 = translation request). */
 export const REQ_WRITE = 0;
@@ -94,23 +98,23 @@ export class FaultReporting {
   }
 
   /**
-   * Records a fault. `addrLo/addrHi` is the faulting address (FI keeps bits 63:12), or for interrupt-remapping
-   * faults the interrupt index placed in FI bits 63:48 by the caller. `kind` is REQ_WRITE, REQ_READ or
+   * Records a fault. `addrLo/addrHi` is the faulting address (FI keeps bits 63:12); for interrupt-remapping
+   * faults `interruptIndex` goes to FI bits 63:48 instead. `kind` is REQ_WRITE, REQ_READ or
    * REQ_TRANSLATION; `at` the request's address type. Returns true when a record was written.
    */
-  record(sid: number, addrLo: number, addrHi: number, reason: number, kind: number, at: number): boolean {
+  record(sid: number, addrLo: number, addrHi: number, reason: number, kind: number, at: number, interruptIndex?: number): boolean {
     const fsts = this.regs.get32(DMAR_FSTS_REG);
     if ((fsts & FSTS_PFO) !== 0) {
       this.stats.overflowed++;
       return false;
     }
     const n = this.cfg.faultRecords;
-    const source = sid & 0xffff;
+    const source = sid & RID_MASK;
     if (this.cfg.collapseFaults) {
       for (let i = 0; i < n; i++) {
         const off = frcdOffset(this.cfg, i);
-        const w3 = this.regs.get32(off + 12);
-        if ((w3 & FRCD_W3_F) !== 0 && (this.regs.get32(off + 8) & 0xffff) === source) {
+        const w3 = this.regs.get32(off + W3);
+        if ((w3 & FRCD_W3_F) !== 0 && (this.regs.get32(off + W2) & SID_MASK) === source) {
           this.stats.collapsed++;
           return false;
         }
@@ -118,17 +122,27 @@ export class FaultReporting {
     }
     const index = this.next;
     const off = frcdOffset(this.cfg, index);
-    if ((this.regs.get32(off + 12) & FRCD_W3_F) !== 0) {
+    if ((this.regs.get32(off + W3) & FRCD_W3_F) !== 0) {
       // The record the hardware would use next is still pending: primary fault overflow.
       this.stats.overflowed++;
       this.regs.update32(DMAR_FSTS_REG, FSTS_PFO, 0);
       this.raiseEvent(fsts);
       return false;
     }
-    this.regs.set32(off, addrLo & 0xfffff000);
-    this.regs.set32(off + 4, addrHi);
-    this.regs.set32(off + 8, source | (kind === REQ_TRANSLATION ? FRCD_W2_T2 : 0));
-    this.regs.set32(off + 12, (reason & 0xff) | ((at & 3) << FRCD_W3_AT_SHIFT) | (kind === REQ_READ ? FRCD_W3_T1 : 0) | FRCD_W3_F);
+    const words = encodeFaultRecord({
+      reason,
+      sourceId: source,
+      read: kind === REQ_READ,
+      translationRequest: kind === REQ_TRANSLATION,
+      at,
+      addrLo,
+      addrHi,
+      ...(interruptIndex !== undefined ? { interruptIndex } : {}),
+    });
+    this.regs.set32(off + W0, words[0]);
+    this.regs.set32(off + W1, words[1]);
+    this.regs.set32(off + W2, words[2]);
+    this.regs.set32(off + W3, words[3]);
     // FRI names the first pending record: it is set only when PPF was clear.
     const fri = (fsts & FSTS_PPF) === 0 ? (index << FSTS_FRI_SHIFT) & FSTS_FRI_MASK : fsts & FSTS_FRI_MASK;
     this.regs.set32(DMAR_FSTS_REG, ((fsts & ~FSTS_FRI_MASK) | fri | FSTS_PPF) >>> 0);
@@ -142,7 +156,7 @@ export class FaultReporting {
   queueError(iqei: number): void {
     const fsts = this.regs.get32(DMAR_FSTS_REG);
     this.regs.update32(DMAR_FSTS_REG, FSTS_IQE, 0);
-    this.regs.set32(DMAR_IQERCD_REG, iqei & 0xf);
+    this.regs.set32(DMAR_IQERCD_REG, iqei & wordMask(IQERCD.IQEI));
     this.raiseEvent(fsts);
   }
 
@@ -167,7 +181,7 @@ export class FaultReporting {
   refreshStatus(): void {
     let ppf = false;
     for (let i = 0; i < this.cfg.faultRecords; i++) {
-      if ((this.regs.get32(frcdOffset(this.cfg, i) + 12) & FRCD_W3_F) !== 0) {
+      if ((this.regs.get32(frcdOffset(this.cfg, i) + W3) & FRCD_W3_F) !== 0) {
         ppf = true;
         break;
       }

@@ -39,11 +39,13 @@
  * memory changes, until invalidateIndex/invalidateAll (VT-d spec 6.5.2.7); setTable does not invalidate
  * (software must invalidate the cache globally after SIRTP).
  */
-import type { PhysAddr, PhysReader } from "../../core/memory.js";
-import { hiOf, loOf, TWO32 } from "../../core/u64.js";
+import { PHYS_ADDR_LIMIT, type PhysAddr, type PhysReader } from "../../core/memory.js";
+import { RID_MASK } from "../../core/pci.js";
+import { hiOf, loOf, SAFE_HI, TWO32 } from "../../core/u64.js";
+import { fieldOf } from "../../spec/vtd/fields.js";
+import { IRTA } from "../../spec/vtd/registers.js";
 import {
   IR_FAULT_NAMES,
-  IRTE_DLM_SHIFT,
   IRTE_DM,
   IRTE_FPD,
   IRTE_IM,
@@ -51,36 +53,31 @@ import {
   IRTE_PDA_LO_MASK,
   IRTE_RH,
   IRTE_SIZE,
-  IRTE_SQ_SHIFT,
-  IRTE_SVT_SHIFT,
   IRTE_TM,
   IRTE_URG,
-  IRTE_VECTOR_SHIFT,
   type IrFaultReason,
   irteDestination,
   irteReservedViolation,
-  MSI_ADDR_DEST_SHIFT,
-  MSI_ADDR_DM,
-  MSI_ADDR_HEAD,
   MSI_ADDR_IF_REMAPPABLE,
-  MSI_ADDR_RH,
   MSI_ADDR_SHV,
-  MSI_DATA_DLM_SHIFT,
-  MSI_DATA_LEVEL_ASSERT,
   MSI_DATA_RSVD_WHEN_SHV,
   MSI_DATA_SUBHANDLE_MASK,
-  MSI_DATA_TM_LEVEL,
   msiHandle,
   PID_CONTROL_OFFSET,
   PID_SIZE,
   PID_NDST_OFFSET,
-  PID_NV_SHIFT,
   PID_ON,
   PID_SN,
   pidDestination,
+  pidNotificationVector,
+  pirBit,
+  pirOffset,
   postedIrteReservedViolation,
-  SQ_MASKS,
-  SVT_NO_VERIFY,
+  irteSource,
+  irteSourceVerified,
+  irtaEntries,
+  IR_INDEX_BITS,
+  IRTE,
   SVT_VERIFY_BUS,
   SVT_VERIFY_SID_SQ,
   VTD_FR_IR_ENTRY_P,
@@ -90,24 +87,15 @@ import {
   VTD_FR_IR_REQ_RSVD,
   VTD_FR_IR_ROOT_INVAL,
   VTD_FR_IR_SID_ERR,
-  VTD_IRTA_ADDR_MASK_LO,
-  VTD_IRTA_EIME,
-  VTD_IRTA_SIZE_MASK,
 } from "../../spec/vtd/intremap.js";
+import { PAGE_SIZE_4K } from "../../spec/vtd/paging.js";
+
+import { decodeCompatMsi, encodeCompatMsi, isInterruptAddress, MSI_ADDR_IGNORED, type MsiInterrupt } from "../../spec/msi.js";
 
 export * from "../../spec/vtd/intremap.js";
 
 /** The interrupt as the local APICs receive it. */
-export interface DeliveredInterrupt {
-  readonly vector: number;
-  /** APIC destination id: 8 bits in xAPIC mode, 32 bits in x2APIC mode. */
-  readonly destination: number;
-  readonly destinationMode: "physical" | "logical";
-  /** DLM / MSI delivery mode, 3 bits (0 fixed, 1 lowest priority, 2 SMI, 4 NMI, 5 INIT, 7 ExtINT). */
-  readonly deliveryMode: number;
-  readonly triggerMode: "edge" | "level";
-  readonly redirectionHint: boolean;
-}
+export type DeliveredInterrupt = MsiInterrupt;
 
 /** A compatibility-format MSI message. */
 export interface MsiMessage {
@@ -200,6 +188,18 @@ export interface InterruptRemapperStats {
 }
 
 const DEFAULT_CACHE_SIZE = 256;
+/** Interrupt indexes are 16 bits (5.1.2.2: handle[15:0]); the IEC descriptor's IM masks up to all of them. */
+const INDEX_BITS = IR_INDEX_BITS;
+const INDEX_MASK = 2 ** INDEX_BITS - 1;
+/** Index-selective invalidations of up to 2^4 entries probe each index instead of scanning the cache. */
+const PROBE_MASK_MAX = 4;
+/** hi halves of physical addresses stay below 2^(57-32): memory addresses are below 2^57. */
+const PHYS_HI_MAX = Number(PHYS_ADDR_LIMIT >> 32n) - 1;
+/** What a failed source-id verification means, by SVT. */
+const SID_MISMATCH: Readonly<Record<number, string>> = {
+  [SVT_VERIFY_SID_SQ]: "requester id does not match SID under SQ",
+  [SVT_VERIFY_BUS]: "requester bus outside [start bus, end bus]",
+};
 const DEFAULT_HAW = 39;
 /** Architectural limit of x86 physical addresses (MAXPHYADDR <= 52): the walkInterrupt default. */
 const FORENSIC_HAW = 52;
@@ -275,10 +275,10 @@ export class InterruptRemapper {
 
   /** IRTA_REG as latched by GCMD.SIRTP: base bits 63:12, EIME bit 11, S bits 3:0 (2^(S+1) entries). */
   setTable(irtaLo: number, irtaHi: number): void {
-    this.baseLo = (irtaLo & VTD_IRTA_ADDR_MASK_LO) >>> 0;
+    this.baseLo = fieldOf(irtaLo, 0, IRTA.IRTA) * PAGE_SIZE_4K;
     this.baseHi = irtaHi >>> 0;
-    this.eime = (irtaLo & VTD_IRTA_EIME) !== 0;
-    this.entries = 2 << (irtaLo & VTD_IRTA_SIZE_MASK);
+    this.eime = fieldOf(irtaLo, irtaHi, IRTA.EIME) === 1;
+    this.entries = irtaEntries(fieldOf(irtaLo, irtaHi, IRTA.S));
   }
 
   /** GSTS.IRES. */
@@ -303,13 +303,13 @@ export class InterruptRemapper {
    */
   invalidateIndex(index: number, indexMask: number): void {
     const m = indexMask >>> 0;
-    if (m >= 16) {
+    if (m >= INDEX_BITS) {
       this.invalidateAll();
       return;
     }
-    const keep = ~((1 << m) - 1) & 0xffff;
+    const keep = ~((1 << m) - 1) & INDEX_MASK;
     const want = index & keep;
-    if (m <= 4) {
+    if (m <= PROBE_MASK_MAX) {
       // Small ranges: probe each index instead of scanning the cache.
       const n = 1 << m;
       for (let i = 0; i < n; i++) {
@@ -338,7 +338,7 @@ export class InterruptRemapper {
     const lo = addrLo >>> 0;
     const hi = addrHi >>> 0;
     const d = data >>> 0;
-    const source = sid & 0xffff;
+    const source = sid & RID_MASK;
 
     if (!this.enabled) return this.passThrough(lo, hi, d);
 
@@ -348,7 +348,7 @@ export class InterruptRemapper {
 
     // VT-d spec 5.1.4: reserved fields of the request first.
     if (hi !== 0) return this.fault(source, VTD_FR_IR_REQ_RSVD, remappable ? index : 0, false, "address bits 63:32 are not zero");
-    if (lo >>> 20 !== MSI_ADDR_HEAD) return this.fault(source, VTD_FR_IR_REQ_RSVD, 0, false, "address is outside 0xFEEx_xxxx");
+    if (!isInterruptAddress(lo)) return this.fault(source, VTD_FR_IR_REQ_RSVD, 0, false, "address is outside 0xFEEx_xxxx");
 
     if (!remappable) {
       // VT-d spec 5.1.4: compatibility format is blocked when EIME is set or CFIS is clear.
@@ -378,28 +378,14 @@ export class InterruptRemapper {
     }
 
     // Source-id verification happens per request (VT-d spec 9.10, SVT/SQ/SID).
-    const svt = (entry.w2 >>> IRTE_SVT_SHIFT) & 3;
-    if (svt !== SVT_NO_VERIFY) {
-      const expected = entry.w2 & 0xffff;
-      if (svt === SVT_VERIFY_SID_SQ) {
-        const mask = SQ_MASKS[(entry.w2 >>> IRTE_SQ_SHIFT) & 3] ?? 0xffff;
-        if ((expected & mask) !== (source & mask)) {
-          return this.fault(source, VTD_FR_IR_SID_ERR, index, entry.fpd, "requester id does not match SID under SQ");
-        }
-      } else if (svt === SVT_VERIFY_BUS) {
-        // SID bits 15:8 = start bus, bits 7:0 = end bus (VT-d spec 9.10; Linux set_irte_verify_bus agrees).
-        // QEMU reads the two bytes the other way round.
-        const bus = source >>> 8;
-        if (bus < expected >>> 8 || bus > (expected & 0xff)) {
-          return this.fault(source, VTD_FR_IR_SID_ERR, index, entry.fpd, "requester bus outside [start bus, end bus]");
-        }
-      }
+    if (!irteSourceVerified(entry.w2, source)) {
+      return this.fault(source, VTD_FR_IR_SID_ERR, index, entry.fpd, SID_MISMATCH[irteSource(entry.w2).svt] ?? "source-id verification failed");
     }
 
     if (entry.posted !== null) return this.post(source, index, entry.irq.vector, entry.posted);
 
     this.stats.remapped++;
-    const variant = lo & 3;
+    const variant = lo & MSI_ADDR_IGNORED;
     let r = entry.results[variant];
     if (r === undefined) {
       r = Object.freeze({ ok: true, irq: entry.irq, msi: compatMsi(entry.irq, variant), remapped: true, index });
@@ -431,24 +417,13 @@ export class InterruptRemapper {
     }
     // Outside memory the read is an access error (fault 0x23); anything else thrown here is a bug and propagates.
     if (!this.readable(hi, lo, IRTE_SIZE)) return this.fault(source, VTD_FR_IR_ROOT_INVAL, index, false, "IRTE read failed");
-    let w0: number, w1: number, w2: number, w3: number;
-    if (hi < 0x20_0000) {
-      const a = hi * TWO32 + lo;
-      w0 = this.reader.read32(a);
-      w1 = this.reader.read32(a + 4);
-      w2 = this.reader.read32(a + 8);
-      w3 = this.reader.read32(a + 12);
-    } else {
-      const a = (BigInt(hi) << 32n) | BigInt(lo);
-      w0 = this.reader.read32(a);
-      w1 = this.reader.read32(a + 4n);
-      w2 = this.reader.read32(a + 8n);
-      w3 = this.reader.read32(a + 12n);
-    }
-    w0 >>>= 0;
-    w1 >>>= 0;
-    w2 >>>= 0;
-    w3 >>>= 0;
+    const a: PhysAddr = hi < SAFE_HI ? hi * TWO32 + lo : (BigInt(hi) << 32n) | BigInt(lo);
+    const dword = (i: number): number =>
+      this.reader.read32(typeof a === "number" ? a + 4 * i : a + BigInt(4 * i)) >>> 0;
+    const w0 = dword(0);
+    const w1 = dword(1);
+    const w2 = dword(2);
+    const w3 = dword(3);
     const fpd = (w0 & IRTE_FPD) !== 0;
     if ((w0 & IRTE_P) === 0) return this.fault(source, VTD_FR_IR_ENTRY_P, index, fpd, "IRTE present bit clear");
     if (this.pi && (w0 & IRTE_IM) !== 0) {
@@ -456,7 +431,7 @@ export class InterruptRemapper {
       if (pbad !== null) return this.fault(source, VTD_FR_IR_IRTE_RSVD, index, fpd, pbad);
       // irq holds only the posted vector; what is delivered is the descriptor's notification event.
       const irq: DeliveredInterrupt = Object.freeze({
-        vector: (w0 >>> IRTE_VECTOR_SHIFT) & 0xff,
+        vector: fieldOf(w0, w1, IRTE.V),
         destination: 0,
         destinationMode: "physical",
         deliveryMode: 0,
@@ -469,10 +444,10 @@ export class InterruptRemapper {
     const bad = irteReservedViolation(w0, w1, w2, w3, this.eime);
     if (bad !== null) return this.fault(source, VTD_FR_IR_IRTE_RSVD, index, fpd, bad);
     const irq: DeliveredInterrupt = Object.freeze({
-      vector: (w0 >>> IRTE_VECTOR_SHIFT) & 0xff,
+      vector: fieldOf(w0, w1, IRTE.V),
       destination: irteDestination(w1, this.eime),
       destinationMode: (w0 & IRTE_DM) !== 0 ? "logical" : "physical",
-      deliveryMode: (w0 >>> IRTE_DLM_SHIFT) & 7,
+      deliveryMode: fieldOf(w0, w1, IRTE.DLM),
       triggerMode: (w0 & IRTE_TM) !== 0 ? "level" : "edge",
       redirectionHint: (w0 & IRTE_RH) !== 0,
     });
@@ -485,10 +460,10 @@ export class InterruptRemapper {
    */
   private readable(hi: number, lo: number, length: number): boolean {
     // hi:lo + length <= 2^57, i.e. hi below 2^25 with no carry out of the last 4 GiB.
-    if (hi > 0x1ff_ffff || (hi === 0x1ff_ffff && lo + length > TWO32)) return false;
+    if (hi > PHYS_HI_MAX || (hi === PHYS_HI_MAX && lo + length > TWO32)) return false;
     const can = this.reader.canRead;
     if (can === undefined) return true;
-    return hi < 0x20_0000 && can.call(this.reader, hi * TWO32 + lo, length);
+    return hi < SAFE_HI && can.call(this.reader, hi * TWO32 + lo, length);
   }
 
   /**
@@ -499,14 +474,14 @@ export class InterruptRemapper {
   private post(source: number, index: number, vector: number, p: { pdaLo: number; pdaHi: number; urgent: boolean }): RemapResult {
     const w = this.writer;
     if (w === null) return this.fault(source, VTD_FR_IR_ROOT_INVAL, index, false, "posted-interrupt descriptor cannot be written");
-    const at = (off: number): PhysAddr => (p.pdaHi < 0x20_0000 ? p.pdaHi * TWO32 + p.pdaLo + off : ((BigInt(p.pdaHi) << 32n) | BigInt(p.pdaLo)) + BigInt(off));
+    const at = (off: number): PhysAddr => (p.pdaHi < SAFE_HI ? p.pdaHi * TWO32 + p.pdaLo + off : ((BigInt(p.pdaHi) << 32n) | BigInt(p.pdaLo)) + BigInt(off));
     // A descriptor outside memory is an access error (fault 0x23); anything else thrown here is a bug and propagates.
     if (!this.readable(p.pdaHi, p.pdaLo, PID_SIZE)) {
       return this.fault(source, VTD_FR_IR_ROOT_INVAL, index, false, "posted-interrupt descriptor access failed");
     }
     let notified = false;
-    const pirAt = at(4 * (vector >>> 5));
-    const bit = (1 << (vector & 31)) >>> 0;
+    const pirAt = at(pirOffset(vector));
+    const bit = pirBit(vector);
     const pir = this.reader.read32(pirAt) >>> 0;
     const alreadyPending = (pir & bit) !== 0;
     if (!alreadyPending) w.write32(pirAt, (pir | bit) >>> 0);
@@ -519,7 +494,7 @@ export class InterruptRemapper {
     this.stats.posted++;
     if (notified) this.stats.notifications++;
     const irq: DeliveredInterrupt = Object.freeze({
-      vector: (ctl >>> PID_NV_SHIFT) & 0xff,
+      vector: pidNotificationVector(ctl),
       destination: pidDestination(ndst, this.eime),
       destinationMode: "physical",
       deliveryMode: 0,
@@ -540,14 +515,7 @@ export class InterruptRemapper {
   private passThrough(lo: number, hi: number, d: number): RemapOk {
     this.stats.passedThrough++;
     if (this.lastPt !== undefined && lo === this.lastPtLo && hi === this.lastPtHi && d === this.lastPtData) return this.lastPt;
-    const irq: DeliveredInterrupt = Object.freeze({
-      vector: d & 0xff,
-      destination: (((lo >>> MSI_ADDR_DEST_SHIFT) & 0xff) | (hi & 0xffffff00)) >>> 0,
-      destinationMode: (lo & MSI_ADDR_DM) !== 0 ? "logical" : "physical",
-      deliveryMode: (d >>> MSI_DATA_DLM_SHIFT) & 7,
-      triggerMode: (d & MSI_DATA_TM_LEVEL) !== 0 ? "level" : "edge",
-      redirectionHint: (lo & MSI_ADDR_RH) !== 0,
-    });
+    const irq: DeliveredInterrupt = Object.freeze(decodeCompatMsi(lo, d, hi));
     const r: RemapOk = Object.freeze({ ok: true, irq, msi: Object.freeze({ address: lo, addressHi: hi, data: d }), remapped: false });
     this.lastPtLo = lo;
     this.lastPtHi = hi;
@@ -563,7 +531,7 @@ export class InterruptRemapper {
       return { ok: false, reason, reasonName: IR_FAULT_NAMES[reason], index, fpd: true, detail };
     }
     this.stats.faultsRecorded++;
-    this.onFault({ sid: source, reason, index: index & 0xffff });
+    this.onFault({ sid: source, reason, index: index & INDEX_MASK });
     return { ok: false, reason, reasonName: IR_FAULT_NAMES[reason], index, detail };
   }
 }
@@ -574,15 +542,7 @@ function isEntry(x: IecEntry | RemapFault): x is IecEntry {
 
 /** The compatibility-format MSI QEMU's x86_iommu_irq_to_msi_message builds for a remapped interrupt. */
 function compatMsi(irq: DeliveredInterrupt, addrLow2: number): MsiMessage {
-  const address =
-    (MSI_ADDR_HEAD << 20) |
-    ((irq.destination & 0xff) << MSI_ADDR_DEST_SHIFT) |
-    (irq.redirectionHint ? MSI_ADDR_RH : 0) |
-    (irq.destinationMode === "logical" ? MSI_ADDR_DM : 0) |
-    (addrLow2 & 3);
-  const data =
-    irq.vector | (irq.deliveryMode << MSI_DATA_DLM_SHIFT) | MSI_DATA_LEVEL_ASSERT | (irq.triggerMode === "level" ? MSI_DATA_TM_LEVEL : 0);
-  return Object.freeze({ address: address >>> 0, addressHi: (irq.destination & 0xffffff00) >>> 0, data: data >>> 0 });
+  return Object.freeze(encodeCompatMsi({ ...irq, levelAssert: true, addressLow2: addrLow2 }));
 }
 
 export interface WalkInterruptOptions {

@@ -14,47 +14,51 @@ import type { TableReader } from "./walk.js";
 import type { VtdConfig } from "./config.js";
 import type { FaultReporting } from "./faults.js";
 import type { RegisterFile } from "./regfile.js";
+import { TWO32 } from "../../core/u64.js";
+import { hawHiMask } from "../../spec/vtd/context.js";
+import { fieldOf, withField } from "../../spec/vtd/fields.js";
 import {
-  CCMD_HI_CAIG_MASK,
-  CCMD_HI_CAIG_SHIFT,
-  CCMD_HI_CIRG_SHIFT,
-  CCMD_HI_ICC,
-  DMAR_CCMD_REG,
-  DMAR_FSTS_REG,
-  DMAR_IQA_REG,
-  DMAR_IQH_REG,
-  DMAR_IQT_REG,
+  decodeContextCacheDesc,
+  decodeDeviceTlbDesc,
+  decodeIecDesc,
+  decodeIotlbDesc,
+  decodeWaitDesc,
+  descriptorBytes,
+  descriptorType,
   INV_DESC_CC,
   INV_DESC_DEVICE_IOTLB,
   INV_DESC_IEC,
   INV_DESC_IOTLB,
   INV_DESC_WAIT,
+  queueEntries,
+  queueIndex,
+  queueOffset,
+  tailMisaligned,
+} from "../../spec/vtd/invalidation.js";
+import {
+  CCMD,
+  DMAR_CCMD_REG,
+  DMAR_FSTS_REG,
+  DMAR_IQA_REG,
+  DMAR_IQH_REG,
+  DMAR_IQT_REG,
+  FSTS_IQE,
   INV_DEVICE,
   INV_DOMAIN,
   INV_GLOBAL,
   INV_PAGE,
-  FSTS_IQE,
-  IOTLB_HI_IAIG_MASK,
-  IOTLB_HI_IAIG_SHIFT,
-  IOTLB_HI_IIRG_SHIFT,
-  IOTLB_HI_IVT,
+  IOTLB,
   IOTLB_REG_FROM_IVA,
-  IQ_QH_SHIFT_128,
-  IQ_QH_SHIFT_256,
-  IQ_QT_MASK,
-  IQA_DW,
-  IQA_QS_MASK,
+  IQA,
   IQEI_FETCH_ERROR,
   IQEI_INVALID_TAIL,
   IQEI_INVALID_TYPE,
   IQEI_RESERVED_FIELD,
   IQEI_TAIL_MISALIGNED,
-  IVA_AM_MASK,
-  IVA_IH,
-  WAIT_IF,
-  WAIT_SW,
+  IVA,
+  REG_HI,
 } from "../../spec/vtd/registers.js";
-import { TWO32 } from "../../core/u64.js";
+import { PAGE_SHIFT_4K } from "../../spec/vtd/paging.js";
 
 /** What invalidations act on: the unit's caches and the interrupt entry cache. */
 export interface InvalidationTarget {
@@ -131,39 +135,39 @@ export class Invalidation {
 
   /** CCMD_REG high half written: with ICC set, invalidate per CIRG and report CAIG, then clear ICC. */
   onCcmdWrite(): void {
-    const hi = this.regs.get32(DMAR_CCMD_REG + 4);
-    if ((hi & CCMD_HI_ICC) === 0) return;
+    const lo = this.regs.get32(DMAR_CCMD_REG);
+    const hi = this.regs.get32(DMAR_CCMD_REG + REG_HI);
+    if (fieldOf(lo, hi, CCMD.ICC) === 0) return;
     // With queued invalidation enabled, register-based commands are not allowed (6.5.2); like QEMU, ignore.
     if (this.qiEnabled) return;
-    const lo = this.regs.get32(DMAR_CCMD_REG);
-    const cirg = (hi >>> CCMD_HI_CIRG_SHIFT) & 3;
-    const did = lo & 0xffff;
+    const cirg = fieldOf(lo, hi, CCMD.CIRG);
     let caig = 0;
     if (cirg === INV_GLOBAL) {
       this.target.contextGlobal();
       this.stats.contextGlobal++;
       caig = INV_GLOBAL;
     } else if (cirg === INV_DOMAIN) {
-      this.target.contextDomain(did);
+      this.target.contextDomain(fieldOf(lo, hi, CCMD.DID));
       this.stats.contextDomain++;
       caig = INV_DOMAIN;
     } else if (cirg === INV_DEVICE) {
-      this.target.contextDevice(lo >>> 16, hi & 3);
+      this.target.contextDevice(fieldOf(lo, hi, CCMD.SID), fieldOf(lo, hi, CCMD.FM));
       this.stats.contextDevice++;
       caig = INV_DEVICE;
     }
     // CIRG 00 is reserved: nothing is invalidated and CAIG reads 00.
-    this.regs.update32(DMAR_CCMD_REG + 4, (caig << CCMD_HI_CAIG_SHIFT) >>> 0, (CCMD_HI_ICC | CCMD_HI_CAIG_MASK) >>> 0);
+    const done = withField(withField(joinHi(hi), CCMD.ICC, 0), CCMD.CAIG, caig);
+    this.regs.set32(DMAR_CCMD_REG + REG_HI, Number(done >> 32n));
   }
 
   /** IOTLB_REG high half written: with IVT set, invalidate per IIRG (and IVA_REG) and report IAIG. */
   onIotlbWrite(): void {
     const regOff = this.cfg.iotlbRegOffset + IOTLB_REG_FROM_IVA;
-    const hi = this.regs.get32(regOff + 4);
-    if ((hi & IOTLB_HI_IVT) === 0) return;
+    const hi = this.regs.get32(regOff + REG_HI);
+    if (fieldOf(0, hi, IOTLB.IVT) === 0) return;
     if (this.qiEnabled) return;
-    const iirg = (hi >>> IOTLB_HI_IIRG_SHIFT) & 3;
-    const did = hi & 0xffff;
+    const iirg = fieldOf(0, hi, IOTLB.IIRG);
+    const did = fieldOf(0, hi, IOTLB.DID);
     let iaig = 0;
     if (iirg === INV_GLOBAL) {
       this.target.iotlbGlobal();
@@ -176,16 +180,17 @@ export class Invalidation {
       iaig = INV_DOMAIN;
     } else if (iirg === INV_PAGE) {
       const ivaLo = this.regs.get32(this.cfg.iotlbRegOffset);
-      const ivaHi = this.regs.get32(this.cfg.iotlbRegOffset + 4);
-      const am = ivaLo & IVA_AM_MASK;
+      const ivaHi = this.regs.get32(this.cfg.iotlbRegOffset + REG_HI);
+      const am = fieldOf(ivaLo, ivaHi, IVA.AM);
       if (am <= this.cfg.maxAddressMask) {
-        this.target.iotlbPages(did, ivaLo & 0xfffff000, ivaHi, am, (ivaLo & IVA_IH) !== 0);
+        this.target.iotlbPages(did, fieldOf(ivaLo, 0, IVA.ADDR) * 2 ** PAGE_SHIFT_4K, ivaHi, am, fieldOf(ivaLo, ivaHi, IVA.IH) === 1);
         this.stats.iotlbPage++;
         iaig = INV_PAGE;
       }
       // AM above CAP.MAMV: not performed, IAIG reads 00.
     }
-    this.regs.update32(regOff + 4, (iaig << IOTLB_HI_IAIG_SHIFT) >>> 0, (IOTLB_HI_IVT | IOTLB_HI_IAIG_MASK) >>> 0);
+    const done = withField(withField(joinHi(hi), IOTLB.IVT, 0), IOTLB.IAIG, iaig);
+    this.regs.set32(regOff + REG_HI, Number(done >> 32n));
   }
 
   // ---- Queued invalidation (6.5.2) ----
@@ -195,12 +200,11 @@ export class Invalidation {
     if (enable === this.qiEnabled) return;
     if (enable) {
       const lo = this.regs.get32(DMAR_IQA_REG);
-      const hi = this.regs.get32(DMAR_IQA_REG + 4);
-      this.wide = this.cfg.wideDescriptors && (lo & IQA_DW) !== 0;
-      this.baseLo = (lo & 0xfffff000) >>> 0;
+      const hi = this.regs.get32(DMAR_IQA_REG + REG_HI);
+      this.wide = this.cfg.wideDescriptors && fieldOf(lo, hi, IQA.DW) === 1;
+      this.baseLo = fieldOf(lo, 0, IQA.IQA) * 2 ** PAGE_SHIFT_4K;
       this.baseHi = (hi & hawHiMask(this.cfg.hawBits)) >>> 0;
-      // 2^QS pages of 4 KiB: 256 descriptors of 128 bits, or 128 of 256 bits, per page.
-      this.size = (1 << (lo & IQA_QS_MASK)) * (this.wide ? 128 : 256);
+      this.size = queueEntries(fieldOf(lo, hi, IQA.QS), this.wide);
       this.head = 0;
       this.writeHead();
       this.qiEnabled = true;
@@ -217,11 +221,11 @@ export class Invalidation {
     if (!this.qiEnabled) return;
     if ((this.regs.get32(DMAR_FSTS_REG) & FSTS_IQE) !== 0) return; // stopped until software clears IQE
     const tailReg = this.regs.get32(DMAR_IQT_REG);
-    if (this.wide && (tailReg & 0x10) !== 0) {
+    if (tailMisaligned(tailReg, this.wide)) {
       this.error(IQEI_TAIL_MISALIGNED);
       return;
     }
-    const tail = (tailReg & IQ_QT_MASK) >>> (this.wide ? IQ_QH_SHIFT_256 : IQ_QH_SHIFT_128);
+    const tail = queueIndex(tailReg, this.wide);
     if (tail >= this.size) {
       this.error(IQEI_INVALID_TAIL);
       return;
@@ -239,8 +243,7 @@ export class Invalidation {
   }
 
   private writeHead(): void {
-    const shift = this.wide ? IQ_QH_SHIFT_256 : IQ_QH_SHIFT_128;
-    this.regs.set64(DMAR_IQH_REG, (this.head << shift) & IQ_QT_MASK, 0);
+    this.regs.set64(DMAR_IQH_REG, queueOffset(this.head, this.wide), 0);
   }
 
   private error(iqei: number): void {
@@ -250,49 +253,44 @@ export class Invalidation {
 
   /** Fetches and executes the descriptor at IQH; returns 0 or the IQEI code of the error. */
   private processOne(): number {
-    const bytes = this.wide ? 32 : 16;
+    const bytes = descriptorBytes(this.wide);
     const addr = (this.baseHi >>> 0) * TWO32 + this.baseLo + this.head * bytes;
     if (this.mem.canRead !== undefined && !this.mem.canRead(addr, bytes)) return IQEI_FETCH_ERROR;
     const d = this.desc;
+    d.fill(0);
     for (let i = 0; i < bytes / 4; i++) d[i] = this.mem.read32(addr + 4 * i) >>> 0;
-    for (let i = bytes / 4; i < 8; i++) d[i] = 0;
     this.stats.descriptors++;
-    const d0 = d[0] ?? 0;
-    const d1 = d[1] ?? 0;
-    const d2 = d[2] ?? 0;
-    const d3 = d[3] ?? 0;
     // Legacy descriptors leave the upper 128 bits of a 256-bit descriptor reserved.
-    if (this.wide && ((d[4] ?? 0) | (d[5] ?? 0) | (d[6] ?? 0) | (d[7] ?? 0)) !== 0) return IQEI_RESERVED_FIELD;
-    const type = (d0 & 0xf) | (((d0 >>> 9) & 7) << 4);
-    switch (type) {
+    if (this.wide && d.subarray(LEGACY_WORDS).some((w) => w !== 0)) return IQEI_RESERVED_FIELD;
+    const legacy = d.subarray(0, LEGACY_WORDS);
+    switch (descriptorType(d[0] ?? 0)) {
       case INV_DESC_CC:
-        return this.contextCacheDesc(d0, d1, d2, d3);
+        return this.contextCacheDesc(legacy);
       case INV_DESC_IOTLB:
-        return this.iotlbDesc(d0, d1, d2, d3);
+        return this.iotlbDesc(legacy);
       case INV_DESC_DEVICE_IOTLB:
-        return this.deviceIotlbDesc(d0, d1, d2, d3);
+        return this.deviceIotlbDesc(legacy);
       case INV_DESC_IEC:
-        return this.iecDesc(d0, d1, d2, d3);
+        return this.iecDesc(legacy);
       case INV_DESC_WAIT:
-        return this.waitDesc(d0, d1, d2, d3);
+        return this.waitDesc(legacy);
       default:
         return IQEI_INVALID_TYPE;
     }
   }
 
-  /** 6.5.2.1: G 5:4, DID 31:16, SID 47:32, FM 49:48; bits 15:6 (less the type) and 127:50 reserved. */
-  private contextCacheDesc(d0: number, d1: number, d2: number, d3: number): number {
-    if ((d0 & 0xf1c0) !== 0 || (d1 & 0xfffc0000) !== 0 || (d2 | d3) !== 0) return IQEI_RESERVED_FIELD;
-    const g = (d0 >>> 4) & 3;
-    const did = d0 >>> 16;
-    if (g === INV_GLOBAL) {
+  /** 6.5.2.1: G global, domain (DID) or device (SID, FM). */
+  private contextCacheDesc(w: Uint32Array): number {
+    const d = decodeContextCacheDesc(w);
+    if (d.reserved) return IQEI_RESERVED_FIELD;
+    if (d.g === INV_GLOBAL) {
       this.target.contextGlobal();
       this.stats.contextGlobal++;
-    } else if (g === INV_DOMAIN) {
-      this.target.contextDomain(did);
+    } else if (d.g === INV_DOMAIN) {
+      this.target.contextDomain(d.did);
       this.stats.contextDomain++;
-    } else if (g === INV_DEVICE) {
-      this.target.contextDevice(d1 & 0xffff, (d1 >>> 16) & 3);
+    } else if (d.g === INV_DEVICE) {
+      this.target.contextDevice(d.sid, d.fm);
       this.stats.contextDevice++;
     } else {
       return IQEI_RESERVED_FIELD;
@@ -300,21 +298,19 @@ export class Invalidation {
     return 0;
   }
 
-  /** 6.5.2.3: G 5:4, DW 6, DR 7, DID 31:16; AM 69:64, IH 70, ADDR 127:76; bits 8, 15:12, 63:32, 75:71 reserved. */
-  private iotlbDesc(d0: number, d1: number, d2: number, d3: number): number {
-    if ((d0 & 0xf100) !== 0 || d1 !== 0 || (d2 & 0xf80) !== 0) return IQEI_RESERVED_FIELD;
-    const g = (d0 >>> 4) & 3;
-    const did = d0 >>> 16;
-    if (g === INV_GLOBAL) {
+  /** 6.5.2.3: G global, domain (DID) or page-selective (ADDR, AM, IH); DW and DR need no action here. */
+  private iotlbDesc(w: Uint32Array): number {
+    const d = decodeIotlbDesc(w);
+    if (d.reserved) return IQEI_RESERVED_FIELD;
+    if (d.g === INV_GLOBAL) {
       this.target.iotlbGlobal();
       this.stats.iotlbGlobal++;
-    } else if (g === INV_DOMAIN || (g === INV_PAGE && !this.cfg.pageSelectiveInvalidation)) {
-      this.target.iotlbDomain(did);
+    } else if (d.g === INV_DOMAIN || (d.g === INV_PAGE && !this.cfg.pageSelectiveInvalidation)) {
+      this.target.iotlbDomain(d.did);
       this.stats.iotlbDomain++;
-    } else if (g === INV_PAGE) {
-      const am = d2 & IVA_AM_MASK;
-      if (am > this.cfg.maxAddressMask) return IQEI_RESERVED_FIELD;
-      this.target.iotlbPages(did, d2 & 0xfffff000, d3, am, (d2 & IVA_IH) !== 0);
+    } else if (d.g === INV_PAGE) {
+      if (d.am > this.cfg.maxAddressMask) return IQEI_RESERVED_FIELD;
+      this.target.iotlbPages(d.did, d.addrLo, d.addrHi, d.am, d.ih);
       this.stats.iotlbPage++;
     } else {
       return IQEI_RESERVED_FIELD;
@@ -322,41 +318,51 @@ export class Invalidation {
     return 0;
   }
 
-  /** 6.5.2.5: PFSID 15:12 and 63:52, MIP 20:16, SID 47:32; S 64, ADDR 127:76; reserved 8:4, 31:21, 51:48, 75:65. */
-  private deviceIotlbDesc(d0: number, d1: number, d2: number, d3: number): number {
+  /** 6.5.2.5: SID, ADDR and S; nothing in the unit caches it (recorded for device models). */
+  private deviceIotlbDesc(w: Uint32Array): number {
     if (!this.cfg.deviceTlb) return IQEI_INVALID_TYPE;
-    if ((d0 & 0xffe001f0) !== 0 || (d1 & 0x000f0000) !== 0 || (d2 & 0xffe) !== 0) return IQEI_RESERVED_FIELD;
-    this.target.deviceIotlb(d1 & 0xffff, d2 & 0xfffff000, d3, (d2 & 1) !== 0);
+    const d = decodeDeviceTlbDesc(w);
+    if (d.reserved) return IQEI_RESERVED_FIELD;
+    this.target.deviceIotlb(d.sid, d.addrLo, d.addrHi, d.size);
     this.stats.deviceIotlb++;
     return 0;
   }
 
-  /** 6.5.2.7: G 4 (0 global, 1 index-selective), IM 31:27, IIDX 47:32; reserved 8:5, 26:12, 63:48, 127:64. */
-  private iecDesc(d0: number, d1: number, d2: number, d3: number): number {
+  /** 6.5.2.7: G 0 global, 1 index-selective (IIDX with index mask IM). */
+  private iecDesc(w: Uint32Array): number {
     if (!this.cfg.interruptRemapping) return IQEI_INVALID_TYPE;
-    if ((d0 & 0x07fff1e0) !== 0 || (d1 & 0xffff0000) !== 0 || (d2 | d3) !== 0) return IQEI_RESERVED_FIELD;
-    if ((d0 & 0x10) === 0) this.target.iecGlobal();
-    else this.target.iecIndex(d1 & 0xffff, d0 >>> 27);
+    const d = decodeIecDesc(w);
+    if (d.reserved) return IQEI_RESERVED_FIELD;
+    if (d.global) this.target.iecGlobal();
+    else this.target.iecIndex(d.index, d.im);
     this.stats.iec++;
     return 0;
   }
 
   /**
-   * 6.5.2.8: IF 4, SW 5, FN 6, PD 7 (page drain: needs page requests, reserved here), status data 63:32,
-   * status address 127:66; bits 8, 31:12 and 65:64 reserved.
+   * 6.5.2.8: IF, SW, FN, PD (page drain: needs page requests, reserved here), status data and status address.
+   * The fence has nothing to order: invalidations complete synchronously.
    */
-  private waitDesc(d0: number, d1: number, d2: number, d3: number): number {
-    if ((d0 & 0xfffff180) !== 0 || (d2 & 3) !== 0) return IQEI_RESERVED_FIELD;
+  private waitDesc(w: Uint32Array): number {
+    const d = decodeWaitDesc(w);
+    if (d.reserved || d.drain) return IQEI_RESERVED_FIELD;
     this.stats.waits++;
-    if ((d0 & WAIT_SW) !== 0) {
+    if (d.sw) {
       // Status write: the 32-bit status data to the dword-aligned address (within HAW).
-      const hi = d3 & hawHiMask(this.cfg.hawBits);
-      const addr = hi * TWO32 + (d2 & 0xfffffffc);
-      if (this.mem.canRead === undefined || this.mem.canRead(addr, 4)) this.mem.write32(addr, d1);
+      const addr = (d.addrHi & hawHiMask(this.cfg.hawBits)) * TWO32 + d.addrLo;
+      if (this.mem.canRead === undefined || this.mem.canRead(addr, 4)) this.mem.write32(addr, d.data);
     }
-    if ((d0 & WAIT_IF) !== 0) this.faults.completionEvent();
+    if (d.iflag) this.faults.completionEvent();
     return 0;
   }
+}
+
+/** A legacy descriptor's 128 bits, in dwords. */
+const LEGACY_WORDS = descriptorBytes(false) / 4;
+
+/** A register's upper dword as a bigint in place (the lower dword left 0). */
+function joinHi(hi: number): bigint {
+  return BigInt(hi >>> 0) << 32n;
 }
 
 function emptyStats(): InvalidationStats {
@@ -375,7 +381,4 @@ function emptyStats(): InvalidationStats {
   };
 }
 
-/** Bits HAW-1:32 of an address, as a mask of the high dword. */
-export function hawHiMask(haw: number): number {
-  return haw <= 32 ? 0 : haw >= 64 ? 0xffffffff : (0xffffffff >>> (64 - haw)) >>> 0;
-}
+export { hawHiMask };

@@ -12,65 +12,49 @@
  *                                      outShift, outRead, outWrite), a fault reason, or INTERRUPT_REQUEST.
  */
 import type { PhysicalMemory } from "../../core/memory.js";
-import type { InterruptMessage, InterruptSink } from "../platform.js";
+import { RID_MASK } from "../../core/pci.js";
+import { TWO32 } from "../../core/u64.js";
+import type { InterruptMessage, InterruptSink } from "../interrupt-message.js";
 import { ContextCache, Iotlb, NEG_NOT_PRESENT, PagingStructureCache } from "./caches.js";
 import type { CacheStats } from "./cache.js";
 import { capHalves, qemuVtdConfig, validateConfig, walkCapsFromConfig, type VtdConfig, type WalkCaps } from "./config.js";
 import { FaultReporting, REQ_READ, REQ_TRANSLATION, REQ_WRITE, type FaultStats } from "./faults.js";
 import { InterruptRemapper, type RemapResult } from "./intremap.js";
-import { hawHiMask, Invalidation, type InvalidationStats, type InvalidationTarget, type QueueMemory } from "./invalidation.js";
+import { Invalidation, type InvalidationStats, type InvalidationTarget, type QueueMemory } from "./invalidation.js";
 import { RegisterFile } from "./regfile.js";
-import {
-  declareRegisters,
-  EFFECT_CCMD,
-  EFFECT_FECTL,
-  EFFECT_FRCD,
-  EFFECT_FSTS,
-  EFFECT_GCMD,
-  EFFECT_ICS,
-  EFFECT_IECTL,
-  EFFECT_IOTLB,
-  EFFECT_IQA,
-  EFFECT_IQT,
-  registerWindowSize,
-} from "./registers.js";
+import { declareRegisters, registerWindowSize } from "./registers.js";
+import { onRegisterWrite, type CommandTarget } from "./commands.js";
+import { atOf, type DmaRequest, type DmaSegment, type PostedNotification, type TranslateResult } from "./request.js";
+import { TT_DEVICE_TLB, TT_PASS_THROUGH } from "../../spec/vtd/context.js";
 import {
   AT_TRANSLATED,
   AT_TRANSLATION_REQUEST,
   AT_UNTRANSLATED,
-  DMAR_GSTS_REG,
-  DMAR_IRTA_REG,
-  DMAR_RTADDR_REG,
-  FSTS_IQE,
-  GCMD_CFI,
-  GCMD_IRE,
-  GCMD_QIE,
-  GCMD_SIRTP,
-  GCMD_SRTP,
-  GCMD_TE,
-  GSTS_CFIS,
-  GSTS_IRES,
-  GSTS_IRTPS,
-  GSTS_QIES,
-  GSTS_RTPS,
-  GSTS_TES,
-  INTERRUPT_ADDR_HEAD,
-  isQualifiedFault,
   faultReasonName,
-  TT_DEVICE_TLB,
-  TT_PASS_THROUGH,
+  isQualifiedFault,
   VTD_FR_ADDR_BEYOND_MGAW,
   VTD_FR_CONTEXT_ENTRY_TT,
   VTD_FR_PAGING_ENTRY_RSVD,
   VTD_FR_READ,
   VTD_FR_WRITE,
-} from "../../spec/vtd/registers.js";
-import { ContextOut, lookupContext, walkSecondLevel, WalkOut, type PagingStructureSink, type TableReader } from "./walk.js";
-import { TWO32 } from "../../core/u64.js";
+} from "../../spec/vtd/faults.js";
+import { joinHalves } from "../../spec/vtd/fields.js";
+import { levelShift, maxLeafLevel, PAGE_SHIFT_4K, PAGE_SIZE_4K, SL_LEVEL_BITS, SL_R, SL_W } from "../../spec/vtd/paging.js";
+import { walkSecondLevel, lookupContext, ContextOut, WalkOut, type PagingStructureSink, type TableReader } from "./walk.js";
+import { decodeCompatMsi, isInterruptAddress, MSI_ADDR_HEAD, MSI_ADDR_HEAD_SHIFT } from "../../spec/msi.js";
+
+export type { AddressType, DmaRequest, DmaSegment, PostedNotification, TranslateResult } from "./request.js";
+export { isPostedNotification } from "./request.js";
 
 // Module-local copies of what the hit path reads on every request. Imported bindings can cost a property
 // access each when modules are loaded through a transpiling loader (tests, tsx); locals never do.
-const HEAD = INTERRUPT_ADDR_HEAD;
+const HEAD = MSI_ADDR_HEAD;
+const HEAD_SHIFT = MSI_ADDR_HEAD_SHIFT;
+const RID = RID_MASK;
+const PAGE_SHIFT = PAGE_SHIFT_4K;
+const LEVEL_BITS = SL_LEVEL_BITS;
+const PERM_R = SL_R;
+const PERM_W = SL_W;
 const AT_NONE = AT_UNTRANSLATED;
 const AT_DONE = AT_TRANSLATED;
 const TT_DT = TT_DEVICE_TLB;
@@ -81,60 +65,13 @@ const FR_WRITE = VTD_FR_WRITE;
 const FR_READ = VTD_FR_READ;
 const NEG_NP = NEG_NOT_PRESENT;
 
+/** Interrupt requests are DWORD writes (3.14). */
+const DWORD = 4;
+
 /** translateFast's answer for a write to the interrupt address range: use translate() (or the remapper). */
 export const INTERRUPT_REQUEST = -1;
 /** translateFast's answer for a request the interrupt address range does not accept (a read there). */
 export const UNSUPPORTED_REQUEST = -2;
-
-export type AddressType = "untranslated" | "translation-request" | "translated";
-
-export interface DmaRequest {
-  /** Requester id: bus << 8 | device << 3 | function. */
-  sid: number;
-  addr: number | bigint;
-  /** Bytes; default 1 for DMA, 4 for an interrupt request. */
-  length?: number;
-  write: boolean;
-  /** For a DWORD write to 0xFEEx_xxxx: the data written (the MSI data). */
-  data?: number;
-  /** PCIe address type; default untranslated. */
-  at?: AddressType;
-}
-
-/** One contiguous piece of a translated request. */
-export interface DmaSegment {
-  iova: bigint;
-  hpa: bigint;
-  length: number;
-  /** Size of the page that mapped it (4096, 2 MiB, 1 GiB). */
-  pageSize: number;
-  read: boolean;
-  write: boolean;
-}
-
-export type TranslateResult =
-  | { ok: true; kind: "dma"; segments: DmaSegment[] }
-  | {
-      ok: false;
-      kind: "dma";
-      reason: number;
-      reasonName: string;
-      /** Address of the page that faulted. */
-      faultAddr: bigint;
-      /** False when FPD, an overflow or collapsing kept the fault out of the fault recording registers. */
-      recorded: boolean;
-      /** Pages translated before the fault. */
-      segments: DmaSegment[];
-    }
-  | {
-      ok: true;
-      kind: "interrupt";
-      remap: RemapResult & { ok: true };
-      /** For a posted request: the notification event, sent to the sink only when remap.posted.notified. */
-      message: InterruptMessage;
-    }
-  | { ok: false; kind: "interrupt"; reason: number; reasonName: string; index: number }
-  | { ok: false; kind: "unsupported"; detail: string };
 
 export interface VtdUnitOptions {
   /** Physical memory: the tables live here, invalidation-wait status writes go here. */
@@ -158,23 +95,6 @@ export interface VtdStats {
   walks: number;
 }
 
-
-/** The notification event of a posted interrupt (VT-d spec 5.2.3), as the unit hands it to the interrupt sink. */
-export interface PostedNotification extends InterruptMessage {
-  readonly posted: {
-    /** Posted-interrupt descriptor address. */
-    readonly descriptor: bigint;
-    /** The vector that was posted into its PIR. */
-    readonly vector: number;
-    /** IRTE index. */
-    readonly index: number;
-  };
-}
-
-/** True for a message that is a posting notification event. */
-export function isPostedNotification(m: InterruptMessage): m is PostedNotification {
-  return "posted" in m && typeof (m as { posted?: unknown }).posted === "object";
-}
 
 export class VtdUnit implements InvalidationTarget {
   readonly name: string;
@@ -215,6 +135,7 @@ export class VtdUnit implements InvalidationTarget {
   private readonly walkOut = new WalkOut();
   private readonly pscSink: PagingStructureSink;
   private pscDid = 0;
+  private readonly commands: CommandTarget;
   // The usable context of the source id translated last, valid while the context cache has neither changed
   // (epoch) nor been filled since: lets a stream of requests from one device skip the context checks.
   private hotSid = -1;
@@ -244,8 +165,7 @@ export class VtdUnit implements InvalidationTarget {
       ...(this.reader.canRead !== undefined ? { canRead: (a: number, n: number) => this.reader.canRead?.(a, n) ?? true } : {}),
     };
     this.invalidation = new Invalidation(this.regs, cfg, this, this.faults, queueMemory);
-    const maxLeaf = (cfg.largePages & 2) !== 0 ? 3 : (cfg.largePages & 1) !== 0 ? 2 : 1;
-    this.iotlb = new Iotlb(cfg.iotlb, maxLeaf);
+    this.iotlb = new Iotlb(cfg.iotlb, maxLeafLevel(cfg.largePages));
     this.contextCache = new ContextCache(cfg.contextCache);
     this.pagingCache = cfg.pagingStructureCache === null ? null : new PagingStructureCache(cfg.pagingStructureCache);
     const psc = this.pagingCache;
@@ -261,6 +181,20 @@ export class VtdUnit implements InvalidationTarget {
           writer: this.memory,
         })
       : null;
+    this.commands = {
+      regs: this.regs,
+      config: this.config,
+      faults: this.faults,
+      invalidation: this.invalidation,
+      remapper: this.remapper,
+      setTranslation: (en) => {
+        this.tes = en;
+      },
+      latchRootTable: (lo, hi) => {
+        this.rtaLo = lo;
+        this.rtaHi = hi;
+      },
+    };
   }
 
   // ---- Reset ----
@@ -320,94 +254,7 @@ export class VtdUnit implements InvalidationTarget {
   /** Register write with the value as 32-bit halves (no bigint). */
   mmioWrite64(offset: number, size: number, lo: number, hi: number): void {
     const info = this.regs.write(offset, size, lo >>> 0, hi >>> 0);
-    const decl = info.decl;
-    if (decl === null) return;
-    switch (decl.effect) {
-      case EFFECT_GCMD:
-        this.onGcmd(info.newLo);
-        break;
-      case EFFECT_CCMD:
-        if (info.wroteHi) this.invalidation.onCcmdWrite();
-        break;
-      case EFFECT_IOTLB:
-        if (info.wroteHi) this.invalidation.onIotlbWrite();
-        break;
-      case EFFECT_FSTS:
-        this.faults.refreshStatus();
-        // Clearing IQE lets the queue resume from IQH (6.5.2.10).
-        if ((info.oldLo & FSTS_IQE) !== 0 && (info.newLo & FSTS_IQE) === 0) this.invalidation.process();
-        break;
-      case EFFECT_FECTL:
-        this.faults.onFectlWrite();
-        break;
-      case EFFECT_FRCD:
-        if (info.wroteHi) this.faults.refreshStatus();
-        break;
-      case EFFECT_IQT:
-        if (info.wroteLo) this.invalidation.process();
-        break;
-      case EFFECT_IQA:
-        break;
-      case EFFECT_ICS:
-        this.faults.onIcsWrite();
-        break;
-      case EFFECT_IECTL:
-        this.faults.onIectlWrite();
-        break;
-      default:
-        break;
-    }
-  }
-
-  /**
-   * GCMD written (10.4.4): each command acts on the bits that differ from GSTS (TE, QIE, IRE, CFI) or on being
-   * set (SRTP, SIRTP, WBF, one-shot). Status shows in GSTS at once: the commands complete immediately.
-   */
-  private onGcmd(cmd: number): void {
-    const sts = this.regs.get32(DMAR_GSTS_REG);
-    const changed = (sts ^ cmd) >>> 0;
-    let set = 0;
-    let clear = 0;
-    if ((changed & GCMD_TE) !== 0) {
-      this.tes = (cmd & GCMD_TE) !== 0;
-      if (this.tes) set |= GSTS_TES;
-      else clear |= GSTS_TES;
-    }
-    if ((cmd & GCMD_SRTP) !== 0) {
-      // Latch the root table (RTA bits HAW-1:12). Caches are not flushed: software invalidates (10.4.6).
-      this.rtaLo = (this.regs.get32(DMAR_RTADDR_REG) & 0xfffff000) >>> 0;
-      this.rtaHi = (this.regs.get32(DMAR_RTADDR_REG + 4) & hawHiMask(this.config.hawBits)) >>> 0;
-      set |= GSTS_RTPS;
-    }
-    if ((changed & GCMD_QIE) !== 0 && this.config.queuedInvalidation) {
-      const en = (cmd & GCMD_QIE) !== 0;
-      if (en) set |= GSTS_QIES;
-      else clear |= GSTS_QIES;
-      this.regs.update32(DMAR_GSTS_REG, set, clear);
-      set = clear = 0;
-      this.invalidation.setQueueEnabled(en);
-    }
-    const ir = this.remapper;
-    if (ir !== null) {
-      if ((cmd & GCMD_SIRTP) !== 0) {
-        ir.setTable(this.regs.get32(DMAR_IRTA_REG), this.regs.get32(DMAR_IRTA_REG + 4));
-        set |= GSTS_IRTPS;
-      }
-      if ((changed & GCMD_IRE) !== 0) {
-        const en = (cmd & GCMD_IRE) !== 0;
-        ir.setEnabled(en);
-        if (en) set |= GSTS_IRES;
-        else clear |= GSTS_IRES;
-      }
-      if ((changed & GCMD_CFI) !== 0) {
-        const en = (cmd & GCMD_CFI) !== 0;
-        ir.setCompatibilityAllowed(en);
-        if (en) set |= GSTS_CFIS;
-        else clear |= GSTS_CFIS;
-      }
-    }
-    // WBF: the write buffer flush completes at once; GSTS.WBFS reads 0 afterwards (CAP.RWBF or not).
-    this.regs.update32(DMAR_GSTS_REG, set, clear);
+    if (info.decl !== null) onRegisterWrite(this.commands, info);
   }
 
   // ---- Translation ----
@@ -425,14 +272,14 @@ export class VtdUnit implements InvalidationTarget {
    */
   translateFast(sid: number, lo: number, hi: number, write: boolean, at = AT_NONE): number {
     // Kept small so callers can inline it: the hit path of the hot source id, else the full path.
-    if ((sid & 0xffff) === this.hotSid && at === AT_NONE && this.tes && this.hotHit(lo >>> 0, hi >>> 0, write)) return 0;
-    return this.translateFull(sid & 0xffff, lo >>> 0, hi >>> 0, write, at);
+    if ((sid & RID) === this.hotSid && at === AT_NONE && this.tes && this.hotHit(lo >>> 0, hi >>> 0, write)) return 0;
+    return this.translateFull(sid & RID, lo >>> 0, hi >>> 0, write, at);
   }
 
   private translateFull(sid: number, lo: number, hi: number, write: boolean, at: number): number {
     this.translations++;
     // 3.14: requests to the interrupt address range are never DMA.
-    if (hi === 0 && lo >>> 20 === HEAD) return write ? INTERRUPT_REQUEST : UNSUPPORTED_REQUEST;
+    if (hi === 0 && lo >>> HEAD_SHIFT === HEAD) return write ? INTERRUPT_REQUEST : UNSUPPORTED_REQUEST;
     if (!this.tes) return this.passThrough(lo, hi);
     const cc = this.contextCache;
     let slot = cc.lookup(sid);
@@ -470,13 +317,13 @@ export class VtdUnit implements InvalidationTarget {
         return this.fault(sid, lo, hi, reason, write, at, fpd);
       }
       const perm = tlb.perm[t] ?? 0;
-      if ((perm & (write ? 2 : 1)) !== 0) {
-        const shift = 12 + 9 * ((tlb.level[t] ?? 1) - 1);
+      if ((perm & (write ? PERM_W : PERM_R)) !== 0) {
+        const shift = PAGE_SHIFT + LEVEL_BITS * ((tlb.level[t] ?? 1) - 1);
         this.outLo = ((tlb.frameLo[t] ?? 0) | (lo & ((1 << shift) - 1))) >>> 0;
         this.outHi = tlb.frameHi[t] ?? 0;
         this.outShift = shift;
-        this.outRead = (perm & 1) !== 0;
-        this.outWrite = (perm & 2) !== 0;
+        this.outRead = (perm & PERM_R) !== 0;
+        this.outWrite = (perm & PERM_W) !== 0;
         return 0;
       }
       // The cached entry does not allow this access: walk again, permissions may have been raised since.
@@ -493,23 +340,23 @@ export class VtdUnit implements InvalidationTarget {
   private hotHit(lo: number, hi: number, write: boolean): boolean {
     const ccs = this.contextCache.store;
     if (ccs.epoch !== this.hotEpoch || ccs.fills !== this.hotFills || hi >>> this.hotShift !== 0) return false;
-    if (hi === 0 && lo >>> 20 === HEAD) return false;
+    if (hi === 0 && lo >>> HEAD_SHIFT === HEAD) return false;
     const tlb = this.iotlb;
     const t = tlb.peekFront(this.hotDid, lo, hi);
-    if (t < 0 || (tlb.neg[t] ?? 1) !== 0) return false;
+    if (t < 0 || (tlb.neg[t] ?? NEG_NP) !== 0) return false;
     const perm = tlb.perm[t] ?? 0;
-    if ((perm & (write ? 2 : 1)) === 0) return false;
+    if ((perm & (write ? PERM_W : PERM_R)) === 0) return false;
     this.translations++;
     ccs.hits++;
     ccs.touch(this.hotSlot);
     tlb.store.hits++;
     tlb.store.touch(t);
-    const shift = 12 + 9 * ((tlb.level[t] ?? 1) - 1);
+    const shift = PAGE_SHIFT + LEVEL_BITS * ((tlb.level[t] ?? 1) - 1);
     this.outLo = ((tlb.frameLo[t] ?? 0) | (lo & ((1 << shift) - 1))) >>> 0;
     this.outHi = tlb.frameHi[t] ?? 0;
     this.outShift = shift;
-    this.outRead = (perm & 1) !== 0;
-    this.outWrite = (perm & 2) !== 0;
+    this.outRead = (perm & PERM_R) !== 0;
+    this.outWrite = (perm & PERM_W) !== 0;
     return true;
   }
 
@@ -552,8 +399,8 @@ export class VtdUnit implements InvalidationTarget {
         tHi = psc.nextHi[p] ?? 0;
         start = (psc.level[p] ?? 2) - 1;
         const perm = psc.perm[p] ?? 0;
-        r0 = (perm & 1) !== 0;
-        w0 = (perm & 2) !== 0;
+        r0 = (perm & PERM_R) !== 0;
+        w0 = (perm & PERM_W) !== 0;
       }
       this.pscDid = did;
     }
@@ -567,7 +414,7 @@ export class VtdUnit implements InvalidationTarget {
       return this.fault(sid, lo, hi, reason, write, at, fpd);
     }
     this.iotlb.fill(did, lo, hi, out.level, out.frameLo, out.frameHi, out.read, out.write);
-    const shift = 12 + 9 * (out.level - 1);
+    const shift = levelShift(out.level);
     this.outLo = (out.frameLo | (lo & ((1 << shift) - 1))) >>> 0;
     this.outHi = out.frameHi;
     this.outShift = shift;
@@ -589,7 +436,7 @@ export class VtdUnit implements InvalidationTarget {
 
   private recordInterruptFault(sid: number, reason: number, index: number): void {
     // 9.9: for interrupt-remapping faults FI bits 63:48 hold the interrupt index.
-    this.faults.record(sid, 0, (index & 0xffff) << 16, reason, REQ_WRITE, AT_UNTRANSLATED);
+    this.faults.record(sid, 0, 0, reason, REQ_WRITE, AT_UNTRANSLATED, index);
   }
 
   /**
@@ -601,8 +448,8 @@ export class VtdUnit implements InvalidationTarget {
     const addr = typeof req.addr === "bigint" ? BigInt.asUintN(64, req.addr) : BigInt(checkAddr(req.addr));
     const lo = Number(addr & 0xffffffffn);
     const hi = Number(addr >> 32n);
-    const at = req.at === "translation-request" ? AT_TRANSLATION_REQUEST : req.at === "translated" ? AT_TRANSLATED : AT_UNTRANSLATED;
-    if (hi === 0 && lo >>> 20 === INTERRUPT_ADDR_HEAD) return this.interruptRequest(req, lo, hi);
+    const at = atOf(req.at);
+    if (isInterruptAddress(lo, hi)) return this.interruptRequest(req, lo, hi);
     const length = req.length ?? 1;
     if (!Number.isInteger(length) || length < 0 || length > TWO32) throw new RangeError(`DMA length ${length} is not an integer in 0..2^32`);
     const segments: DmaSegment[] = [];
@@ -611,7 +458,7 @@ export class VtdUnit implements InvalidationTarget {
     while (left > 0) {
       const clo = Number(cur & 0xffffffffn);
       const chi = Number((cur >> 32n) & 0xffffffffn);
-      if (chi === 0 && clo >>> 20 === INTERRUPT_ADDR_HEAD) {
+      if (isInterruptAddress(clo, chi)) {
         // A request that runs into the interrupt range: the part there is not DMA.
         return { ok: false, kind: "unsupported", detail: `request crosses into the interrupt address range at 0x${cur.toString(16)}` };
       }
@@ -622,7 +469,7 @@ export class VtdUnit implements InvalidationTarget {
           kind: "dma",
           reason: r,
           reasonName: faultReasonName(r),
-          faultAddr: cur - (cur & 0xfffn),
+          faultAddr: cur - (cur % BigInt(PAGE_SIZE_4K)),
           recorded: this.lastFaultRecorded,
           segments,
         };
@@ -630,7 +477,7 @@ export class VtdUnit implements InvalidationTarget {
       const pageSize = 2 ** this.outShift;
       const inPage = pageSize - Number(cur & BigInt(pageSize - 1));
       const n = Math.min(left, inPage);
-      const hpa = (BigInt(this.outHi) << 32n) | BigInt(this.outLo);
+      const hpa = joinHalves(this.outLo, this.outHi);
       const prev = segments[segments.length - 1];
       if (prev !== undefined && prev.hpa + BigInt(prev.length) === hpa && prev.read === this.outRead && prev.write === this.outWrite && prev.pageSize === pageSize) {
         prev.length += n;
@@ -647,7 +494,7 @@ export class VtdUnit implements InvalidationTarget {
   private interruptRequest(req: DmaRequest, lo: number, hi: number): TranslateResult {
     this.translations++;
     const length = req.length ?? 4;
-    if (!req.write || length !== 4 || (lo & 3) !== 0) {
+    if (!req.write || length !== DWORD || lo % DWORD !== 0) {
       return { ok: false, kind: "unsupported", detail: "only DWORD writes to 0xFEEx_xxxx are interrupt requests (VT-d 3.14)" };
     }
     const data = (req.data ?? 0) >>> 0;
@@ -655,7 +502,7 @@ export class VtdUnit implements InvalidationTarget {
     const remap: RemapResult =
       ir !== null
         ? ir.remap(req.sid, lo, hi, data)
-        : { ok: true, irq: decodeCompat(lo, data), msi: { address: lo, addressHi: hi, data }, remapped: false };
+        : { ok: true, irq: decodeCompatMsi(lo, data), msi: { address: lo, addressHi: hi, data }, remapped: false };
     if (!remap.ok) return { ok: false, kind: "interrupt", reason: remap.reason, reasonName: remap.reasonName, index: remap.index };
     const message: InterruptMessage = {
       addressLo: remap.msi.address >>> 0,
@@ -663,7 +510,7 @@ export class VtdUnit implements InvalidationTarget {
       data: remap.msi.data >>> 0,
       origin: "device",
       unit: this.name,
-      sid: req.sid & 0xffff,
+      sid: req.sid & RID_MASK,
       irq: remap.irq,
       remapped: remap.remapped,
     };
@@ -708,7 +555,7 @@ export class VtdUnit implements InvalidationTarget {
   }
 
   deviceIotlb(sid: number, addrLo: number, addrHi: number, size: boolean): void {
-    this.deviceIotlbInvalidations.push({ sid, addr: (BigInt(addrHi >>> 0) << 32n) | BigInt(addrLo >>> 0), size });
+    this.deviceIotlbInvalidations.push({ sid, addr: joinHalves(addrLo, addrHi), size });
     if (this.deviceIotlbInvalidations.length > 1024) this.deviceIotlbInvalidations.shift();
   }
 
@@ -736,27 +583,15 @@ export class VtdUnit implements InvalidationTarget {
 
   /** CAP and ECAP as built from the configuration. */
   get cap(): bigint {
-    return (BigInt(this.capWords.capHi) << 32n) | BigInt(this.capWords.capLo);
+    return joinHalves(this.capWords.capLo, this.capWords.capHi);
   }
 
   get ecap(): bigint {
-    return (BigInt(this.capWords.ecapHi) << 32n) | BigInt(this.capWords.ecapLo);
+    return joinHalves(this.capWords.ecapLo, this.capWords.ecapHi);
   }
 }
 
 function checkAddr(n: number): number {
   if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`DMA address ${n} is not a non-negative safe integer`);
   return n;
-}
-
-/** The interrupt a compatibility-format MSI describes (no remapping hardware). */
-function decodeCompat(lo: number, data: number): (RemapResult & { ok: true })["irq"] {
-  return {
-    vector: data & 0xff,
-    destination: (lo >>> 12) & 0xff,
-    destinationMode: (lo & 4) !== 0 ? "logical" : "physical",
-    deliveryMode: (data >>> 8) & 7,
-    triggerMode: (data & 0x8000) !== 0 ? "level" : "edge",
-    redirectionHint: (lo & 8) !== 0,
-  };
 }

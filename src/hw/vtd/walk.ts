@@ -14,28 +14,30 @@
  * 0xC here; the spec reports reserved-bit faults for any present entry (7.1.3, LSL.2).
  */
 import type { PhysReader } from "../../core/memory.js";
-import { TWO32 } from "../../core/u64.js";
+import { ridBus, ridDevfn } from "../../core/pci.js";
+import { HI_DWORD_OFFSET, TWO32 } from "../../core/u64.js";
 import type { WalkCaps } from "./config.js";
 import {
+  awLevels,
+  awWidth,
+  contextEntryOffset,
   CTX_HI_AW_MASK,
+  CTX_HI_DID_MASK,
   CTX_HI_DID_SHIFT,
-  CTX_HI_RSVD_HI_DWORD2,
-  CTX_HI_RSVD_LO,
   CTX_LO_FPD,
-  CTX_LO_RSVD,
+  CTX_LO_TT_MASK,
   CTX_LO_TT_SHIFT,
   ENTRY_P,
-  INTERRUPT_ADDR_FIRST,
-  INTERRUPT_ADDR_LAST,
-  ROOT_LO_RSVD,
-  SL_PS,
-  SL_R,
-  SL_W,
-  SLLPS_1G,
-  SLLPS_2M,
+  rootEntryOffset,
+  sagawSupportsAw,
+  TABLE_PTR_LO_MASK,
   TT_DEVICE_TLB,
   TT_PASS_THROUGH,
   TT_RESERVED,
+  CONTEXT_ENTRY_SIZE,
+  ROOT_ENTRY_SIZE,
+} from "../../spec/vtd/context.js";
+import {
   VTD_FR_CONTEXT_ENTRY_INV,
   VTD_FR_CONTEXT_ENTRY_P,
   VTD_FR_CONTEXT_ENTRY_RSVD,
@@ -48,8 +50,44 @@ import {
   VTD_FR_ROOT_ENTRY_RSVD,
   VTD_FR_ROOT_TABLE_INV,
   VTD_FR_WRITE,
-} from "../../spec/vtd/registers.js";
+} from "../../spec/vtd/faults.js";
+import {
+  leafFrameLoMask,
+  levelShift,
+  PAGE_SHIFT_4K,
+  PAGE_SIZE_4K,
+  PTES_PER_TABLE,
+  SL_ENTRY_SIZE,
+  SL_LEVEL_BITS,
+  SL_PRESENT,
+  SL_PS,
+  SL_R,
+  SL_W,
+} from "../../spec/vtd/paging.js";
+import { SLLPS_1G, SLLPS_2M } from "../../spec/vtd/capability.js";
+import { overlapsInterruptRange } from "../../spec/msi.js";
+import { bits } from "../../core/u64.js";
 
+// Per-level tables and module-local copies of what the walk reads at every level (see unit.ts on imported
+// bindings): the address shift of each level (1..5) and the frame mask of a leaf there.
+const LEVEL_SHIFT = Uint8Array.from([0, 1, 2, 3, 4, 5], (lv) => (lv === 0 ? 0 : levelShift(lv)));
+const LEAF_FRAME_MASK = Uint32Array.from([0, 1, 2, 3, 4, 5], (lv) => (lv === 0 ? 0 : leafFrameLoMask(lv)));
+const INDEX_BITS = SL_LEVEL_BITS;
+const PRESENT = SL_PRESENT;
+const PS = SL_PS;
+const LARGE_2M = SLLPS_2M;
+const LARGE_1G = SLLPS_1G;
+const overlapsInterrupts = overlapsInterruptRange;
+/** Dwords per paging entry, the offset of its high dword in dwords, and the page frame weight of a high half. */
+const ENTRY_WORDS = SL_ENTRY_SIZE / 4;
+const HI_WORD = HI_DWORD_OFFSET / 4;
+const PAGE_SHIFT = PAGE_SHIFT_4K;
+const PFNS_PER_HI = TWO32 / PAGE_SIZE_4K;
+
+/** A level-2 or level-3 entry with PS maps a page when CAP.SLLPS allows that size. */
+function isLarge(lv: number, largePages: number): boolean {
+  return (lv === 2 && (largePages & LARGE_2M) !== 0) || (lv === 3 && (largePages & LARGE_1G) !== 0);
+}
 
 /**
  * Physical memory as the walk sees it. `canRead`, when present, says whether `length` bytes at `addr` can be
@@ -138,54 +176,60 @@ function readable(reader: TableReader, addr: number, length: number): boolean {
 export function lookupContext(reader: TableReader, caps: WalkCaps, rtaLo: number, rtaHi: number, sid: number, out: ContextOut, trace?: WalkStep[]): number {
   out.contextRead = false;
   out.fpd = false;
-  const bus = (sid >>> 8) & 0xff;
-  const devfn = sid & 0xff;
-  const rootAddr = entryAddress(rtaLo & 0xfffff000, rtaHi, bus * 16);
-  if (!readable(reader, rootAddr, 16)) return VTD_FR_ROOT_TABLE_INV;
-  const r0 = reader.read32(rootAddr) >>> 0;
-  const r1 = reader.read32(rootAddr + 4) >>> 0;
-  const r2 = reader.read32(rootAddr + 8) >>> 0;
-  const r3 = reader.read32(rootAddr + 12) >>> 0;
-  if (trace !== undefined) trace.push({ kind: "root", level: 0, index: bus, address: rootAddr, words: [r0, r1, r2, r3] });
+  const bus = ridBus(sid);
+  const devfn = ridDevfn(sid);
+  const rootAddr = entryAddress(rtaLo & TABLE_PTR_LO_MASK, rtaHi, rootEntryOffset(bus));
+  if (!readable(reader, rootAddr, ROOT_ENTRY_SIZE)) return VTD_FR_ROOT_TABLE_INV;
+  const r = read4(reader, rootAddr, ROOT_WORDS);
+  if (trace !== undefined) trace.push({ kind: "root", level: 0, index: bus, address: rootAddr, words: Array.from(r) });
+  const r0 = r[0] ?? 0;
   if ((r0 & ENTRY_P) === 0) return VTD_FR_ROOT_ENTRY_P;
   // 9.1: bits 11:1, CTP bits above HAW, and the whole upper quad are reserved in legacy mode.
-  if ((r0 & ROOT_LO_RSVD) !== 0 || (r1 & ~caps.addrHiMask) !== 0 || r2 !== 0 || r3 !== 0) return VTD_FR_ROOT_ENTRY_RSVD;
-  const ctxAddr = entryAddress(r0 & 0xfffff000, r1, devfn * 16);
-  if (!readable(reader, ctxAddr, 16)) return VTD_FR_CONTEXT_TABLE_INV;
-  const c0 = reader.read32(ctxAddr) >>> 0;
-  const c1 = reader.read32(ctxAddr + 4) >>> 0;
-  const c2 = reader.read32(ctxAddr + 8) >>> 0;
-  const c3 = reader.read32(ctxAddr + 12) >>> 0;
-  if (trace !== undefined) trace.push({ kind: "context", level: 0, index: devfn, address: ctxAddr, words: [c0, c1, c2, c3] });
+  if (hasBits(r, caps.rootRsvd)) return VTD_FR_ROOT_ENTRY_RSVD;
+  const ctxAddr = entryAddress(r0 & TABLE_PTR_LO_MASK, r[1] ?? 0, contextEntryOffset(devfn));
+  if (!readable(reader, ctxAddr, CONTEXT_ENTRY_SIZE)) return VTD_FR_CONTEXT_TABLE_INV;
+  const c = read4(reader, ctxAddr, CONTEXT_WORDS);
+  if (trace !== undefined) trace.push({ kind: "context", level: 0, index: devfn, address: ctxAddr, words: Array.from(c) });
+  const c0 = c[0] ?? 0;
+  const c1 = c[1] ?? 0;
+  const c2 = c[2] ?? 0;
   // 9.3: FPD is evaluated whether or not the entry is present.
   out.contextRead = true;
   out.fpd = (c0 & CTX_LO_FPD) !== 0;
   if ((c0 & ENTRY_P) === 0) return VTD_FR_CONTEXT_ENTRY_P;
-  const didBits = caps.domainIdBits;
-  const didRsvd = didBits >= 16 ? 0 : ((0xffff << didBits) & 0xffff) << CTX_HI_DID_SHIFT;
-  if (
-    (c0 & CTX_LO_RSVD) !== 0 ||
-    (c1 & ~caps.addrHiMask) !== 0 ||
-    (c2 & (CTX_HI_RSVD_LO | CTX_HI_RSVD_HI_DWORD2 | didRsvd)) !== 0 ||
-    c3 !== 0
-  ) {
-    return VTD_FR_CONTEXT_ENTRY_RSVD;
-  }
+  // 9.3: bits 11:4, SLPTPTR above HAW, bit 71, domain-id bits beyond CAP.ND and bits 127:88 are reserved.
+  if (hasBits(c, caps.contextRsvd)) return VTD_FR_CONTEXT_ENTRY_RSVD;
   const aw = c2 & CTX_HI_AW_MASK;
-  const tt = (c0 >>> CTX_LO_TT_SHIFT) & 3;
+  const tt = (c0 & CTX_LO_TT_MASK) >>> CTX_LO_TT_SHIFT;
   out.aw = aw;
-  out.levels = aw + 2;
-  out.agaw = 30 + 9 * aw;
+  out.levels = awLevels(aw);
+  out.agaw = awWidth(aw);
   out.tt = tt;
-  out.did = (c2 >>> CTX_HI_DID_SHIFT) & 0xffff;
-  out.ptLo = (c0 & 0xfffff000) >>> 0;
+  out.did = (c2 & CTX_HI_DID_MASK) >>> CTX_HI_DID_SHIFT;
+  out.ptLo = (c0 & TABLE_PTR_LO_MASK) >>> 0;
   out.ptHi = c1;
   // LCT.4: an address width the hardware does not support (CAP.SAGAW), or a translation type it does not.
-  if (aw > 4 || ((caps.sagaw >>> aw) & 1) === 0) return VTD_FR_CONTEXT_ENTRY_INV;
+  if (!sagawSupportsAw(caps.sagaw, aw)) return VTD_FR_CONTEXT_ENTRY_INV;
   if (tt === TT_RESERVED || (tt === TT_DEVICE_TLB && !caps.deviceTlb) || (tt === TT_PASS_THROUGH && !caps.passThrough)) {
     return VTD_FR_CONTEXT_ENTRY_INV;
   }
   return 0;
+}
+
+/** Scratch words of the root and context entry being read (reused: the miss path allocates nothing). */
+const ROOT_WORDS = new Uint32Array(ROOT_ENTRY_SIZE / 4);
+const CONTEXT_WORDS = new Uint32Array(CONTEXT_ENTRY_SIZE / 4);
+
+/** Reads a 128-bit entry into `into`, dword by dword. */
+function read4(reader: TableReader, addr: number, into: Uint32Array): Uint32Array {
+  for (let i = 0; i < into.length; i++) into[i] = reader.read32(addr + 4 * i) >>> 0;
+  return into;
+}
+
+/** True when any word has a bit of the matching mask set. */
+function hasBits(words: ArrayLike<number>, masks: readonly number[]): boolean {
+  for (let i = 0; i < masks.length; i++) if (((words[i] ?? 0) & (masks[i] ?? 0)) !== 0) return true;
+  return false;
 }
 
 /**
@@ -199,31 +243,9 @@ export function withinAddressWidth(caps: WalkCaps, ctx: ContextOut, lo: number, 
   return hi === 0 && lo >>> width === 0;
 }
 
-/** The 9-bit table index of iova (lo, hi) at `level` (1..5): address bits 12+9(level-1) and up. */
-function levelIndex(lo: number, hi: number, level: number): number {
-  const lsb = 3 + 9 * level;
-  if (lsb >= 32) return (hi >>> (lsb - 32)) & 0x1ff;
-  if (lsb <= 23) return (lo >>> lsb) & 0x1ff;
-  return ((lo >>> lsb) | (hi << (32 - lsb))) & 0x1ff;
-}
-
-/** Mask of the frame bits of a leaf at `level` in the low dword (4 KiB, 2 MiB, 1 GiB). */
-function leafLoMask(level: number): number {
-  return level === 1 ? 0xfffff000 : level === 2 ? 0xffe00000 : 0xc0000000;
-}
-
 /** log2 of the page size mapped by a leaf at `level`. */
 export function leafShift(level: number): number {
-  return 12 + 9 * (level - 1);
-}
-
-/** True when the page [frame, frame + 2^shift) overlaps the interrupt address range 0xFEE00000–0xFEEFFFFF. */
-function overlapsInterruptRange(frameLo: number, frameHi: number, shift: number): boolean {
-  if (frameHi !== 0) return false;
-  const first = frameLo >>> 0;
-  // Leaves are 4 KiB, 2 MiB or 1 GiB (shift ≤ 30): the span fits a 32-bit shift.
-  const last = first + ((1 << shift) >>> 0) - 1;
-  return first <= INTERRUPT_ADDR_LAST && last >= INTERRUPT_ADDR_FIRST;
+  return levelShift(level);
 }
 
 /**
@@ -259,32 +281,30 @@ export function walkSecondLevel(
   const rsvdLo = caps.rsvdLo;
   const rsvdHi = caps.rsvdHi;
   const hiMask = caps.addrHiMask;
-  const large2M = (caps.largePages & SLLPS_2M) !== 0;
-  const large1G = (caps.largePages & SLLPS_1G) !== 0;
   out.notPresent = false;
   for (let lv = level; lv >= 1; lv--) {
-    const index = levelIndex(iovaLo, iovaHi, lv);
+    const index = bits(iovaLo, iovaHi, LEVEL_SHIFT[lv] ?? 0, INDEX_BITS);
     let e0 = 0;
     let e1 = 0;
     if (paged) {
-      const words = reader.pageWords!(tHi * 0x100000 + (tLo >>> 12));
+      const words = reader.pageWords!(tHi * PFNS_PER_HI + (tLo >>> PAGE_SHIFT));
       if (words !== undefined) {
-        e0 = words[index << 1] ?? 0;
-        e1 = words[(index << 1) | 1] ?? 0;
+        e0 = words[index * ENTRY_WORDS] ?? 0;
+        e1 = words[index * ENTRY_WORDS + HI_WORD] ?? 0;
       }
     } else {
-      const addr = entryAddress(tLo, tHi, index * 8);
-      if (!readable(reader, addr, 8)) return lv === topLevel ? VTD_FR_CONTEXT_ENTRY_INV : VTD_FR_PAGING_ENTRY_INV;
+      const addr = entryAddress(tLo, tHi, index * SL_ENTRY_SIZE);
+      if (!readable(reader, addr, SL_ENTRY_SIZE)) return lv === topLevel ? VTD_FR_CONTEXT_ENTRY_INV : VTD_FR_PAGING_ENTRY_INV;
       e0 = reader.read32(addr) >>> 0;
-      e1 = reader.read32(addr + 4) >>> 0;
+      e1 = reader.read32(addr + HI_DWORD_OFFSET) >>> 0;
     }
-    if (trace !== undefined) trace.push({ kind: "paging", level: lv, index, address: entryAddress(tLo, tHi, index * 8), words: [e0, e1] });
+    if (trace !== undefined) trace.push({ kind: "paging", level: lv, index, address: entryAddress(tLo, tHi, index * SL_ENTRY_SIZE), words: [e0, e1] });
     // Not present: neither R nor W (9.8). The request faults as lacking the permission it needed.
-    if ((e0 & (SL_R | SL_W)) === 0) {
+    if ((e0 & PRESENT) === 0) {
       out.notPresent = true;
       return denied;
     }
-    const large = (e0 & SL_PS) !== 0 && (lv === 2 ? large2M : lv === 3 && large1G);
+    const large = (e0 & PS) !== 0 && isLarge(lv, caps.largePages);
     if (large) {
       if ((e0 & (caps.rsvdLargeLo[lv] ?? 0)) !== 0 || (e1 & (caps.rsvdLargeHi[lv] ?? 0)) !== 0) return VTD_FR_PAGING_ENTRY_RSVD;
     } else if ((e0 & (rsvdLo[lv] ?? 0xffffffff)) !== 0 || (e1 & (rsvdHi[lv] ?? 0xffffffff)) !== 0) {
@@ -295,8 +315,8 @@ export function walkSecondLevel(
     if ((e0 & need) === 0) return denied;
     const nextHi = (e1 & hiMask) >>> 0;
     if (lv === 1 || large) {
-      const frameLo = (e0 & leafLoMask(lv)) >>> 0;
-      if (nextHi === 0 && overlapsInterruptRange(frameLo, nextHi, leafShift(lv))) return VTD_FR_INTERRUPT_ADDR;
+      const frameLo = (e0 & (LEAF_FRAME_MASK[lv] ?? 0)) >>> 0;
+      if (nextHi === 0 && overlapsInterrupts(frameLo, nextHi, LEVEL_SHIFT[lv] ?? 0)) return VTD_FR_INTERRUPT_ADDR;
       out.frameLo = frameLo;
       out.frameHi = nextHi;
       out.level = lv;
@@ -304,7 +324,7 @@ export function walkSecondLevel(
       out.write = w;
       return 0;
     }
-    tLo = (e0 & 0xfffff000) >>> 0;
+    tLo = (e0 & TABLE_PTR_LO_MASK) >>> 0;
     tHi = nextHi;
     if (psc !== undefined) psc.fill(lv, iovaLo, iovaHi, tLo, tHi, r, w);
   }
@@ -363,16 +383,15 @@ export function forEachMapping(
       scan.truncated = true;
       return;
     }
-    const shift = leafShift(lv);
-    for (let index = 0; index < 512; index++) {
-      const addr = entryAddress(tLo, tHi, index * 8);
-      if (!readable(reader, addr, 8)) continue;
+    const shift = levelShift(lv);
+    for (let index = 0; index < PTES_PER_TABLE; index++) {
+      const addr = entryAddress(tLo, tHi, index * SL_ENTRY_SIZE);
+      if (!readable(reader, addr, SL_ENTRY_SIZE)) continue;
       scan.entriesRead++;
       const e0 = reader.read32(addr) >>> 0;
-      const e1 = reader.read32(addr + 4) >>> 0;
-      if ((e0 & (SL_R | SL_W)) === 0) continue;
-      const large =
-        (e0 & SL_PS) !== 0 && ((lv === 2 && (caps.largePages & SLLPS_2M) !== 0) || (lv === 3 && (caps.largePages & SLLPS_1G) !== 0));
+      const e1 = reader.read32(addr + HI_DWORD_OFFSET) >>> 0;
+      if ((e0 & PRESENT) === 0) continue;
+      const large = (e0 & PS) !== 0 && isLarge(lv, caps.largePages);
       const rl = large ? (caps.rsvdLargeLo[lv] ?? 0) : (caps.rsvdLo[lv] ?? 0xffffffff);
       const rh = large ? (caps.rsvdLargeHi[lv] ?? 0) : (caps.rsvdHi[lv] ?? 0xffffffff);
       if ((e0 & rl) !== 0 || (e1 & rh) !== 0) continue;
@@ -381,8 +400,8 @@ export function forEachMapping(
       const iova = base + (BigInt(index) << BigInt(shift));
       const nextHi = (e1 & caps.addrHiMask) >>> 0;
       if (lv === 1 || large) {
-        const frameLo = (e0 & leafLoMask(lv)) >>> 0;
-        if (overlapsInterruptRange(frameLo, nextHi, shift)) continue;
+        const frameLo = (e0 & (LEAF_FRAME_MASK[lv] ?? 0)) >>> 0;
+        if (overlapsInterrupts(frameLo, nextHi, shift)) continue;
         if (!rr && !ww) continue;
         visit({ iova, hpa: (BigInt(nextHi) << 32n) | BigInt(frameLo), shift, read: rr, write: ww });
         if (++scan.leaves >= maxLeaves) {
@@ -390,7 +409,7 @@ export function forEachMapping(
           return;
         }
       } else {
-        recurse((e0 & 0xfffff000) >>> 0, nextHi, lv - 1, iova, rr, ww);
+        recurse((e0 & TABLE_PTR_LO_MASK) >>> 0, nextHi, lv - 1, iova, rr, ww);
         if (scan.truncated) return;
       }
     }

@@ -40,13 +40,20 @@ export const IP_S = field("S", 64, 1, "2.4.3");
 export const IP_PDE = field("PDE", 65, 1, "2.4.3");
 export const IP_GN = field("GN", 66, 1, "2.4.3");
 
-/** Reserved bits per opcode, as four dword masks that must be zero (2.4.1–2.4.8). */
+/**
+ * Reserved bits per opcode, as four dword masks that must be zero (2.4.1–2.4.8). PREFETCH_IOMMU_PAGES and
+ * COMPLETE_PPR_REQUEST are legal only when the EFR reports PreFSup and PPRSup (3.4.7).
+ */
 export const CMD_RESERVED: Readonly<Record<number, readonly [number, number, number, number]>> = {
   [CMD_COMPLETION_WAIT]: [0x0000_0000, 0x0ff0_0000, 0, 0],
   [CMD_INVALIDATE_DEVTAB_ENTRY]: [0xffff_0000, 0x0fff_ffff, 0xffff_ffff, 0xffff_ffff],
   [CMD_INVALIDATE_IOMMU_PAGES]: [0xfff0_0000, 0x0fff_0000, 0x0000_0ff8, 0],
   [CMD_INVALIDATE_IOTLB_PAGES]: [0, 0, 0x0000_0ff2, 0],
   [CMD_INVALIDATE_INTERRUPT_TABLE]: [0xffff_0000, 0x0fff_ffff, 0xffff_ffff, 0xffff_ffff],
+  // 2.4.6: DeviceID 15:0, PFCount 31:24, PASID 51:32, S bit 64, GN bit 66, Inval bit 68, address 127:76.
+  [CMD_PREFETCH_IOMMU_PAGES]: [0x00ff_0000, 0x0ff0_0000, 0x0000_0fea, 0],
+  // 2.4.7: DeviceID 15:0, PASID 51:32, GN bit 66, CompletionTag 111:96.
+  [CMD_COMPLETE_PPR_REQUEST]: [0xffff_0000, 0x0ff0_0000, 0xffff_fffb, 0xffff_0000],
   [CMD_INVALIDATE_IOMMU_ALL]: [0xffff_ffff, 0x0fff_ffff, 0xffff_ffff, 0xffff_ffff],
 };
 

@@ -2,10 +2,11 @@
  * Interrupt remapping (spec #48882 section 2.2.5): the MSI the device sends, the 32-bit IRTE (2.2.5.1, Table 20),
  * and the 128-bit guest-virtual-APIC (GA) IRTE used when Control.GAEn=1 (2.2.5.2, Table 22).
  */
+import { encodeCompatMsi } from "../msi.js";
 import { field, type Field } from "./fields.js";
 
 /** The interrupt address range: MSI writes to 0xFEEx_xxxx are interrupt requests (2.2.5). */
-export const MSI_ADDR_BASE = 0xfee0_0000;
+export { MSI_ADDR_BASE } from "../msi.js";
 export const MSI_ADDR_MASK = 0xfff0_0000;
 /** MSI data: vector 7:0, delivery mode 10:8, trigger mode 15 (Intel format, 2.2.5). */
 export const MSI_DATA_VECTOR = field("Vector", 0, 8, "2.2.5");
@@ -51,15 +52,19 @@ export interface RemappedInterrupt {
   destination: number;
 }
 
-/** MSI data bit 14: level assert. QEMU 7.2 sets it on every remapped interrupt it delivers. */
-export const MSI_DATA_LEVEL_ASSERT = 1 << 14;
 
 /**
  * The MSI address and data of a remapped interrupt (xAPIC form; destination bits 7:0 in address 19:12), as the
  * interrupt message QEMU 7.2's amd-iommu hands to the APIC: vector, delivery mode (IntType) and level assert.
  */
 export function remappedMsi(r: RemappedInterrupt): { address: number; data: number } {
-  const address = (MSI_ADDR_BASE | ((r.destination & 0xff) << 12) | ((r.destMode & 1) << 2)) >>> 0;
-  const data = ((r.vector & 0xff) | ((r.intType & 7) << 8) | MSI_DATA_LEVEL_ASSERT) >>> 0;
-  return { address, data };
+  // QEMU 7.2 sets data bit 14 (level assert) on every remapped interrupt it delivers.
+  const m = encodeCompatMsi({
+    vector: r.vector,
+    destination: r.destination & 0xff,
+    destinationMode: (r.destMode & 1) !== 0 ? "logical" : "physical",
+    deliveryMode: r.intType,
+    levelAssert: true,
+  });
+  return { address: m.address, data: m.data };
 }

@@ -86,6 +86,8 @@ export const EFR_FIELDS: readonly Field[] = [
   field("GAMSup", 21, 3, "3.4.7"),
   field("PASmax", 32, 5, "3.4.7"),
 ];
+export const EFR_PREF_SUP = 1 << 0;
+export const EFR_PPR_SUP = 1 << 1;
 export const EFR_IA_SUP = 1 << 6;
 export const EFR_GA_SUP = 1 << 7;
 export const EFR_HATS = EFR_FIELDS[9] as Field;

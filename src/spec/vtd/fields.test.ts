@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { CAP, ECAP, fieldOf, fieldOfBig, withField, type FieldSpec } from "./fields.js";
+import { CAP, ECAP } from "./capability.js";
+import { fieldOf, fieldOfBig, withField, type FieldSpec } from "./fields.js";
 
 const all: FieldSpec[] = [...Object.values(CAP), ...Object.values(ECAP)];
 

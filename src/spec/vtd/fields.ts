@@ -1,94 +1,159 @@
 /**
- * Register fields as data: one descriptor shape (name, lowest bit, width, section) for every field of a 64-bit
- * VT-d register, and helpers that read a field from lo/hi 32-bit halves (hot paths) or from a bigint (edges).
- * Names and bit positions are the VT-d specification's (chapter 10.4).
+ * Fields as data: one descriptor shape (name, lowest bit, width, section) for every field of a VT-d register,
+ * table entry or descriptor, and the helpers that read and write a field
+ *   - of a 64-bit register held as lo/hi 32-bit halves (hot paths) or as a bigint (edges): fieldOf, fieldOfBig,
+ *     withField;
+ *   - of a structure held as little-endian 32-bit words (root and context entries, fault records, invalidation
+ *     descriptors, IRTEs), with bit positions counted from bit 0 of word 0: wordsField, setWordsField.
+ * Address fields are up to 52 bits wide; every read is exact (no float rounding) up to 53 bits.
  */
 export interface FieldSpec {
-  /** The specification's name: "SAGAW", "IR". */
+  /** The specification's name: "SAGAW", "IR", "DID". */
   readonly name: string;
-  /** Lowest bit. */
+  /** Lowest bit, counted from bit 0 of the register or structure. */
   readonly lsb: number;
-  /** Width in bits (1 for flags; at most 32). */
+  /** Width in bits: 1 for flags; address fields up to 62 (values are read exactly up to 53 bits). */
   readonly width: number;
   /** Where the specification defines it. */
   readonly section: string;
 }
 
-const f = (name: string, lsb: number, width: number, section: string): FieldSpec => Object.freeze({ name, lsb, width, section });
-
-/** A field from a 64-bit register held as halves. Exact for any width ≤ 32. */
-export function fieldOf(lo: number, hi: number, s: FieldSpec): number {
-  const mask = s.width >= 32 ? 0xffffffff : (2 ** s.width - 1);
-  if (s.lsb >= 32) return ((hi >>> (s.lsb - 32)) & mask) >>> 0;
-  if (s.lsb + s.width <= 32) return ((lo >>> s.lsb) & mask) >>> 0;
-  const low = lo >>> s.lsb;
-  const highPart = (hi & (2 ** (s.lsb + s.width - 32) - 1)) >>> 0;
-  return low + highPart * 2 ** (32 - s.lsb);
+/** A field descriptor (frozen). */
+export function field(name: string, lsb: number, width: number, section: string): FieldSpec {
+  return Object.freeze({ name, lsb, width, section });
 }
 
-/** A field from a 64-bit register held as a bigint. */
+const TWO32 = 2 ** 32;
+/** 2^n for n = 0..64, so field accesses on hot paths multiply by a table entry instead of calling Math.pow. */
+const POW2 = Float64Array.from({ length: 65 }, (_, n) => 2 ** n);
+
+function pow2(n: number): number {
+  return POW2[n] ?? 2 ** n;
+}
+
+/** The largest value a field holds. */
+export function fieldMax(s: FieldSpec): number {
+  return 2 ** s.width - 1;
+}
+
+/** The value of `s` from the 64-bit value (lo, hi). Exact for any width up to 53. */
+export function fieldOf(lo: number, hi: number, s: FieldSpec): number {
+  return bitsOf(lo >>> 0, hi >>> 0, s.lsb, s.width);
+}
+
+/** Bits [lsb, lsb + width) of (lo, hi), lsb + width <= 64. */
+function bitsOf(lo: number, hi: number, lsb: number, width: number): number {
+  if (lsb >= 32) return lowBits(hi >>> (lsb - 32), width);
+  if (lsb + width <= 32) return lowBits(lo >>> lsb, width);
+  const low = lo >>> lsb;
+  return low + lowBits(hi, lsb + width - 32) * pow2(32 - lsb);
+}
+
+/** The low `width` bits of a 32-bit value (all of it for width >= 32). */
+function lowBits(v: number, width: number): number {
+  return width >= 32 ? v >>> 0 : (v & (pow2(width) - 1)) >>> 0;
+}
+
+/** The value of `s` from a 64-bit register held as a bigint. */
 export function fieldOfBig(raw: bigint, s: FieldSpec): number {
   return Number((raw >> BigInt(s.lsb)) & ((1n << BigInt(s.width)) - 1n));
 }
 
-/** The register value with `s` set to `v` (bigint edge; used by the unit's configuration). */
-export function withField(raw: bigint, s: FieldSpec, v: number | bigint): bigint {
-  const mask = ((1n << BigInt(s.width)) - 1n) << BigInt(s.lsb);
-  return (raw & ~mask) | ((BigInt(v) << BigInt(s.lsb)) & mask);
+/** The register value with `s` set to `v` (bigint edge). Bits of `v` beyond the field are dropped. */
+export function withField(raw: bigint, s: FieldSpec, v: number | bigint | boolean): bigint {
+  const mask = maskOf(s);
+  const n = typeof v === "boolean" ? (v ? 1n : 0n) : BigInt(v);
+  return (raw & ~mask) | ((n << BigInt(s.lsb)) & mask);
 }
 
-/** Capability Register (10.4.2). */
-export const CAP = Object.freeze({
-  ND: f("ND", 0, 3, "10.4.2"),
-  AFL: f("AFL", 3, 1, "10.4.2"),
-  RWBF: f("RWBF", 4, 1, "10.4.2"),
-  PLMR: f("PLMR", 5, 1, "10.4.2"),
-  PHMR: f("PHMR", 6, 1, "10.4.2"),
-  CM: f("CM", 7, 1, "10.4.2"),
-  SAGAW: f("SAGAW", 8, 5, "10.4.2"),
-  MGAW: f("MGAW", 16, 6, "10.4.2"),
-  ZLR: f("ZLR", 22, 1, "10.4.2"),
-  FRO: f("FRO", 24, 10, "10.4.2"),
-  SLLPS: f("SLLPS", 34, 4, "10.4.2"),
-  PSI: f("PSI", 39, 1, "10.4.2"),
-  NFR: f("NFR", 40, 8, "10.4.2"),
-  MAMV: f("MAMV", 48, 6, "10.4.2"),
-  DWD: f("DWD", 54, 1, "10.4.2"),
-  DRD: f("DRD", 55, 1, "10.4.2"),
-  FS1GP: f("FS1GP", 56, 1, "10.4.2"),
-  PI: f("PI", 59, 1, "10.4.2"),
-  FS5LP: f("FS5LP", 60, 1, "10.4.2"),
-  ESIRTPS: f("ESIRTPS", 62, 1, "10.4.2"),
-  ESRTPS: f("ESRTPS", 63, 1, "10.4.2"),
-});
+/** The bits `fields` cover, as a bigint mask (register declarations: writable, write-1-to-clear bits). */
+export function maskOf(...fields: FieldSpec[]): bigint {
+  let m = 0n;
+  for (const s of fields) m |= ((1n << BigInt(s.width)) - 1n) << BigInt(s.lsb);
+  return m;
+}
 
-/** Extended Capability Register (10.4.3). */
-export const ECAP = Object.freeze({
-  C: f("C", 0, 1, "10.4.3"),
-  QI: f("QI", 1, 1, "10.4.3"),
-  DT: f("DT", 2, 1, "10.4.3"),
-  IR: f("IR", 3, 1, "10.4.3"),
-  EIM: f("EIM", 4, 1, "10.4.3"),
-  PT: f("PT", 6, 1, "10.4.3"),
-  SC: f("SC", 7, 1, "10.4.3"),
-  IRO: f("IRO", 8, 10, "10.4.3"),
-  MHMV: f("MHMV", 20, 4, "10.4.3"),
-  MTS: f("MTS", 25, 1, "10.4.3"),
-  NEST: f("NEST", 26, 1, "10.4.3"),
-  PRS: f("PRS", 29, 1, "10.4.3"),
-  ERS: f("ERS", 30, 1, "10.4.3"),
-  SRS: f("SRS", 31, 1, "10.4.3"),
-  NWFS: f("NWFS", 33, 1, "10.4.3"),
-  EAFS: f("EAFS", 34, 1, "10.4.3"),
-  PSS: f("PSS", 35, 5, "10.4.3"),
-  PASID: f("PASID", 40, 1, "10.4.3"),
-  DIT: f("DIT", 41, 1, "10.4.3"),
-  PDS: f("PDS", 42, 1, "10.4.3"),
-  SMTS: f("SMTS", 43, 1, "10.4.3"),
-  VCS: f("VCS", 44, 1, "10.4.3"),
-  SSADS: f("SSADS", 45, 1, "10.4.3"),
-  SSTS: f("SSTS", 46, 1, "10.4.3"),
-  FSTS: f("FSTS", 47, 1, "10.4.3"),
-  SMPWC: f("SMPWC", 48, 1, "10.4.3"),
-  RPS: f("RPS", 49, 1, "10.4.3"),
-});
+/** Which 32-bit word of a structure holds the field's lowest bit. */
+export function wordOf(s: FieldSpec): number {
+  return s.lsb >>> 5;
+}
+
+/** The field's shift within its word. */
+export function shiftOf(s: FieldSpec): number {
+  return s.lsb & 31;
+}
+
+/**
+ * The field's bits as a mask of its 32-bit word (hot paths test or extract a field with one AND). Only for
+ * fields that lie within one word; a field crossing a word boundary gives the part in its first word.
+ */
+export function wordMask(s: FieldSpec): number {
+  const shift = shiftOf(s);
+  const width = Math.min(s.width, 32 - shift);
+  return width >= 32 ? 0xffffffff : ((pow2(width) - 1) * pow2(shift)) >>> 0;
+}
+
+/** The value of `s` from a structure held as 32-bit words, low word first. Exact up to 53 bits. */
+export function wordsField(words: ArrayLike<number>, s: FieldSpec): number {
+  const w = wordOf(s);
+  const shift = shiftOf(s);
+  if (shift + s.width <= 32) return lowBits((words[w] ?? 0) >>> shift, s.width);
+  let value = (words[w] ?? 0) >>> shift;
+  let got = 32 - shift;
+  for (let i = w + 1; got < s.width; i++, got += 32) value += lowBits(words[i] ?? 0, s.width - got) * pow2(got);
+  return value;
+}
+
+/**
+ * Sets `s` to `v` in a structure held as 32-bit words (in place; returns the words). Bits of `v` beyond the
+ * field are dropped; `v` is a non-negative integer below 2^53.
+ */
+export function setWordsField<T extends number[] | Uint32Array>(words: T, s: FieldSpec, v: number | boolean): T {
+  let rest = typeof v === "boolean" ? (v ? 1 : 0) : v;
+  let left = s.width;
+  let w = wordOf(s);
+  let shift = shiftOf(s);
+  while (left > 0) {
+    const n = Math.min(left, 32 - shift);
+    const mask = n >= 32 ? 0xffffffff : ((pow2(n) - 1) * pow2(shift)) >>> 0;
+    const part = ((rest % pow2(n)) * pow2(shift)) >>> 0;
+    words[w] = (((words[w] ?? 0) & ~mask) | part) >>> 0;
+    rest = Math.floor(rest / pow2(n));
+    left -= n;
+    w++;
+    shift = 0;
+  }
+  return words;
+}
+
+/** A structure of `bits` bits with every field in `fields` set from `values` (missing values are 0). */
+export function encodeWords<K extends string>(bits: number, fields: Readonly<Record<K, FieldSpec>>, values: Partial<Record<K, number | boolean>>): number[] {
+  const words = new Array<number>(bits / 32).fill(0);
+  for (const k of Object.keys(values) as K[]) {
+    const v = values[k];
+    if (v !== undefined) setWordsField(words, fields[k], v);
+  }
+  return words;
+}
+
+/**
+ * The bits of a `bits`-bit structure that no field in `fields` covers, as 32-bit word masks: the reserved bits
+ * of a format in which every bit that is not a field is reserved (invalidation descriptors, 6.5.2).
+ */
+export function uncoveredWords(bits: number, fields: Readonly<Record<string, FieldSpec>>): number[] {
+  const covered = new Array<number>(bits / 32).fill(0);
+  for (const s of Object.values(fields)) {
+    for (let b = s.lsb; b < s.lsb + s.width; b++) covered[b >>> 5] = ((covered[b >>> 5] ?? 0) | (1 << (b & 31))) >>> 0;
+  }
+  return covered.map((w) => ~w >>> 0);
+}
+
+/** The value of a 64-bit register as a bigint from its halves. */
+export function joinHalves(lo: number, hi: number): bigint {
+  return (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
+}
+
+/** A number below 2^53 as 32-bit halves. */
+export function splitHalves(v: number): { lo: number; hi: number } {
+  return { lo: v % TWO32 >>> 0, hi: Math.floor(v / TWO32) >>> 0 };
+}

@@ -12,6 +12,10 @@
  * fields with RangeError. The decoders never throw.
  */
 import type { PhysAddr } from "../../core/memory.js";
+import { MSI_ADDR_HEAD } from "../msi.js";
+import { ridBus, ridDevfn } from "../../core/pci.js";
+import { field as f, shiftOf, uncoveredWords, wordMask, type FieldSpec } from "./fields.js";
+import { IRTA, sidCompareMask } from "./registers.js";
 
 // ---- Fault reasons (VT-d spec 5.1.4.1, "Interrupt Remapping Fault Conditions") ----
 
@@ -54,10 +58,8 @@ export const IR_FAULT_DESCRIPTIONS: Readonly<Record<IrFaultReason, string>> = {
   0x26: "source-id verification failed",
 };
 
-// ---- MSI address/data (VT-d spec 5.1.2.1 compatibility format, 5.1.2.2 remappable format) ----
+// ---- MSI address/data: 5.1.2.2 remappable format (the compatibility format, 5.1.2.1, is spec/msi.ts) ----
 
-/** Bits 31:20 of every interrupt request address: the interrupt address range 0xFEEx_xxxx. */
-export const MSI_ADDR_HEAD = 0xfee;
 /** Address bit 4, Interrupt Format: 1 = remappable, 0 = compatibility (VT-d spec 5.1.2.2). */
 export const MSI_ADDR_IF_REMAPPABLE = 1 << 4;
 /** Address bit 3, SubHandle Valid (SHV). */
@@ -71,13 +73,8 @@ export const MSI_ADDR_HANDLE_MASK = 0x7fff;
 export const MSI_DATA_SUBHANDLE_MASK = 0x0000ffff;
 export const MSI_DATA_RSVD_WHEN_SHV = 0xffff0000;
 
-/** Compatibility-format MSI fields (the x86 MSI format the remapper emits). */
-export const MSI_ADDR_DM = 1 << 2; // destination mode: 1 = logical
-export const MSI_ADDR_RH = 1 << 3; // redirection hint
-export const MSI_ADDR_DEST_SHIFT = 12; // destination id bits 19:12
-export const MSI_DATA_DLM_SHIFT = 8; // delivery mode bits 10:8
-export const MSI_DATA_LEVEL_ASSERT = 1 << 14; // level: 1 = assert
-export const MSI_DATA_TM_LEVEL = 1 << 15; // trigger mode: 1 = level
+/** The interrupt index (handle, plus the sub-handle with SHV) is 16 bits wide (5.1.2.2). */
+export const IR_INDEX_BITS = 16;
 
 /** interrupt_index fields of a remappable-format request address. */
 export function msiHandle(addrLo: number): number {
@@ -110,40 +107,85 @@ export function encodeRemappableMsi(handle: number, subhandle?: number): Remappa
   return { address: address >>> 0, data };
 }
 
-// ---- IRTA_REG (VT-d spec, IRTA_REG register description) ----
+// ---- IRTA_REG (VT-d spec 10.4.31; fields in registers.ts) ----
 
 /** IRTA bits 3:0, S: the table holds 2^(S+1) entries. */
-export const VTD_IRTA_SIZE_MASK = 0xf;
+export const VTD_IRTA_SIZE_MASK = wordMask(IRTA.S);
 /** IRTA bit 11, EIME: extended interrupt mode (x2APIC, 32-bit destination ids). */
-export const VTD_IRTA_EIME = 1 << 11;
-/** IRTA bits 63:12: 4 KiB-aligned table base. */
-export const VTD_IRTA_ADDR_MASK_LO = 0xfffff000;
+export const VTD_IRTA_EIME = wordMask(IRTA.EIME);
+/** IRTA bits 63:12: 4 KiB-aligned table base (its low-dword part). */
+export const VTD_IRTA_ADDR_MASK_LO = wordMask(IRTA.IRTA);
+/** Entries of a table with IRTA.S = s: 2^(s+1). */
+export function irtaEntries(s: number): number {
+  return 2 ** (s + 1);
+}
 /** Bytes per IRTE. */
 export const IRTE_SIZE = 16;
 
 // ---- IRTE for remapped interrupts (VT-d spec 9.10) ----
 
-export const IRTE_P = 1 << 0;
-export const IRTE_FPD = 1 << 1;
-export const IRTE_DM = 1 << 2;
-export const IRTE_RH = 1 << 3;
-export const IRTE_TM = 1 << 4;
-export const IRTE_DLM_SHIFT = 5; // bits 7:5
-export const IRTE_AVAIL_SHIFT = 8; // bits 11:8, available to software, ignored by hardware
-/** Bit 15, IRTE Mode: 1 = posted format. Reserved (0) when posted interrupts are not supported (PI = 0). */
-export const IRTE_IM = 1 << 15;
-export const IRTE_VECTOR_SHIFT = 16; // bits 23:16
-/** w0 reserved bits: 14:12 and 31:24. */
-export const IRTE_W0_RSVD = 0xff007000;
+export const IRTE = Object.freeze({
+  P: f("P", 0, 1, "9.10"),
+  FPD: f("FPD", 1, 1, "9.10"),
+  DM: f("DM", 2, 1, "9.10"),
+  RH: f("RH", 3, 1, "9.10"),
+  TM: f("TM", 4, 1, "9.10"),
+  DLM: f("DLM", 5, 3, "9.10"),
+  AVAIL: f("AVAIL", 8, 4, "9.10"),
+  /** IRTE Mode: 1 = posted format (9.11). Reserved (0) when posted interrupts are not supported (CAP.PI = 0). */
+  IM: f("IM", 15, 1, "9.10"),
+  V: f("V", 16, 8, "9.10"),
+  /** Destination id: the whole field in x2APIC mode (EIME); in xAPIC mode only bits 47:40 (XAPIC_DST). */
+  DST: f("DST", 32, 32, "9.10"),
+  SID: f("SID", 64, 16, "9.10"),
+  SQ: f("SQ", 80, 2, "9.10"),
+  SVT: f("SVT", 82, 2, "9.10"),
+});
+/** The APIC id in xAPIC mode: destination id bits 15:8 (IRTE bits 47:40); the rest of DST is reserved there. */
+export const IRTE_XAPIC_DST = f("DST", 40, 8, "9.10");
+
+/** Posted-format IRTE (9.11): shares P, FPD, AVAIL, IM (= 1), V, SID, SQ, SVT; adds URG and the descriptor address. */
+export const POSTED_IRTE = Object.freeze({
+  P: IRTE.P,
+  FPD: IRTE.FPD,
+  AVAIL: IRTE.AVAIL,
+  URG: f("URG", 14, 1, "9.11"),
+  IM: IRTE.IM,
+  V: IRTE.V,
+  /** Posted-interrupt descriptor address bits 31:6. */
+  PDA_L: f("PDA_L", 38, 26, "9.11"),
+  SID: IRTE.SID,
+  SQ: IRTE.SQ,
+  SVT: IRTE.SVT,
+  /** Posted-interrupt descriptor address bits 63:32. */
+  PDA_H: f("PDA_H", 96, 32, "9.11"),
+});
+
+const rsvd = (fields: Readonly<Record<string, FieldSpec>>): number[] => uncoveredWords(128, fields);
+const REMAPPED_RSVD = rsvd(IRTE);
+const REMAPPED_RSVD_XAPIC = rsvd({ ...IRTE, DST: IRTE_XAPIC_DST });
+const POSTED_RSVD = rsvd(POSTED_IRTE);
+
+export const IRTE_P = wordMask(IRTE.P);
+export const IRTE_FPD = wordMask(IRTE.FPD);
+export const IRTE_DM = wordMask(IRTE.DM);
+export const IRTE_RH = wordMask(IRTE.RH);
+export const IRTE_TM = wordMask(IRTE.TM);
+export const IRTE_DLM_SHIFT = shiftOf(IRTE.DLM);
+export const IRTE_AVAIL_SHIFT = shiftOf(IRTE.AVAIL);
+export const IRTE_IM = wordMask(IRTE.IM);
+export const IRTE_VECTOR_SHIFT = shiftOf(IRTE.V);
+/** w0 reserved bits: 14:12 and 31:24 (IM, bit 15, is checked on its own). */
+export const IRTE_W0_RSVD = REMAPPED_RSVD[0] ?? 0;
 /** w1 reserved bits in xAPIC mode (EIME = 0): destination id bits 63:48 and 39:32; APIC id in 47:40. */
-export const IRTE_W1_RSVD_XAPIC = 0xffff00ff;
-export const IRTE_XAPIC_DEST_SHIFT = 8; // APIC id at w1 bits 15:8 (IRTE bits 47:40)
+export const IRTE_W1_RSVD_XAPIC = REMAPPED_RSVD_XAPIC[1] ?? 0;
+export const IRTE_XAPIC_DEST_SHIFT = shiftOf(IRTE_XAPIC_DST);
 /** w2: SID 79:64, SQ 81:80, SVT 83:82; bits 95:84 reserved. */
-export const IRTE_SQ_SHIFT = 16;
-export const IRTE_SVT_SHIFT = 18;
-export const IRTE_W2_RSVD = 0xfff00000;
+export const IRTE_SQ_SHIFT = shiftOf(IRTE.SQ);
+export const IRTE_SVT_SHIFT = shiftOf(IRTE.SVT);
+export const IRTE_W2_RSVD = REMAPPED_RSVD[2] ?? 0;
 /** w3: bits 127:96, all reserved. */
-export const IRTE_W3_RSVD = 0xffffffff;
+export const IRTE_W3_RSVD = REMAPPED_RSVD[3] ?? 0;
 
 /** Source Validation Type (VT-d spec 9.10, SVT). 11b is a reserved encoding. */
 export const SVT_NO_VERIFY = 0;
@@ -154,7 +196,37 @@ export const SVT_VERIFY_BUS = 2;
  * Source-id qualifier masks (VT-d spec 9.10, SQ) applied to both SID and the requester id when SVT = 01b:
  * 00b compare all 16 bits, 01b ignore bit 2, 10b ignore bits 2:1, 11b ignore bits 2:0.
  */
-export const SQ_MASKS: readonly [number, number, number, number] = [0xffff, 0xfffb, 0xfff9, 0xfff8];
+export const SQ_MASKS: readonly [number, number, number, number] = [sidCompareMask(0), sidCompareMask(1), sidCompareMask(2), sidCompareMask(3)];
+
+/** SID, SQ and SVT from IRTE dword 2 (bits 95:64); the same in the posted format. */
+export function irteSource(w2: number): { sid: number; sq: number; svt: number } {
+  return { sid: dword2Field(w2, IRTE.SID), sq: dword2Field(w2, IRTE.SQ), svt: dword2Field(w2, IRTE.SVT) };
+}
+
+/** A field of IRTE dword 2 (bits 95:64) from that dword alone. */
+function dword2Field(w2: number, s: FieldSpec): number {
+  return (w2 >>> shiftOf(s)) & (2 ** s.width - 1);
+}
+
+/**
+ * Source-id verification (VT-d spec 9.10): SVT 00b accepts any requester; 01b compares SID and the requester
+ * id under the SQ mask; 10b takes SID as a bus range (bits 15:8 start bus, 7:0 end bus — Linux's
+ * set_irte_verify_bus agrees; QEMU reads the two bytes the other way round) and accepts a requester on a bus
+ * in it. SVT 11b is a reserved encoding (a reserved-field fault before this check).
+ */
+export function irteSourceVerified(w2: number, requester: number): boolean {
+  const svt = dword2Field(w2, IRTE.SVT);
+  const sid = dword2Field(w2, IRTE.SID);
+  if (svt === SVT_VERIFY_SID_SQ) {
+    const mask = sidCompareMask(dword2Field(w2, IRTE.SQ));
+    return (sid & mask) === (requester & mask);
+  }
+  if (svt === SVT_VERIFY_BUS) {
+    const bus = ridBus(requester);
+    return bus >= ridBus(sid) && bus <= ridDevfn(sid);
+  }
+  return true;
+}
 
 /** Delivery modes (DLM) of VT-d spec 9.10; 011b and 110b are not defined there. */
 export function deliveryModeName(dlm: number): string {
@@ -304,12 +376,12 @@ export function encodeIrta(base: number | bigint, s: number, eime: boolean): { l
 // These words are read as a posted-format entry only when the unit supports posted interrupts (CAP.PI).
 
 /** w0 bit 14, Urgent: notify even when the descriptor's SN is set. */
-export const IRTE_URG = 1 << 14;
+export const IRTE_URG = wordMask(POSTED_IRTE.URG);
 /** Posted-format w0 reserved bits: 7:2, 13:12 and 31:24. */
-export const IRTE_POSTED_W0_RSVD = 0xff0030fc;
+export const IRTE_POSTED_W0_RSVD = POSTED_RSVD[0] ?? 0;
 /** Posted-format w1 reserved bits 37:32; bits 63:38 hold descriptor address bits 31:6. */
-export const IRTE_POSTED_W1_RSVD = 0x3f;
-export const IRTE_PDA_LO_MASK = 0xffffffc0;
+export const IRTE_POSTED_W1_RSVD = POSTED_RSVD[1] ?? 0;
+export const IRTE_PDA_LO_MASK = wordMask(POSTED_IRTE.PDA_L);
 
 export interface PostedIrteFields {
   present: boolean;
@@ -393,6 +465,30 @@ export const PID_NDST_OFFSET = 36;
 export const PID_ON = 1 << 0;
 export const PID_SN = 1 << 1;
 export const PID_NV_SHIFT = 16;
+
+/** The PIR dword that holds a vector's request bit, as a byte offset into the descriptor, and the bit's mask. */
+export function pirOffset(vector: number): number {
+  return PIR_DWORD_BYTES * (vector >>> PIR_DWORD_SHIFT);
+}
+
+export function pirBit(vector: number): number {
+  return (1 << (vector & (2 ** PIR_DWORD_SHIFT - 1))) >>> 0;
+}
+
+const PIR_DWORD_BYTES = 4;
+const PIR_DWORD_SHIFT = 5;
+/** PIR is 256 bits, one per vector: eight dwords at the start of the descriptor. */
+export const PIR_DWORDS = 8;
+
+/** The vector of bit `bit` of PIR dword `dword`. */
+export function pirVector(dword: number, bit: number): number {
+  return dword * 2 ** PIR_DWORD_SHIFT + bit;
+}
+
+/** The notification vector (NV) from the descriptor's control dword. */
+export function pidNotificationVector(control: number): number {
+  return (control >>> PID_NV_SHIFT) & 0xff;
+}
 
 /** The APIC id NDST names: bits 15:8 in xAPIC mode, the whole field in x2APIC mode (EIME). */
 export function pidDestination(ndst: number, eime: boolean): number {

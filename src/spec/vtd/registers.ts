@@ -1,12 +1,13 @@
 /**
- * Intel VT-d constants, with the names and numbers of the specification ("Intel Virtualization Technology for
- * Directed I/O, Architecture Specification", rev. 3.x). Register offsets come from chapter 10.4, table formats
- * from chapter 9, fault reasons from chapter 7 (and 5.1.4.1 for interrupt remapping), invalidation descriptors
- * from 6.5.2. Bit masks are split into 32-bit halves (_LO/_HI) where the hot paths need them.
+ * VT-d remapping-unit registers ("Intel Virtualization Technology for Directed I/O, Architecture
+ * Specification", rev. 3.x, chapter 10.4): every offset, and the fields of every register a legacy-mode unit
+ * has, with the spec's names. CAP_REG and ECAP_REG are in capability.ts, fault recording registers in faults.ts.
+ * The single-bit fields are also exported as 32-bit masks of their dword (GCMD_TE, FSTS_IQE, …): those are
+ * derived from the field data below, never written separately.
  */
-import { IR_FAULT_DESCRIPTIONS, IR_FAULT_NAMES, type IrFaultReason } from "./intremap.js";
+import { field as f, fieldOf, maskOf, shiftOf, wordMask, type FieldSpec } from "./fields.js";
 
-// ---- Register offsets (VT-d spec 10.4, "Register Descriptions") ----
+// ---- Register offsets (10.4, "Register Descriptions") ----
 
 export const DMAR_VER_REG = 0x00; // 10.4.1 Version
 export const DMAR_CAP_REG = 0x08; // 10.4.2 Capability
@@ -36,187 +37,139 @@ export const DMAR_IEADDR_REG = 0xa8; // 10.4.28 Invalidation Event Address
 export const DMAR_IEUADDR_REG = 0xac; // 10.4.29 Invalidation Event Upper Address
 export const DMAR_IQERCD_REG = 0xb0; // 10.4.30 Invalidation Queue Error Record
 export const DMAR_IRTA_REG = 0xb8; // 10.4.31 Interrupt Remapping Table Address
-/** IVA_REG is at ECAP.IRO * 16, IOTLB_REG 8 bytes after it (10.4.8). */
+/** IVA_REG is at ECAP.IRO * 16 (10.4.8.2); IOTLB_REG is 8 bytes after it (10.4.8.1); together 16 bytes. */
 export const IOTLB_REG_FROM_IVA = 0x8;
+export const IOTLB_REGS_SIZE = 0x10;
+/** Registers are 32 or 64 bits wide; a 64-bit register's upper dword is 4 bytes above it. */
+export const REG_HI = 4;
+export const REG64_SIZE = 8;
+/** The end of the registers at fixed offsets: IVA/IOTLB (ECAP.IRO) and the fault records (CAP.FRO) lie above. */
+export const FIXED_REGISTERS_END = DMAR_IRTA_REG + REG64_SIZE;
+/** The register window of a unit is at least one 4 KiB page (10.4). */
+export const REG_WINDOW_MIN = 0x1000;
 
-// ---- GCMD_REG / GSTS_REG bits (10.4.4, 10.4.5): each command bit has its status bit at the same position ----
+// ---- Register fields ----
 
-export const GCMD_TE = 1 << 31; // Translation Enable        -> GSTS.TES
-export const GCMD_SRTP = 1 << 30; // Set Root Table Pointer  -> GSTS.RTPS
-export const GCMD_SFL = 1 << 29; // Set Fault Log            -> GSTS.FLS
-export const GCMD_EAFL = 1 << 28; // Enable Advanced Fault Logging -> GSTS.AFLS
-export const GCMD_WBF = 1 << 27; // Write Buffer Flush       -> GSTS.WBFS
-export const GCMD_QIE = 1 << 26; // Queued Invalidation Enable -> GSTS.QIES
-export const GCMD_IRE = 1 << 25; // Interrupt Remapping Enable -> GSTS.IRES
-export const GCMD_SIRTP = 1 << 24; // Set Interrupt Remap Table Pointer -> GSTS.IRTPS
-export const GCMD_CFI = 1 << 23; // Compatibility Format Interrupt -> GSTS.CFIS
-export const GSTS_TES = GCMD_TE;
-export const GSTS_RTPS = GCMD_SRTP;
-export const GSTS_WBFS = GCMD_WBF;
-export const GSTS_QIES = GCMD_QIE;
-export const GSTS_IRES = GCMD_IRE;
-export const GSTS_IRTPS = GCMD_SIRTP;
-export const GSTS_CFIS = GCMD_CFI;
-/** The command bits of GCMD (31:23); bits 22:0 are reserved. */
-export const GCMD_COMMAND_MASK = 0xff800000;
+/** VER_REG (10.4.1). */
+export const VER = Object.freeze({ MIN: f("MIN", 0, 4, "10.4.1"), MAX: f("MAX", 4, 4, "10.4.1") });
 
-// ---- CCMD_REG (10.4.7), in the high half: ICC bit 63, CIRG 62:61, CAIG 60:59; FM 33:32 ----
+/** GCMD_REG (10.4.4): each command bit has its status bit at the same position in GSTS_REG (10.4.5). */
+export const GCMD = Object.freeze({
+  CFI: f("CFI", 23, 1, "10.4.4"),
+  SIRTP: f("SIRTP", 24, 1, "10.4.4"),
+  IRE: f("IRE", 25, 1, "10.4.4"),
+  QIE: f("QIE", 26, 1, "10.4.4"),
+  WBF: f("WBF", 27, 1, "10.4.4"),
+  EAFL: f("EAFL", 28, 1, "10.4.4"),
+  SFL: f("SFL", 29, 1, "10.4.4"),
+  SRTP: f("SRTP", 30, 1, "10.4.4"),
+  TE: f("TE", 31, 1, "10.4.4"),
+});
 
-export const CCMD_HI_ICC = 1 << 31;
-export const CCMD_HI_CIRG_SHIFT = 29;
-export const CCMD_HI_CAIG_SHIFT = 27;
-export const CCMD_HI_CAIG_MASK = 3 << 27;
-/** Invalidation granularities shared by CCMD.CIRG/CAIG and the context-cache descriptor's G field. */
+/** GSTS_REG (10.4.5). */
+export const GSTS = Object.freeze({
+  CFIS: f("CFIS", 23, 1, "10.4.5"),
+  IRTPS: f("IRTPS", 24, 1, "10.4.5"),
+  IRES: f("IRES", 25, 1, "10.4.5"),
+  QIES: f("QIES", 26, 1, "10.4.5"),
+  WBFS: f("WBFS", 27, 1, "10.4.5"),
+  AFLS: f("AFLS", 28, 1, "10.4.5"),
+  FLS: f("FLS", 29, 1, "10.4.5"),
+  RTPS: f("RTPS", 30, 1, "10.4.5"),
+  TES: f("TES", 31, 1, "10.4.5"),
+});
+
+/** RTADDR_REG (10.4.6): root table address and translation table mode. */
+export const RTADDR = Object.freeze({ TTM: f("TTM", 10, 2, "10.4.6"), RTA: f("RTA", 12, 52, "10.4.6") });
+/** RTADDR.TTM encodings (10.4.6). */
+export const TTM_LEGACY = 0;
+export const TTM_SCALABLE = 1;
+export const TTM_ABORT_DMA = 3;
+
+/** CCMD_REG (10.4.7). */
+export const CCMD = Object.freeze({
+  DID: f("DID", 0, 16, "10.4.7"),
+  SID: f("SID", 16, 16, "10.4.7"),
+  FM: f("FM", 32, 2, "10.4.7"),
+  CAIG: f("CAIG", 59, 2, "10.4.7"),
+  CIRG: f("CIRG", 61, 2, "10.4.7"),
+  ICC: f("ICC", 63, 1, "10.4.7"),
+});
+
+/** IOTLB_REG (10.4.8.1). */
+export const IOTLB = Object.freeze({
+  DID: f("DID", 32, 16, "10.4.8.1"),
+  DW: f("DW", 48, 1, "10.4.8.1"),
+  DR: f("DR", 49, 1, "10.4.8.1"),
+  IAIG: f("IAIG", 57, 2, "10.4.8.1"),
+  IIRG: f("IIRG", 60, 2, "10.4.8.1"),
+  IVT: f("IVT", 63, 1, "10.4.8.1"),
+});
+
+/** IVA_REG (10.4.8.2). */
+export const IVA = Object.freeze({ AM: f("AM", 0, 6, "10.4.8.2"), IH: f("IH", 6, 1, "10.4.8.2"), ADDR: f("ADDR", 12, 52, "10.4.8.2") });
+
+/**
+ * Invalidation granularities: CCMD.CIRG/CAIG and the context-cache descriptor's G (1 global, 2 domain,
+ * 3 device), IOTLB_REG.IIRG/IAIG and the IOTLB descriptor's G (1 global, 2 domain, 3 page) (10.4.7, 10.4.8.1,
+ * 6.5.2.1, 6.5.2.3). 0 is reserved (an actual granularity of 0 reports a request that was not performed).
+ */
 export const INV_GLOBAL = 1;
 export const INV_DOMAIN = 2;
 export const INV_DEVICE = 3;
-/** Same encoding for IOTLB_REG.IIRG/IAIG and the IOTLB descriptor's G field: 3 = page-selective. */
 export const INV_PAGE = 3;
 
-// ---- IOTLB_REG (10.4.8.1), high half: IVT bit 63, IIRG 61:60, IAIG 58:57, DR 49, DW 48, DID 47:32 ----
-
-export const IOTLB_HI_IVT = 1 << 31;
-export const IOTLB_HI_IIRG_SHIFT = 28;
-export const IOTLB_HI_IAIG_SHIFT = 25;
-export const IOTLB_HI_IAIG_MASK = 3 << 25;
-/** IVA_REG (10.4.8.2): AM bits 5:0, IH bit 6, ADDR bits 63:12. */
-export const IVA_AM_MASK = 0x3f;
-export const IVA_IH = 1 << 6;
-
-// ---- FSTS_REG (10.4.9) / FECTL_REG (10.4.10) / ICS_REG (10.4.25) / IECTL_REG (10.4.26) ----
-
-export const FSTS_PFO = 1 << 0; // Primary Fault Overflow
-export const FSTS_PPF = 1 << 1; // Primary Pending Fault
-export const FSTS_AFO = 1 << 2; // Advanced Fault Overflow
-export const FSTS_APF = 1 << 3; // Advanced Pending Fault
-export const FSTS_IQE = 1 << 4; // Invalidation Queue Error
-export const FSTS_ICE = 1 << 5; // Invalidation Completion Error
-export const FSTS_ITE = 1 << 6; // Invalidation Time-out Error
-export const FSTS_FRI_SHIFT = 8; // Fault Record Index, bits 15:8
-export const FSTS_FRI_MASK = 0xff00;
-/** Status fields whose being set means an interrupt condition is still pending (7.3). */
-export const FSTS_EVENT_FIELDS = FSTS_PFO | FSTS_PPF | FSTS_IQE | FSTS_ICE | FSTS_ITE;
-export const FECTL_IM = 1 << 31; // Interrupt Mask
-export const FECTL_IP = 1 << 30; // Interrupt Pending
-export const ICS_IWC = 1 << 0; // Invalidation Wait Descriptor Complete
-export const IECTL_IM = 1 << 31;
-export const IECTL_IP = 1 << 30;
-
-// ---- Fault recording registers (10.4.14), 128 bits each at CAP.FRO * 16 ----
-
-/** High dword of the high quad (bits 127:96): F bit 127, T bit 126, AT 125:124, PV, FR 103:96 is in the dword below. */
-export const FRCD_W3_F = 1 << 31;
-export const FRCD_W3_T1 = 1 << 30; // T (T1): 1 = read request, 0 = write request
-export const FRCD_W3_AT_SHIFT = 28; // AT, bits 125:124
-/** Dword 2 (bits 95:64): SID 79:64, T2 bit 92, PRIV 93, EXE 94, PP 95. */
-export const FRCD_W2_T2 = 1 << 28; // T2: 1 = page (translation) request
-export const FRCD_W3_FR_MASK = 0xff; // FR, bits 103:96 (low byte of dword 3)
-export const FRCD_SIZE = 16;
-
-/** One fault recording register decoded (10.4.14), from its four dwords, exactly (no float arithmetic). */
-export interface FaultRecordFields {
-  /** F, bit 127. */
-  fault: boolean;
-  /** FR, bits 103:96. */
-  reason: number;
-  /** SID, bits 79:64. */
-  sourceId: number;
-  /** T1, bit 126: 1 = read, 0 = write. */
-  read: boolean;
-  /** FI, bits 63:12, as halves: the faulting page address (DMA faults). */
-  fiLo: number;
-  fiHi: number;
-  /** FI bits 63:48: the interrupt index of an interrupt-remapping fault (fault reasons 0x20–0x2f). */
-  interruptIndex: number;
+/**
+ * Function mask (CCMD.FM, 10.4.7; the context-cache descriptor's FM, 6.5.2.1) and source-id qualifier (IRTE SQ,
+ * 9.10) share one encoding: 00 compare all 16 bits of the source id, 01 ignore bit 2, 10 ignore bits 2:1,
+ * 11 ignore bits 2:0. The mask of the source-id bits that are compared:
+ */
+export function sidCompareMask(fm: number): number {
+  const ignored = [0, 0b100, 0b110, 0b111][fm & 3] ?? 0;
+  return 0xffff & ~ignored;
 }
 
-export function decodeFaultRecord(w0: number, w1: number, w2: number, w3: number): FaultRecordFields {
-  return {
-    fault: (w3 & FRCD_W3_F) !== 0,
-    reason: w3 & FRCD_W3_FR_MASK,
-    sourceId: w2 & 0xffff,
-    read: (w3 & FRCD_W3_T1) !== 0,
-    fiLo: (w0 & 0xfffff000) >>> 0,
-    fiHi: w1 >>> 0,
-    interruptIndex: w1 >>> 16,
-  };
-}
+/** FSTS_REG (10.4.9). */
+export const FSTS = Object.freeze({
+  PFO: f("PFO", 0, 1, "10.4.9"),
+  PPF: f("PPF", 1, 1, "10.4.9"),
+  AFO: f("AFO", 2, 1, "10.4.9"),
+  APF: f("APF", 3, 1, "10.4.9"),
+  IQE: f("IQE", 4, 1, "10.4.9"),
+  ICE: f("ICE", 5, 1, "10.4.9"),
+  ITE: f("ITE", 6, 1, "10.4.9"),
+  FRI: f("FRI", 8, 8, "10.4.9"),
+});
 
-// ---- Root entry (9.1) and context entry (9.3), legacy mode ----
+/** FECTL_REG (10.4.10) and IECTL_REG (10.4.26). */
+export const FECTL = Object.freeze({ IP: f("IP", 30, 1, "10.4.10"), IM: f("IM", 31, 1, "10.4.10") });
+export const IECTL = Object.freeze({ IP: f("IP", 30, 1, "10.4.26"), IM: f("IM", 31, 1, "10.4.26") });
 
-export const ROOT_ENTRY_SIZE = 16;
-export const CONTEXT_ENTRY_SIZE = 16;
-export const ENTRY_P = 1; // Present, bit 0 of root and context entries
-export const ROOT_LO_RSVD = 0xffe; // bits 11:1
-export const CTX_LO_FPD = 1 << 1; // Fault Processing Disable
-export const CTX_LO_TT_SHIFT = 2; // Translation Type, bits 3:2
-export const CTX_LO_RSVD = 0xff0; // bits 11:4
-export const CTX_HI_AW_MASK = 7; // Address Width, bits 66:64
-export const CTX_HI_RSVD_LO = 0x80; // bit 71 (dword 2 bit 7)
-export const CTX_HI_DID_SHIFT = 8; // Domain Identifier, bits 87:72
-/** Dword 2 bits 31:24 and all of dword 3 (bits 127:88) are reserved. */
-export const CTX_HI_RSVD_HI_DWORD2 = 0xff000000;
+/** FEDATA_REG (10.4.11) and IEDATA_REG (10.4.27): interrupt message data (EIMD with ECAP.EIM). */
+export const FEDATA = Object.freeze({ IMD: f("IMD", 0, 16, "10.4.11"), EIMD: f("EIMD", 16, 16, "10.4.11") });
+export const IEDATA = Object.freeze({ IMD: f("IMD", 0, 16, "10.4.27"), EIMD: f("EIMD", 16, 16, "10.4.27") });
 
-/** Context-entry Translation Type (9.3). */
-export const TT_MULTI_LEVEL = 0; // untranslated requests translated through second-level tables
-export const TT_DEVICE_TLB = 1; // as 00, plus translation requests from device-TLBs (ECAP.DT)
-export const TT_PASS_THROUGH = 2; // untranslated requests pass through (ECAP.PT)
-export const TT_RESERVED = 3;
+/** FEADDR_REG (10.4.12) and IEADDR_REG (10.4.28): message address bits 31:2. */
+export const FEADDR = Object.freeze({ MA: f("MA", 2, 30, "10.4.12") });
+export const IEADDR = Object.freeze({ MA: f("MA", 2, 30, "10.4.28") });
 
-/** Request address type (PCIe AT field), recorded in FRCD.AT. */
-export const AT_UNTRANSLATED = 0;
-export const AT_TRANSLATION_REQUEST = 1;
-export const AT_TRANSLATED = 2;
+/** PMEN_REG (10.4.16). */
+export const PMEN = Object.freeze({ PRS: f("PRS", 0, 1, "10.4.16"), EPM: f("EPM", 31, 1, "10.4.16") });
 
-// ---- Second-level paging entries (9.8) ----
+/** IQH_REG (10.4.22) and IQT_REG (10.4.23): the descriptor offset, in 128-bit units. */
+export const IQH = Object.freeze({ QH: f("QH", 4, 15, "10.4.22") });
+export const IQT = Object.freeze({ QT: f("QT", 4, 15, "10.4.23") });
 
-export const SL_R = 1 << 0; // Read
-export const SL_W = 1 << 1; // Write
-export const SL_PS = 1 << 7; // Page Size: a 2 MiB (SL-PDE) or 1 GiB (SL-PDPE) page
-export const SL_SNP = 1 << 11; // Snoop: reserved unless ECAP.SC
-export const SL_HI_TM = 1 << 30; // Transient Mapping, bit 62: reserved unless ECAP.DT
-/** Bits 63 and 61:52 are ignored (entry bits above the address, in the high dword). */
-export const SL_HI_IGNORED = 0xbff00000;
-export const SL_LEVEL_BITS = 9;
-export const PAGE_SHIFT_4K = 12;
-/** Names of second-level paging entries by level (1 = leaf table). */
-export const SL_LEVEL_NAMES = ["", "SL-PTE", "SL-PDE", "SL-PDPE", "SL-PML4E", "SL-PML5E"] as const;
+/** IQA_REG (10.4.24). */
+export const IQA = Object.freeze({ QS: f("QS", 0, 3, "10.4.24"), DW: f("DW", 11, 1, "10.4.24"), IQA: f("IQA", 12, 52, "10.4.24") });
 
-/** CAP.SAGAW bits (10.4.2): bit 1 = 39-bit/3-level, bit 2 = 48-bit/4-level, bit 3 = 57-bit/5-level. */
-export const SAGAW_39 = 1 << 1;
-export const SAGAW_48 = 1 << 2;
-export const SAGAW_57 = 1 << 3;
-/** CAP.SLLPS bits: bit 0 = 2 MiB pages, bit 1 = 1 GiB pages. */
-export const SLLPS_2M = 1 << 0;
-export const SLLPS_1G = 1 << 1;
+/** ICS_REG (10.4.25). */
+export const ICS = Object.freeze({ IWC: f("IWC", 0, 1, "10.4.25") });
 
-/** Interrupt address range (3.14): requests to 0xFEEx_xxxx are interrupt requests, never DMA. */
-export const INTERRUPT_ADDR_FIRST = 0xfee00000;
-export const INTERRUPT_ADDR_LAST = 0xfeefffff;
-export const INTERRUPT_ADDR_HEAD = 0xfee;
+/** IQERCD_REG (10.4.30). */
+export const IQERCD = Object.freeze({ IQEI: f("IQEI", 0, 4, "10.4.30"), ITESID: f("ITESID", 32, 16, "10.4.30"), ICESID: f("ICESID", 48, 16, "10.4.30") });
 
-// ---- Invalidation queue (6.5.2, 10.4.22–10.4.24) ----
-
-export const IQA_QS_MASK = 7; // Queue Size: 2^QS 4 KiB pages
-export const IQA_DW = 1 << 11; // Descriptor Width: 1 = 256-bit descriptors
-export const IQ_QH_SHIFT_128 = 4;
-export const IQ_QH_SHIFT_256 = 5;
-export const IQ_QT_MASK = 0x7fff0; // bits 18:4
-/** Descriptor types (6.5.2): bits 3:0 plus bits 11:9 as type[6:4]. */
-export const INV_DESC_CC = 0x1; // 6.5.2.1 context-cache invalidate
-export const INV_DESC_IOTLB = 0x2; // 6.5.2.3 IOTLB invalidate
-export const INV_DESC_DEVICE_IOTLB = 0x3; // 6.5.2.5 device-TLB invalidate
-export const INV_DESC_IEC = 0x4; // 6.5.2.7 interrupt entry cache invalidate
-export const INV_DESC_WAIT = 0x5; // 6.5.2.8 invalidation wait
-export const INV_DESC_PIOTLB = 0x6; // 6.5.2.4 PASID-based IOTLB (scalable mode only)
-export const INV_DESC_PC = 0x7; // 6.5.2.2 PASID-cache (scalable mode only)
-export const INV_DESC_P_DEVICE_IOTLB = 0x8; // 6.5.2.6 PASID-based device-TLB (scalable mode only)
-/** Invalidation wait descriptor flags (6.5.2.8). */
-export const WAIT_IF = 1 << 4; // Interrupt Flag
-export const WAIT_SW = 1 << 5; // Status Write
-export const WAIT_FN = 1 << 6; // Fence
-export const WAIT_PD = 1 << 7; // Page-request Drain
-/** IQERCD_REG.IQEI codes (10.4.30). */
+/** IQERCD.IQEI codes (10.4.30). */
 export const IQEI_NONE = 0;
 export const IQEI_INVALID_TAIL = 1;
 export const IQEI_FETCH_ERROR = 2;
@@ -225,94 +178,59 @@ export const IQEI_RESERVED_FIELD = 4;
 export const IQEI_INVALID_WIDTH = 5;
 export const IQEI_TAIL_MISALIGNED = 6;
 
-// ---- Fault reasons (7.1.3 legacy-mode condition codes; 5.1.4.1 for interrupt remapping) ----
+/** IRTA_REG (10.4.31): table size (2^(S+1) entries), extended interrupt mode, table address. */
+export const IRTA = Object.freeze({ S: f("S", 0, 4, "10.4.31"), EIME: f("EIME", 11, 1, "10.4.31"), IRTA: f("IRTA", 12, 52, "10.4.31") });
 
-export const VTD_FR_ROOT_ENTRY_P = 0x1; // LRT.2 root entry Present clear
-export const VTD_FR_CONTEXT_ENTRY_P = 0x2; // LCT.2 context entry Present clear
-export const VTD_FR_CONTEXT_ENTRY_INV = 0x3; // LCT.4 invalid programming of a context entry
-export const VTD_FR_ADDR_BEYOND_MGAW = 0x4; // LGN.1 input address above 2^X - 1
-export const VTD_FR_WRITE = 0x5; // LGN.2 write without write permission
-export const VTD_FR_READ = 0x6; // LGN.3 read without read permission
-export const VTD_FR_PAGING_ENTRY_INV = 0x7; // LSL.1 error accessing a second-level paging entry
-export const VTD_FR_ROOT_TABLE_INV = 0x8; // LRT.1 error accessing the root entry
-export const VTD_FR_CONTEXT_TABLE_INV = 0x9; // LCT.1 error accessing the context entry
-export const VTD_FR_ROOT_ENTRY_RSVD = 0xa; // LRT.3 reserved field in a present root entry
-export const VTD_FR_CONTEXT_ENTRY_RSVD = 0xb; // LCT.3 reserved field in a present context entry
-export const VTD_FR_PAGING_ENTRY_RSVD = 0xc; // LSL.2 reserved field in a present second-level entry
-export const VTD_FR_CONTEXT_ENTRY_TT = 0xd; // LCT.5 request blocked by the context entry's TT
-export const VTD_FR_INTERRUPT_ADDR = 0xe; // LGN.4 translated address lies in the interrupt address range
+// ---- Derived masks, for the paths that test bits of a register dword ----
 
-export type DmaFaultReason = 0x1 | 0x2 | 0x3 | 0x4 | 0x5 | 0x6 | 0x7 | 0x8 | 0x9 | 0xa | 0xb | 0xc | 0xd | 0xe;
+/** The 32-bit mask of a flag of a 32-bit register (or of the dword of a 64-bit one that holds it). */
+export function flag(s: FieldSpec): number {
+  return wordMask(s);
+}
 
-/** Stable short names (QEMU's VTD_FR_* names without the prefix), for scripts. */
-export const DMA_FAULT_NAMES: Readonly<Record<DmaFaultReason, string>> = {
-  0x1: "ROOT_ENTRY_P",
-  0x2: "CONTEXT_ENTRY_P",
-  0x3: "CONTEXT_ENTRY_INV",
-  0x4: "ADDR_BEYOND_MGAW",
-  0x5: "WRITE",
-  0x6: "READ",
-  0x7: "PAGING_ENTRY_INV",
-  0x8: "ROOT_TABLE_INV",
-  0x9: "CONTEXT_TABLE_INV",
-  0xa: "ROOT_ENTRY_RSVD",
-  0xb: "CONTEXT_ENTRY_RSVD",
-  0xc: "PAGING_ENTRY_RSVD",
-  0xd: "CONTEXT_ENTRY_TT",
-  0xe: "INTERRUPT_ADDR",
-};
-
-/** One line per fault reason, for people. */
-export const DMA_FAULT_DESCRIPTIONS: Readonly<Record<DmaFaultReason, string>> = {
-  0x1: "the root entry for this bus is not present",
-  0x2: "the context entry for this device is not present",
-  0x3: "the context entry is programmed with an unsupported address width or translation type",
-  0x4: "the address is above the width the context entry and MGAW allow",
-  0x5: "write to a page the second-level tables do not make writable",
-  0x6: "read from a page the second-level tables do not make readable",
-  0x7: "a second-level paging entry could not be read",
-  0x8: "the root entry could not be read",
-  0x9: "the context entry could not be read",
-  0xa: "reserved bits are set in a present root entry",
-  0xb: "reserved bits are set in a present context entry",
-  0xc: "reserved bits are set in a present second-level paging entry",
-  0xd: "the context entry's translation type blocks this kind of request",
-  0xe: "the translation ends in the interrupt address range 0xFEEx_xxxx",
-};
-
+export const GCMD_TE = flag(GCMD.TE);
+export const GCMD_SRTP = flag(GCMD.SRTP);
+export const GCMD_SFL = flag(GCMD.SFL);
+export const GCMD_EAFL = flag(GCMD.EAFL);
+export const GCMD_WBF = flag(GCMD.WBF);
+export const GCMD_QIE = flag(GCMD.QIE);
+export const GCMD_IRE = flag(GCMD.IRE);
+export const GCMD_SIRTP = flag(GCMD.SIRTP);
+export const GCMD_CFI = flag(GCMD.CFI);
+export const GSTS_TES = flag(GSTS.TES);
+export const GSTS_RTPS = flag(GSTS.RTPS);
+export const GSTS_WBFS = flag(GSTS.WBFS);
+export const GSTS_QIES = flag(GSTS.QIES);
+export const GSTS_IRES = flag(GSTS.IRES);
+export const GSTS_IRTPS = flag(GSTS.IRTPS);
+export const GSTS_CFIS = flag(GSTS.CFIS);
+/** The command bits of GCMD (31:23); bits 22:0 are reserved. */
+export const GCMD_COMMAND_MASK = Number(maskOf(...Object.values(GCMD)));
 /**
- * Qualified faults (7.1.3) are recorded only when the context entry's FPD is clear. The rest (errors reaching
- * or decoding the root entry, the context table, or a context entry's reserved bits) are always recorded.
+ * GSTS bits that report a one-shot command having completed (RTPS, FLS, WBFS, IRTPS): a driver that writes
+ * GSTS back to GCMD leaves them out, so that it does not repeat those commands.
  */
-export function isQualifiedFault(reason: number): boolean {
-  switch (reason) {
-    case VTD_FR_CONTEXT_ENTRY_P:
-    case VTD_FR_CONTEXT_ENTRY_INV:
-    case VTD_FR_ADDR_BEYOND_MGAW:
-    case VTD_FR_WRITE:
-    case VTD_FR_READ:
-    case VTD_FR_PAGING_ENTRY_INV:
-    case VTD_FR_PAGING_ENTRY_RSVD:
-    case VTD_FR_CONTEXT_ENTRY_TT:
-    case VTD_FR_INTERRUPT_ADDR:
-      return true;
-    default:
-      return false;
-  }
-}
+export const GSTS_ONE_SHOT = Number(maskOf(GSTS.RTPS, GSTS.FLS, GSTS.WBFS, GSTS.IRTPS));
 
-/** Short name of any fault reason (DMA 0x1–0xE, interrupt remapping 0x20–0x26), or "UNKNOWN_0x…". */
-export function faultReasonName(reason: number): string {
-  const dma = DMA_FAULT_NAMES[reason as DmaFaultReason] as string | undefined;
-  if (dma !== undefined) return dma;
-  const ir = IR_FAULT_NAMES[reason as IrFaultReason] as string | undefined;
-  return ir ?? `UNKNOWN_0x${reason.toString(16)}`;
-}
+export const FSTS_PFO = flag(FSTS.PFO);
+export const FSTS_PPF = flag(FSTS.PPF);
+export const FSTS_AFO = flag(FSTS.AFO);
+export const FSTS_APF = flag(FSTS.APF);
+export const FSTS_IQE = flag(FSTS.IQE);
+export const FSTS_ICE = flag(FSTS.ICE);
+export const FSTS_ITE = flag(FSTS.ITE);
+export const FSTS_FRI_SHIFT = shiftOf(FSTS.FRI);
+export const FSTS_FRI_MASK = wordMask(FSTS.FRI);
+/** Status fields whose being set means an interrupt condition is still pending (7.3). */
+export const FSTS_EVENT_FIELDS = FSTS_PFO | FSTS_PPF | FSTS_IQE | FSTS_ICE | FSTS_ITE;
+export const FECTL_IM = flag(FECTL.IM);
+export const FECTL_IP = flag(FECTL.IP);
+export const ICS_IWC = flag(ICS.IWC);
+export const IECTL_IM = flag(IECTL.IM);
+export const IECTL_IP = flag(IECTL.IP);
+export const IQA_DW = flag(IQA.DW);
 
-/** One-line description of any fault reason. */
-export function faultReasonDescription(reason: number): string {
-  const dma = DMA_FAULT_DESCRIPTIONS[reason as DmaFaultReason] as string | undefined;
-  if (dma !== undefined) return dma;
-  const ir = IR_FAULT_DESCRIPTIONS[reason as IrFaultReason] as string | undefined;
-  return ir ?? `fault reason 0x${reason.toString(16)} is not defined for legacy mode`;
+/** FSTS.FRI: the index of the first pending fault recording register. */
+export function faultRecordIndex(fsts: number): number {
+  return fieldOf(fsts, 0, FSTS.FRI);
 }
