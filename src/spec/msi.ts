@@ -45,11 +45,14 @@ export function isInterruptAddress(lo: number, hi = 0): boolean {
   return hi === 0 && lo >>> MSI_ADDR_HEAD_SHIFT === MSI_ADDR_HEAD;
 }
 
+/** 2^n for page-size shifts (a table: a table walk asks at every leaf, and Math.pow is a call). */
+const PAGE_SPANS = Float64Array.from({ length: 65 }, (_, n) => 2 ** n);
+
 /** True when the page [frame, frame + 2^shift) (frame as halves) overlaps the interrupt address range. */
 export function overlapsInterruptRange(frameLo: number, frameHi: number, shift: number): boolean {
   if (frameHi !== 0) return false;
   const first = frameLo >>> 0;
-  const last = first + 2 ** shift - 1;
+  const last = first + (PAGE_SPANS[shift] ?? 2 ** shift) - 1;
   return first <= MSI_ADDR_LAST && last >= MSI_ADDR_BASE;
 }
 
