@@ -93,7 +93,6 @@ const ALLOWED_CONSTANTS: Readonly<Record<string, string>> = {
   "src/hw/vtd/unit.ts:UNSUPPORTED_REQUEST": "translateFast's own return codes",
   "src/os/intel-iommu.ts:ADDR_DIGITS": "the width of addresses in Linux's DMAR log lines",
   "src/os/intel-pgtable.ts:UNDER_SUPERPAGE": "the page-table code's own answer for an address under a superpage, not a VT-d value",
-  "src/forensics/walk.ts:PROGRESS_EVERY": "how many mappings a long listing finds between progress reports, a count",
   "src/os/intel-qi.ts:QI_IN_USE": "Linux's software status values (enum QI_FREE, QI_IN_USE, QI_DONE), written by the wait descriptor",
   "src/os/intel-qi.ts:QI_DONE": "Linux's software status values",
   "src/os/intel-qi.ts:STATUS_BYTES": "Linux's desc_status[] entries are ints",

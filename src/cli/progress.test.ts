@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { PhysicalMemory } from "../core/memory.js";
 import { VtdTables } from "../hw/vtd/builder.js";
 import { writeDumpFile } from "../forensics/dump.js";
-import { PROGRESS_EVERY } from "../forensics/walk.js";
+import { PROGRESS_EVERY } from "../forensics/progress.js";
 import { runCliReporting } from "./main.js";
 
 const dir = mkdtempSync(join(tmpdir(), "iommu-progress-"));

@@ -13,7 +13,8 @@ import { getField } from "../spec/amdvi/fields.js";
 import { DTE_DOMAIN_ID, DTE_IR, DTE_IW, DTE_MODE, DTE_PT_ROOT, DTE_TV, DTE_V } from "../spec/amdvi/dte.js";
 import { eventName } from "../spec/amdvi/events.js";
 import { explicitPageShift, levelShift } from "../spec/amdvi/pte.js";
-import { PROGRESS_EVERY, type LevelReport, type ListReport, type MappingRange, type MsiReport, type WalkReport } from "./walk.js";
+import { PROGRESS_EVERY } from "./progress.js";
+import type { LevelReport, ListReport, MappingRange, MsiReport, WalkReport } from "./walk.js";
 
 const EVENT_DESCRIPTIONS: Readonly<Record<number, string>> = {
   1: "the device table entry is malformed (reserved mode or reserved bits set)",

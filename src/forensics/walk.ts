@@ -17,6 +17,7 @@ import { fieldOfBig, joinHalves, maskOf } from "../spec/vtd/fields.js";
 import { isLargePage, leafFrameLoMask, PAGE_SIZE_4K, SL_LEVEL_NAMES, SL_PRESENT, SL_PS, SL_R, SL_W } from "../spec/vtd/paging.js";
 import { IRTA, RTADDR, TTM_ABORT_DMA, TTM_LEGACY, TTM_SCALABLE } from "../spec/vtd/registers.js";
 import { IRTE_SIZE, walkInterrupt } from "../hw/vtd/intremap.js";
+import { PROGRESS_EVERY } from "./progress.js";
 import {
   ContextOut,
   forEachMapping,
@@ -303,9 +304,6 @@ export interface ListOptions {
   /** Called with the number of mappings found so far, every PROGRESS_EVERY of them (a long list shows progress). */
   progress?: (mappings: number) => void;
 }
-
-/** How many mappings a list finds between two progress calls. */
-export const PROGRESS_EVERY = 4096;
 
 /** Every mapping of the device's domain, merged into ranges. Never throws on table contents. */
 export function listMappings(reader: TableReader, o: ListOptions): ListReport {
