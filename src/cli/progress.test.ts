@@ -55,3 +55,14 @@ test("walk --list shows how many mappings it has found on a terminal, clears the
   assert.equal(piped.stdout, tty.stdout);
   assert.equal(piped.stderr, "");
 });
+
+test("bench reports its cases on the terminal's status line only", async () => {
+  const tty = await run(["bench", "iova", "--quick"], true);
+  assert.equal(tty.code, 0, tty.stderr);
+  assert.ok(tty.status.length >= 2 && tty.status.slice(0, -1).every((l) => l.startsWith("bench: iova")), tty.status.join("\n"));
+  assert.equal(tty.status.at(-1), "");
+  assert.equal(tty.stderr, "");
+  const piped = await run(["bench", "iova", "--quick"], false);
+  assert.equal(piped.code, 0, piped.stderr);
+  assert.equal(piped.stderr, "", "nothing extra on stderr when it is not a terminal");
+});

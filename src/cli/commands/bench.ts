@@ -5,7 +5,7 @@ import { IommuError, fsError } from "../../core/errors.js";
 import { atomicWriteFile } from "../../core/fs.js";
 import { renderExtras, renderTable } from "../../bench/harness.js";
 import { benchCases, iovaPlot, runBench, updateReadme } from "../../bench/run.js";
-import { flag, str, toJson, type Command } from "../command.js";
+import { flag, progress, str, toJson, type Command } from "../command.js";
 
 export const benchCommand: Command = {
   name: "bench",
@@ -46,7 +46,9 @@ Examples:
         throw new IommuError("USAGE", `unknown benchmark case '${n}'`, { hint: `cases: ${benchCases.map((c) => c.name).join(", ")}` });
       }
     }
-    const report = await runBench(args.positionals, { quick: flag(args, "quick"), progress: (l) => ctx.err(`${l}\n`) });
+    const p = progress(ctx, args);
+    const report = await runBench(args.positionals, { quick: flag(args, "quick"), progress: (l) => p.show(`bench: ${l}`) });
+    p.done();
     const out = str(args, "output");
     if (out) atomicWriteFile(out, toJson(report), { mkdirs: true });
     const svg = str(args, "svg");
