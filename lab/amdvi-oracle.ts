@@ -19,7 +19,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { msiChecks } from "./amdvi-msi.js";
 import { parseAmdTrace, type AmdTrace } from "./amdvi-trace.js";
-import { runDmaGuest } from "./dma-guest.js";
+import { loadCli, runDmaGuest, type CliRunner as Runner } from "./dma-guest.js";
 import { describeFailure, REPO_DIR, type Qmp } from "./qemu.js";
 import type { Report } from "./report.js";
 
@@ -50,23 +50,6 @@ async function readRegs(q: Qmp): Promise<Regs> {
   return { dtb: await xp(0x00), control: await xp(0x18), efr: await xp(0x30) };
 }
 
-type Runner = (argv: string[]) => Promise<{ code: number; out: string; err: string }>;
-
-async function loadCli(): Promise<Runner | null> {
-  const main = join(REPO_DIR, "dist", "cli", "main.js");
-  if (!existsSync(main)) return null;
-  const mod = (await import(pathToFileURL(main).href)) as {
-    runCliReporting?: (argv: string[], ctx: { debug: boolean; env: Record<string, string | undefined>; out(t: string): void; err(t: string): void }) => Promise<number>;
-  };
-  const run = mod.runCliReporting;
-  if (typeof run !== "function") return null;
-  return async (argv) => {
-    let out = "";
-    let err = "";
-    const code = await run(argv, { debug: false, env: process.env, out: (t) => (out += t), err: (t) => (err += t) });
-    return { code, out, err };
-  };
-}
 
 const hex = (v: bigint | number) => "0x" + v.toString(16);
 

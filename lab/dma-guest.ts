@@ -5,6 +5,7 @@
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { bootGuest, REPO_DIR, WORK_DIR, type BootResult, type Qmp } from "./qemu.js";
 import { nvmeImage } from "./scenarios.js";
 
@@ -64,4 +65,24 @@ export async function runDmaGuest<R>(o: DmaGuestOptions<R>): Promise<DmaGuestRun
   });
   const got = regs as R | null;
   return { boot, outDir, dumpPath, regs: boot.hookError === null && existsSync(dumpPath) ? got : null };
+}
+
+/** Runs `iommu ARGS` in this process through the built CLI (dist/), capturing its output. */
+export type CliRunner = (argv: string[]) => Promise<{ code: number; out: string; err: string }>;
+
+/** The built CLI (dist/cli/main.js), or null when the project is not built. */
+export async function loadCli(): Promise<CliRunner | null> {
+  const main = join(REPO_DIR, "dist", "cli", "main.js");
+  if (!existsSync(main)) return null;
+  const mod = (await import(pathToFileURL(main).href)) as {
+    runCliReporting?: (argv: string[], ctx: { debug: boolean; env: Record<string, string | undefined>; out(t: string): void; err(t: string): void }) => Promise<number>;
+  };
+  const run = mod.runCliReporting;
+  if (typeof run !== "function") return null;
+  return async (argv) => {
+    let out = "";
+    let err = "";
+    const code = await run(argv, { debug: false, env: process.env, out: (t) => (out += t), err: (t) => (err += t) });
+    return { code, out, err };
+  };
 }

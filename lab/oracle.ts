@@ -22,7 +22,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { runDmaGuest } from "./dma-guest.js";
+import { loadCli, runDmaGuest, type CliRunner } from "./dma-guest.js";
 import { describeFailure, kernelVersion, qemuVersion, REPO_DIR, tail, type Qmp } from "./qemu.js";
 import type { Report } from "./report.js";
 import { bdfText, Dump, refIrte, refTranslate } from "./vtd-ref.js";
@@ -156,24 +156,6 @@ async function readRegisters(q: Qmp): Promise<Registers> {
   return { rtaddr: await xp(0x20, "g"), irta: await xp(0xb8, "g"), cap: await xp(0x08, "g"), ecap: await xp(0x10, "g"), gsts: await xp(0x1c, "w") };
 }
 
-/** Runs `iommu ARGS` in this process through the built CLI (dist/), capturing its output. */
-type CliRunner = (argv: string[]) => Promise<{ code: number; out: string; err: string }>;
-
-async function loadCli(): Promise<CliRunner | null> {
-  const main = join(REPO_DIR, "dist", "cli", "main.js");
-  if (!existsSync(main)) return null;
-  const mod = (await import(pathToFileURL(main).href)) as {
-    runCliReporting?: (argv: string[], ctx: { debug: boolean; env: Record<string, string | undefined>; out(t: string): void; err(t: string): void }) => Promise<number>;
-  };
-  const run = mod.runCliReporting;
-  if (typeof run !== "function") return null;
-  return async (argv) => {
-    let out = "";
-    let err = "";
-    const code = await run(argv, { debug: false, env: process.env, out: (t) => (out += t), err: (t) => (err += t) });
-    return { code, out, err };
-  };
-}
 
 /** Why `iommu walk` cannot be used here (its --help fails or lacks --rtaddr), or null when it can. */
 function walkHelpProblem(): string | null {
