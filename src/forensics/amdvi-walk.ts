@@ -9,10 +9,13 @@ import { formatRequesterId } from "../core/pci.js";
 import type { TableReader } from "../hw/vtd/walk.js";
 import { remapMsi } from "../hw/amdvi/intremap.js";
 import { walkDte, WalkOut, type WalkStep } from "../hw/amdvi/translate.js";
-import { getField } from "../spec/amdvi/fields.js";
-import { DTE_DOMAIN_ID, DTE_IR, DTE_IW, DTE_MODE, DTE_PT_ROOT, DTE_TV, DTE_V } from "../spec/amdvi/dte.js";
-import { eventName } from "../spec/amdvi/events.js";
-import { explicitPageShift, levelShift } from "../spec/amdvi/pte.js";
+import { getField, getFieldBig } from "../spec/amdvi/fields.js";
+import { BASE_ADDR_MASK_HI, BASE_ADDR_MASK_LO, DEV_TABLE_SIZE } from "../spec/amdvi/registers.js";
+import { MSI_DATA_INDEX_MASK } from "../spec/amdvi/irte.js";
+import { decodeCompatMsi } from "../spec/msi.js";
+import { DTE_BYTES, DTE_DOMAIN_ID, DTE_IR, DTE_IW, DTE_MODE, DTE_PT_ROOT, DTE_TV, DTE_V } from "../spec/amdvi/dte.js";
+import { eventName, EVF_PE } from "../spec/amdvi/events.js";
+import { explicitPageShift, levelShift, NEXT_LEVEL_EXPLICIT, NEXT_LEVEL_PTE, PTE_ADDR, PTE_IR, PTE_IW, PTE_NEXT_LEVEL, PTE_PR } from "../spec/amdvi/pte.js";
 import { PROGRESS_EVERY } from "./progress.js";
 import type { LevelReport, ListReport, MappingRange, MsiReport, WalkReport } from "./walk.js";
 
@@ -24,9 +27,11 @@ const EVENT_DESCRIPTIONS: Readonly<Record<number, string>> = {
   8: "the request is not allowed for this device",
 };
 
-/** Device table base register: base bits 51:12, size field bits 8:0. */
+/** Device table base register: base bits 51:12, size field bits 8:0 (3.4.1). */
 export function deviceTableOf(dtb: bigint): { base: number; entries: number } {
-  return { base: Number(dtb & 0x000f_ffff_ffff_f000n), entries: ((Number(dtb & 0x1ffn) + 1) * 4096) / 32 };
+  const reg = [Number(dtb & 0xffff_ffffn), Number(dtb >> 32n)];
+  const base = ((reg[1] ?? 0) & BASE_ADDR_MASK_HI) * 2 ** 32 + (((reg[0] ?? 0) & BASE_ADDR_MASK_LO) >>> 0);
+  return { base, entries: ((getField(reg, DEV_TABLE_SIZE) + 1) * 4096) / DTE_BYTES };
 }
 
 /** Reads the DTE of `devid`; a DeviceID beyond the table or a DTE outside the dump is bad input (exit 2). */
@@ -35,7 +40,7 @@ export function readDteFromDump(reader: TableReader & { size: number }, dtb: big
   if (devid >= t.entries) {
     throw new IommuError("DEVICE_BEYOND_TABLE", `DeviceID ${formatRequesterId(devid)} is beyond the device table (${t.entries} entries from DTB ${hex(dtb)})`);
   }
-  const a = t.base + devid * 32;
+  const a = t.base + devid * DTE_BYTES;
   if (a + 32 > reader.size) {
     throw new IommuError("DTE_OUTSIDE_DUMP", `DTB ${hex(dtb)}: the device table entry at ${hex(a)} is outside the dump (${reader.size} bytes)`, {
       hint: "the dump must hold guest-physical memory from address 0; check that the DTB was read from this guest",
@@ -67,21 +72,21 @@ function dteLevel(dte: Uint32Array, address: number): LevelReport {
 }
 
 function stepLevel(s: WalkStep, iovaIndex: number): LevelReport {
-  const v = (BigInt(s.hi) << 32n) | BigInt(s.lo);
-  const next = (s.lo >>> 9) & 7;
-  const leaf = next === 0 || next === 7;
-  const shift = next === 7 ? explicitPageShift(s.lo, s.hi) : levelShift(s.level);
+  const e = [s.lo, s.hi];
+  const next = getField(e, PTE_NEXT_LEVEL);
+  const leaf = next === NEXT_LEVEL_PTE || next === NEXT_LEVEL_EXPLICIT;
+  const shift = next === NEXT_LEVEL_EXPLICIT ? explicitPageShift(s.lo, s.hi) : levelShift(s.level);
   return {
     table: leaf ? `PTE (level ${s.level})` : `PDE (level ${s.level} -> ${next})`,
     level: s.level,
     index: iovaIndex,
     address: hex(s.addr),
-    value: hex(v),
-    present: (s.lo & 1) === 1,
-    read: ((s.hi >>> 29) & 1) === 1,
-    write: ((s.hi >>> 30) & 1) === 1,
+    value: hex((BigInt(s.hi >>> 0) << 32n) | BigInt(s.lo >>> 0)),
+    present: getField(e, PTE_PR) === 1,
+    read: getField(e, PTE_IR) === 1,
+    write: getField(e, PTE_IW) === 1,
     ...(leaf ? { pageSize: 2 ** shift } : {}),
-    next: hex(v & 0x000f_ffff_ffff_f000n),
+    next: hex(getFieldBig(e, PTE_ADDR) << 12n),
   };
 }
 
@@ -107,8 +112,8 @@ export function walkAmdIova(reader: TableReader & { size: number }, o: AmdWalkOp
     return walkDte(reader, dte, lo, hi, write, o.maxLevels ?? 6, out);
   };
   let code = walk(o.access === "write");
-  if (o.access === undefined && code === 2 && (out.flags & 0x40) !== 0) code = walk(true);
-  const levels = [dteLevel(dte, t.base + o.devid * 32), ...(out.trace ?? []).map((s) => stepLevel(s, Number((iova >> BigInt(levelShift(s.level))) & 0x1ffn)))];
+  if (o.access === undefined && code === 2 && (out.flags & EVF_PE) !== 0) code = walk(true);
+  const levels = [dteLevel(dte, t.base + o.devid * DTE_BYTES), ...(out.trace ?? []).map((s) => stepLevel(s, Number((iova >> BigInt(levelShift(s.level))) & 0x1ffn)))];
   if (code !== 0) {
     return { result: "fault", ...base, reason: code, reasonName: eventName(code), description: EVENT_DESCRIPTIONS[code] ?? "fault", levels };
   }
@@ -143,7 +148,7 @@ export function walkAmdMsi(reader: TableReader & { size: number }, o: AmdMsiOpti
   const bdf = formatRequesterId(o.devid);
   const address = Number(o.msiAddr & 0xffff_ffffn);
   const r = remapMsi(reader, dte, address, o.msiData, o.ga === true);
-  const index = r.index ?? o.msiData & 0x7ff;
+  const index = r.index ?? o.msiData & MSI_DATA_INDEX_MASK;
   if (r.kind === "fault" || r.kind === "aborted") {
     const reason = r.kind === "fault" ? r.event : 0;
     return {
@@ -159,12 +164,7 @@ export function walkAmdMsi(reader: TableReader & { size: number }, o: AmdMsiOpti
   return {
     result: "ok",
     bdf,
-    vector: r.data & 0xff,
-    destination: (r.address >>> 12) & 0xff,
-    destinationMode: (r.address & 4) !== 0 ? "logical" : "physical",
-    deliveryMode: (r.data >>> 8) & 7,
-    triggerMode: (r.data & 0x8000) !== 0 ? "level" : "edge",
-    redirectionHint: false,
+    ...decodeCompatMsi(r.address, r.data),
     remapped: r.kind === "remapped",
     ...(r.index !== undefined ? { index: r.index } : {}),
     msi: { address: hex(r.address >>> 0), addressHi: hex(0), data: hex(r.data >>> 0) },
@@ -181,7 +181,7 @@ export function listAmdMappings(reader: TableReader & { size: number }, dtb: big
   const bdf = formatRequesterId(devid);
   const mode = getField(dte, DTE_MODE);
   const domainId = getField(dte, DTE_DOMAIN_ID);
-  const head = dteLevel(dte, t.base + devid * 32);
+  const head = dteLevel(dte, t.base + devid * DTE_BYTES);
   if (getField(dte, DTE_V) === 0 || getField(dte, DTE_TV) === 0 || mode === 0) {
     return { result: "ok", bdf, domainId, translationType: "pass-through", pagingLevels: 0, addressWidth: 64, mappings: 0, ranges: [], truncated: false, entriesRead: 1 };
   }
@@ -204,14 +204,15 @@ export function listAmdMappings(reader: TableReader & { size: number }, dtb: big
         return;
       }
       state.entries++;
-      if ((lo & 1) === 0) continue;
-      const er = r && ((hi >>> 29) & 1) === 1;
-      const ew = w && ((hi >>> 30) & 1) === 1;
-      const next = (lo >>> 9) & 7;
+      const e = [lo, hi];
+      if (getField(e, PTE_PR) === 0) continue;
+      const er = r && getField(e, PTE_IR) === 1;
+      const ew = w && getField(e, PTE_IW) === 1;
+      const next = getField(e, PTE_NEXT_LEVEL);
       const iova = iovaBase + (BigInt(i) << BigInt(levelShift(level)));
-      const addr = (BigInt(hi & 0xfffff) << 32n) | BigInt(lo & 0xffff_f000);
-      if (next === 0 || next === 7) {
-        const shift = next === 0 ? levelShift(level) : explicitPageShift(lo, hi);
+      const addr = getFieldBig(e, PTE_ADDR) << 12n;
+      if (next === NEXT_LEVEL_PTE || next === NEXT_LEVEL_EXPLICIT) {
+        const shift = next === NEXT_LEVEL_PTE ? levelShift(level) : explicitPageShift(lo, hi);
         if (shift === 0) continue;
         const size = 1n << BigInt(shift);
         const pIova = iova & ~(size - 1n);
