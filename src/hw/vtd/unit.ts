@@ -318,12 +318,7 @@ export class VtdUnit implements InvalidationTarget {
       }
       const perm = tlb.perm[t] ?? 0;
       if ((perm & (write ? PERM_W : PERM_R)) !== 0) {
-        const shift = PAGE_SHIFT + LEVEL_BITS * ((tlb.level[t] ?? 1) - 1);
-        this.outLo = ((tlb.frameLo[t] ?? 0) | (lo & ((1 << shift) - 1))) >>> 0;
-        this.outHi = tlb.frameHi[t] ?? 0;
-        this.outShift = shift;
-        this.outRead = (perm & PERM_R) !== 0;
-        this.outWrite = (perm & PERM_W) !== 0;
+        this.outFromIotlb(t, lo, perm);
         return 0;
       }
       // The cached entry does not allow this access: walk again, permissions may have been raised since.
@@ -351,13 +346,19 @@ export class VtdUnit implements InvalidationTarget {
     ccs.touch(this.hotSlot);
     tlb.store.hits++;
     tlb.store.touch(t);
+    this.outFromIotlb(t, lo, perm);
+    return true;
+  }
+
+  /** Sets the translation outputs from IOTLB entry `t` for the request address's low dword `lo`. */
+  private outFromIotlb(t: number, lo: number, perm: number): void {
+    const tlb = this.iotlb;
     const shift = PAGE_SHIFT + LEVEL_BITS * ((tlb.level[t] ?? 1) - 1);
     this.outLo = ((tlb.frameLo[t] ?? 0) | (lo & ((1 << shift) - 1))) >>> 0;
     this.outHi = tlb.frameHi[t] ?? 0;
     this.outShift = shift;
     this.outRead = (perm & PERM_R) !== 0;
     this.outWrite = (perm & PERM_W) !== 0;
-    return true;
   }
 
   private passThrough(lo: number, hi: number): number {
