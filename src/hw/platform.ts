@@ -90,6 +90,9 @@ export interface PeerAccess {
   bytes: number;
 }
 
+/** Addresses past this are not exact as numbers (and lie beyond any RAM or BAR of the machine). */
+const MAX_SAFE_ADDRESS = BigInt(Number.MAX_SAFE_INTEGER);
+
 /** The default MMIO base of QEMU's q35 intel-iommu (Q35_HOST_BRIDGE_IOMMU_ADDR). */
 export const QEMU_VTD_BASE = 0xfed90000;
 
@@ -285,7 +288,7 @@ export class Platform {
     const out = new Uint8Array(length);
     let at = 0;
     let unsupportedBytes = 0;
-    const peer: PeerAccess[] = [];
+    let peer: PeerAccess[] | undefined; // made only when a peer is reached
     for (const s of r.segments) {
       const n = Math.min(s.length, length - at);
       if (n <= 0) break;
@@ -293,14 +296,14 @@ export class Platform {
       if (dest === "ram") out.set(this.memory.read(s.hpa, n), at);
       else if (dest !== null) {
         this.barRead(dest, Number(s.hpa), out.subarray(at, at + n));
-        peer.push({ owner: dest.owner, bar: dest.index, address: Number(s.hpa), bytes: n });
+        (peer ??= []).push({ owner: dest.owner, bar: dest.index, address: Number(s.hpa), bytes: n });
       } else {
         out.fill(0xff, at, at + n); // nothing there: an unsupported request, completed with all ones
         unsupportedBytes += n;
       }
       at += n;
     }
-    return { ok: true, data: out, segments: r.segments, unsupportedBytes, ...(peer.length > 0 ? { peer } : {}) };
+    return { ok: true, data: out, segments: r.segments, unsupportedBytes, ...(peer !== undefined ? { peer } : {}) };
   }
 
   /**
@@ -312,7 +315,7 @@ export class Platform {
     const segments = r.kind === "dma" ? r.segments : [];
     let at = 0;
     let unsupportedBytes = 0;
-    const peer: PeerAccess[] = [];
+    let peer: PeerAccess[] | undefined; // made only when a peer is reached
     for (const s of segments) {
       const n = Math.min(s.length, data.length - at);
       if (n <= 0) break;
@@ -320,12 +323,12 @@ export class Platform {
       if (dest === "ram") this.memory.write(s.hpa, data.subarray(at, at + n));
       else if (dest !== null) {
         this.barWrite(dest, Number(s.hpa), data.subarray(at, at + n));
-        peer.push({ owner: dest.owner, bar: dest.index, address: Number(s.hpa), bytes: n });
+        (peer ??= []).push({ owner: dest.owner, bar: dest.index, address: Number(s.hpa), bytes: n });
       } else unsupportedBytes += n; // nothing there (PCI hole, a unit's registers, beyond memory): dropped
       at += n;
     }
     if (!(r.ok && (r.kind === "dma" || r.kind === "interrupt"))) return { ok: false, result: r };
-    return { ok: true, segments, unsupportedBytes, ...(peer.length > 0 ? { peer } : {}) };
+    return { ok: true, segments, unsupportedBytes, ...(peer !== undefined ? { peer } : {}) };
   }
 
   /** A device signals an MSI: a DWORD write of `data` to `address`. */
@@ -335,7 +338,7 @@ export class Platform {
 
   /** Where a request's bytes go: RAM, a device's memory BAR, or nowhere (null). */
   private route(hpa: bigint, n: number): "ram" | BarWindow | null {
-    if (hpa >= 2n ** 53n) return null;
+    if (hpa > MAX_SAFE_ADDRESS) return null;
     const a = Number(hpa);
     if (this.ramContains(a, n)) return "ram";
     return this.barAt(a, n);
