@@ -14,14 +14,19 @@
  *     "rmrrs": [{ "base": "0x7f000000", "size": "1M", "devices": ["00:14.0"] }]
  *   }
  */
-import { IommuError } from "../core/errors.js";
-import { closest } from "../core/words.js";
+import { checkKeys, configError, hexNum, isObj } from "./config-check.js";
+
+export { configError } from "./config-check.js";
 import { parsePciAddress, formatBdf } from "../core/pci.js";
 import { PciTopology, parseSize, type BarSpec, type PciFunction, type PciFunctionInput } from "./pci/topology.js";
 import { QEMU_VTD_BASE } from "./platform.js";
 import { fieldMax } from "../spec/vtd/fields.js";
 import { irtaEntries, IRTE_SIZE } from "../spec/vtd/intremap.js";
 import { IRTA } from "../spec/vtd/registers.js";
+import { AMD_KEYS, AMD_TABLE_BYTES, AMDVI_WINDOW, checkSpecials, defaultSpecials, parseAmdUnit, placeAmdFunctions, type AmdViUnitConfig } from "./machine-config-amd.js";
+import { closest } from "../core/words.js";
+
+export type { AmdViUnitConfig } from "./machine-config-amd.js";
 
 export interface MachineConfigInput {
   name?: unknown;
@@ -31,6 +36,8 @@ export interface MachineConfigInput {
   devices?: unknown;
   iommus?: unknown;
   rmrrs?: unknown;
+  /** Another name for `rmrrs` (AMD-Vi firmware calls them IVMD unity ranges). */
+  unity?: unknown;
 }
 
 export interface RamConfig {
@@ -42,7 +49,9 @@ export interface RamConfig {
   reserved: { base: number; size: number }[];
 }
 
-export interface IommuUnitConfig {
+/** A VT-d remapping unit (a DMAR DRHD). */
+export interface VtdUnitConfig {
+  type: "vtd";
   name: string;
   base: number;
   /** "all": DRHD INCLUDE_PCI_ALL; otherwise the listed functions (a bridge covers everything behind it). */
@@ -55,6 +64,19 @@ export interface IommuUnitConfig {
   postedInterrupts: boolean;
   /** IOAPIC ids in this unit's scope. */
   ioapics: number[];
+}
+
+/** One remapping unit: VT-d or AMD-Vi (a machine has units of one kind only). */
+export type IommuUnitConfig = VtdUnitConfig | AmdViUnitConfig;
+
+/** The kind of the machine's IOMMUs, or null without any. */
+export function iommuKind(c: Pick<MachineConfig, "iommus">): "vtd" | "amd-vi" | null {
+  return c.iommus[0]?.type ?? null;
+}
+
+/** Bytes of a unit's register window. */
+export function unitWindowSize(u: IommuUnitConfig): number {
+  return u.type === "amd-vi" ? AMDVI_WINDOW : 4096;
 }
 
 export interface RmrrConfig {
@@ -89,40 +111,18 @@ const APIC_REGION: [number, number] = [0xfec00000, 0xfeefffff];
 
 /** Keys each object of a machine configuration may have; anything else is a mistake worth naming. */
 const KEYS = {
-  machine: ["name", "ram", "cpus", "ioapics", "devices", "iommus", "rmrrs"],
+  machine: ["name", "ram", "cpus", "ioapics", "devices", "iommus", "rmrrs", "unity"],
   ram: ["size", "below4g", "reserved"],
   range: ["base", "size"],
   cpus: ["apicIds"],
   ioapic: ["id", "base"],
-  iommu: ["base", "scope", "interruptRemapping", "cachingMode", "awBits", "passThrough", "postedInterrupts"],
+  iommu: ["type", "base", "scope", "interruptRemapping", "cachingMode", "awBits", "passThrough", "postedInterrupts"],
   rmrr: ["base", "end", "size", "devices"],
   device: ["bdf", "type", "id", "class", "name", "driver", "secondaryBus", "acs", "msi", "msiVectors", "dmaBits", "maxSegmentSize", "dmaAliases", "multifunction", "bars"],
 } as const;
 
-/** Rejects a key not in `known`, naming its path and the known key it was probably meant to be. */
-function checkKeys(x: Record<string, unknown>, known: readonly string[], path: string): void {
-  for (const k of Object.keys(x)) {
-    if (known.includes(k)) continue;
-    const near = closest(k, known);
-    const where = path === "" ? k : `${path}.${k}`;
-    throw new IommuError("MACHINE_CONFIG", `${where}: unknown key${near === undefined ? "" : ` (did you mean '${near}'?)`}`, {
-      hint: `known keys${path === "" ? "" : ` of ${path}`}: ${known.join(", ")}`,
-    });
-  }
-}
-
-export function configError(field: string, message: string): IommuError {
-  return new IommuError("MACHINE_CONFIG", `${field}: ${message}`, {
-    hint: "see the machine configuration format in the README (iommu sim boot --machine FILE)",
-  });
-}
-
-function isObj(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
 const fmtMiB = (n: number): string => (n % MiB === 0 ? `${n / MiB} MiB` : `${(n / MiB).toFixed(1)} MiB`);
-const h = (n: number): string => "0x" + n.toString(16);
+const h = hexNum;
 
 function parseRam(v: unknown): RamConfig {
   const r = v === undefined ? { size: "6G" } : v;
@@ -182,12 +182,35 @@ function parseIoapics(v: unknown): { id: number; base: number }[] {
   });
 }
 
-function parseIommus(v: unknown, ioapicIds: number[]): IommuUnitConfig[] {
+const UNIT_TYPES = ["vtd", "amd-vi"] as const;
+
+/** The `type` of iommus[i]; every unit of a machine must have the same. */
+function unitType(x: Record<string, unknown>, i: number, first: string | null): "vtd" | "amd-vi" {
+  const t = x.type ?? "vtd";
+  if (t !== "vtd" && t !== "amd-vi") {
+    const near = typeof t === "string" ? closest(t, UNIT_TYPES) : undefined;
+    throw configError(`iommus[${i}].type`, `expected "vtd" or "amd-vi", got ${JSON.stringify(t)}${near === undefined ? "" : ` (did you mean '${near}'?)`}`);
+  }
+  if (first !== null && t !== first) throw configError(`iommus[${i}].type`, `"${t}" cannot be mixed with "${first}" units (iommus[0]) in one machine`);
+  return t;
+}
+
+function parseIommus(v: unknown, ioapics: { id: number }[]): IommuUnitConfig[] {
   const list = v === undefined ? [{}] : v;
   if (!Array.isArray(list)) throw configError("iommus", "expected a list of remapping units ([] for a machine without an IOMMU)");
+  let first: "vtd" | "amd-vi" | null = null;
+  const amd: (AmdViUnitConfig & { explicitSpecial: boolean })[] = [];
   const units = list.map((x: unknown, i): IommuUnitConfig => {
     const f = `iommus[${i}]`;
     if (!isObj(x)) throw configError(f, 'expected an object such as {"base": "0xfed90000", "scope": "all"}');
+    first = unitType(x, i, first);
+    if (first === "amd-vi") {
+      const u = parseAmdUnit(x, i, amd.length);
+      amd.push(u);
+      return u;
+    }
+    const amdKey = Object.keys(x).find((k) => !(KEYS.iommu as readonly string[]).includes(k) && (AMD_KEYS as readonly string[]).includes(k));
+    if (amdKey !== undefined) throw configError(`${f}.${amdKey}`, 'is a key of AMD-Vi units, and this unit is VT-d (add "type": "amd-vi")');
     checkKeys(x, KEYS.iommu, f);
     const base = x.base === undefined ? QEMU_VTD_BASE + 0x1000 * i : parseSize(x.base, `${f}.base`);
     if (base % 4096 !== 0) throw configError(`${f}.base`, `${h(base)} is not 4 KiB aligned`);
@@ -208,6 +231,7 @@ function parseIommus(v: unknown, ioapicIds: number[]): IommuUnitConfig[] {
       throw configError(`${f}.postedInterrupts`, "posted interrupts need interruptRemapping");
     }
     return {
+      type: "vtd",
       name: `dmar${i}`,
       base,
       scope: scope === "all" ? "all" : (scope as string[]).map((s) => s),
@@ -224,20 +248,28 @@ function parseIommus(v: unknown, ioapicIds: number[]): IommuUnitConfig[] {
   units.forEach((u, i) => {
     units.forEach((o, j) => {
       if (j <= i) return;
-      if (u.base < o.base + 4096 && o.base < u.base + 4096) throw configError(`iommus[${j}].base`, `${h(o.base)} overlaps iommus[${i}] at ${h(u.base)}`);
+      if (u.base < o.base + unitWindowSize(o) && o.base < u.base + unitWindowSize(u)) throw configError(`iommus[${j}].base`, `${h(o.base)} overlaps iommus[${i}] at ${h(u.base)}`);
     });
   });
+  if (amd.length > 0) {
+    // Strip the parse-time marker once the defaults are decided.
+    defaultSpecials(amd, (u) => units.indexOf(u), ioapics);
+    checkSpecials(amd, (u) => units.indexOf(u), ioapics);
+    for (const u of amd) delete (u as { explicitSpecial?: boolean }).explicitSpecial;
+    return units;
+  }
   // IOAPICs belong to the include-all unit, or the first one (QEMU lists its IOAPIC under its only DRHD).
   const owner = all[0] ?? units[0];
-  if (owner !== undefined) owner.ioapics = [...ioapicIds];
+  if (owner !== undefined && owner.type === "vtd") owner.ioapics = ioapics.map((a) => a.id);
   return units;
 }
 
-function parseRmrrs(v: unknown): RmrrConfig[] {
+/** `rmrrs` (or `unity`): reserved memory the listed devices keep mapped — RMRRs on VT-d, IVMD unity ranges on AMD-Vi. */
+function parseRmrrs(v: unknown, key: "rmrrs" | "unity"): RmrrConfig[] {
   if (v === undefined) return [];
-  if (!Array.isArray(v)) throw configError("rmrrs", "expected a list of {base, size, devices}");
+  if (!Array.isArray(v)) throw configError(key, "expected a list of {base, size, devices}");
   return v.map((x: unknown, i) => {
-    const f = `rmrrs[${i}]`;
+    const f = `${key}[${i}]`;
     if (!isObj(x)) throw configError(f, "expected {base, size, devices}");
     checkKeys(x, KEYS.rmrr, f);
     const base = parseSize(x.base, `${f}.base`);
@@ -265,10 +297,15 @@ export function normalizeMachineConfig(input: MachineConfigInput): { config: Mac
     if (isObj(d)) checkKeys(d, KEYS.device, `devices[${i}]`);
   });
   const topology = new PciTopology(devicesIn as PciFunctionInput[], "devices");
-  const iommus = parseIommus(input.iommus, ioapics.map((a) => a.id));
-  const rmrrs = parseRmrrs(input.rmrrs);
+  const iommus = parseIommus(input.iommus, ioapics);
+  if (input.rmrrs !== undefined && input.unity !== undefined) throw configError("unity", "is another name for rmrrs: give one of them");
+  const rmrrs = parseRmrrs(input.unity ?? input.rmrrs, input.unity !== undefined ? "unity" : "rmrrs");
   const config: MachineConfig = { name, ram, cpus, ioapics, devices: devicesIn as PciFunctionInput[], iommus, rmrrs };
+  const amd = iommus.filter((u): u is AmdViUnitConfig => u.type === "amd-vi");
+  placeAmdFunctions(amd, (u) => iommus.indexOf(u), topology);
   checkScopes(config, topology);
+  const rmrrKey = input.unity !== undefined ? "unity" : "rmrrs";
+  rmrrs.forEach((r, i) => r.devices.forEach((d, j) => lookupDevice(topology, d, `${rmrrKey}[${i}].devices[${j}]`)));
   checkRam(config, topology);
   placeBars(config, topology);
   return { config, topology };
@@ -310,14 +347,19 @@ function checkScopes(c: MachineConfig, t: PciTopology): void {
       throw configError(`devices[${fn.index}].bdf`, `${fn.bdf} is outside every remapping unit's scope`, );
     }
   }
-  c.rmrrs.forEach((r, i) => r.devices.forEach((d, j) => lookupDevice(t, d, `rmrrs[${i}].devices[${j}]`)));
 }
 
 /** Bytes the kernel needs before it can run: its image and low memory, then every unit's tables. */
 export function tablesNeed(c: MachineConfig, t: PciTopology): number {
   const buses = new Set(t.functions.map((f) => f.address.bus)).size || 1;
   let n = KERNEL_RESERVED_BYTES;
-  for (const u of c.iommus) n += 4096 /* root table */ + 4096 /* invalidation queue */ + buses * 4096 + (u.interruptRemapping ? IR_TABLE_BYTES : 0);
+  for (const u of c.iommus) {
+    if (u.type === "amd-vi") {
+      n += AMD_TABLE_BYTES;
+      continue;
+    }
+    n += 4096 /* root table */ + 4096 /* invalidation queue */ + buses * 4096 + (u.interruptRemapping ? IR_TABLE_BYTES : 0);
+  }
   return n;
 }
 
@@ -329,6 +371,11 @@ function checkRam(c: MachineConfig, t: PciTopology): void {
   }
   c.ram.reserved.forEach((r, i) => {
     if (!ramContains(c.ram, r.base, r.size)) throw configError(`ram.reserved[${i}]`, `${h(r.base)}+${h(r.size)} is not inside RAM`);
+  });
+  c.iommus.forEach((u, i) => {
+    if (u.type === "amd-vi" && u.exclusion !== null && !ramContains(c.ram, u.exclusion.base, u.exclusion.size)) {
+      throw configError(`iommus[${i}].exclusion`, `${h(u.exclusion.base)}+${h(u.exclusion.size)} is not inside RAM`);
+    }
   });
   c.rmrrs.forEach((r, i) => {
     if (!ramContains(c.ram, r.base, r.end - r.base + 1)) throw configError(`rmrrs[${i}].base`, `${h(r.base)}-${h(r.end)} is not inside RAM`);
@@ -351,7 +398,7 @@ interface Placed {
 /** Checks given BAR addresses and gives the others one, from the top of the 32-bit PCI hole downwards. */
 function placeBars(c: MachineConfig, t: PciTopology): void {
   const taken: Placed[] = [];
-  c.iommus.forEach((u, i) => taken.push({ start: u.base, end: u.base + 4095, what: `iommus[${i}] (${u.name})` }));
+  c.iommus.forEach((u, i) => taken.push({ start: u.base, end: u.base + unitWindowSize(u) - 1, what: `iommus[${i}] (${u.name})` }));
   taken.push({ start: APIC_REGION[0], end: APIC_REGION[1], what: "the IOAPIC/interrupt address range 0xfec00000-0xfeefffff" });
   taken.push({ start: 0, end: c.ram.below4g - 1, what: "RAM" });
   const overlap = (s: number, e: number): Placed | undefined => taken.find((p) => s <= p.end && p.start <= e);

@@ -1,5 +1,6 @@
 /**
- * The firmware of a simulated machine: the e820 memory map and the ACPI DMAR table, built with the same encoder
+ * The firmware of a simulated machine: the e820 memory map and the ACPI DMAR (VT-d) or IVRS (AMD-Vi, see
+ * machine-ivrs.ts) table, built with the same encoder
  * that `iommu acpi encode` uses, so the simulated kernel parses exactly the bytes a real one would.
  *
  * The DMAR follows QEMU's (hw/i386/acpi-build.c, build_dmar_q35): OEM "BOCHS "/"BXPC", revision 1, the INTR_REMAP
@@ -9,7 +10,9 @@
  */
 import { encodeDmar, type DmarDeviceScope, type DmarStructure, type DmarTable } from "../acpi/dmar.js";
 import { hex } from "../core/hex.js";
-import type { MachineConfig, RamConfig } from "./machine-config.js";
+import { iommuKind, type MachineConfig, type RamConfig, type VtdUnitConfig } from "./machine-config.js";
+import { encodeIvrs } from "../acpi/ivrs.js";
+import { buildIvrsTable } from "./machine-ivrs.js";
 import type { PciFunction, PciTopology } from "./pci/topology.js";
 
 export type E820Type = "usable" | "reserved";
@@ -65,7 +68,7 @@ export const Q35_PSEUDO_BUS_PLATFORM = 0xff;
 
 /** The DMAR table as a decoded object (what `iommu acpi decode --json` prints for it). */
 export function buildDmarTable(c: MachineConfig, t: PciTopology): DmarTable {
-  const units = [...c.iommus].sort((a, b) => Number(a.scope === "all") - Number(b.scope === "all"));
+  const units = c.iommus.filter((u): u is VtdUnitConfig => u.type === "vtd").sort((a, b) => Number(a.scope === "all") - Number(b.scope === "all"));
   const structures: DmarStructure[] = units.map((u) => {
     const scopes: DmarDeviceScope[] = u.ioapics.map((id) => scope("ioapic", 3, id, Q35_PSEUDO_BUS_PLATFORM, [{ device: 0, function: 0 }]));
     if (u.scope !== "all") {
@@ -100,7 +103,7 @@ export function buildDmarTable(c: MachineConfig, t: PciTopology): DmarTable {
       scopes: fns.map((fn) => scope("endpoint", 1, 0, 0, scopePath(fn))),
     });
   }
-  const haw = Math.max(39, ...c.iommus.map((u) => Math.min(u.awBits, 52)));
+  const haw = Math.max(39, ...units.map((u) => Math.min(u.awBits, 52)));
   const ir = c.iommus.some((u) => u.interruptRemapping);
   return {
     signature: "DMAR",
@@ -119,8 +122,17 @@ export function buildDmarTable(c: MachineConfig, t: PciTopology): DmarTable {
   };
 }
 
-/** The firmware's ACPI tables, by signature (only DMAR is modelled; none without remapping units). */
+/** The firmware's ACPI tables, by signature: DMAR for VT-d units, IVRS for AMD-Vi ones, none without units. */
 export function buildAcpiTables(c: MachineConfig, t: PciTopology): Record<string, Uint8Array> {
-  if (c.iommus.length === 0) return {};
+  const kind = iommuKind(c);
+  if (kind === null) return {};
+  if (kind === "amd-vi") return { IVRS: encodeIvrs(buildIvrsTable(c, t)) };
   return { DMAR: encodeDmar(buildDmarTable(c, t)) };
+}
+
+/** Ranges the e820 map reports reserved for the IOMMUs: RMRR / IVMD unity ranges and AMD-Vi exclusion ranges. */
+export function iommuReservedRanges(c: MachineConfig): { base: number; end: number }[] {
+  const out = c.rmrrs.map((r) => ({ base: r.base, end: r.end }));
+  for (const u of c.iommus) if (u.type === "amd-vi" && u.exclusion !== null) out.push({ base: u.exclusion.base, end: u.exclusion.base + u.exclusion.size - 1 });
+  return out;
 }

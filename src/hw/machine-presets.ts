@@ -3,8 +3,17 @@
  * devices of the lab's scenarios, with 6 GiB of RAM so that memory above 4 GiB exists (2 GiB below, 4 GiB above,
  * as QEMU splits it) and a 32-bit-only DMA device at 00:07.0. `q35-lab` is the machine the lab boots a real
  * Debian 6.1 kernel on (lab/scenarios.ts), with QEMU's DMAR listing every device; `q35-noiommu` is `q35` without
- * a remapping unit; `q35-pi` is `q35` with a unit that posts interrupts (CAP.PI, which QEMU 7.2's unit lacks); `two-units` has a graphics unit and a catch-all unit with an RMRR; `switch` has a PCIe switch
- * whose second downstream port lacks ACS.
+ * a remapping unit; `q35-pi` is `q35` with a unit that posts interrupts (CAP.PI, which QEMU 7.2's unit lacks);
+ * `two-units` has a graphics unit and a catch-all unit with an RMRR; `switch` has a PCIe switch whose second
+ * downstream port lacks ACS.
+ *
+ * AMD-Vi: `q35-amd` is `q35` with QEMU's `-device amd-iommu,intremap=on` instead of intel-iommu (registers at
+ * 0xfed80000, the IOMMU's PCI function at 00:01.0, the first free slot, as QEMU places it; IVRS with one IVHD
+ * 10h and the IOAPIC at 00:14.0); `q35-amd-lab` is the lab's AMD machine (lab/scenarios.ts scenario e), whose
+ * IVRS is byte for byte the one QEMU 7.2 built for it; `amd-server` is server-like: three IOMMUs, each with its
+ * own PCI function (00:00.2, 00:03.2, 00:07.2) and its own root ports and buses, a PCIe-to-PCI bridge whose
+ * buses the IVHD aliases, IVHD types 10h and 11h, an IVMD unity range for its xHCI controller, two IOAPICs and
+ * an HPET.
  */
 import type { MachineConfigInput } from "./machine-config.js";
 import type { PciFunctionInput } from "./pci/topology.js";
@@ -95,6 +104,60 @@ export const PRESETS: Record<string, () => MachineConfigInput> = {
     ],
   }),
 };
+
+/** The lab's machine and q35's devices behind QEMU's amd-iommu (see the header). */
+function amdPresets(): Record<string, () => MachineConfigInput> {
+  const amd = { type: "amd-vi", scope: "all", interruptRemapping: true };
+  return {
+    "q35-amd": () => ({ ...PRESETS.q35!(), name: "q35-amd", iommus: [{ ...amd }] }),
+    "q35-amd-lab": () => ({ ...PRESETS["q35-lab"]!(), name: "q35-amd-lab", iommus: [{ ...amd }] }),
+    "amd-server": amdServer,
+  };
+}
+
+function amdServer(): MachineConfigInput {
+  const e1000 = (bdf: string): PciFunctionInput => ({ bdf, type: "pci", id: "8086:100e", class: "0x020000", name: "e1000", driver: "e1000", msi: "none", bars: [{ size: "128K" }, { kind: "io", size: 64 }] });
+  const port = (bdf: string, bus: number): PciFunctionInput => ({ bdf, type: "root-port", id: "1022:1483", class: "0x060400", secondaryBus: bus, acs: true, name: "gpp bridge" });
+  const dummy = (bdf: string): PciFunctionInput => ({ bdf, type: "host-bridge", id: "1022:1482", class: "0x060000", name: "dummy host bridge" });
+  const x710 = (bdf: string): PciFunctionInput => ({ bdf, type: "endpoint", id: "8086:1572", class: "0x020000", name: "x710", driver: "i40e", msi: "msix", msiVectors: 8, acs: true });
+  return {
+    name: "amd-server",
+    ram: { size: "8G" },
+    cpus: 8,
+    ioapics: [{ id: 0, base: "0xfec00000" }, { id: 1, base: "0xfec01000" }],
+    devices: [
+      { bdf: "00:00.0", type: "host-bridge", id: "1022:1480", class: "0x060000", name: "root complex" },
+      dummy("00:01.0"),
+      port("00:01.1", 1),
+      { bdf: "01:00.0", type: "endpoint", id: "144d:a808", class: "0x010802", name: "nvme", driver: "nvme", msi: "msix", msiVectors: 8, maxSegmentSize: "4G" },
+      port("00:01.2", 2),
+      { bdf: "02:00.0", type: "pcie-pci-bridge", id: "1b21:1080", class: "0x060400", secondaryBus: 3, name: "pcie-pci-bridge" },
+      e1000("03:00.0"),
+      e1000("03:01.0"),
+      dummy("00:03.0"),
+      port("00:03.1", 4),
+      x710("04:00.0"),
+      x710("04:00.1"),
+      dummy("00:07.0"),
+      port("00:07.1", 5),
+      { bdf: "05:00.0", type: "endpoint", id: "1022:149c", class: "0x0c0330", name: "xhci", driver: "xhci_hcd" },
+      { bdf: "00:14.0", type: "pci", id: "1022:790b", class: "0x0c0500", name: "SMBus", driver: "piix4_smbus", msi: "none" },
+      { bdf: "00:14.3", type: "pci", id: "1022:790e", class: "0x060100", name: "LPC", msi: "none" },
+    ],
+    iommus: [
+      {
+        type: "amd-vi", base: "0xfed80000", bdf: "00:00.2", ivhdTypes: [0x10, 0x11],
+        scope: ["00:00.0", "00:01.0", "00:01.1", "00:01.2", "00:14.0", "00:14.3"],
+        special: [{ kind: "ioapic", id: 0, bdf: "00:14.0" }, { kind: "ioapic", id: 1, bdf: "00:00.1" }, { kind: "hpet", id: 0, bdf: "00:14.0" }],
+      },
+      { type: "amd-vi", base: "0xfed84000", bdf: "00:03.2", ivhdTypes: [0x10, 0x11], scope: ["00:03.0", "00:03.1"] },
+      { type: "amd-vi", base: "0xfed88000", bdf: "00:07.2", ivhdTypes: [0x10, 0x11], scope: ["00:07.0", "00:07.1"] },
+    ],
+    unity: [{ base: "0x7c000000", size: "1M", devices: ["05:00.0"] }],
+  };
+}
+
+Object.assign(PRESETS, amdPresets());
 
 export const PRESET_NAMES = Object.keys(PRESETS);
 export const DEFAULT_MACHINE = "q35";

@@ -14,7 +14,7 @@ import { inputName, readInputText } from "../core/input.js";
 import { IommuError, fsError } from "../core/errors.js";
 import type { PhysicalMemory } from "../core/memory.js";
 import { barSlots, normalizeMachineConfig, type MachineConfig, type MachineConfigInput } from "./machine-config.js";
-import { buildAcpiTables, buildE820, type E820Entry } from "./machine-firmware.js";
+import { buildAcpiTables, buildE820, iommuReservedRanges, type E820Entry } from "./machine-firmware.js";
 import { Platform, type BarWindow, type DmaOutcome, type InterruptMessage } from "./platform.js";
 import { CAP_MSI_OFFSET, programBar, type PciFunction, type PciTopology } from "./pci/topology.js";
 import type { TranslateResult, VtdUnit } from "./vtd/unit.js";
@@ -72,6 +72,7 @@ export class Machine {
     this.platform = new Platform({ ram, interruptSink: (m) => this.handler?.(m) });
     this.memory = this.platform.memory;
     for (const u of config.iommus) {
+      if (u.type !== "vtd") continue;
       const scope = u.scope === "all" ? { includeAll: true } : this.unitScope(u.scope);
       const unit = this.platform.addVtdUnit({
         base: u.base,
@@ -95,9 +96,8 @@ export class Machine {
         if (b.kind !== "io" && b.base !== null) this.platform.addBarWindow(this.barWindow(fn, b.base, b.size, slots[i] ?? 0, i === 0));
       });
     }
-    const rmrrRanges = config.rmrrs.map((r) => ({ base: r.base, end: r.end }));
     this.firmware = {
-      e820: buildE820(config.ram, rmrrRanges),
+      e820: buildE820(config.ram, iommuReservedRanges(config)),
       acpi: buildAcpiTables(config, topology),
       cpus: config.cpus,
       ioapics: config.ioapics,
