@@ -6,7 +6,8 @@
  */
 export { PhysicalMemory, type PhysAddr } from "../core/memory.js";
 export { pciAddress, formatBdf, parsePciAddress, requesterId, type PciAddress } from "../core/pci.js";
-export { Machine, type DeviceBus, type MachineFirmware, type MachineUnit } from "../hw/machine.js";
+export { Machine, type DeviceBus, type MachineAmdViUnit, type MachineFirmware, type MachineIommu, type MachineUnit } from "../hw/machine.js";
+export type { IommuKind, PlatformUnit } from "../hw/iommu-unit.js";
 export type { MachineConfigInput } from "../hw/machine-config.js";
 export { DEFAULT_MACHINE, PRESET_NAMES, machinePreset } from "../hw/machine-presets.js";
 export { DmaTestDevice, type DmaCommand, type DmaCommandResult } from "../hw/devices/dma-test.js";

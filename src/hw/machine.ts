@@ -1,7 +1,8 @@
 /**
  * A simulated machine built from a declarative configuration (machine-config.ts): RAM with the q35 layout (some
- * below 4 GiB, the rest above the PCI hole), CPUs, IOAPICs, a PCI topology, VT-d remapping units and the firmware
- * (e820 map, ACPI DMAR encoded with the acpi/ codec).
+ * below 4 GiB, the rest above the PCI hole), CPUs, IOAPICs, a PCI topology, its IOMMUs — VT-d remapping units or
+ * AMD-Vi units (each with its own PCI function, as QEMU's amd-iommu) — and the firmware (e820 map, ACPI DMAR or
+ * IVRS encoded with the acpi/ codec).
  *
  * Two sides:
  * - What a kernel touches, exactly what a CPU can: RAM (`memory`), MMIO (`mmioRead` / `mmioWrite`, which reach the
@@ -18,6 +19,16 @@ import { buildAcpiTables, buildE820, iommuReservedRanges, type E820Entry } from 
 import { Platform, type BarWindow, type DmaOutcome, type InterruptMessage } from "./platform.js";
 import { CAP_MSI_OFFSET, programBar, type PciFunction, type PciTopology } from "./pci/topology.js";
 import type { TranslateResult, VtdUnit } from "./vtd/unit.js";
+import type { IommuKind } from "./iommu-unit.js";
+import { iommuKind, type AmdViUnitConfig } from "./machine-config.js";
+import { ivhdEntries } from "./machine-ivrs.js";
+import { sourceIdsFromIvhd } from "./amdvi/sources.js";
+import type { AmdViUnit } from "./amdvi/unit.js";
+import type { AmdViPlatformUnit } from "./amdvi/platform-unit.js";
+import type { AmdViPciFunction } from "./amdvi/pci-function.js";
+import { QEMU_CAPABILITY } from "../spec/amdvi/capability.js";
+import { parsePciAddress, requesterId } from "../core/pci.js";
+import { PCI_HEADER_TYPE, PCI_HEADER_TYPE_MFD } from "../core/pci-regs.js";
 import { machinePreset, PRESET_NAMES } from "./machine-presets.js";
 import { TWO32 } from "../core/u64.js";
 
@@ -41,11 +52,27 @@ export interface DeviceBus {
   signal(index?: number): TranslateResult | null;
 }
 
+/** A VT-d unit of the machine. */
 export interface MachineUnit {
+  kind: "vtd";
   name: string;
   base: number;
   unit: VtdUnit;
 }
+
+/** An AMD-Vi unit of the machine: the unit model, its platform side, and its own PCI function. */
+export interface MachineAmdViUnit {
+  kind: "amd-vi";
+  name: string;
+  base: number;
+  /** The IOMMU's own PCI function ("00:01.0"), where the kernel finds its capability block. */
+  bdf: string;
+  unit: AmdViUnit;
+  port: AmdViPlatformUnit;
+}
+
+/** Any unit, by kind. */
+export type MachineIommu = MachineUnit | MachineAmdViUnit;
 
 
 export class Machine {
@@ -54,7 +81,14 @@ export class Machine {
   readonly platform: Platform;
   readonly memory: PhysicalMemory;
   readonly firmware: MachineFirmware;
+  /** The VT-d units (empty on an AMD-Vi machine; `iommus` lists every unit with its kind). */
   readonly units: MachineUnit[] = [];
+  /** Every IOMMU of the machine, VT-d or AMD-Vi, in configuration order. */
+  readonly iommus: MachineIommu[] = [];
+  /** The kind of the machine's IOMMUs, or null without any. */
+  readonly iommuKind: IommuKind | null;
+  /** Configuration space of AMD-Vi units' own functions, by requester id. */
+  private readonly iommuFunctions = new Map<number, AmdViPciFunction>();
   /** Highest RAM address + 1. */
   readonly ramTop: number;
   private handler: ((m: InterruptMessage) => void) | null = null;
@@ -71,8 +105,12 @@ export class Machine {
     const ram = [{ base: 0, size: config.ram.below4g }, { base: TWO32, size: Math.max(0, high) }];
     this.platform = new Platform({ ram, interruptSink: (m) => this.handler?.(m) });
     this.memory = this.platform.memory;
+    this.iommuKind = iommuKind(config);
     for (const u of config.iommus) {
-      if (u.type !== "vtd") continue;
+      if (u.type === "amd-vi") {
+        this.addAmdUnit(u);
+        continue;
+      }
       const scope = u.scope === "all" ? { includeAll: true } : this.unitScope(u.scope);
       const unit = this.platform.addVtdUnit({
         base: u.base,
@@ -86,7 +124,8 @@ export class Machine {
           postedInterrupts: u.postedInterrupts,
         },
       });
-      this.units.push({ name: u.name, base: u.base, unit });
+      this.units.push({ kind: "vtd", name: u.name, base: u.base, unit });
+      this.iommus.push({ kind: "vtd", name: u.name, base: u.base, unit });
     }
     for (const fn of topology.functions) {
       const slots = barSlots(fn);
@@ -135,6 +174,34 @@ export class Machine {
     }
   }
 
+  /**
+   * Attaches an AMD-Vi unit: registers at its base, its PCI function in configuration space (making function 0
+   * of its slot report a multi-function device when it is not function 0), the IOAPIC/HPET and alias wiring of
+   * its IVHD entries.
+   */
+  private addAmdUnit(u: AmdViUnitConfig): void {
+    const amd = this.config.iommus.filter((x): x is AmdViUnitConfig => x.type === "amd-vi");
+    const rid = requesterId(parsePciAddress(u.bdf));
+    const port = this.platform.addAmdViUnit({
+      base: u.base,
+      name: u.name,
+      scope: u.scope === "all" ? { includeAll: true } : this.unitScope(u.scope),
+      interruptRemapping: u.interruptRemapping,
+      config: {
+        efr: u.efr,
+        sources: sourceIdsFromIvhd({ entries: ivhdEntries(u, amd, this.topology) }),
+        pci: { deviceId: rid & 0xff, capability: { ...QEMU_CAPABILITY, baseAddress: BigInt(u.base) } },
+      },
+    });
+    this.iommuFunctions.set(rid, port.unit.pci);
+    const f0 = this.topology.get(rid & ~7);
+    if ((rid & 7) !== 0 && f0 !== undefined) {
+      f0.multifunction = true;
+      f0.config[PCI_HEADER_TYPE] = (f0.config[PCI_HEADER_TYPE] ?? 0) | PCI_HEADER_TYPE_MFD;
+    }
+    this.iommus.push({ kind: "amd-vi", name: u.name, base: u.base, bdf: u.bdf, unit: port.unit, port });
+  }
+
   private unitScope(list: string[]): { sids: number[]; buses: [number, number][] } {
     const sids: number[] = [];
     const buses: [number, number][] = [];
@@ -181,11 +248,28 @@ export class Machine {
 
   /** ECAM configuration read of the function with requester id `rid`. */
   configRead(rid: number, offset: number, size: 1 | 2 | 4): number {
-    return this.topology.configRead(rid, offset, size);
+    const own = this.iommuFunctions.get(rid & 0xffff);
+    return own !== undefined ? own.read(offset, size) : this.topology.configRead(rid, offset, size);
   }
 
   configWrite(rid: number, offset: number, size: 1 | 2 | 4, value: number): void {
-    this.topology.configWrite(rid, offset, size, value);
+    const own = this.iommuFunctions.get(rid & 0xffff);
+    if (own !== undefined) own.write(offset, size, value);
+    else this.topology.configWrite(rid, offset, size, value);
+  }
+
+  /**
+   * An interrupt message from an IOAPIC or HPET (no PCI function): remapped by the AMD-Vi unit whose IVHD names
+   * its DeviceID in a special entry. Machines without such a unit have no model of this path.
+   */
+  sourceInterrupt(source: { kind: "ioapic" | "hpet"; id: number }, address: number, data: number): TranslateResult {
+    for (const u of this.iommus) {
+      if (u.kind !== "amd-vi") continue;
+      const r = u.port.sourceInterrupt(source, address, data);
+      if (r !== null) return r;
+    }
+    const what = `${source.kind === "ioapic" ? "IOAPIC" : "HPET"} ${source.id}`;
+    throw new IommuError("NO_SUCH_DEVICE", `${what}: no AMD-Vi unit of machine '${this.config.name}' names its DeviceID (IVHD special entry)`);
   }
 
   // ---- The devices' side ----

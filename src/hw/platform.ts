@@ -14,6 +14,10 @@ import { VtdUnit, type DmaSegment, type TranslateResult } from "./vtd/unit.js";
 import type { VtdConfig } from "./vtd/config.js";
 import type { TableReader } from "./vtd/walk.js";
 import { decodeCompatMsi, isInterruptAddress } from "../spec/msi.js";
+import type { PlatformUnit } from "./iommu-unit.js";
+import { AmdViUnit, type AmdViConfig } from "./amdvi/unit.js";
+import { AmdViPlatformUnit } from "./amdvi/platform-unit.js";
+import type { UnitMemory } from "./amdvi/commands.js";
 
 export type { InterruptMessage, InterruptSink } from "./interrupt-message.js";
 
@@ -48,7 +52,7 @@ export interface PlatformOptions {
 export type RamRange = MemoryRange;
 
 interface MappedUnit {
-  unit: VtdUnit;
+  unit: PlatformUnit;
   base: number;
   scope: UnitScope;
 }
@@ -148,9 +152,8 @@ export class Platform {
     this.userSink?.(m);
   };
 
-  /** Creates a remapping unit with its registers at `base` covering `scope`. */
+  /** Creates a VT-d remapping unit with its registers at `base` covering `scope`. */
   addVtdUnit(opts: { base?: number; config?: Partial<VtdConfig>; scope?: UnitScope; name?: string } = {}): VtdUnit {
-    const base = opts.base ?? QEMU_VTD_BASE;
     const unit = new VtdUnit({
       memory: this.memory,
       config: opts.config ?? {},
@@ -158,14 +161,41 @@ export class Platform {
       reader: this.reader,
       name: opts.name ?? `dmar${this.units.length}`,
     });
+    this.addUnit(unit, opts.base ?? QEMU_VTD_BASE, opts.scope ?? { includeAll: true });
+    return unit;
+  }
+
+  /**
+   * Creates an AMD-Vi unit with its registers at `base` covering `scope`; its table reads outside RAM fail as the
+   * spec's hardware-error events. `interruptRemapping: false` lets MSIs pass unchanged.
+   */
+  addAmdViUnit(opts: { base: number; name: string; scope?: UnitScope; config?: AmdViConfig; interruptRemapping?: boolean }): AmdViPlatformUnit {
+    const unit = new AmdViUnit(this.memory, { ...opts.config, name: opts.name, ...(this.ram === null ? {} : { tableMemory: this.ramView() }) }, this.deliver);
+    const p = new AmdViPlatformUnit(unit, opts.name, this.deliver, opts.interruptRemapping ?? true);
+    this.addUnit(p, opts.base, opts.scope ?? { includeAll: true });
+    return p;
+  }
+
+  /** Memory where only RAM answers: accesses elsewhere throw, which the AMD-Vi unit turns into the spec's events. */
+  private ramView(): UnitMemory {
+    const mem = this.memory;
+    const check = (a: number | bigint): number => {
+      const n = Number(a);
+      if (!this.ramContains(n, 4)) throw new RangeError(`physical address 0x${n.toString(16)} is not RAM`);
+      return n;
+    };
+    return { read32: (a) => mem.read32(check(a)), write32: (a, v) => mem.write32(check(a), v) };
+  }
+
+  /** Maps a unit's registers at `base` and routes the requester ids of `scope` to it. */
+  addUnit(unit: PlatformUnit, base: number, scope: UnitScope): void {
     for (const u of this.units) {
       if (base < u.base + u.unit.mmioSize && u.base < base + unit.mmioSize) {
         throw new RangeError(`register window at 0x${base.toString(16)} overlaps ${u.unit.name} at 0x${u.base.toString(16)}`);
       }
-      if (opts.scope?.includeAll === true && u.scope.includeAll === true) throw new RangeError(`${u.unit.name} already includes all devices`);
+      if (scope.includeAll === true && u.scope.includeAll === true) throw new RangeError(`${u.unit.name} already includes all devices`);
     }
-    this.units.push({ unit, base, scope: opts.scope ?? { includeAll: true } });
-    return unit;
+    this.units.push({ unit, base, scope });
   }
 
   /** Routes a function's memory BAR. Overlapping another BAR, a unit's registers or RAM is refused. */
@@ -198,10 +228,10 @@ export class Platform {
   }
 
   /** The unit that translates requests from `sid`, or null when none covers it. */
-  unitFor(sid: number): VtdUnit | null {
+  unitFor(sid: number): PlatformUnit | null {
     const s = sid & 0xffff;
     const bus = s >>> 8;
-    let all: VtdUnit | null = null;
+    let all: PlatformUnit | null = null;
     for (const u of this.units) {
       if (u.scope.sids?.includes(s) === true) return u.unit;
       if (u.scope.buses?.some(([a, b]) => bus >= a && bus <= b) === true) return u.unit;
@@ -210,13 +240,13 @@ export class Platform {
     return all;
   }
 
-  unitForDevice(address: PciAddress): VtdUnit | null {
+  unitForDevice(address: PciAddress): PlatformUnit | null {
     return this.unitFor(requesterId(address));
   }
 
   // ---- MMIO ----
 
-  private mmioTarget(addr: number, size: number): { unit: VtdUnit; offset: number } | null {
+  private mmioTarget(addr: number, size: number): { unit: PlatformUnit; offset: number } | null {
     for (const u of this.units) {
       if (addr >= u.base && addr + size <= u.base + u.unit.mmioSize) return { unit: u.unit, offset: addr - u.base };
     }
@@ -226,7 +256,7 @@ export class Platform {
   /** CPU MMIO read: a unit register, a device's BAR, or all ones where nothing is mapped. */
   mmioRead(addr: number, size: 4 | 8): bigint {
     const t = this.mmioTarget(addr, size);
-    if (t !== null) return size === 8 ? t.unit.mmioRead(t.offset, 8) : BigInt(t.unit.mmioRead(t.offset, 4));
+    if (t !== null) return BigInt(t.unit.mmioRead(t.offset, size));
     const bar = this.barAt(addr, size);
     if (bar === null) return size === 8 ? 0xffffffffffffffffn : 0xffffffffn;
     const b = new Uint8Array(size);

@@ -156,7 +156,7 @@ function machineGroups(m: Machine, k: Kernel): UiGroup[] {
 }
 
 function machineUnits(m: Machine, k: Kernel, devices: UiDevice[]): UiUnit[] {
-  return m.units.map((u) => ({
+  return m.iommus.map((u) => ({
     name: u.name,
     base: hx(u.base),
     translation: k.driver.units.find((d) => d.name === u.name)?.translationEnabled ?? false,

@@ -8,7 +8,7 @@ import type { PhysicalMemory } from "../../core/memory.js";
 import type { InterruptSink } from "../interrupt-message.js";
 import { RegisterFile } from "../vtd/regfile.js";
 import { DteCache, Iotlb } from "./caches.js";
-import { CommandBuffer } from "./commands.js";
+import { CommandBuffer, type UnitMemory } from "./commands.js";
 import { EventLog } from "./event-log.js";
 import { remapMsi, type MsiOutcome } from "./intremap.js";
 import { AmdViPciFunction, type AmdViPciOptions } from "./pci-function.js";
@@ -60,6 +60,11 @@ export interface AmdViConfig {
    * (DEV_TAB_HARDWARE_ERROR, PAGE_TAB_HARDWARE_ERROR, COMMAND_HARDWARE_ERROR). Default: no limit.
    */
   ramSize?: number;
+  /**
+   * Memory as the unit's table reads, event-log and completion writes see it (a platform's view, where reads
+   * outside RAM fail). Overrides `ramSize`.
+   */
+  tableMemory?: UnitMemory;
 }
 
 /** Memory as the unit's table reads see it: reads beyond RAM fail as a master abort would. */
@@ -98,7 +103,7 @@ export class AmdViUnit {
   private readonly dte = new Uint32Array(8);
   /** The DTE of the current request: a cache entry or `dte` (read only). */
   private cur: Uint32Array = this.dte;
-  private readonly reader: RamReader | PhysicalMemory;
+  private readonly reader: RamReader | PhysicalMemory | UnitMemory;
 
   constructor(
     readonly mem: PhysicalMemory,
@@ -107,7 +112,7 @@ export class AmdViUnit {
   ) {
     const efr = config.efr ?? QEMU_DEFAULT_EFR;
     this.maxLevels = hatsLevels(Number((efr >> 10n) & 3n));
-    this.reader = config.ramSize === undefined ? mem : new RamReader(mem, config.ramSize);
+    this.reader = config.tableMemory ?? (config.ramSize === undefined ? mem : new RamReader(mem, config.ramSize));
     this.regs = new RegisterFile(MMIO_WINDOW_SIZE, declareAmdViRegisters(efr));
     this.pci = new AmdViPciFunction(config.pci);
     this.sources = config.sources ?? QEMU_SOURCE_IDS;
@@ -236,6 +241,10 @@ export class AmdViUnit {
       o.outLo = hit.outLo;
       o.outHi = hit.outHi;
       o.shift = hit.shift;
+      // A hit is a translated page: the outputs of an earlier untranslated request or walk must not leak into it.
+      o.read = hit.read;
+      o.write = hit.write;
+      o.untranslated = false;
       return 0;
     }
     const r = walkDte(this.reader, this.cur, lo, hi, write, this.maxLevels, o);

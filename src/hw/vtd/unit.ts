@@ -97,6 +97,8 @@ export interface VtdStats {
 
 
 export class VtdUnit implements InvalidationTarget {
+  /** What the platform dispatches on (hw/iommu-unit.ts). */
+  readonly kind = "vtd" as const;
   readonly name: string;
   readonly config: Readonly<VtdConfig>;
   readonly caps: WalkCaps;
