@@ -119,3 +119,14 @@ test("3.4.1 a DeviceID beyond the device table size is an illegal DTE access", (
   assert.equal(r.result === "fault" ? r.event : 0, ILLEGAL_DEV_TABLE_ENTRY);
   assert.equal(unit.translate(0x7f, 0n, false).result, "ok");
 });
+
+test("an IOTLB hit reports its own permissions, not those of the request before it", () => {
+  const { unit, t, root } = setup(4);
+  t.map4k(root, 4, 0x7000n, 0x9000n, true, false); // read-only page
+  const first = unit.translate(0x10, 0x7000n, false); // walk: fills the IOTLB
+  assert.deepEqual(first.result === "ok" && [first.read, first.write, first.untranslated], [true, false, false]);
+  const pass = unit.translate(0x20, 0x1000n, true); // DTE V=0: untranslated, read and write
+  assert.deepEqual(pass.result === "ok" && [pass.read, pass.write, pass.untranslated], [true, true, true]);
+  const hit = unit.translate(0x10, 0x7000n, false);
+  assert.deepEqual(hit.result === "ok" && [hit.hpa, hit.read, hit.write, hit.untranslated], [0x9000n, true, false, false]);
+});
