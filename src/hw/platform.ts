@@ -1,7 +1,8 @@
 /**
- * A machine: physical memory, a PCI bus, remapping units (each covering some source ids, as a DMAR DRHD's
- * device scope says), MMIO dispatch to their register windows, and an interrupt sink that receives every
- * interrupt message (device MSIs after remapping, and the units' own fault / invalidation events).
+ * A machine: physical memory, a PCI bus, IOMMUs — VT-d remapping units or AMD-Vi units, both behind one
+ * interface (hw/iommu-unit.ts), each covering some source ids as a DMAR DRHD's device scope or an IVHD's device
+ * entries say — MMIO dispatch to their register windows, and an interrupt sink that receives every interrupt
+ * message (device MSIs after remapping, and the units' own fault, event-log and invalidation interrupts).
  *
  * Devices reach memory only through `dmaRead` / `dmaWrite` / `msi`, which go through the unit covering their
  * requester id (or straight to memory when none does, like a platform without an IOMMU).
