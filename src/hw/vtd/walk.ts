@@ -105,14 +105,15 @@ export interface TableReader extends PhysReader {
 
 /** One entry the walk read, for people (forensics) and tests. */
 export interface WalkStep {
-  kind: "root" | "context" | "paging";
-  /** Paging level (1 = SL-PTE … 5 = SL-PML5E); 0 for root and context entries. */
+  kind: "root" | "context" | "paging" | "sm-root" | "sm-context" | "pasid-dir" | "pasid" | "first-stage";
+  /** Paging level (1 = PTE … 5 = PML5E) of second-stage ("paging") and first-stage entries; 0 otherwise. */
   level: number;
-  /** Index of the entry in its table (bus, devfn, or 9-bit address slice). */
+  /** Index of the entry in its table (bus, devfn, PASID directory or table index, or 9-bit address slice). */
   index: number;
   /** Physical address of the entry. */
   address: number;
-  /** The entry's dwords, low first (2 for paging entries, 4 for root and context entries). */
+  /** The entry's dwords, low first (2 for paging and PASID directory entries, 4 for root and legacy context
+   * entries, 8 for scalable-mode context entries, 16 for PASID entries). */
   words: number[];
 }
 

@@ -192,6 +192,8 @@ export interface FaultRecordInput {
   addrLo?: number;
   addrHi?: number;
   interruptIndex?: number;
+  /** The PASID of a request with a PASID (scalable mode): PP set, PV the PASID. */
+  pasid?: number;
 }
 
 /** The four dwords of a recorded fault (10.4.14). Values wider than their fields are truncated to them. */
@@ -203,6 +205,10 @@ export function encodeFaultRecord(r: FaultRecordInput): [number, number, number,
   setWordsField(words, FRCD.FR, r.reason);
   setWordsField(words, FRCD.AT, r.at);
   setWordsField(words, FRCD.T1, r.read);
+  if (r.pasid !== undefined) {
+    setWordsField(words, FRCD.PP, true);
+    setWordsField(words, FRCD.PV, r.pasid);
+  }
   setWordsField(words, FRCD.F, true);
   words[0] >>>= 0;
   return words;
