@@ -3,7 +3,7 @@ import { hex } from "../core/hex.js";
 import type { WalkCaps } from "../hw/vtd/config.js";
 import { forEachMapping, type TableReader } from "../hw/vtd/walk.js";
 import { PROGRESS_EVERY } from "./progress.js";
-import type { MappingRange } from "./walk.js";
+import type { MappingRange } from "./reports.js";
 
 /** Every mapping of a second-stage table tree below `limit`, merged into ranges. */
 export function secondStageRanges(

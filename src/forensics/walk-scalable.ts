@@ -22,7 +22,7 @@ import { PGTT_FIRST_STAGE, PGTT_NAMES, PGTT_NESTED, PGTT_PASS_THROUGH } from "..
 import { VTD_FR_SM_BEYOND_MGAW, VTD_FR_SM_NESTED_FS_BEYOND_MGAW, VTD_FR_SM_NESTED_FS_READ, VTD_FR_SM_NESTED_FS_TOP_READ } from "../spec/vtd/sm-faults.js";
 import { secondStageRanges } from "./ranges.js";
 import { decodeStep } from "./steps.js";
-import type { ListOptions, ListReport, WalkIovaOptions, WalkReport } from "./walk.js";
+import type { ListOptions, ListReport, WalkIovaOptions, WalkReport } from "./reports.js";
 
 /**
  * The scalable-mode features of the hardware the dump's tables were written for: from CAP/ECAP when given,

@@ -17,10 +17,9 @@ import { fieldOfBig, joinHalves, maskOf } from "../spec/vtd/fields.js";
 import { PAGE_SIZE_4K } from "../spec/vtd/paging.js";
 import { IRTA, RTADDR, TTM_ABORT_DMA, TTM_LEGACY, TTM_SCALABLE } from "../spec/vtd/registers.js";
 import { IRTE_SIZE, walkInterrupt } from "../hw/vtd/intremap.js";
-import { decodeStep, TT_NAMES, type LevelReport } from "./steps.js";
+import { decodeStep, TT_NAMES } from "./steps.js";
 import { listMappingsScalable, walkIovaScalable } from "./walk-scalable.js";
 import { secondStageRanges } from "./ranges.js";
-import type { ScalableCaps } from "../hw/vtd/scalable.js";
 import {
   ContextOut,
   leafShift,
@@ -73,33 +72,9 @@ export function forensicCaps(opts: CapsOptions = {}): WalkCaps {
 }
 
 export type { LevelReport } from "./steps.js";
+export type { ListOptions, ListReport, MappingRange, WalkIovaOptions, WalkReport } from "./reports.js";
+import type { ListOptions, ListReport, WalkIovaOptions, WalkReport } from "./reports.js";
 
-export type WalkReport =
-  | {
-      result: "ok";
-      bdf: string;
-      iova: string;
-      hpa: string;
-      pageSize: number;
-      read: boolean;
-      write: boolean;
-      translationType: string;
-      /** The domain id of the context or PASID entry (absent for a bare first-stage table walk). */
-      domainId?: number;
-      /** Scalable mode: the PASID whose entry translated (the request's, or the context entry's RID_PASID). */
-      pasid?: number;
-      levels: LevelReport[];
-    }
-  | {
-      result: "fault";
-      bdf: string;
-      iova: string;
-      reason: number;
-      reasonName: string;
-      description: string;
-      pasid?: number;
-      levels: LevelReport[];
-    };
 
 function bdfOf(sid: number): string {
   return formatRequesterId(sid);
@@ -134,19 +109,6 @@ export function checkRootInDump(reader: { size: number }, rta: bigint): void {
   }
 }
 
-export interface WalkIovaOptions {
-  /** Root table address register value (RTADDR_REG). */
-  rtaddr: bigint;
-  sid: number;
-  iova: bigint;
-  /** Check the permission of this access; default: report the mapping whatever its R/W bits. */
-  access?: "read" | "write";
-  caps: WalkCaps;
-  /** Scalable mode: the request's PASID (absent: a request without PASID, which uses RID_PASID). */
-  pasid?: number;
-  /** Scalable mode: the hardware's features (default: every PGTT, PASIDs, 5-level and 1 GiB first stage). */
-  scalable?: ScalableCaps;
-}
 
 /** Walks one address of one device through legacy or scalable-mode tables. Never throws on table contents. */
 export function walkIova(reader: TableReader, o: WalkIovaOptions): WalkReport {
@@ -200,46 +162,8 @@ export function walkIova(reader: TableReader, o: WalkIovaOptions): WalkReport {
   };
 }
 
-/** A run of mappings contiguous in both iova and hpa, with the same permissions and page size. */
-export interface MappingRange {
-  iova: string;
-  hpa: string;
-  /** Bytes. */
-  size: string;
-  pageSize: number;
-  pages: number;
-  read: boolean;
-  write: boolean;
-}
 
-export type ListReport =
-  | {
-      result: "ok";
-      bdf: string;
-      domainId: number;
-      translationType: string;
-      /** Paging levels of the domain's tables (0 for pass-through). */
-      pagingLevels: number;
-      addressWidth: number;
-      mappings: number;
-      ranges: MappingRange[];
-      /** True when the scan stopped early (tables that point back into themselves, or too many mappings). */
-      truncated: boolean;
-      entriesRead: number;
-    }
-  | { result: "fault"; bdf: string; reason: number; reasonName: string; description: string; levels: LevelReport[] };
 
-export interface ListOptions {
-  rtaddr: bigint;
-  sid: number;
-  caps: WalkCaps;
-  maxLeaves?: number;
-  /** Called with the number of mappings found so far, every PROGRESS_EVERY of them (a long list shows progress). */
-  progress?: (mappings: number) => void;
-  /** Scalable mode: as for walkIova. */
-  pasid?: number;
-  scalable?: ScalableCaps;
-}
 
 /** Every mapping of the device's domain, merged into ranges. Never throws on table contents. */
 export function listMappings(reader: TableReader, o: ListOptions): ListReport {
