@@ -249,10 +249,15 @@ interface Classified {
   pages: Set<bigint>;
 }
 
+/** The reference reader for RTADDR's translation table mode (TTM 01: scalable, else legacy). */
+function refWalk(dump: Dump, rtaddr: bigint, sid: number, iova: bigint) {
+  return ((rtaddr >> 10n) & 3n) === 1n ? refTranslateScalable(dump, rtaddr, sid, iova) : refTranslate(dump, rtaddr, sid, iova);
+}
+
 function classify(dump: Dump, regs: Registers, trace: Trace): Classified {
   const c: Classified = { stillMapped: [], remapped: [], unmapped: [], pages: new Set() };
   for (const t of trace.translations.values()) {
-    const w = ((regs.rtaddr >> 10n) & 3n) === 1n ? refTranslateScalable(dump, regs.rtaddr, t.sid, t.iova) : refTranslate(dump, regs.rtaddr, t.sid, t.iova);
+    const w = refWalk(dump, regs.rtaddr, t.sid, t.iova);
     if (w.ok && w.hpa === t.gpa && BigInt(w.pageSize) === t.mask + 1n) {
       c.stillMapped.push(t);
       for (const p of w.pagesRead) c.pages.add(p);
@@ -384,7 +389,7 @@ async function writeFixture(v: Variant, res: VariantResult, cls: Classified): Pr
   const pages = new Set(cls.pages);
   const translations = cls.stillMapped.slice(0, 64);
   const unmapped = cls.unmapped.slice(0, 16);
-  for (const t of unmapped) for (const p of refTranslate(dump, res.regs.rtaddr, t.sid, t.iova).pagesRead) pages.add(p);
+  for (const t of unmapped) for (const p of refWalk(dump, res.regs.rtaddr, t.sid, t.iova).pagesRead) pages.add(p);
   const interrupts: Remap[] = [];
   for (const m of res.trace.remaps.values()) {
     const irte = refIrte(dump, res.regs.irta, m.addr, Number(m.data));
