@@ -1,6 +1,6 @@
 /** The mappings of a second-stage table tree, merged into ranges contiguous in both address spaces. */
 import { hex } from "../core/hex.js";
-import type { WalkCaps } from "../hw/vtd/config.js";
+import type { WalkCaps } from "../hw/vtd/walk.js";
 import { forEachMapping, type TableReader } from "../hw/vtd/walk.js";
 import { PROGRESS_EVERY } from "./progress.js";
 import type { MappingRange } from "./reports.js";

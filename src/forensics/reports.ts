@@ -1,5 +1,5 @@
 /** The shapes of VT-d forensic walks: options and reports (plain JSON-able objects, addresses as "0x…"). */
-import type { WalkCaps } from "../hw/vtd/config.js";
+import type { WalkCaps } from "../hw/vtd/walk.js";
 import type { ScalableCaps } from "../hw/vtd/scalable.js";
 import type { LevelReport } from "./steps.js";
 

@@ -4,7 +4,7 @@
  * entries, second-stage and first-stage paging entries. Addresses and 64-bit values are "0x…" strings.
  */
 import { hex } from "../core/hex.js";
-import type { WalkCaps } from "../hw/vtd/config.js";
+import type { WalkCaps } from "../hw/vtd/walk.js";
 import type { WalkStep } from "../hw/vtd/walk.js";
 import { awWidth, decodeContextEntry, decodeRootEntry, TABLE_PTR_LO_MASK } from "../spec/vtd/context.js";
 import { joinHalves } from "../spec/vtd/fields.js";

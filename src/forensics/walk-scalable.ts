@@ -9,7 +9,7 @@
  */
 import { hex } from "../core/hex.js";
 import { formatRequesterId } from "../core/pci.js";
-import type { WalkCaps } from "../hw/vtd/config.js";
+import type { WalkCaps } from "../hw/vtd/walk.js";
 import { FirstStageOut, walkFirstStage, type NestedTranslate } from "../hw/vtd/first-stage.js";
 import { lookupPasid, PasidOut, scalableCaps, scalableCapsFromRegisters, type ScalableCaps } from "../hw/vtd/scalable.js";
 import { smReasonOfSecondStage } from "../hw/vtd/sm-translate.js";

@@ -17,6 +17,8 @@ import type { PhysReader } from "../../core/memory.js";
 import { ridBus, ridDevfn } from "../../core/pci.js";
 import { HI_DWORD_OFFSET, TWO32 } from "../../core/u64.js";
 import type { WalkCaps } from "./config.js";
+/** The hardware facts a walk reads (built in config.ts), for readers of this module. */
+export type { WalkCaps };
 import {
   awLevels,
   awWidth,
