@@ -17,7 +17,7 @@ import { walkSecondLevel, WalkOut, type TableReader, type WalkStep } from "../hw
 import { TWO32 } from "../core/u64.js";
 import { faultReasonDescription, faultReasonName, VTD_FR_READ } from "../spec/vtd/faults.js";
 import { joinHalves } from "../spec/vtd/fields.js";
-import { levelShift } from "../spec/vtd/paging.js";
+import { levelShift, PAGE_SIZE_4K } from "../spec/vtd/paging.js";
 import { PGTT_FIRST_STAGE, PGTT_NAMES, PGTT_NESTED, PGTT_PASS_THROUGH } from "../spec/vtd/scalable.js";
 import { VTD_FR_SM_BEYOND_MGAW, VTD_FR_SM_NESTED_FS_BEYOND_MGAW, VTD_FR_SM_NESTED_FS_READ, VTD_FR_SM_NESTED_FS_TOP_READ } from "../spec/vtd/sm-faults.js";
 import { secondStageRanges } from "./ranges.js";
@@ -175,7 +175,7 @@ export function walkFirstStageTable(reader: TableReader, o: FirstStageWalkOption
   const iova = BigInt.asUintN(64, o.iova);
   const trace: WalkStep[] = [];
   const out = new FirstStageOut();
-  const root = o.root & ~0xfffn;
+  const root = (o.root / BigInt(PAGE_SIZE_4K)) * BigInt(PAGE_SIZE_4K);
   const levels = o.levels ?? 4;
   const req = { write: o.access === "write", supervisor: o.supervisor ?? false, wpe: o.wpe ?? false };
   const r = walkFirstStage(reader, sm.fs, Number(root & 0xffffffffn), Number(root >> 32n), levels, Number(iova & 0xffffffffn), Number(iova >> 32n), req, out, undefined, trace);

@@ -13,7 +13,7 @@
  */
 import { bits, HI_DWORD_OFFSET, TWO32 } from "../../core/u64.js";
 import { FS_A, FS_D, FS_P, FS_PS, FS_RW, FS_US, isCanonical, type FirstStageReserved } from "../../spec/vtd/first-stage.js";
-import { levelShift, SL_ENTRY_SIZE, SL_LEVEL_BITS } from "../../spec/vtd/paging.js";
+import { leafFrameLoMask, levelShift, SL_ENTRY_SIZE, SL_LEVEL_BITS } from "../../spec/vtd/paging.js";
 import { TABLE_PTR_LO_MASK } from "../../spec/vtd/context.js";
 import {
   VTD_FR_SM_FS_ENTRY_INV,
@@ -71,7 +71,6 @@ export class FirstStageOut {
   dirty = false;
 }
 
-const PAGE_SHIFT = 12;
 const ENTRY_HI = HI_DWORD_OFFSET;
 /** Per level (1..5) of the walk in progress: the entry's host address and low dword, its table's address. */
 const USED = new Float64Array(6);
@@ -137,7 +136,7 @@ export function walkFirstStage(
     const nextHi = (e1 & caps.addrHiMask) >>> 0;
     if (lv === 1 || large) {
       const shift = levelShift(lv);
-      const frameLo = (e0 & (shift >= 32 ? 0 : (0xffffffff << shift) >>> 0)) >>> 0;
+      const frameLo = (e0 & leafFrameLoMask(lv)) >>> 0;
       if (!req.supervisor && !us) return VTD_FR_SM_US;
       if (req.write && !rw && (!req.supervisor || req.wpe)) return VTD_FR_SM_WRITE;
       if (nested === undefined && nextHi === 0 && overlapsInterruptRange(frameLo, nextHi, shift)) return VTD_FR_SM_INTERRUPT_ADDR;
@@ -171,9 +170,4 @@ function setAccessed(writer: DwordWriter | undefined, levels: number, leaf: numb
     writer.write32(USED[lv] ?? 0, want);
   }
   return 0;
-}
-
-/** log2 of the page a first-stage leaf at `level` maps. */
-export function firstStageShift(level: number): number {
-  return PAGE_SHIFT + SL_LEVEL_BITS * (level - 1);
 }

@@ -9,11 +9,13 @@
  */
 import { ridBus, ridDevfn } from "../../core/pci.js";
 import { TWO32 } from "../../core/u64.js";
-import { fieldOfBig } from "../../spec/vtd/fields.js";
+import { fieldOfBig, wordOf, wordsField, type FieldSpec } from "../../spec/vtd/fields.js";
 import { CAP, ECAP } from "../../spec/vtd/capability.js";
 import { awLevels, awWidth, hawHiMask, sagawSupportsAw, TABLE_PTR_LO_MASK } from "../../spec/vtd/context.js";
 import { firstStageReserved, fsLevels } from "../../spec/vtd/first-stage.js";
 import {
+  FSPM_5_LEVEL,
+  PASID_DIR_ENTRY,
   PASID_DIR_ENTRY_SIZE,
   PASID_ENTRY,
   PASID_ENTRY_SIZE,
@@ -27,6 +29,7 @@ import {
   PGTT_SECOND_STAGE,
   SM_CONTEXT_ENTRY,
   SM_CONTEXT_ENTRY_SIZE,
+  SM_ROOT_ENTRY,
   SM_ROOT_ENTRY_SIZE,
   smContextEntryOffset,
   smContextEntryReserved,
@@ -172,8 +175,12 @@ function hasBits(words: ArrayLike<number>, masks: readonly number[]): boolean {
   return false;
 }
 
-const bit = (words: ArrayLike<number>, lsb: number): boolean => (((words[lsb >>> 5] ?? 0) >>> (lsb & 31)) & 1) === 1;
-const ptr = (words: ArrayLike<number>, lsb: number, hiMask: number): number => ((words[(lsb >>> 5) + 1] ?? 0) & hiMask) * TWO32 + ((words[lsb >>> 5] ?? 0) & TABLE_PTR_LO_MASK);
+const bit = (words: ArrayLike<number>, s: FieldSpec): boolean => wordsField(words, s) === 1;
+/** A 4 KiB-aligned table pointer field (bits 63:12 of its quad), bits at and above HAW dropped. */
+function ptr(words: ArrayLike<number>, s: FieldSpec, hiMask: number): number {
+  const w = wordOf(s);
+  return ((words[w + 1] ?? 0) & hiMask) * TWO32 + ((words[w] ?? 0) & TABLE_PTR_LO_MASK);
+}
 
 /**
  * Resolves (sid, pasid) to its PASID entry through the scalable-mode root table at rta (4 KiB aligned).
@@ -189,54 +196,55 @@ export function lookupPasid(reader: TableReader, caps: ScalableCaps, rta: number
   const r = readWords(reader, rootAddr, ROOT);
   trace?.push({ kind: "sm-root", level: 0, index: bus, address: rootAddr, words: Array.from(r) });
   const upper = smUsesUpperTable(devfn);
-  if (!bit(r, upper ? 64 : 0)) return VTD_FR_SM_ROOT_ENTRY_P;
+  if (!bit(r, upper ? SM_ROOT_ENTRY.UP : SM_ROOT_ENTRY.LP)) return VTD_FR_SM_ROOT_ENTRY_P;
   if (hasBits(r, caps.rootRsvd)) return VTD_FR_SM_ROOT_ENTRY_RSVD;
-  const ctxAddr = ptr(r, upper ? 64 : 0, hiMask) + smContextEntryOffset(devfn);
+  const ctxAddr = ptr(r, upper ? SM_ROOT_ENTRY.UCTP : SM_ROOT_ENTRY.LCTP, hiMask) + smContextEntryOffset(devfn);
   if (!readable(reader, ctxAddr, SM_CONTEXT_ENTRY_SIZE)) return VTD_FR_SM_CONTEXT_TABLE_INV;
   const c = readWords(reader, ctxAddr, CONTEXT);
   trace?.push({ kind: "sm-context", level: 0, index: devfn, address: ctxAddr, words: Array.from(c) });
-  out.fpd = bit(c, SM_CONTEXT_ENTRY.FPD.lsb);
-  if (!bit(c, SM_CONTEXT_ENTRY.P.lsb)) return VTD_FR_SM_CONTEXT_ENTRY_P;
+  out.fpd = bit(c, SM_CONTEXT_ENTRY.FPD);
+  if (!bit(c, SM_CONTEXT_ENTRY.P)) return VTD_FR_SM_CONTEXT_ENTRY_P;
   if (hasBits(c, caps.contextRsvd)) return VTD_FR_SM_CONTEXT_ENTRY_RSVD;
-  out.dte = bit(c, SM_CONTEXT_ENTRY.DTE.lsb);
-  const pdts = ((c[0] ?? 0) >>> SM_CONTEXT_ENTRY.PDTS.lsb) & 7;
-  if (pasid >= 0 && (!caps.pasid || !bit(c, SM_CONTEXT_ENTRY.PASIDE.lsb))) return VTD_FR_SM_CONTEXT_PASIDE;
-  const p = pasid >= 0 ? pasid : (c[2] ?? 0) & (2 ** SM_CONTEXT_ENTRY.RID_PASID.width - 1);
+  out.dte = bit(c, SM_CONTEXT_ENTRY.DTE);
+  const pdts = wordsField(c, SM_CONTEXT_ENTRY.PDTS);
+  if (pasid >= 0 && (!caps.pasid || !bit(c, SM_CONTEXT_ENTRY.PASIDE))) return VTD_FR_SM_CONTEXT_PASIDE;
+  const p = pasid >= 0 ? pasid : wordsField(c, SM_CONTEXT_ENTRY.RID_PASID);
   out.pasid = p;
   if (p >= pasidLimit(pdts)) return VTD_FR_SM_PASID_TOO_LARGE;
-  const dirAddr = ptr(c, SM_CONTEXT_ENTRY.PASIDDIRPTR.lsb, hiMask) + pasidDirIndex(p) * PASID_DIR_ENTRY_SIZE;
+  const dirAddr = ptr(c, SM_CONTEXT_ENTRY.PASIDDIRPTR, hiMask) + pasidDirIndex(p) * PASID_DIR_ENTRY_SIZE;
   if (!readable(reader, dirAddr, PASID_DIR_ENTRY_SIZE)) return VTD_FR_SM_PASID_DIR_INV;
   const d = readWords(reader, dirAddr, DIR);
   trace?.push({ kind: "pasid-dir", level: 0, index: pasidDirIndex(p), address: dirAddr, words: Array.from(d) });
-  out.fpd ||= bit(d, 1);
-  if (!bit(d, 0)) return VTD_FR_SM_PASID_DIR_P;
+  out.fpd ||= bit(d, PASID_DIR_ENTRY.FPD);
+  if (!bit(d, PASID_DIR_ENTRY.P)) return VTD_FR_SM_PASID_DIR_P;
   if (hasBits(d, caps.dirRsvd)) return VTD_FR_SM_PASID_DIR_RSVD;
-  const peAddr = ptr(d, 12, hiMask) + pasidTableIndex(p) * PASID_ENTRY_SIZE;
+  const peAddr = ptr(d, PASID_DIR_ENTRY.SMPTBLPTR, hiMask) + pasidTableIndex(p) * PASID_ENTRY_SIZE;
   if (!readable(reader, peAddr, PASID_ENTRY_SIZE)) return VTD_FR_SM_PASID_TABLE_INV;
   const e = readWords(reader, peAddr, ENTRY);
   trace?.push({ kind: "pasid", level: 0, index: pasidTableIndex(p), address: peAddr, words: Array.from(e) });
-  out.fpd ||= bit(e, PASID_ENTRY.FPD.lsb);
-  if (!bit(e, PASID_ENTRY.P.lsb)) return VTD_FR_SM_PASID_ENTRY_P;
+  out.fpd ||= bit(e, PASID_ENTRY.FPD);
+  if (!bit(e, PASID_ENTRY.P)) return VTD_FR_SM_PASID_ENTRY_P;
   return decodePasidEntryInto(caps, e, out);
 }
 
 /** Decodes a present PASID entry and checks what the hardware supports (SPT.4, 0x5B). */
 function decodePasidEntryInto(caps: ScalableCaps, e: Uint32Array, out: PasidOut): number {
   const hiMask = caps.walk.addrHiMask;
-  const e0 = e[0] ?? 0;
-  out.pgtt = (e0 >>> PASID_ENTRY.PGTT.lsb) & 7;
-  out.aw = (e0 >>> PASID_ENTRY.AW.lsb) & 7;
-  out.did = (e[2] ?? 0) & 0xffff;
+  out.pgtt = wordsField(e, PASID_ENTRY.PGTT);
+  out.aw = wordsField(e, PASID_ENTRY.AW);
+  out.did = wordsField(e, PASID_ENTRY.DID);
   out.ssLevels = awLevels(out.aw);
   out.ssAgaw = awWidth(out.aw);
-  out.ssLo = (e0 & TABLE_PTR_LO_MASK) >>> 0;
-  out.ssHi = ((e[1] ?? 0) & hiMask) >>> 0;
-  const fspm = ((e[4] ?? 0) >>> (PASID_ENTRY.FSPM.lsb - 128)) & 3;
+  const ss = ptr(e, PASID_ENTRY.SSPTPTR, hiMask);
+  out.ssLo = ss % TWO32 >>> 0;
+  out.ssHi = Math.floor(ss / TWO32) >>> 0;
+  const fspm = wordsField(e, PASID_ENTRY.FSPM);
   out.fsLevels = fsLevels(fspm);
-  out.fsLo = ((e[4] ?? 0) & TABLE_PTR_LO_MASK) >>> 0;
-  out.fsHi = ((e[5] ?? 0) & hiMask) >>> 0;
-  out.sre = bit(e, PASID_ENTRY.SRE.lsb);
-  out.wpe = bit(e, PASID_ENTRY.WPE.lsb);
+  const fs = ptr(e, PASID_ENTRY.FSPTPTR, hiMask);
+  out.fsLo = fs % TWO32 >>> 0;
+  out.fsHi = Math.floor(fs / TWO32) >>> 0;
+  out.sre = bit(e, PASID_ENTRY.SRE);
+  out.wpe = bit(e, PASID_ENTRY.WPE);
   const usesSs = out.pgtt === PGTT_SECOND_STAGE || out.pgtt === PGTT_NESTED;
   const usesFs = out.pgtt === PGTT_FIRST_STAGE || out.pgtt === PGTT_NESTED;
   const supported =
@@ -246,7 +254,7 @@ function decodePasidEntryInto(caps: ScalableCaps, e: Uint32Array, out: PasidOut)
     (out.pgtt === PGTT_PASS_THROUGH && caps.passThrough);
   if (!supported) return VTD_FR_SM_PASID_ENTRY_INV;
   if (usesSs && !sagawSupportsAw(caps.walk.sagaw, out.aw)) return VTD_FR_SM_PASID_ENTRY_INV;
-  if (usesFs && (fspm > 1 || (out.fsLevels === 5 && !caps.fiveLevel))) return VTD_FR_SM_PASID_ENTRY_INV;
+  if (usesFs && (fspm > FSPM_5_LEVEL || (fspm === FSPM_5_LEVEL && !caps.fiveLevel))) return VTD_FR_SM_PASID_ENTRY_INV;
   return 0;
 }
 

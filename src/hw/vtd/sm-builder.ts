@@ -5,14 +5,21 @@
  * allocates from the same memory.
  */
 import type { PhysicalMemory } from "../../core/memory.js";
-import { FS_P, FS_PS, FS_RW, FS_US, fsLevels } from "../../spec/vtd/first-stage.js";
+import { FS_ENTRY, FS_P, FS_PS, FS_RW, FS_US, fsAddressWidth, fsLevels } from "../../spec/vtd/first-stage.js";
+import { ridBus, ridDevfn } from "../../core/pci.js";
+import { fieldOfBig, withField } from "../../spec/vtd/fields.js";
+import { RTADDR, TTM_SCALABLE } from "../../spec/vtd/registers.js";
 import { awForLevels } from "../../spec/vtd/context.js";
 import {
+  decodePasidDirEntry,
+  decodeSmRootEntry,
   encodePasidDirEntry,
   encodePasidEntry,
   encodeSmContextEntry,
+  encodeSmRootEntry,
   PASID_DIR_ENTRY_SIZE,
   PASID_ENTRY_SIZE,
+  pasidDirEntries,
   pasidDirIndex,
   pasidTableIndex,
   RID_PASID_DEFAULT,
@@ -21,7 +28,7 @@ import {
   smUsesUpperTable,
   type PasidEntryFields,
 } from "../../spec/vtd/scalable.js";
-import { leafLevelForSize, pfnLevelIndex, SL_ENTRY_SIZE } from "../../spec/vtd/paging.js";
+import { leafLevelForSize, PAGE_SIZE_4K, pfnLevelIndex, SL_ENTRY_SIZE } from "../../spec/vtd/paging.js";
 import { VtdTables, type DomainTables } from "./builder.js";
 
 export interface SmContextOptions {
@@ -69,19 +76,19 @@ export class ScalableTables {
 
   /** Writes the scalable-mode context entry of `sid` with a fresh PASID directory; returns the directory's address. */
   attach(sid: number, o: SmContextOptions = {}): number {
-    const bus = sid >>> 8;
-    const devfn = sid & 0xff;
+    const devfn = ridDevfn(sid);
     const upper = smUsesUpperTable(devfn);
-    const rootAddr = this.root + bus * SM_ROOT_ENTRY_SIZE + (upper ? 8 : 0);
-    let ctp = Number(this.mem.read64(rootAddr) & ~0xfffn);
-    if ((this.mem.read64(rootAddr) & 1n) === 0n) {
+    const rootAddr = this.root + ridBus(sid) * SM_ROOT_ENTRY_SIZE;
+    const root = decodeSmRootEntry(this.readWords(rootAddr, SM_ROOT_ENTRY_SIZE));
+    let ctp = upper ? root.upperTable : root.lowerTable;
+    if (!(upper ? root.upperPresent : root.lowerPresent)) {
       ctp = this.sl.allocPage();
-      this.mem.write64(rootAddr, BigInt(ctp) | 1n);
+      this.writeWords(rootAddr, encodeSmRootEntry(upper ? { ...root, upperPresent: true, upperTable: ctp } : { ...root, lowerPresent: true, lowerTable: ctp }));
     }
     const dir = this.sl.allocPage();
     const pdts = o.pdts ?? 7;
     // A PASID directory of 2^(pdts+7) entries may span several pages: allocate them contiguously.
-    for (let n = 1; n < Math.ceil((2 ** (pdts + 7) * PASID_DIR_ENTRY_SIZE) / 4096); n++) this.sl.allocPage();
+    for (let n = 1; n < Math.ceil((pasidDirEntries(pdts) * PASID_DIR_ENTRY_SIZE) / PAGE_SIZE_4K); n++) this.sl.allocPage();
     const words = encodeSmContextEntry({
       present: o.present ?? true,
       fpd: o.fpd ?? false,
@@ -98,8 +105,9 @@ export class ScalableTables {
   /** Writes the PASID entry of `pasid` under the directory `dir` (the PASID table is created on first use). */
   setPasid(dir: number, pasid: number, e: Partial<PasidEntryFields>): number {
     const de = dir + pasidDirIndex(pasid) * PASID_DIR_ENTRY_SIZE;
-    let table = Number(this.mem.read64(de) & ~0xfffn);
-    if ((this.mem.read64(de) & 1n) === 0n) {
+    const entry = decodePasidDirEntry(this.readWords(de, PASID_DIR_ENTRY_SIZE));
+    let table = entry.table;
+    if (!entry.present) {
       table = this.sl.allocPage();
       this.writeWords(de, encodePasidDirEntry({ present: true, table }));
     }
@@ -128,7 +136,8 @@ export class ScalableTables {
     const leaf = leafLevelForSize(size);
     if (leaf === 0) throw new RangeError(`page size ${size} is not 4 KiB, 2 MiB or 1 GiB`);
     let table = s.top;
-    const pfn = Number((va >> 12n) & ((1n << 45n) - 1n));
+    // Bits above the paging width are the sign extension of a canonical address: not an index.
+    const pfn = Number(BigInt.asUintN(fsAddressWidth(s.levels), va) / BigInt(PAGE_SIZE_4K));
     for (let lv = s.levels; lv > leaf; lv--) {
       const ea = table + pfnLevelIndex(pfn, lv) * SL_ENTRY_SIZE;
       const e = this.mem.read64(ea);
@@ -137,13 +146,17 @@ export class ScalableTables {
         this.mem.write64(ea, BigInt(t) | BigInt(FS_P | FS_RW | FS_US));
         table = t;
       } else {
-        table = Number(e & 0x000f_ffff_ffff_f000n);
+        table = fieldOfBig(e, FS_ENTRY.ADDR) * PAGE_SIZE_4K;
       }
     }
     const ea = table + pfnLevelIndex(pfn, leaf) * SL_ENTRY_SIZE;
     const lo = FS_P | ((o.write ?? true) ? FS_RW : 0) | ((o.user ?? true) ? FS_US : 0) | (leaf > 1 ? FS_PS : 0) | (o.extraLo ?? 0);
     this.mem.write64(ea, pa | BigInt(lo >>> 0));
     return ea;
+  }
+
+  private readWords(addr: number, bytes: number): number[] {
+    return Array.from({ length: bytes / 4 }, (_, i) => this.mem.read32(addr + 4 * i));
   }
 
   private writeWords(addr: number, words: readonly number[]): void {
@@ -153,5 +166,5 @@ export class ScalableTables {
 
 /** RTADDR for a scalable-mode root table: TTM = 01b (10.4.6). */
 export function smRtaddr(root: number): bigint {
-  return BigInt(root) | (1n << 10n);
+  return withField(BigInt(root), RTADDR.TTM, TTM_SCALABLE);
 }

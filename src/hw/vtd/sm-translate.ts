@@ -16,7 +16,7 @@
 import { TWO32 } from "../../core/u64.js";
 import { sidCompareMask } from "../../spec/vtd/registers.js";
 import { levelShift, SL_R, SL_W } from "../../spec/vtd/paging.js";
-import { PGTT_FIRST_STAGE, PGTT_NESTED, PGTT_PASS_THROUGH, PASID_MAX } from "../../spec/vtd/scalable.js";
+import { PGTT_FIRST_STAGE, PGTT_NESTED, PGTT_PASS_THROUGH } from "../../spec/vtd/scalable.js";
 import {
   VTD_FR_SM_BEYOND_MGAW,
   VTD_FR_SM_INTERRUPT_ADDR,
@@ -106,7 +106,7 @@ export class ScalableTranslator {
   /** After a fault: an FPD on the way (qualified faults are then not recorded). */
   fpd = false;
   readonly stats: ScalableStats = { pasidCacheHits: 0, pasidCacheMisses: 0, pasidIotlbHits: 0, pasidIotlbMisses: 0, walks: 0 };
-  private readonly pasidCache = new Map<number, PasidSnapshot>();
+  private readonly pasidCache = new Map<string, PasidSnapshot>();
   private readonly pasidTlb = new Map<string, PasidTlbEntry>();
   private readonly pe = new PasidOut();
   private readonly ssOut = new WalkOut();
@@ -142,7 +142,7 @@ export class ScalableTranslator {
   }
 
   private lookup(rta: number, sid: number, pasid: number): PasidSnapshot | number {
-    const key = sid * 2 * PASID_MAX + (pasid < 0 ? PASID_MAX : pasid);
+    const key = `${sid}/${pasid}`;
     const hit = this.pasidCache.get(key);
     if (hit !== undefined) {
       this.stats.pasidCacheHits++;
