@@ -284,6 +284,7 @@ export class ScalableTranslator {
   reset(): void {
     this.pasidCache.clear();
     this.pasidTlb.clear();
+    Object.assign(this.stats, { pasidCacheHits: 0, pasidCacheMisses: 0, pasidIotlbHits: 0, pasidIotlbMisses: 0, walks: 0 });
   }
 
   get pasidCacheSize(): number {

@@ -382,7 +382,6 @@ export class VtdUnit implements InvalidationTarget {
     const sm = this.scalable;
     if (sm === null || this.ttm !== TTM_SCALABLE) return this.fault(sid, lo, hi, VTD_FR_SM_RTADDR_INV, write, at, false, pasid);
     if (at === AT_DONE) return this.passThrough(lo, hi);
-    this.walks++;
     const r = sm.translate(this.rtaHi * TWO32 + this.rtaLo, sid, lo, hi, write, pasid, supervisor, at === AT_TRANSLATION_REQUEST);
     if (r !== 0) return this.fault(sid, lo, hi, r, write, at, sm.fpd, pasid);
     ({ outLo: this.outLo, outHi: this.outHi, outShift: this.outShift, outRead: this.outRead, outWrite: this.outWrite } = sm);
@@ -583,7 +582,7 @@ export class VtdUnit implements InvalidationTarget {
       faults: { ...this.faults.stats },
       invalidation: { ...this.invalidation.stats },
       translations: this.translations,
-      walks: this.walks,
+      walks: this.walks + (this.scalable?.stats.walks ?? 0),
     };
   }
 
