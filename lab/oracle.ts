@@ -1,7 +1,8 @@
 /**
  * QEMU's own VT-d model as a test oracle for `iommu walk`.
  *
- * For each variant (aw-bits 39 and 48) it boots Linux with `-device intel-iommu,intremap=on,caching-mode=on` and
+ * For each variant (aw-bits 39 and 48, legacy mode; and the same in scalable mode: QEMU's x-scalable-mode=on with
+ * Linux's intel_iommu=on,sm_on) it boots Linux with `-device intel-iommu,intremap=on,caching-mode=on` and
  * `intel_iommu=on iommu.strict=1`, NVMe + virtio-net (iommu_platform) + e1000e, tracing every DMA translation
  * (vtd_dmar_translate), every remapped MSI (vtd_ir_irte_get, vtd_ir_remap_msi) and the table registers
  * (vtd_reg_dmar_root, vtd_reg_ir_root). Once the guest has done DMA it pauses the machine over QMP, reads RTADDR,
@@ -25,10 +26,12 @@ import { pathToFileURL } from "node:url";
 import { loadCli, runDmaGuest, type CliRunner } from "./dma-guest.js";
 import { describeFailure, kernelVersion, qemuVersion, REPO_DIR, tail, type Qmp } from "./qemu.js";
 import type { Report } from "./report.js";
-import { bdfText, Dump, refIrte, refTranslate } from "./vtd-ref.js";
+import { bdfText, Dump, refIrte, refTranslate, refTranslateScalable } from "./vtd-ref.js";
 
 export interface OracleOptions {
   echo: boolean;
+  /** Run only the variants whose name contains one of these (aw39, aw48, sm-aw39, sm-aw48; "sm" for both). */
+  only?: string[];
   timeoutSec?: number;
   updateFixtures?: boolean;
 }
@@ -37,16 +40,23 @@ interface Variant {
   name: string;
   device: string;
   awBits: 39 | 48;
+  /** Scalable mode: QEMU's x-scalable-mode=on, Linux's intel_iommu=on,sm_on. */
+  scalable: boolean;
+  cmdline: string;
 }
 
+const CMDLINE = "intel_iommu=on iommu.strict=1";
+const SM_CMDLINE = "intel_iommu=on,sm_on iommu.strict=1";
+
 const VARIANTS: Variant[] = [
-  { name: "aw39", device: "intel-iommu,intremap=on,caching-mode=on", awBits: 39 },
-  { name: "aw48", device: "intel-iommu,intremap=on,caching-mode=on,aw-bits=48", awBits: 48 },
+  { name: "aw39", device: "intel-iommu,intremap=on,caching-mode=on", awBits: 39, scalable: false, cmdline: CMDLINE },
+  { name: "aw48", device: "intel-iommu,intremap=on,caching-mode=on,aw-bits=48", awBits: 48, scalable: false, cmdline: CMDLINE },
+  { name: "sm-aw39", device: "intel-iommu,intremap=on,caching-mode=on,x-scalable-mode=on", awBits: 39, scalable: true, cmdline: SM_CMDLINE },
+  { name: "sm-aw48", device: "intel-iommu,intremap=on,caching-mode=on,x-scalable-mode=on,aw-bits=48", awBits: 48, scalable: true, cmdline: SM_CMDLINE },
 ];
 
 const MEM_MIB = 512;
 const VTD_BASE = 0xfed90000;
-const CMDLINE = "intel_iommu=on iommu.strict=1";
 const TRACES = ["vtd_dmar_translate", "vtd_ir_irte_get", "vtd_ir_remap_msi", "vtd_reg_dmar_root", "vtd_reg_ir_root"];
 
 export const ORACLE_FIXTURES_DIR = join(REPO_DIR, "test", "fixtures", "vtd-oracle");
@@ -177,7 +187,7 @@ async function bootVariant(report: Report, v: Variant, o: OracleOptions): Promis
   const { boot: r, outDir, dumpPath, regs: got } = await runDmaGuest({
     name,
     memMiB: MEM_MIB,
-    cmdline: CMDLINE,
+    cmdline: v.cmdline,
     iommuDevice: v.device,
     traces: TRACES,
     readRegisters,
@@ -204,6 +214,8 @@ function registerChecks(report: Report, suite: string, v: Variant, res: VariantR
     trace.irRoot !== null && (regs.irta & ~0xfffn) === trace.irRoot.addr && 2 ** (Number(regs.irta & 0xfn) + 1) === trace.irRoot.size,
     `IRTA ${hex(regs.irta)}, traced ${trace.irRoot ? `${hex(trace.irRoot.addr)} size ${hex(trace.irRoot.size)}` : "none"}`);
   report.check(suite, `CAP.MGAW is ${v.awBits} bits`, Number((regs.cap >> 16n) & 0x3fn) + 1 === v.awBits, `CAP ${hex(regs.cap)}`);
+  const ttm = Number((regs.rtaddr >> 10n) & 3n);
+  report.check(suite, `RTADDR.TTM is ${v.scalable ? "01 (scalable)" : "00 (legacy)"}`, ttm === (v.scalable ? 1 : 0), `RTADDR ${hex(regs.rtaddr)}, TTM ${ttm}`);
   report.check(suite, "DMA was traced", trace.translations.size > 0, "no vtd_dmar_translate lines");
   report.check(suite, "remapped MSIs were traced", trace.remaps.size > 0, "no vtd_ir_remap_msi lines with an IRTE");
 }
@@ -215,7 +227,7 @@ async function modelCapChecks(report: Report, suite: string, v: Variant, regs: R
     return;
   }
   const cfg = (await import(pathToFileURL(path).href)) as {
-    qemuVtdConfig?: (o: { awBits: number }) => unknown;
+    qemuVtdConfig?: (o: { awBits: number; scalableMode?: boolean }) => unknown;
     buildCap?: (c: unknown) => bigint;
     buildEcap?: (c: unknown) => bigint;
   };
@@ -223,7 +235,7 @@ async function modelCapChecks(report: Report, suite: string, v: Variant, regs: R
     report.fail(suite, "model CAP/ECAP equal QEMU's", "src/hw/vtd/config.ts exports no qemuVtdConfig/buildCap/buildEcap");
     return;
   }
-  const c = cfg.qemuVtdConfig({ awBits: v.awBits });
+  const c = cfg.qemuVtdConfig({ awBits: v.awBits, ...(v.scalable ? { scalableMode: true } : {}) });
   const cap = cfg.buildCap(c);
   const ecap = cfg.buildEcap(c);
   report.check(suite, "model CAP for QEMU 7.2 equals QEMU's", cap === regs.cap, `model ${hex(cap)}, QEMU ${hex(regs.cap)}, differing bits ${hex(cap ^ regs.cap)}`);
@@ -237,10 +249,15 @@ interface Classified {
   pages: Set<bigint>;
 }
 
+/** The reference reader for RTADDR's translation table mode (TTM 01: scalable, else legacy). */
+function refWalk(dump: Dump, rtaddr: bigint, sid: number, iova: bigint) {
+  return ((rtaddr >> 10n) & 3n) === 1n ? refTranslateScalable(dump, rtaddr, sid, iova) : refTranslate(dump, rtaddr, sid, iova);
+}
+
 function classify(dump: Dump, regs: Registers, trace: Trace): Classified {
   const c: Classified = { stillMapped: [], remapped: [], unmapped: [], pages: new Set() };
   for (const t of trace.translations.values()) {
-    const w = refTranslate(dump, regs.rtaddr, t.sid, t.iova);
+    const w = refWalk(dump, regs.rtaddr, t.sid, t.iova);
     if (w.ok && w.hpa === t.gpa && BigInt(w.pageSize) === t.mask + 1n) {
       c.stillMapped.push(t);
       for (const p of w.pagesRead) c.pages.add(p);
@@ -303,7 +320,7 @@ async function walkChecks(report: Report, suite: string, v: Variant, res: Varian
     const j = parseWalk((await cli(dmarArgs(t))).out);
     if (j?.result === "ok" && j.hpa !== undefined && BigInt(j.hpa) === hpa) remapAgree++;
   }
-  report.note(`${suite}: DMA: ${trace.translateLines} traced translations, ${trace.translations.size} distinct (device, IOVA); ` +
+  report.note(`${suite}: ${v.scalable ? "scalable mode, " : ""}DMA: ${trace.translateLines} traced translations, ${trace.translations.size} distinct (device, IOVA); ` +
     `${cls.stillMapped.length} still mapped as QEMU translated them, ${cls.remapped.length} remapped since, ${cls.unmapped.length} unmapped since; ` +
     `walk agreed ${agreed}, disagreed ${disagreed.length}; unmapped: ${faulted} faults; remapped: walk agrees with the tables for ${remapAgree}`);
   report.check(suite, "some traced IOVAs are still mapped at the pause", cls.stillMapped.length > 0, "none: nothing to compare");
@@ -372,7 +389,7 @@ async function writeFixture(v: Variant, res: VariantResult, cls: Classified): Pr
   const pages = new Set(cls.pages);
   const translations = cls.stillMapped.slice(0, 64);
   const unmapped = cls.unmapped.slice(0, 16);
-  for (const t of unmapped) for (const p of refTranslate(dump, res.regs.rtaddr, t.sid, t.iova).pagesRead) pages.add(p);
+  for (const t of unmapped) for (const p of refWalk(dump, res.regs.rtaddr, t.sid, t.iova).pagesRead) pages.add(p);
   const interrupts: Remap[] = [];
   for (const m of res.trace.remaps.values()) {
     const irte = refIrte(dump, res.regs.irta, m.addr, Number(m.data));
@@ -397,7 +414,7 @@ async function writeFixture(v: Variant, res: VariantResult, cls: Classified): Pr
       qemu: await qemuVersion(),
       kernel: kernelVersion(),
       device: v.device,
-      cmdline: CMDLINE,
+      cmdline: v.cmdline,
       devices: "00:02.0 e1000e, 00:03.0 virtio-net-pci (iommu_platform), 00:04.0 nvme",
     },
     registers: Object.fromEntries(Object.entries(res.regs).map(([k, x]) => [k, hex(x as bigint)])),
@@ -415,7 +432,9 @@ async function writeFixture(v: Variant, res: VariantResult, cls: Classified): Pr
 export async function runOracle(report: Report, o: OracleOptions): Promise<void> {
   const walkProblem = walkHelpProblem();
   const cli = walkProblem === null ? await loadCli() : null;
-  for (const v of VARIANTS) {
+  const variants = o.only === undefined ? VARIANTS : VARIANTS.filter((v) => o.only?.some((n) => v.name === n || (n === "sm" && v.scalable) || (n === "legacy" && !v.scalable)));
+  if (variants.length === 0) report.fail("oracle", "a variant to run", `no variant is named ${o.only?.join(", ") ?? ""} (${VARIANTS.map((v) => v.name).join(", ")}, sm, legacy)`);
+  for (const v of variants) {
     const suite = `oracle ${v.name}`;
     const res = await bootVariant(report, v, o);
     if (res === null) continue;

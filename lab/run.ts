@@ -5,6 +5,7 @@
  *   node --import tsx lab/run.ts doctor --scenario a  one doctor scenario (a … f)
  *   node --import tsx lab/run.ts doctor --update-fixtures   also re-record test/fixtures/hosts/qemu-*
  *   node --import tsx lab/run.ts oracle               the VT-d oracle only (--update-fixtures: test/fixtures/vtd-oracle)
+ *   node --import tsx lab/run.ts oracle --case sm     its scalable-mode variants only (or aw39, aw48, sm-aw39, sm-aw48, legacy)
  *   node --import tsx lab/run.ts amdvi                the AMD-Vi oracle (QEMU amd-iommu against iommu walk --dtb)
  *   node --import tsx lab/run.ts sim --case classes   the simulated-vs-real matrix (cases whose name contains it)
  * Options: --echo prints the guests' consoles; --timeout SEC per guest; --reuse (sim) compares existing captures.
@@ -63,6 +64,7 @@ if (suites.includes("oracle")) {
     const { runOracle } = await import("./oracle.js");
     await runOracle(report, {
       echo: values.echo === true,
+      ...(values.case ? { only: values.case.split(",") } : {}),
       updateFixtures: values["update-fixtures"] === true,
       ...(timeoutSec ? { timeoutSec } : {}),
     });

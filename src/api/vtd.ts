@@ -3,6 +3,8 @@
  * configuration, lay out root, context and page tables in its memory with VtdTables, program a unit through its
  * registers (registerWindow, gcmd, enableTranslation, InvalidationQueue), and let devices issue DMA and
  * interrupts (Machine.device). Faults land in the unit's fault recording registers, as the specification says.
+ * Scalable mode (`config: { scalableMode: true }`): lay out scalable-mode context entries, PASID tables and
+ * first-stage tables with ScalableTables and program RTADDR with smRtaddr(root) (TTM = 01b).
  */
 export { PhysicalMemory, type PhysAddr } from "../core/memory.js";
 export { pciAddress, formatBdf, parsePciAddress, requesterId, type PciAddress } from "../core/pci.js";
@@ -39,3 +41,4 @@ export {
   type RegisterPort,
   type RegisterWindow,
 } from "../hw/vtd/builder.js";
+export { ScalableTables, smRtaddr, type FirstStageTables, type FsMapOptions, type SmContextOptions } from "../hw/vtd/sm-builder.js";

@@ -32,25 +32,54 @@ export function explainLevel(l: LevelReport): string {
     const tt = l.translationType === "pass-through" ? "pass-through" : `${l.translationType ?? "?"}, ${levels}, page table at ${l.next ?? "?"}`;
     return `${head}, domain ${l.domainId ?? "?"}, ${tt}${fpd}`;
   }
+  const sm = explainScalable(l);
+  if (sm !== null) return sm;
   if (!l.present) return "not present (R = W = 0)";
   if (l.pageSize !== undefined) return `${perms(l.read, l.write)}, ${sizeName(l.pageSize)} page at ${l.next ?? "?"}`;
   return `${perms(l.read, l.write)}, next table at ${l.next ?? "?"}`;
 }
 
+/** Scalable-mode root, context, PASID directory and PASID entries, and first-stage entries; null for others. */
+function explainScalable(l: LevelReport): string | null {
+  const fpd = l.fpd === true ? ", FPD (faults not recorded)" : "";
+  switch (l.table) {
+    case "scalable-mode root entry":
+      return l.present ? `lower context table at ${l.next ?? "?"}${l.nextUpper !== undefined ? `, upper at ${l.nextUpper}` : ""}` : "not present";
+    case "scalable-mode context entry":
+      if (!l.present) return `not present${fpd}`;
+      return `present, PASID directory at ${l.next ?? "?"} (${l.pasidDirEntries ?? "?"} entries), RID_PASID ${l.ridPasid ?? "?"}, PASIDs ${l.pasidEnabled === true ? "enabled" : "disabled"}${fpd}`;
+    case "PASID directory entry":
+      return l.present ? `present, PASID table at ${l.next ?? "?"}${fpd}` : `not present${fpd}`;
+    case "PASID entry": {
+      if (!l.present) return `not present${fpd}`;
+      const ss = l.next !== undefined ? `, second stage ${l.addressWidth ?? "?"}-bit at ${l.next}` : "";
+      const fs = l.firstStageTable !== undefined ? `, first stage ${l.firstStageLevels ?? "?"}-level at ${l.firstStageTable}` : "";
+      return `present, domain ${l.domainId ?? "?"}, ${l.translationType ?? "?"}${ss}${fs}${fpd}`;
+    }
+    default: {
+      if (!l.table.startsWith("FS-")) return null;
+      if (!l.present) return "not present (P = 0)";
+      const bits = `${l.write === true ? "R/W" : "R/O"} ${l.user === true ? "U" : "S"}${l.accessed === true ? " A" : ""}${l.dirty === true ? " D" : ""}`;
+      return l.pageSize !== undefined ? `${bits}, ${sizeName(l.pageSize)} page at ${l.next ?? "?"}` : `${bits}, next table at ${l.next ?? "?"}`;
+    }
+  }
+}
+
 function levelLines(levels: LevelReport[]): string[] {
   const width = Math.max(13, ...levels.map((l) => l.table.length));
   return levels.map((l) => {
-    const what = l.table === "root entry" ? `bus 0x${l.index.toString(16).padStart(2, "0")}` : l.table === "context entry" ? `devfn 0x${l.index.toString(16).padStart(2, "0")}` : `index ${l.index}`;
+    const what = l.table.endsWith("root entry") ? `bus 0x${l.index.toString(16).padStart(2, "0")}` : l.table.endsWith("context entry") ? `devfn 0x${l.index.toString(16).padStart(2, "0")}` : `index ${l.index}`;
     const value = l.valueHi !== undefined ? `${pad16(l.valueHi)} ${pad16(l.value)}` : pad16(l.value);
     return `  ${l.table.padEnd(width)}  ${what.padEnd(10)}  @ ${l.address.padEnd(14)}  ${value}\n  ${" ".repeat(width)}  ${explainLevel(l)}`;
   });
 }
 
 export function renderWalk(r: WalkReport): string {
-  const lines = [`${r.bdf}  iova ${r.iova}`, ...levelLines(r.levels)];
+  const who = r.bdf === "" ? "first-stage table" : `${r.bdf}${"pasid" in r && r.pasid !== undefined ? ` PASID ${r.pasid}` : ""}`;
+  const lines = [`${who}  iova ${r.iova}`, ...levelLines(r.levels)];
   if (r.result === "ok") {
     const how = r.translationType === "pass-through" ? "pass-through" : `${sizeName(r.pageSize)} page, ${perms(r.read, r.write)}`;
-    lines.push(`result: ${r.iova} -> ${r.hpa}  (${how}, domain ${r.domainId})`);
+    lines.push(`result: ${r.iova} -> ${r.hpa}  (${how}${r.domainId !== undefined ? `, domain ${r.domainId}` : ""})`);
   } else {
     lines.push(`result: fault 0x${r.reason.toString(16)} ${r.reasonName}: ${r.description}`);
   }

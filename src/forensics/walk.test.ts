@@ -179,7 +179,7 @@ test("iommu walk: missing or short dumps, tables outside the dump and malformed 
     [["--mem", dumpPath, "--rtaddr", "0xzz", "--bdf", "00:03.0", "--iova", "0"], /--rtaddr: '0xzz' is not a hexadecimal number \[BAD_HEX\]/],
     [["--mem", dumpPath, "--rtaddr", rtaddr, "--bdf", "00:03.0"], /missing --iova/],
     [["--mem", dumpPath, "--rtaddr", rtaddr, "--bdf", "00:03.0", "--iova", "0", "--aw", "40"], /\[BAD_ARGUMENT\]/],
-    [["--mem", dumpPath, "--rtaddr", "0x200400", "--bdf", "00:03.0", "--iova", "0"], /scalable.*\[UNSUPPORTED_MODE\]/],
+    [["--mem", dumpPath, "--rtaddr", "0x200c00", "--bdf", "00:03.0", "--iova", "0"], /abort-DMA.*\[UNSUPPORTED_MODE\]/],
     [["--mem", dumpPath, "--irta", "0x7000000", "--sid", "00:03.0", "--msi-addr", "0xfee00010", "--msi-data", "0"], /\[IRTA_OUTSIDE_DUMP\]/],
     [["--mem", dir, "--rtaddr", rtaddr, "--bdf", "00:03.0", "--iova", "0"], /is a directory/],
   ];

@@ -11,16 +11,17 @@ import { IommuError } from "../core/errors.js";
 import { formatRequesterId } from "../core/pci.js";
 import { walkCaps, type WalkCaps } from "../hw/vtd/config.js";
 import { CAP, domainIdBits, ECAP, mgawBits, SAGAW_39, SAGAW_48, SAGAW_57, SLLPS_1G, SLLPS_2M } from "../spec/vtd/capability.js";
-import { awWidth, CONTEXT_ENTRY, decodeContextEntry, decodeRootEntry, TABLE_PTR_LO_MASK, TT_PASS_THROUGH } from "../spec/vtd/context.js";
+import { CONTEXT_ENTRY, TT_PASS_THROUGH } from "../spec/vtd/context.js";
 import { faultReasonDescription, faultReasonName, VTD_FR_ADDR_BEYOND_MGAW, VTD_FR_READ } from "../spec/vtd/faults.js";
 import { fieldOfBig, joinHalves, maskOf } from "../spec/vtd/fields.js";
-import { isLargePage, leafFrameLoMask, PAGE_SIZE_4K, SL_LEVEL_NAMES, SL_PRESENT, SL_PS, SL_R, SL_W } from "../spec/vtd/paging.js";
+import { PAGE_SIZE_4K } from "../spec/vtd/paging.js";
 import { IRTA, RTADDR, TTM_ABORT_DMA, TTM_LEGACY, TTM_SCALABLE } from "../spec/vtd/registers.js";
 import { IRTE_SIZE, walkInterrupt } from "../hw/vtd/intremap.js";
-import { PROGRESS_EVERY } from "./progress.js";
+import { decodeStep, TT_NAMES } from "./steps.js";
+import { listMappingsScalable, walkIovaScalable } from "./walk-scalable.js";
+import { secondStageRanges } from "./ranges.js";
 import {
   ContextOut,
-  forEachMapping,
   leafShift,
   lookupContext,
   walkSecondLevel,
@@ -70,125 +71,27 @@ export function forensicCaps(opts: CapsOptions = {}): WalkCaps {
   });
 }
 
-/** One entry of the walk, decoded. */
-export interface LevelReport {
-  /** "root entry", "context entry", or the paging entry name (SL-PML4E … SL-PTE). */
-  table: string;
-  /** Paging level (5 … 1); absent for root and context entries. */
-  level?: number;
-  /** Index in its table: bus (root), devfn (context), or the 9-bit address slice. */
-  index: number;
-  /** Physical address of the entry. */
-  address: string;
-  /** The entry (paging entries), or its low quad (root and context entries). */
-  value: string;
-  /** Upper quad of root and context entries. */
-  valueHi?: string;
-  present: boolean;
-  /** Paging entries: the R and W bits of this entry. */
-  read?: boolean;
-  write?: boolean;
-  /** Leaf entries: the page size in bytes. */
-  pageSize?: number;
-  /** Address this entry points to: the next table, or the page frame of a leaf. */
-  next?: string;
-  /** Context entries. */
-  fpd?: boolean;
-  translationType?: string;
-  addressWidth?: number;
-  domainId?: number;
-}
+export type { LevelReport } from "./steps.js";
+export type { ListOptions, ListReport, MappingRange, WalkIovaOptions, WalkReport } from "./reports.js";
+import type { ListOptions, ListReport, WalkIovaOptions, WalkReport } from "./reports.js";
 
-export type WalkReport =
-  | {
-      result: "ok";
-      bdf: string;
-      iova: string;
-      hpa: string;
-      pageSize: number;
-      read: boolean;
-      write: boolean;
-      translationType: string;
-      domainId: number;
-      levels: LevelReport[];
-    }
-  | {
-      result: "fault";
-      bdf: string;
-      iova: string;
-      reason: number;
-      reasonName: string;
-      description: string;
-      levels: LevelReport[];
-    };
-
-const TT_NAMES = ["multi-level", "device-tlb", "pass-through", "reserved"] as const;
-
-function hex64(lo: number, hi: number): string {
-  return hex(joinHalves(lo, hi));
-}
-
-/** Decodes one step of a walk for people and JSON. */
-function decodeStep(step: WalkStep, caps: WalkCaps): LevelReport {
-  const w = step.words;
-  const w0 = w[0] ?? 0;
-  const w1 = w[1] ?? 0;
-  const w2 = w[2] ?? 0;
-  const w3 = w[3] ?? 0;
-  const address = hex(step.address);
-  if (step.kind === "root") {
-    const e = decodeRootEntry(w);
-    return { table: "root entry", index: step.index, address, value: hex64(w0, w1), valueHi: hex64(w2, w3), present: e.present, next: hex64(w0 & TABLE_PTR_LO_MASK, w1) };
-  }
-  if (step.kind === "context") {
-    const e = decodeContextEntry(w);
-    return {
-      table: "context entry",
-      index: step.index,
-      address,
-      value: hex64(w0, w1),
-      valueHi: hex64(w2, w3),
-      present: e.present,
-      fpd: e.fpd,
-      translationType: TT_NAMES[e.tt] ?? "reserved",
-      addressWidth: awWidth(e.aw),
-      domainId: e.did,
-      next: hex64(w0 & TABLE_PTR_LO_MASK, w1),
-    };
-  }
-  const lv = step.level;
-  const present = (w0 & SL_PRESENT) !== 0;
-  const ps = (w0 & SL_PS) !== 0 && isLargePage(lv, caps.largePages);
-  const leaf = lv === 1 || ps;
-  const frameMask = leaf ? leafFrameLoMask(lv) : TABLE_PTR_LO_MASK;
-  const r: LevelReport = {
-    table: SL_LEVEL_NAMES[lv] ?? `level-${lv}`,
-    level: lv,
-    index: step.index,
-    address,
-    value: hex64(w0, w1),
-    present,
-    read: (w0 & SL_R) !== 0,
-    write: (w0 & SL_W) !== 0,
-  };
-  if (present) {
-    r.next = hex64(w0 & frameMask, w1 & caps.addrHiMask);
-    if (leaf) r.pageSize = 2 ** leafShift(lv);
-  }
-  return r;
-}
 
 function bdfOf(sid: number): string {
   return formatRequesterId(sid);
 }
 
-/** Splits a root table address register value: RTA (4 KiB aligned) and TTM; scalable mode is not walked yet. */
+/** The root table address of an RTADDR value (4 KiB aligned); legacy (TTM 00) and scalable (TTM 01) mode walk. */
 export function rootTableOf(rtaddr: bigint): bigint {
   const ttm = fieldOfBig(rtaddr, RTADDR.TTM);
-  if (ttm !== TTM_LEGACY) {
-    throw new IommuError("UNSUPPORTED_MODE", `RTADDR ${hex(rtaddr)} selects ${ttm === TTM_SCALABLE ? "scalable" : ttm === TTM_ABORT_DMA ? "abort-DMA" : "reserved"} translation mode (TTM ${ttm}); only legacy mode (TTM 0) can be walked`);
+  if (ttm !== TTM_LEGACY && ttm !== TTM_SCALABLE) {
+    throw new IommuError("UNSUPPORTED_MODE", `RTADDR ${hex(rtaddr)} selects ${ttm === TTM_ABORT_DMA ? "abort-DMA" : "reserved"} translation mode (TTM ${ttm}); legacy (TTM 0) and scalable (TTM 1) tables can be walked`);
   }
   return rtaddr & maskOf(RTADDR.RTA);
+}
+
+/** True when RTADDR's translation table mode (10.4.6) is scalable. */
+export function isScalableRtaddr(rtaddr: bigint): boolean {
+  return fieldOfBig(rtaddr, RTADDR.TTM) === TTM_SCALABLE;
 }
 
 /**
@@ -206,19 +109,11 @@ export function checkRootInDump(reader: { size: number }, rta: bigint): void {
   }
 }
 
-export interface WalkIovaOptions {
-  /** Root table address register value (RTADDR_REG). */
-  rtaddr: bigint;
-  sid: number;
-  iova: bigint;
-  /** Check the permission of this access; default: report the mapping whatever its R/W bits. */
-  access?: "read" | "write";
-  caps: WalkCaps;
-}
 
-/** Walks one address of one device through the legacy tables. Never throws on table contents. */
+/** Walks one address of one device through legacy or scalable-mode tables. Never throws on table contents. */
 export function walkIova(reader: TableReader, o: WalkIovaOptions): WalkReport {
   const rta = rootTableOf(o.rtaddr);
+  if (isScalableRtaddr(o.rtaddr)) return walkIovaScalable(reader, o, rta);
   const caps = o.caps;
   const iova = BigInt.asUintN(64, o.iova);
   const lo = Number(iova & 0xffffffffn);
@@ -267,47 +162,13 @@ export function walkIova(reader: TableReader, o: WalkIovaOptions): WalkReport {
   };
 }
 
-/** A run of mappings contiguous in both iova and hpa, with the same permissions and page size. */
-export interface MappingRange {
-  iova: string;
-  hpa: string;
-  /** Bytes. */
-  size: string;
-  pageSize: number;
-  pages: number;
-  read: boolean;
-  write: boolean;
-}
 
-export type ListReport =
-  | {
-      result: "ok";
-      bdf: string;
-      domainId: number;
-      translationType: string;
-      /** Paging levels of the domain's tables (0 for pass-through). */
-      pagingLevels: number;
-      addressWidth: number;
-      mappings: number;
-      ranges: MappingRange[];
-      /** True when the scan stopped early (tables that point back into themselves, or too many mappings). */
-      truncated: boolean;
-      entriesRead: number;
-    }
-  | { result: "fault"; bdf: string; reason: number; reasonName: string; description: string; levels: LevelReport[] };
 
-export interface ListOptions {
-  rtaddr: bigint;
-  sid: number;
-  caps: WalkCaps;
-  maxLeaves?: number;
-  /** Called with the number of mappings found so far, every PROGRESS_EVERY of them (a long list shows progress). */
-  progress?: (mappings: number) => void;
-}
 
 /** Every mapping of the device's domain, merged into ranges. Never throws on table contents. */
 export function listMappings(reader: TableReader, o: ListOptions): ListReport {
   const rta = rootTableOf(o.rtaddr);
+  if (isScalableRtaddr(o.rtaddr)) return listMappingsScalable(reader, o, rta);
   const caps = o.caps;
   const trace: WalkStep[] = [];
   const ctx = new ContextOut();
@@ -319,46 +180,8 @@ export function listMappings(reader: TableReader, o: ListOptions): ListReport {
   if (ctx.tt === TT_PASS_THROUGH) {
     return { result: "ok", ...base, pagingLevels: 0, mappings: 0, ranges: [], truncated: false, entriesRead: 0 };
   }
-  const ranges: { iova: bigint; hpa: bigint; size: bigint; pageSize: number; pages: number; read: boolean; write: boolean }[] = [];
-  let count = 0;
   const limit = 1n << BigInt(Math.min(ctx.agaw, caps.mgawBits));
-  const scan = forEachMapping(
-    reader,
-    caps,
-    ctx.ptLo,
-    ctx.ptHi & caps.addrHiMask,
-    ctx.levels,
-    (m) => {
-      if (m.iova >= limit) return; // beyond the address width: no request can reach it
-      count++;
-      if (count % PROGRESS_EVERY === 0) o.progress?.(count);
-      const size = 1n << BigInt(m.shift);
-      const last = ranges[ranges.length - 1];
-      if (
-        last !== undefined &&
-        last.iova + last.size === m.iova &&
-        last.hpa + last.size === m.hpa &&
-        last.read === m.read &&
-        last.write === m.write &&
-        last.pageSize === 2 ** m.shift
-      ) {
-        last.size += size;
-        last.pages++;
-      } else {
-        ranges.push({ iova: m.iova, hpa: m.hpa, size, pageSize: 2 ** m.shift, pages: 1, read: m.read, write: m.write });
-      }
-    },
-    { maxLeaves: o.maxLeaves ?? 1_000_000 },
-  );
-  return {
-    result: "ok",
-    ...base,
-    pagingLevels: ctx.levels,
-    mappings: count,
-    ranges: ranges.map((x) => ({ iova: hex(x.iova), hpa: hex(x.hpa), size: hex(x.size), pageSize: x.pageSize, pages: x.pages, read: x.read, write: x.write })),
-    truncated: scan.truncated,
-    entriesRead: scan.entriesRead,
-  };
+  return { result: "ok", ...base, pagingLevels: ctx.levels, ...secondStageRanges(reader, caps, ctx.ptLo, ctx.ptHi & caps.addrHiMask, ctx.levels, limit, o) };
 }
 
 export type MsiReport =

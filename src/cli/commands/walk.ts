@@ -17,16 +17,24 @@ import {
 } from "../../forensics/walk.js";
 import { flag, progress, str, toJson, usageError, type Command, type ParsedArgs } from "../command.js";
 import { AMD_WALK_HELP, runAmdWalk } from "./walk-amd.js";
+import { forensicScalableCaps, walkFirstStageTable } from "../../forensics/walk-scalable.js";
 
 const HELP = `Usage:
-  iommu walk --mem FILE --rtaddr HEX --bdf BB:DD.F --iova HEX [--aw 39|48|57] [--access read|write] [--json]
-  iommu walk --mem FILE --rtaddr HEX --bdf BB:DD.F --list [--aw 39|48|57] [--json]
+  iommu walk --mem FILE --rtaddr HEX --bdf BB:DD.F --iova HEX [--pasid N] [--aw 39|48|57] [--access read|write] [--json]
+  iommu walk --mem FILE --rtaddr HEX --bdf BB:DD.F --list [--pasid N] [--aw 39|48|57] [--json]
+  iommu walk --mem FILE --first-stage-root HEX --iova HEX [--levels 4|5] [--access read|write] [--json]
   iommu walk --mem FILE --irta HEX --sid BB:DD.F --msi-addr HEX --msi-data HEX [--cfis] [--json]
 
-Follows Intel VT-d (legacy mode) tables in a raw memory dump, with the same code as the VT-d hardware model,
-and prints every entry on the way: root entry, context entry, each second-level paging entry, and the result
-(an address, or the fault the hardware would record, with its spec reason code). Only the pages the walk
-needs are read from the dump.
+Follows Intel VT-d tables in a raw memory dump, with the same code as the VT-d hardware model, and prints
+every entry on the way and the result (an address, or the fault the hardware would record, with its spec
+reason code). Only the pages the walk needs are read from the dump.
+
+RTADDR's translation table mode (bits 11:10) says which tables these are. Legacy mode (TTM 00): root entry,
+context entry, each second-level paging entry. Scalable mode (TTM 01, e.g. Linux with intel_iommu=sm_on):
+scalable-mode root and context entries, PASID directory and PASID entry — of --pasid N, or of the context
+entry's RID_PASID for a request without PASID — then the walk the PASID entry selects: second-stage,
+first-stage (the processor's 4/5-level format), nested (first-stage tables read through the second stage) or
+pass-through. --first-stage-root walks one bare first-stage table, as a PASID entry's FSPTPTR names it.
 
 The dump is guest-physical memory from address 0 as a raw file, e.g. from the QEMU monitor:
   pmemsave 0 0x40000000 mem.raw          (size = guest RAM below the highest table)
@@ -34,15 +42,20 @@ and RTADDR / IRTA are the unit's register values (QEMU monitor: xp /1gx 0xfed900
 
 Options:
       --mem FILE          the memory dump (- reads standard input)
-      --rtaddr HEX        root table address register (RTADDR_REG); scalable mode (TTM=01) is not walked yet
+      --rtaddr HEX        root table address register (RTADDR_REG), legacy (TTM 00) or scalable (TTM 01)
+      --pasid N           scalable mode: the request's PASID (0..1048575, decimal or 0x…); default: a request
+                          without PASID, translated through the context entry's RID_PASID
+      --first-stage-root HEX  a first-stage table's address (a PASID entry's FSPTPTR); walked without a device
+      --levels N          first-stage paging levels: 4 (default) or 5
       --bdf BB:DD.F       the requesting device (or DDDD:BB:DD.F)
       --iova HEX          the address the device puts on the bus
       --list              list every mapping of the device's domain, merged into contiguous ranges
       --access KIND       check the permission of a read or a write (default: report the mapping as it is)
       --aw BITS           the hardware's address width: 39, 48 (default) or 57. QEMU's intel-iommu uses
                           39 unless started with aw-bits=48; use 39 to agree with it on reserved bits.
-      --cap HEX           CAP_REG of the unit (overrides --aw: address widths, large pages)
-      --ecap HEX          ECAP_REG of the unit (pass-through, device-TLB and snoop-control support)
+      --cap HEX           CAP_REG of the unit (overrides --aw: address widths, large pages, FS5LP, FS1GP)
+      --ecap HEX          ECAP_REG of the unit (pass-through, device-TLB, snoop control; in scalable mode the
+                          PGTTs and PASIDs it supports). Without --cap and --ecap every scalable feature counts.
       --irta HEX          interrupt remapping table address register (IRTA_REG: base, EIME, size)
       --sid BB:DD.F       the device sending the interrupt
       --msi-addr HEX      the MSI address it writes (0xFEEx_xxxx)
@@ -57,6 +70,9 @@ Examples:
   iommu walk --mem mem.raw --rtaddr 0x7ffd2000 --bdf 00:03.0 --iova 0xffffe000
   iommu walk --mem mem.raw --rtaddr 0x7ffd2000 --bdf 00:03.0 --iova 0xffffe000 --aw 39 --json
   iommu walk --mem mem.raw --rtaddr 0x7ffd2000 --bdf 00:03.0 --list
+  iommu walk --mem mem.raw --rtaddr 0x7ffd2400 --bdf 00:03.0 --iova 0xffffe000        (scalable mode, RID_PASID)
+  iommu walk --mem mem.raw --rtaddr 0x7ffd2400 --bdf 00:03.0 --pasid 1 --iova 0x7f001000
+  iommu walk --mem mem.raw --first-stage-root 0x12345000 --iova 0x7f0012345000 --levels 4 --json
   iommu walk --mem mem.raw --irta 0x7ff00807 --sid 00:03.0 --msi-addr 0xfee00010 --msi-data 0
 ${AMD_WALK_HELP}`;
 
@@ -107,6 +123,48 @@ function openDump(args: ParsedArgs): DumpReader {
   return DumpReader.open(path);
 }
 
+/** --pasid N: a PASID (20 bits), decimal or 0x-prefixed hexadecimal. */
+function pasidOption(args: ParsedArgs): number | undefined {
+  const text = str(args, "pasid");
+  if (text === undefined) return undefined;
+  const v = /^0x[0-9a-f]+$/i.test(text) ? Number.parseInt(text, 16) : /^[0-9]+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isInteger(v) || v < 0 || v > 0xfffff) {
+    throw new IommuError("BAD_ARGUMENT", `--pasid: '${text}' is not a PASID`, { hint: "a PASID is 0..1048575 (20 bits), decimal or 0x…" });
+  }
+  return v;
+}
+
+function accessOption(args: ParsedArgs): "read" | "write" | undefined {
+  const text = str(args, "access");
+  if (text !== undefined && text !== "read" && text !== "write") throw new IommuError("BAD_ARGUMENT", `--access: '${text}' is neither read nor write`);
+  return text;
+}
+
+/** `--first-stage-root HEX --iova HEX [--levels 4|5]`: one address through a bare first-stage table. */
+function runFirstStageWalk(args: ParsedArgs, out: (text: string) => void, json: boolean): number {
+  for (const n of ["rtaddr", "bdf", "list", "pasid", "irta", "sid", "msi-addr", "msi-data", "cfis"]) {
+    if (args.values[n] !== undefined) throw usageError(`--${n} does not go with --first-stage-root (a bare first-stage table)`, "walk");
+  }
+  const root = requireHex(args, "first-stage-root");
+  const iova = requireHex(args, "iova");
+  const levelsText = str(args, "levels") ?? "4";
+  if (levelsText !== "4" && levelsText !== "5") throw new IommuError("BAD_ARGUMENT", `--levels: '${levelsText}' is not a first-stage paging depth`, { hint: "use 4 or 5" });
+  const access = accessOption(args);
+  const capsOpts = capsOptions(args);
+  const caps = forensicCaps(capsOpts);
+  const dump = openDump(args);
+  try {
+    if (root + 4096n > BigInt(dump.size)) {
+      throw new IommuError("ROOT_OUTSIDE_DUMP", `--first-stage-root ${hex(root)}: the table is not wholly inside the dump (${dump.size} bytes)`);
+    }
+    const report = walkFirstStageTable(dump, { root, iova, levels: Number(levelsText), caps, scalable: forensicScalableCaps(caps, capsOpts), ...(access !== undefined ? { access } : {}) });
+    out(json ? toJson(report) : renderWalk(report));
+    return report.result === "ok" ? 0 : 1;
+  } finally {
+    dump.close();
+  }
+}
+
 export const walkCommand: Command = {
   name: "walk",
   summary: "follow VT-d translation or interrupt-remapping tables in a memory dump",
@@ -128,15 +186,20 @@ export const walkCommand: Command = {
     cfis: { type: "boolean" },
     dtb: { type: "string" },
     ga: { type: "boolean" },
+    pasid: { type: "string" },
+    "first-stage-root": { type: "string" },
+    levels: { type: "string" },
     json: { type: "boolean", short: "j" },
   },
   positionals: [0, 0],
   run(args, ctx) {
     if (args.values["dtb"] !== undefined) return runAmdWalk(args, ctx);
     const json = flag(args, "json");
+    if (str(args, "first-stage-root") !== undefined) return runFirstStageWalk(args, ctx.out, json);
+    for (const n of ["levels"]) if (args.values[n] !== undefined) throw usageError(`--${n} belongs to a first-stage walk (with --first-stage-root)`, "walk");
     const interrupt = str(args, "irta") !== undefined;
     if (interrupt) {
-      for (const n of ["rtaddr", "bdf", "iova", "list", "access"]) {
+      for (const n of ["rtaddr", "bdf", "iova", "list", "access", "pasid"]) {
         if (args.values[n] !== undefined) throw usageError(`--${n} does not go with --irta (an interrupt walk)`, "walk");
       }
       const irta = requireHex(args, "irta");
@@ -177,19 +240,23 @@ export const walkCommand: Command = {
     if (accessText !== undefined && accessText !== "read" && accessText !== "write") {
       throw new IommuError("BAD_ARGUMENT", `--access: '${accessText}' is neither read nor write`);
     }
-    const caps = forensicCaps(capsOptions(args));
+    const capsOpts = capsOptions(args);
+    const caps = forensicCaps(capsOpts);
+    const pasid = pasidOption(args);
+    const scalable = forensicScalableCaps(caps, capsOpts);
+    const sm = { scalable, ...(pasid !== undefined ? { pasid } : {}) };
     const rta = rootTableOf(rtaddr);
     const dump = openDump(args);
     try {
       checkRootInDump(dump, rta);
       if (list) {
         const p = progress(ctx, args);
-        const report = listMappings(dump, { rtaddr, sid, caps, progress: (n) => p.show(`walk --list: ${n} mappings so far`) });
+        const report = listMappings(dump, { rtaddr, sid, caps, ...sm, progress: (n) => p.show(`walk --list: ${n} mappings so far`) });
         p.done();
         ctx.out(json ? toJson(report) : renderList(report));
         return report.result === "ok" ? 0 : 1;
       }
-      const report = walkIova(dump, { rtaddr, sid, iova: iova ?? 0n, caps, ...(accessText !== undefined ? { access: accessText } : {}) });
+      const report = walkIova(dump, { rtaddr, sid, iova: iova ?? 0n, caps, ...sm, ...(accessText !== undefined ? { access: accessText } : {}) });
       ctx.out(json ? toJson(report) : renderWalk(report));
       return report.result === "ok" ? 0 : 1;
     } finally {

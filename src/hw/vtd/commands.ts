@@ -54,8 +54,8 @@ export interface CommandTarget {
   readonly remapper: InterruptRemapper | null;
   /** GCMD.TE changed. */
   setTranslation(enabled: boolean): void;
-  /** GCMD.SRTP: the root table address, latched from RTADDR_REG (halves, within HAW). */
-  latchRootTable(lo: number, hi: number): void;
+  /** GCMD.SRTP: the root table address (halves, within HAW) and translation table mode, latched from RTADDR_REG. */
+  latchRootTable(lo: number, hi: number, ttm: number): void;
 }
 
 /** Carries out what a software write to a declared register sets off. */
@@ -116,8 +116,9 @@ export function globalCommand(t: CommandTarget, cmd: number): void {
   }
   if ((cmd & GCMD_SRTP) !== 0) {
     // Latch the root table (RTA bits HAW-1:12). Caches are not flushed: software invalidates (10.4.6).
-    const lo = fieldOf(t.regs.get32(DMAR_RTADDR_REG), 0, RTADDR.RTA) * PAGE_SIZE_4K;
-    t.latchRootTable(lo, (t.regs.get32(DMAR_RTADDR_REG + REG_HI) & hawHiMask(t.config.hawBits)) >>> 0);
+    const rtaLo = t.regs.get32(DMAR_RTADDR_REG);
+    const lo = fieldOf(rtaLo, 0, RTADDR.RTA) * PAGE_SIZE_4K;
+    t.latchRootTable(lo, (t.regs.get32(DMAR_RTADDR_REG + REG_HI) & hawHiMask(t.config.hawBits)) >>> 0, fieldOf(rtaLo, 0, RTADDR.TTM));
     set |= GSTS_RTPS;
   }
   if ((changed & GCMD_QIE) !== 0 && t.config.queuedInvalidation) {

@@ -4,7 +4,8 @@
  * CAP 0x00d2008c22260286, ECAP 0xf00f4a (measured on QEMU). `qemuVtdConfig({ awBits: 48 })` gives QEMU's
  * aw-bits=48 unit (SAGAW 39+48, MGAW 47: CAP 0x00d2008c222f0686). Beyond QEMU: 57-bit / 5-level tables,
  * several fault recording registers, caching mode off, no pass-through, other large-page sets, and the
- * geometry of every cache.
+ * geometry of every cache. `scalableMode: true` is QEMU 7.2's `x-scalable-mode=on` (ECAP gains SMTS, SSTS and
+ * SRS: 0x480080f00f4a at aw-bits=48, as measured); first-stage, nested and PASID support go beyond it.
  */
 import { IommuError } from "../../core/errors.js";
 import { hiOf, loOf } from "../../core/u64.js";
@@ -92,6 +93,20 @@ export interface VtdConfig {
   interruptEntryCache: number;
   /** CAP.PI (bit 59): posted interrupts, IRTEs with IM set are posted-format entries. QEMU 7.2 has none. */
   postedInterrupts: boolean;
+  /**
+   * ECAP.SMTS with ECAP.SSTS and ECAP.SRS: scalable-mode translation (RTADDR.TTM = 01b), second-stage and
+   * supervisor requests — QEMU 7.2's `x-scalable-mode=on`, which also implies 256-bit descriptors.
+   */
+  scalableMode: boolean;
+  /** ECAP.FSTS: first-stage translation (PASID entries with PGTT 001b); needs scalableMode. QEMU 7.2: no. */
+  firstStage: boolean;
+  /** ECAP.NEST: nested translation (PGTT 011b); needs firstStage. QEMU 7.2: no. */
+  nested: boolean;
+  /** ECAP.PASID and ECAP.PSS: PASID width of requests with a PASID (1..20), 0 for none. QEMU 7.2: none. */
+  pasidBits: number;
+  /** CAP.FS5LP and CAP.FS1GP: 5-level first-stage paging and 1 GiB first-stage pages. */
+  firstStage5Level: boolean;
+  firstStage1G: boolean;
 }
 
 /** QEMU 7.2, q35, `-device intel-iommu,intremap=on,caching-mode=on` (aw-bits 39 by default). */
@@ -122,12 +137,20 @@ export const QEMU_7_2_DEFAULT: Readonly<VtdConfig> = Object.freeze({
   pagingStructureCache: null,
   interruptEntryCache: 256,
   postedInterrupts: false,
+  scalableMode: false,
+  firstStage: false,
+  nested: false,
+  pasidBits: 0,
+  firstStage5Level: false,
+  firstStage1G: false,
 });
 
 /** A configuration starting from QEMU 7.2's default; `awBits` also sets `hawBits` unless given. */
 export function qemuVtdConfig(overrides: Partial<VtdConfig> = {}): VtdConfig {
   const aw = overrides.awBits ?? QEMU_7_2_DEFAULT.awBits;
-  const cfg: VtdConfig = { ...QEMU_7_2_DEFAULT, hawBits: Math.min(aw, 52), ...overrides };
+  // x-scalable-mode=on: Linux then writes 256-bit descriptors (IQA.DW), which the unit must read as such.
+  const wide = overrides.scalableMode === true ? { wideDescriptors: true } : {};
+  const cfg: VtdConfig = { ...QEMU_7_2_DEFAULT, hawBits: Math.min(aw, 52), ...wide, ...overrides };
   validateConfig(cfg);
   return cfg;
 }
@@ -182,6 +205,9 @@ export function validateConfig(c: VtdConfig): void {
   if (iro + IOTLB_REGS_SIZE > fro && iro < froEnd) throw bad("iotlbRegOffset", `${hex(iro)} overlaps the fault recording registers`);
   if (c.extendedInterruptMode && !c.interruptRemapping) throw bad("extendedInterruptMode", "needs interruptRemapping");
   if (c.postedInterrupts && !c.interruptRemapping) throw bad("postedInterrupts", "needs interruptRemapping");
+  if ((c.firstStage || c.nested || c.pasidBits !== 0) && !c.scalableMode) throw bad(c.firstStage ? "firstStage" : c.nested ? "nested" : "pasidBits", "needs scalableMode");
+  if (c.nested && !c.firstStage) throw bad("nested", "needs firstStage");
+  if (!Number.isInteger(c.pasidBits) || c.pasidBits < 0 || c.pasidBits > 20) throw bad("pasidBits", `must be 0..20, got ${c.pasidBits}`);
   validateGeometry("iotlb", c.iotlb);
   validateGeometry("contextCache", c.contextCache);
   if (c.pagingStructureCache !== null) validateGeometry("pagingStructureCache", c.pagingStructureCache);
@@ -212,6 +238,8 @@ export function buildCap(c: VtdConfig): bigint {
     DWD: c.draining,
     DRD: c.draining,
     PI: c.postedInterrupts,
+    FS1GP: c.firstStage && c.firstStage1G,
+    FS5LP: c.firstStage && c.firstStage5Level,
   });
 }
 
@@ -226,6 +254,13 @@ export function buildEcap(c: VtdConfig): bigint {
     SC: c.snoopControl,
     IRO: offsetField(c.iotlbRegOffset),
     MHMV: c.interruptRemapping ? c.maxHandleMask : 0,
+    SRS: c.scalableMode,
+    SMTS: c.scalableMode,
+    SSTS: c.scalableMode,
+    FSTS: c.firstStage,
+    NEST: c.nested,
+    PASID: c.pasidBits > 0,
+    PSS: c.pasidBits > 0 ? c.pasidBits - 1 : 0,
   });
 }
 

@@ -100,9 +100,10 @@ export class FaultReporting {
   /**
    * Records a fault. `addrLo/addrHi` is the faulting address (FI keeps bits 63:12); for interrupt-remapping
    * faults `interruptIndex` goes to FI bits 63:48 instead. `kind` is REQ_WRITE, REQ_READ or
-   * REQ_TRANSLATION; `at` the request's address type. Returns true when a record was written.
+   * REQ_TRANSLATION; `at` the request's address type; `pasid` (>= 0) that of a request with a PASID (PP, PV).
+   * Returns true when a record was written.
    */
-  record(sid: number, addrLo: number, addrHi: number, reason: number, kind: number, at: number, interruptIndex?: number): boolean {
+  record(sid: number, addrLo: number, addrHi: number, reason: number, kind: number, at: number, interruptIndex?: number, pasid = -1): boolean {
     const fsts = this.regs.get32(DMAR_FSTS_REG);
     if ((fsts & FSTS_PFO) !== 0) {
       this.stats.overflowed++;
@@ -138,6 +139,7 @@ export class FaultReporting {
       addrLo,
       addrHi,
       ...(interruptIndex !== undefined ? { interruptIndex } : {}),
+      ...(pasid >= 0 ? { pasid } : {}),
     });
     this.regs.set32(off + W0, words[0]);
     this.regs.set32(off + W1, words[1]);

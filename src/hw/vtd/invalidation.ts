@@ -22,6 +22,9 @@ import {
   decodeDeviceTlbDesc,
   decodeIecDesc,
   decodeIotlbDesc,
+  decodePasidCacheDesc,
+  decodePasidDeviceTlbDesc,
+  decodePasidIotlbDesc,
   decodeWaitDesc,
   descriptorBytes,
   descriptorType,
@@ -29,7 +32,15 @@ import {
   INV_DESC_DEVICE_IOTLB,
   INV_DESC_IEC,
   INV_DESC_IOTLB,
+  INV_DESC_P_DEVICE_IOTLB,
+  INV_DESC_PC,
+  INV_DESC_PIOTLB,
   INV_DESC_WAIT,
+  PC_G_DOMAIN,
+  PC_G_GLOBAL,
+  PC_G_PASID,
+  PIOTLB_G_PAGE,
+  PIOTLB_G_PASID,
   queueEntries,
   queueIndex,
   queueOffset,
@@ -73,6 +84,10 @@ export interface InvalidationTarget {
   deviceIotlb(sid: number, addrLo: number, addrHi: number, size: boolean): void;
   iecGlobal(): void;
   iecIndex(index: number, indexMask: number): void;
+  /** PASID-cache invalidation (6.5.2.2): G 0 every PASID of did, 1 (did, pasid), 3 everything. */
+  pasidCache(g: number, did: number, pasid: number): void;
+  /** PASID-based IOTLB invalidation (6.5.2.4): every page of (did, pasid), or 2^am pages from addr. */
+  pasidIotlb(did: number, pasid: number, page: { addrLo: number; addrHi: number; am: number } | null): void;
 }
 
 /** Physical memory as the queue sees it: descriptors are read, wait status is written. */
@@ -90,6 +105,8 @@ export interface InvalidationStats {
   deviceIotlb: number;
   iec: number;
   waits: number;
+  pasidCache: number;
+  pasidIotlb: number;
   descriptors: number;
   queueErrors: number;
 }
@@ -274,6 +291,10 @@ export class Invalidation {
         return this.iecDesc(legacy);
       case INV_DESC_WAIT:
         return this.waitDesc(legacy);
+      case INV_DESC_PC:
+      case INV_DESC_PIOTLB:
+      case INV_DESC_P_DEVICE_IOTLB:
+        return this.pasidDesc(legacy);
       default:
         return IQEI_INVALID_TYPE;
     }
@@ -314,6 +335,33 @@ export class Invalidation {
       this.stats.iotlbPage++;
     } else {
       return IQEI_RESERVED_FIELD;
+    }
+    return 0;
+  }
+
+  /**
+   * The PASID-granular descriptors, defined in scalable mode only (ECAP.SMTS; an invalid type otherwise):
+   * PASID cache (6.5.2.2), PASID-based IOTLB (6.5.2.4), PASID-based device-TLB (6.5.2.6, recorded for devices).
+   */
+  private pasidDesc(w: Uint32Array): number {
+    if (!this.cfg.scalableMode) return IQEI_INVALID_TYPE;
+    const type = descriptorType(w[0] ?? 0);
+    if (type === INV_DESC_PC) {
+      const d = decodePasidCacheDesc(w);
+      if (d.reserved || (d.g !== PC_G_DOMAIN && d.g !== PC_G_PASID && d.g !== PC_G_GLOBAL)) return IQEI_RESERVED_FIELD;
+      this.target.pasidCache(d.g, d.did, d.pasid);
+      this.stats.pasidCache++;
+    } else if (type === INV_DESC_PIOTLB) {
+      const d = decodePasidIotlbDesc(w);
+      if (d.reserved || (d.g !== PIOTLB_G_PASID && d.g !== PIOTLB_G_PAGE) || d.am > this.cfg.maxAddressMask) return IQEI_RESERVED_FIELD;
+      this.target.pasidIotlb(d.did, d.pasid, d.g === PIOTLB_G_PAGE ? { addrLo: d.addrLo, addrHi: d.addrHi, am: d.am } : null);
+      this.stats.pasidIotlb++;
+    } else {
+      if (!this.cfg.deviceTlb) return IQEI_INVALID_TYPE;
+      const d = decodePasidDeviceTlbDesc(w);
+      if (d.reserved) return IQEI_RESERVED_FIELD;
+      this.target.deviceIotlb(d.sid, d.addrLo, d.addrHi, d.size);
+      this.stats.deviceIotlb++;
     }
     return 0;
   }
@@ -376,6 +424,8 @@ function emptyStats(): InvalidationStats {
     deviceIotlb: 0,
     iec: 0,
     waits: 0,
+    pasidCache: 0,
+    pasidIotlb: 0,
     descriptors: 0,
     queueErrors: 0,
   };

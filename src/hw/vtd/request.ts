@@ -20,6 +20,10 @@ export interface DmaRequest {
   data?: number;
   /** PCIe address type; default untranslated. */
   at?: AddressType;
+  /** PASID of a request with a PASID (PCIe PASID TLP prefix), 0..2^20-1; absent: a request without PASID. */
+  pasid?: number;
+  /** Privileged-mode-requested (supervisor request; meaningful with a PASID in scalable mode). */
+  privileged?: boolean;
 }
 
 /** One contiguous piece of a translated request. */

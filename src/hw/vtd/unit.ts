@@ -24,13 +24,17 @@ import { Invalidation, type InvalidationStats, type InvalidationTarget, type Que
 import { RegisterFile } from "./regfile.js";
 import { declareRegisters, registerWindowSize } from "./registers.js";
 import { onRegisterWrite, type CommandTarget } from "./commands.js";
-import { atOf, type DmaRequest, type DmaSegment, type PostedNotification, type TranslateResult } from "./request.js";
+import { atOf, type DmaRequest, type PostedNotification, type TranslateResult } from "./request.js";
+import { requestAddress, translatePages } from "./translate-pages.js";
+import { ScalableTranslator } from "./sm-translate.js";
+import { scalableCapsFromConfig } from "./scalable.js";
+import { TTM_LEGACY, TTM_SCALABLE } from "../../spec/vtd/registers.js";
+import { VTD_FR_SM_RTADDR_INV, VTD_FR_SM_TTM0_PASID } from "../../spec/vtd/sm-faults.js";
 import { TT_DEVICE_TLB, TT_PASS_THROUGH } from "../../spec/vtd/context.js";
 import {
   AT_TRANSLATED,
   AT_TRANSLATION_REQUEST,
   AT_UNTRANSLATED,
-  faultReasonName,
   isQualifiedFault,
   VTD_FR_ADDR_BEYOND_MGAW,
   VTD_FR_CONTEXT_ENTRY_TT,
@@ -39,7 +43,7 @@ import {
   VTD_FR_WRITE,
 } from "../../spec/vtd/faults.js";
 import { joinHalves } from "../../spec/vtd/fields.js";
-import { levelShift, maxLeafLevel, PAGE_SHIFT_4K, PAGE_SIZE_4K, SL_LEVEL_BITS, SL_R, SL_W } from "../../spec/vtd/paging.js";
+import { levelShift, maxLeafLevel, PAGE_SHIFT_4K, SL_LEVEL_BITS, SL_R, SL_W } from "../../spec/vtd/paging.js";
 import { walkSecondLevel, lookupContext, ContextOut, WalkOut, type PagingStructureSink, type TableReader } from "./walk.js";
 import { decodeCompatMsi, isInterruptAddress, MSI_ADDR_HEAD, MSI_ADDR_HEAD_SHIFT } from "../../spec/msi.js";
 
@@ -109,6 +113,8 @@ export class VtdUnit implements InvalidationTarget {
   readonly iotlb: Iotlb;
   readonly contextCache: ContextCache;
   readonly pagingCache: PagingStructureCache | null;
+  /** Scalable-mode translation, its PASID cache and PASID IOTLB (null without ECAP.SMTS). */
+  readonly scalable: ScalableTranslator | null;
   /** Device-IOTLB invalidations seen (for device models with ATS), newest last. */
   readonly deviceIotlbInvalidations: { sid: number; addr: bigint; size: boolean }[] = [];
 
@@ -130,6 +136,8 @@ export class VtdUnit implements InvalidationTarget {
   private tes = false;
   private rtaLo = 0;
   private rtaHi = 0;
+  /** RTADDR.TTM latched by SRTP (10.4.6): 00 legacy, 01 scalable. */
+  private ttm = TTM_LEGACY;
   private translations = 0;
   private walks = 0;
   // Scratch objects, reused so the miss path allocates nothing either.
@@ -170,6 +178,7 @@ export class VtdUnit implements InvalidationTarget {
     this.iotlb = new Iotlb(cfg.iotlb, maxLeafLevel(cfg.largePages));
     this.contextCache = new ContextCache(cfg.contextCache);
     this.pagingCache = cfg.pagingStructureCache === null ? null : new PagingStructureCache(cfg.pagingStructureCache);
+    this.scalable = cfg.scalableMode ? new ScalableTranslator(this.reader, this.memory, scalableCapsFromConfig(this.caps, cfg), this.iotlb) : null;
     const psc = this.pagingCache;
     this.pscSink = {
       fill: (level, lo, hi, nextLo, nextHi, r, w) => psc?.fill(this.pscDid, level, lo, hi, nextLo, nextHi, r, w),
@@ -192,9 +201,11 @@ export class VtdUnit implements InvalidationTarget {
       setTranslation: (en) => {
         this.tes = en;
       },
-      latchRootTable: (lo, hi) => {
+      latchRootTable: (lo, hi, ttm) => {
         this.rtaLo = lo;
         this.rtaHi = hi;
+        this.ttm = this.scalable === null ? TTM_LEGACY : ttm; // TTM is reserved without ECAP.SMTS (QEMU ignores it)
+        this.hotSid = -1;
       },
     };
   }
@@ -211,6 +222,8 @@ export class VtdUnit implements InvalidationTarget {
     this.pagingCache?.reset();
     this.tes = false;
     this.rtaLo = this.rtaHi = 0;
+    this.ttm = TTM_LEGACY;
+    this.scalable?.reset();
     this.translations = this.walks = 0;
     this.hotSid = -1;
     this.deviceIotlbInvalidations.length = 0;
@@ -272,17 +285,20 @@ export class VtdUnit implements InvalidationTarget {
    * to 0xFEEx_xxxx or UNSUPPORTED_REQUEST for a read there. `at`: 0 untranslated, 1 translation request,
    * 2 translated. Allocates nothing.
    */
-  translateFast(sid: number, lo: number, hi: number, write: boolean, at = AT_NONE): number {
+  translateFast(sid: number, lo: number, hi: number, write: boolean, at = AT_NONE, pasid = -1, supervisor = false): number {
     // Kept small so callers can inline it: the hit path of the hot source id, else the full path.
-    if ((sid & RID) === this.hotSid && at === AT_NONE && this.tes && this.hotHit(lo >>> 0, hi >>> 0, write)) return 0;
-    return this.translateFull(sid & RID, lo >>> 0, hi >>> 0, write, at);
+    if ((sid & RID) === this.hotSid && at === AT_NONE && pasid < 0 && this.tes && this.hotHit(lo >>> 0, hi >>> 0, write)) return 0;
+    return this.translateFull(sid & RID, lo >>> 0, hi >>> 0, write, at, pasid, supervisor);
   }
 
-  private translateFull(sid: number, lo: number, hi: number, write: boolean, at: number): number {
+  private translateFull(sid: number, lo: number, hi: number, write: boolean, at: number, pasid = -1, supervisor = false): number {
     this.translations++;
     // 3.14: requests to the interrupt address range are never DMA.
     if (hi === 0 && lo >>> HEAD_SHIFT === HEAD) return write ? INTERRUPT_REQUEST : UNSUPPORTED_REQUEST;
     if (!this.tes) return this.passThrough(lo, hi);
+    if (this.ttm !== TTM_LEGACY) return this.translateScalable(sid, lo, hi, write, at, pasid, supervisor);
+    // 7.1.3: a request with a PASID needs a scalable-mode root table.
+    if (pasid >= 0) return this.fault(sid, lo, hi, VTD_FR_SM_TTM0_PASID, write, at, false);
     const cc = this.contextCache;
     let slot = cc.lookup(sid);
     if (slot < 0) {
@@ -363,6 +379,17 @@ export class VtdUnit implements InvalidationTarget {
     this.outWrite = (perm & PERM_W) !== 0;
   }
 
+  /** Scalable mode (RTADDR.TTM = 01b with ECAP.SMTS); any other TTM faults every request (0x30). */
+  private translateScalable(sid: number, lo: number, hi: number, write: boolean, at: number, pasid: number, supervisor: boolean): number {
+    const sm = this.scalable;
+    if (sm === null || this.ttm !== TTM_SCALABLE) return this.fault(sid, lo, hi, VTD_FR_SM_RTADDR_INV, write, at, false, pasid);
+    if (at === AT_DONE) return this.passThrough(lo, hi);
+    const r = sm.translate(this.rtaHi * TWO32 + this.rtaLo, sid, lo, hi, write, pasid, supervisor, at === AT_TRANSLATION_REQUEST);
+    if (r !== 0) return this.fault(sid, lo, hi, r, write, at, sm.fpd, pasid);
+    ({ outLo: this.outLo, outHi: this.outHi, outShift: this.outShift, outRead: this.outRead, outWrite: this.outWrite } = sm);
+    return 0;
+  }
+
   private passThrough(lo: number, hi: number): number {
     this.outLo = lo;
     this.outHi = hi;
@@ -426,14 +453,14 @@ export class VtdUnit implements InvalidationTarget {
     return 0;
   }
 
-  private fault(sid: number, lo: number, hi: number, reason: number, write: boolean, at: number, fpd: boolean): number {
+  private fault(sid: number, lo: number, hi: number, reason: number, write: boolean, at: number, fpd: boolean, pasid = -1): number {
     if (fpd && isQualifiedFault(reason)) {
       this.faults.stats.suppressed++;
       this.lastFaultRecorded = false;
       return reason;
     }
     const kind = at === AT_TRANSLATION_REQUEST ? REQ_TRANSLATION : write ? REQ_WRITE : REQ_READ;
-    this.lastFaultRecorded = this.faults.record(sid, lo, hi, reason, kind, at);
+    this.lastFaultRecorded = this.faults.record(sid, lo, hi, reason, kind, at, undefined, pasid);
     return reason;
   }
 
@@ -446,52 +473,15 @@ export class VtdUnit implements InvalidationTarget {
    * Translates a whole request: page by page for DMA (stopping at the first fault), or as an interrupt request
    * for a DWORD write to 0xFEEx_xxxx (remapped, or passed through with remapping off, and delivered to the
    * interrupt sink). Throws RangeError only for a malformed request object (not for anything a guest controls).
+   * A request with `pasid` is translated through the PASID entry of that PASID (scalable mode only).
    */
   translate(req: DmaRequest): TranslateResult {
-    const addr = typeof req.addr === "bigint" ? BigInt.asUintN(64, req.addr) : BigInt(checkAddr(req.addr));
+    const addr = requestAddress(req);
     const lo = Number(addr & 0xffffffffn);
     const hi = Number(addr >> 32n);
     const at = atOf(req.at);
     if (isInterruptAddress(lo, hi)) return this.interruptRequest(req, lo, hi);
-    const length = req.length ?? 1;
-    if (!Number.isInteger(length) || length < 0 || length > TWO32) throw new RangeError(`DMA length ${length} is not an integer in 0..2^32`);
-    const segments: DmaSegment[] = [];
-    let cur = addr;
-    let left = Math.max(length, 1);
-    while (left > 0) {
-      const clo = Number(cur & 0xffffffffn);
-      const chi = Number((cur >> 32n) & 0xffffffffn);
-      if (isInterruptAddress(clo, chi)) {
-        // A request that runs into the interrupt range: the part there is not DMA.
-        return { ok: false, kind: "unsupported", detail: `request crosses into the interrupt address range at 0x${cur.toString(16)}` };
-      }
-      const r = this.translateFast(req.sid, clo, chi, req.write, at);
-      if (r !== 0) {
-        return {
-          ok: false,
-          kind: "dma",
-          reason: r,
-          reasonName: faultReasonName(r),
-          faultAddr: cur - (cur % BigInt(PAGE_SIZE_4K)),
-          recorded: this.lastFaultRecorded,
-          segments,
-        };
-      }
-      const pageSize = 2 ** this.outShift;
-      const inPage = pageSize - Number(cur & BigInt(pageSize - 1));
-      const n = Math.min(left, inPage);
-      const hpa = joinHalves(this.outLo, this.outHi);
-      const prev = segments[segments.length - 1];
-      if (prev !== undefined && prev.hpa + BigInt(prev.length) === hpa && prev.read === this.outRead && prev.write === this.outWrite && prev.pageSize === pageSize) {
-        prev.length += n;
-      } else {
-        segments.push({ iova: cur, hpa, length: n, pageSize, read: this.outRead, write: this.outWrite });
-      }
-      left -= n;
-      cur = BigInt.asUintN(64, cur + BigInt(n));
-      if (cur === 0n && left > 0) break; // wrapped past 2^64: the rest is beyond any width
-    }
-    return { ok: true, kind: "dma", segments };
+    return translatePages(this, req, addr, at);
   }
 
   private interruptRequest(req: DmaRequest, lo: number, hi: number): TranslateResult {
@@ -531,24 +521,38 @@ export class VtdUnit implements InvalidationTarget {
 
   contextGlobal(): void {
     this.contextCache.invalidateAll();
+    this.scalable?.invalidateAllPasids();
   }
 
   contextDomain(did: number): void {
     this.contextCache.invalidateDomain(did);
+    // Scalable-mode context entries hold no domain id: every PASID-cache entry may derive from one (6.5.2.1).
+    this.scalable?.invalidateAllPasids();
   }
 
   contextDevice(sid: number, fm: number): void {
     this.contextCache.invalidateDevice(sid, fm);
+    this.scalable?.invalidateDevices(sid, fm);
   }
 
   iotlbGlobal(): void {
     this.iotlb.invalidateAll();
     this.pagingCache?.invalidateAll();
+    this.scalable?.invalidateIotlb(null);
   }
 
   iotlbDomain(did: number): void {
     this.iotlb.invalidateDomain(did);
     this.pagingCache?.invalidateDomain(did);
+    this.scalable?.invalidateIotlb(did);
+  }
+
+  pasidCache(g: number, did: number, pasid: number): void {
+    this.scalable?.invalidatePasidCache(g, did, pasid);
+  }
+
+  pasidIotlb(did: number, pasid: number, page: { addrLo: number; addrHi: number; am: number } | null): void {
+    this.scalable?.invalidatePasidIotlb(did, pasid, page);
   }
 
   iotlbPages(did: number, addrLo: number, addrHi: number, am: number, ih: boolean): void {
@@ -580,7 +584,7 @@ export class VtdUnit implements InvalidationTarget {
       faults: { ...this.faults.stats },
       invalidation: { ...this.invalidation.stats },
       translations: this.translations,
-      walks: this.walks,
+      walks: this.walks + (this.scalable?.stats.walks ?? 0),
     };
   }
 
@@ -592,9 +596,4 @@ export class VtdUnit implements InvalidationTarget {
   get ecap(): bigint {
     return joinHalves(this.capWords.ecapLo, this.capWords.ecapHi);
   }
-}
-
-function checkAddr(n: number): number {
-  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`DMA address ${n} is not a non-negative safe integer`);
-  return n;
 }

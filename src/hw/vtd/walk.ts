@@ -17,6 +17,8 @@ import type { PhysReader } from "../../core/memory.js";
 import { ridBus, ridDevfn } from "../../core/pci.js";
 import { HI_DWORD_OFFSET, TWO32 } from "../../core/u64.js";
 import type { WalkCaps } from "./config.js";
+/** The hardware facts a walk reads (built in config.ts), for readers of this module. */
+export type { WalkCaps };
 import {
   awLevels,
   awWidth,
@@ -105,14 +107,15 @@ export interface TableReader extends PhysReader {
 
 /** One entry the walk read, for people (forensics) and tests. */
 export interface WalkStep {
-  kind: "root" | "context" | "paging";
-  /** Paging level (1 = SL-PTE … 5 = SL-PML5E); 0 for root and context entries. */
+  kind: "root" | "context" | "paging" | "sm-root" | "sm-context" | "pasid-dir" | "pasid" | "first-stage";
+  /** Paging level (1 = PTE … 5 = PML5E) of second-stage ("paging") and first-stage entries; 0 otherwise. */
   level: number;
-  /** Index of the entry in its table (bus, devfn, or 9-bit address slice). */
+  /** Index of the entry in its table (bus, devfn, PASID directory or table index, or 9-bit address slice). */
   index: number;
   /** Physical address of the entry. */
   address: number;
-  /** The entry's dwords, low first (2 for paging entries, 4 for root and context entries). */
+  /** The entry's dwords, low first (2 for paging and PASID directory entries, 4 for root and legacy context
+   * entries, 8 for scalable-mode context entries, 16 for PASID entries). */
   words: number[];
 }
 

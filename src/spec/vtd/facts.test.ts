@@ -18,6 +18,9 @@ import * as intremap from "./intremap.js";
 import * as invalidation from "./invalidation.js";
 import * as paging from "./paging.js";
 import * as registers from "./registers.js";
+import * as scalable from "./scalable.js";
+import * as firstStage from "./first-stage.js";
+import * as smFaults from "./sm-faults.js";
 
 interface Fact {
   source: string;
@@ -42,7 +45,7 @@ interface FactFile {
 
 const data = JSON.parse(readFileSync(new URL("../../../test/fixtures/vtd-facts.json", import.meta.url), "utf8")) as FactFile;
 
-const MODULES: Record<string, Record<string, unknown>> = { msi, capability, context, faults, intremap, invalidation, paging, registers };
+const MODULES: Record<string, Record<string, unknown>> = { msi, capability, context, faults, intremap, invalidation, paging, registers, scalable, firstStage, smFaults };
 
 /** "registers.GCMD.TE" → the exported value. */
 function resolve(path: string): unknown {
@@ -97,6 +100,12 @@ const COMPUTED: Record<string, (...a: number[]) => bigint | number | boolean> = 
   },
   sidCompareMask: (sq) => registers.sidCompareMask(sq ?? 0),
   busVerified: (sid, requester) => intremap.irteSourceVerified(((intremap.SVT_VERIFY_BUS << intremap.IRTE_SVT_SHIFT) | (sid ?? 0)) >>> 0, requester ?? 0),
+  smContextReservedLo: (haw) => quad(scalable.smContextEntryReserved(haw ?? 0), 0),
+  smContextReservedHi: () => quad(scalable.smContextEntryReserved(39), 2),
+  pasidDirIndex: (pasid) => scalable.pasidDirIndex(pasid ?? 0),
+  pasidTableIndex: (pasid) => scalable.pasidTableIndex(pasid ?? 0),
+  pasidDirEntries: (pdts) => scalable.pasidDirEntries(pdts ?? 0),
+  fsAddressWidth: (levels) => firstStage.fsAddressWidth(levels ?? 0),
   remappableAddress: (index) => intremap.encodeRemappableMsi(index ?? 0, 0).address,
 };
 
@@ -193,6 +202,14 @@ const RECORDS: Record<string, Record<string, FieldSpec>> = {
   "invalidation.WAIT_DESC": invalidation.WAIT_DESC,
   "intremap.IRTE": intremap.IRTE,
   "intremap.POSTED_IRTE": intremap.POSTED_IRTE,
+  "invalidation.PC_DESC": invalidation.PC_DESC,
+  "invalidation.PIOTLB_DESC": invalidation.PIOTLB_DESC,
+  "invalidation.P_DEVTLB_DESC": invalidation.P_DEVTLB_DESC,
+  "scalable.SM_ROOT_ENTRY": scalable.SM_ROOT_ENTRY,
+  "scalable.SM_CONTEXT_ENTRY": scalable.SM_CONTEXT_ENTRY,
+  "scalable.PASID_DIR_ENTRY": scalable.PASID_DIR_ENTRY,
+  "scalable.PASID_ENTRY": scalable.PASID_ENTRY,
+  "firstStage.FS_ENTRY": firstStage.FS_ENTRY,
 };
 
 test("every field of every register, entry and descriptor is checked against a published value, or says why none exists", () => {

@@ -6,6 +6,7 @@
  */
 import { field as f, maskOf, setWordsField, wordMask, wordsField } from "./fields.js";
 import { IR_FAULT_DESCRIPTIONS, IR_FAULT_NAMES, VTD_FR_IR_REQ_RSVD, VTD_FR_IR_SID_ERR, type IrFaultReason } from "./intremap.js";
+import { isScalableFault, isScalableQualified, smFaultDescription, smFaultName } from "./sm-faults.js";
 
 // ---- Fault reasons (7.1.3 legacy-mode condition codes) ----
 
@@ -67,6 +68,7 @@ export const DMA_FAULT_DESCRIPTIONS: Readonly<Record<DmaFaultReason, string>> = 
  * or decoding the root entry, the context table, or a context entry's reserved bits) are always recorded.
  */
 export function isQualifiedFault(reason: number): boolean {
+  if (isScalableFault(reason)) return isScalableQualified(reason);
   switch (reason) {
     case VTD_FR_CONTEXT_ENTRY_P:
     case VTD_FR_CONTEXT_ENTRY_INV:
@@ -88,12 +90,12 @@ export function isInterruptRemappingFault(reason: number): boolean {
   return reason >= VTD_FR_IR_REQ_RSVD && reason <= VTD_FR_IR_SID_ERR;
 }
 
-/** Short name of any fault reason (DMA 0x1–0xE, interrupt remapping 0x20–0x26), or "UNKNOWN_0x…". */
+/** Short name of any fault reason (DMA 0x1–0xE, interrupt remapping 0x20–0x26, scalable mode 0x30–0x90), or "UNKNOWN_0x…". */
 export function faultReasonName(reason: number): string {
   const dma = DMA_FAULT_NAMES[reason as DmaFaultReason] as string | undefined;
   if (dma !== undefined) return dma;
   const ir = IR_FAULT_NAMES[reason as IrFaultReason] as string | undefined;
-  return ir ?? `UNKNOWN_0x${reason.toString(16)}`;
+  return ir ?? smFaultName(reason) ?? `UNKNOWN_0x${reason.toString(16)}`;
 }
 
 /** One-line description of any fault reason. */
@@ -101,7 +103,7 @@ export function faultReasonDescription(reason: number): string {
   const dma = DMA_FAULT_DESCRIPTIONS[reason as DmaFaultReason] as string | undefined;
   if (dma !== undefined) return dma;
   const ir = IR_FAULT_DESCRIPTIONS[reason as IrFaultReason] as string | undefined;
-  return ir ?? `fault reason 0x${reason.toString(16)} is not defined for legacy mode`;
+  return ir ?? smFaultDescription(reason) ?? `fault reason 0x${reason.toString(16)} is not defined`;
 }
 
 // ---- Fault recording registers (10.4.14): 128 bits each, at CAP.FRO * 16 ----
@@ -190,6 +192,8 @@ export interface FaultRecordInput {
   addrLo?: number;
   addrHi?: number;
   interruptIndex?: number;
+  /** The PASID of a request with a PASID (scalable mode): PP set, PV the PASID. */
+  pasid?: number;
 }
 
 /** The four dwords of a recorded fault (10.4.14). Values wider than their fields are truncated to them. */
@@ -201,6 +205,10 @@ export function encodeFaultRecord(r: FaultRecordInput): [number, number, number,
   setWordsField(words, FRCD.FR, r.reason);
   setWordsField(words, FRCD.AT, r.at);
   setWordsField(words, FRCD.T1, r.read);
+  if (r.pasid !== undefined) {
+    setWordsField(words, FRCD.PP, true);
+    setWordsField(words, FRCD.PV, r.pasid);
+  }
   setWordsField(words, FRCD.F, true);
   words[0] >>>= 0;
   return words;

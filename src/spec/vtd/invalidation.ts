@@ -1,7 +1,8 @@
 /**
  * Queued invalidation (VT-d spec 6.5.2): the queue geometry (IQA_REG.QS and DW, IQH/IQT offsets, 10.4.22–10.4.24)
  * and the legacy-mode descriptors — context-cache (6.5.2.1), IOTLB (6.5.2.3), device-TLB (6.5.2.5), interrupt
- * entry cache (6.5.2.7) and invalidation wait (6.5.2.8) — as field data with an encoder and a decoder each.
+ * entry cache (6.5.2.7) and invalidation wait (6.5.2.8) — and the scalable-mode PASID-granular ones — PASID
+ * cache (6.5.2.2), PASID-based IOTLB (6.5.2.4), PASID-based device-TLB (6.5.2.6) — as field data with an encoder and a decoder each.
  * Descriptors are 128 bits (four little-endian 32-bit words); with IQA.DW a slot is 256 bits and the upper half
  * of a legacy descriptor is reserved. In every descriptor the bits that are not a field are reserved.
  */
@@ -83,12 +84,58 @@ export const WAIT_DESC = Object.freeze({
   STATUS_ADDR: f("STATUS_ADDR", 66, 62, "6.5.2.8"),
 });
 
+/** PASID-cache invalidate descriptor (6.5.2.2); G: 0 every PASID of DID, 1 one PASID of DID, 3 global. */
+export const PC_DESC = Object.freeze({
+  TYPE: TYPE_LO,
+  G: f("G", 4, 2, "6.5.2.2"),
+  TYPE_HI,
+  DID: f("DID", 16, 16, "6.5.2.2"),
+  PASID: f("PASID", 32, 20, "6.5.2.2"),
+});
+
+/** PASID-based IOTLB invalidate descriptor (6.5.2.4); G: 2 every address of (DID, PASID), 3 page-selective. */
+export const PIOTLB_DESC = Object.freeze({
+  TYPE: TYPE_LO,
+  G: f("G", 4, 2, "6.5.2.4"),
+  TYPE_HI,
+  DID: f("DID", 16, 16, "6.5.2.4"),
+  PASID: f("PASID", 32, 20, "6.5.2.4"),
+  AM: f("AM", 64, 6, "6.5.2.4"),
+  IH: f("IH", 70, 1, "6.5.2.4"),
+  ADDR: f("ADDR", 76, 52, "6.5.2.4"),
+});
+
+/** PASID-based device-TLB invalidate descriptor (6.5.2.6). */
+export const P_DEVTLB_DESC = Object.freeze({
+  TYPE: TYPE_LO,
+  MIP: f("MIP", 4, 5, "6.5.2.6"),
+  TYPE_HI,
+  PFSID_LO: f("PFSID", 12, 4, "6.5.2.6"),
+  SID: f("SID", 16, 16, "6.5.2.6"),
+  PASID: f("PASID", 32, 20, "6.5.2.6"),
+  PFSID_HI: f("PFSID", 52, 12, "6.5.2.6"),
+  /** Global: every PASID of the device (G = 1) or this PASID only. */
+  G: f("G", 64, 1, "6.5.2.6"),
+  S: f("S", 75, 1, "6.5.2.6"),
+  ADDR: f("ADDR", 76, 52, "6.5.2.6"),
+});
+
+/** Granularities of the PASID-cache (6.5.2.2) and PASID-based IOTLB (6.5.2.4) descriptors. */
+export const PC_G_DOMAIN = 0;
+export const PC_G_PASID = 1;
+export const PC_G_GLOBAL = 3;
+export const PIOTLB_G_PASID = 2;
+export const PIOTLB_G_PAGE = 3;
+
 /** Reserved bits of each descriptor (the bits no field covers), as word masks. */
 export const CC_DESC_RSVD = Object.freeze(uncoveredWords(128, CC_DESC));
 export const IOTLB_DESC_RSVD = Object.freeze(uncoveredWords(128, IOTLB_DESC));
 export const DEVTLB_DESC_RSVD = Object.freeze(uncoveredWords(128, DEVTLB_DESC));
 export const IEC_DESC_RSVD = Object.freeze(uncoveredWords(128, IEC_DESC));
 export const WAIT_DESC_RSVD = Object.freeze(uncoveredWords(128, WAIT_DESC));
+export const PC_DESC_RSVD = Object.freeze(uncoveredWords(128, PC_DESC));
+export const PIOTLB_DESC_RSVD = Object.freeze(uncoveredWords(128, PIOTLB_DESC));
+export const P_DEVTLB_DESC_RSVD = Object.freeze(uncoveredWords(128, P_DEVTLB_DESC));
 
 /** True when `words` has a bit set that `reserved` marks. */
 export function hasReserved(words: ArrayLike<number>, reserved: readonly number[]): boolean {
@@ -216,6 +263,56 @@ export function decodeWaitDesc(w: ArrayLike<number>): { sw: boolean; iflag: bool
     addrLo: ((w[2] ?? 0) & wordMask(WAIT_DESC.STATUS_ADDR)) >>> 0,
     addrHi: (w[3] ?? 0) >>> 0,
     reserved: hasReserved(w, WAIT_DESC_RSVD),
+  };
+}
+
+export function encodePasidCacheDesc(d: { g: number; did?: number; pasid?: number }): Descriptor {
+  return encode(PC_DESC, { TYPE: INV_DESC_PC, G: d.g, DID: d.did ?? 0, PASID: d.pasid ?? 0 });
+}
+
+export function decodePasidCacheDesc(w: ArrayLike<number>): { g: number; did: number; pasid: number; reserved: boolean } {
+  return { g: wordsField(w, PC_DESC.G), did: wordsField(w, PC_DESC.DID), pasid: wordsField(w, PC_DESC.PASID), reserved: hasReserved(w, PC_DESC_RSVD) };
+}
+
+export function encodePasidIotlbDesc(d: { g: number; did?: number; pasid?: number; addr?: number | bigint; am?: number; ih?: boolean }): Descriptor {
+  return encode(PIOTLB_DESC, { TYPE: INV_DESC_PIOTLB, G: d.g, DID: d.did ?? 0, PASID: d.pasid ?? 0, AM: d.am ?? 0, IH: d.ih ?? false, ADDR: pageNumber(d.addr ?? 0) });
+}
+
+export function decodePasidIotlbDesc(w: ArrayLike<number>): { g: number; did: number; pasid: number; am: number; ih: boolean; addrLo: number; addrHi: number; reserved: boolean } {
+  return {
+    g: wordsField(w, PIOTLB_DESC.G),
+    did: wordsField(w, PIOTLB_DESC.DID),
+    pasid: wordsField(w, PIOTLB_DESC.PASID),
+    am: wordsField(w, PIOTLB_DESC.AM),
+    ih: wordsField(w, PIOTLB_DESC.IH) === 1,
+    ...pageAddress(w),
+    reserved: hasReserved(w, PIOTLB_DESC_RSVD),
+  };
+}
+
+export function encodePasidDeviceTlbDesc(d: { sid: number; pasid?: number; global?: boolean; addr?: number | bigint; size?: boolean; pfsid?: number; mip?: number }): Descriptor {
+  const pfsid = d.pfsid ?? 0;
+  return encode(P_DEVTLB_DESC, {
+    TYPE: INV_DESC_P_DEVICE_IOTLB,
+    MIP: d.mip ?? 0,
+    SID: d.sid,
+    PASID: d.pasid ?? 0,
+    G: d.global ?? false,
+    S: d.size ?? false,
+    ADDR: pageNumber(d.addr ?? 0),
+    PFSID_LO: pfsid % 2 ** P_DEVTLB_DESC.PFSID_LO.width,
+    PFSID_HI: Math.floor(pfsid / 2 ** P_DEVTLB_DESC.PFSID_LO.width),
+  });
+}
+
+export function decodePasidDeviceTlbDesc(w: ArrayLike<number>): { sid: number; pasid: number; global: boolean; size: boolean; addrLo: number; addrHi: number; reserved: boolean } {
+  return {
+    sid: wordsField(w, P_DEVTLB_DESC.SID),
+    pasid: wordsField(w, P_DEVTLB_DESC.PASID),
+    global: wordsField(w, P_DEVTLB_DESC.G) === 1,
+    size: wordsField(w, P_DEVTLB_DESC.S) === 1,
+    ...pageAddress(w),
+    reserved: hasReserved(w, P_DEVTLB_DESC_RSVD),
   };
 }
 
