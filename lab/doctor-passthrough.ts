@@ -3,6 +3,8 @@
  *
  *   early binding: vfio-pci.ids= on the kernel command line, vfio_pci loaded before the NIC drivers (g) or after
  *     them (h); the guest's own sysfs says who has the e1000e, and `check`, `status` and `groups` must agree;
+ *     then (h) driver_override names pci-stub (not loaded) and the e1000e is let go: nothing may take it, the
+ *     doctor must say DRIVER_OVERRIDE_OTHER, and its hint (clear the override, probe) must give it to vfio-pci;
  *   reset: every probed device is moved to vfio-pci and VFIO is asked whether it can reset it by itself
  *     (VFIO_DEVICE_GET_INFO's RESET flag) and what a hot reset resets with it; the doctor's RESET_NONE /
  *     RESET_BUS_ONLY (recorded before the move) must follow from that;
@@ -31,7 +33,7 @@ const MODE_TEXT: Record<MemlockMode, string> = {
 /** Environment lines for lab/guest/doctor-job.sh. */
 export function passthroughJobEnv(sc: Scenario): string[] {
   if (sc.id === "g") return [`export CHECK_BDF='${E1000E_BDF}' MEMLOCK_BDF='${E1000E_BDF}' RESET_BDFS='${RESET_BDFS.join(" ")}'`];
-  if (sc.id === "h") return [`export CHECK_BDF='${E1000E_BDF}'`];
+  if (sc.id === "h") return [`export CHECK_BDF='${E1000E_BDF}' OVERRIDE_BDF='${E1000E_BDF}'`];
   return [];
 }
 
@@ -136,6 +138,35 @@ export function earlyBindChecks(report: Report, suite: string, sc: Scenario, dir
   }
 }
 
+/** "driver=… group=…" as doctor-job.sh's state() writes it. */
+function stateDriver(dir: string, file: string): string | null {
+  const t = readText(dir, file);
+  return t === null ? null : (/driver=(\S*)/.exec(t)?.[1] ?? "");
+}
+
+/** h: driver_override names pci-stub, which is not loaded; then the override is cleared as the hint says. */
+export function overrideChecks(report: Report, suite: string, dir: string, cmd: ReadCmd): void {
+  const c = (name: string, ok: boolean, detail: string) => report.check(suite, `driver_override: ${name}`, ok, detail);
+  const held = stateDriver(dir, "state-override.txt");
+  c(`guest: with driver_override pci-stub ${E1000E_BDF} has no driver (vfio-pci is loaded with its ids)`, held === "", `driver: ${held ?? "(not recorded)"}`);
+  const check = cliJson(report, suite, `driver_override: check ${E1000E_BDF} --json`, cmd("check-override"));
+  if (check !== null) {
+    const ov = checkItem(check, "DRIVER_OVERRIDE");
+    const early = checkItem(check, "EARLY_BINDING");
+    c("check: DRIVER_OVERRIDE fails naming pci-stub", ov?.ok === false && /driver_override of 0000:00:02\.0 is "pci-stub"/.test(String(ov.message)),
+      ov === null ? "no DRIVER_OVERRIDE item" : `ok=${String(ov.ok)}: ${String(ov.message)}`);
+    c("check: EARLY_BINDING fails and names the override as the cause", early?.ok === false && /driver_override "pci-stub"/.test(String(early.message)),
+      early === null ? "no EARLY_BINDING item" : `ok=${String(early.ok)}: ${String(early.message)}`);
+  }
+  const status = cliJson(report, suite, "driver_override: status --json", cmd("status-override"));
+  if (status !== null) {
+    const found = list(status.problems).filter((p) => String(p.message).includes(E1000E_BDF)).map((p) => `${String(p.code)}/${String(p.severity)}`);
+    c(`status: DRIVER_OVERRIDE_OTHER (warning) for ${E1000E_BDF} and no other finding for it`, found.join(",") === "DRIVER_OVERRIDE_OTHER/warning", found.join(", ") || "nothing about it");
+  }
+  const cleared = stateDriver(dir, "state-override-cleared.txt");
+  c("guest: the hint's commands (clear driver_override, drivers_probe) give it to vfio-pci", cleared === "vfio-pci", `driver: ${cleared ?? "(not recorded)"}`);
+}
+
 interface ResetProbe {
   bdf: string;
   resetFlag?: boolean;
@@ -165,6 +196,8 @@ export function resetChecks(report: Report, suite: string, dir: string, tree: st
     if (isObj(p) && typeof p.bdf === "string") probes.set(p.bdf, p as unknown as ResetProbe);
   }
   const binds = readText(dir, "vfio-bind.txt") ?? "";
+  const moved = RESET_BDFS.filter((b) => new RegExp(`${b} driver=vfio-pci`).test(binds));
+  report.check(suite, `guest: driver_override moved all ${RESET_BDFS.length} probed devices to vfio-pci`, moved.length === RESET_BDFS.length, binds.trim().replace(/\n/g, "; "));
   for (const bdf of RESET_BDFS) {
     const p = probes.get(bdf);
     const kernel = readText(tree, `sys/bus/pci/devices/${bdf}/reset_method`)?.trim() ?? "(no reset_method)";

@@ -16,7 +16,7 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, write
 import { join } from "node:path";
 import { bootGuest, describeFailure, kernelVersion, qemuVersion, REPO_DIR, tail, type BootResult } from "./qemu.js";
 import type { Report } from "./report.js";
-import { earlyBindChecks, memlockChecks, passthroughJobEnv, resetChecks } from "./doctor-passthrough.js";
+import { earlyBindChecks, memlockChecks, overrideChecks, passthroughJobEnv, resetChecks } from "./doctor-passthrough.js";
 import { E1000E_BDF, machineArgs, type Scenario } from "./scenarios.js";
 import { simChecks } from "./sim-compare.js";
 
@@ -371,6 +371,7 @@ function passthroughChecks(report: Report, suite: string, sc: Scenario, dir: str
   }
   const cmd = (name: string) => readCmd(dir, name);
   earlyBindChecks(report, suite, sc, dir, tree, cmd);
+  if (sc.id === "h") overrideChecks(report, suite, dir, cmd);
   if (sc.id !== "g") return;
   resetChecks(report, suite, dir, tree, cmd);
   memlockChecks(report, suite, dir, cmd);
@@ -461,11 +462,12 @@ async function writeFixturesReadme(recorded: { sc: Scenario; args: string }[]): 
   const after = at0 < 0 || nextHeading < 0 ? "" : text.slice(at0 + HEADING.length + nextHeading);
   const section = at0 < 0 ? "" : text.slice(at0, after ? at0 + HEADING.length + nextHeading : undefined);
   // Keep the entries of scenarios not re-recorded this time.
+  const recordedWith = `${qemu}; kernel ${kernelVersion()} (Debian package ${kpkg})`;
   const entries = new Map<string, string>();
-  for (const m of section.matchAll(/^### (qemu-[\w-]+)\n([\s\S]*?)(?=^### |(?![\s\S]))/gm)) entries.set(m[1] ?? "", m[2] ?? "");
+  for (const m of section.matchAll(/^### (qemu-[\w-]+)\n([\s\S]*?)(?=^### |(?![\s\S]))/gm)) entries.set(m[1] ?? "", `${(m[2] ?? "").trimEnd()}\n\n`);
   for (const { sc, args } of recorded) {
     const shown = args.replace(/\/\S*\/lab\/work\//g, "lab/work/");
-    entries.set(sc.fixture, `${sc.title}. Kernel command line: \`${sc.cmdline || "(nothing added)"}\`.\n\n\`\`\`\nqemu-system-x86_64 ${shown}\n\`\`\`\n\n`);
+    entries.set(sc.fixture, `${sc.title}. Kernel command line: \`${sc.cmdline || "(nothing added)"}\`. Recorded with ${recordedWith}.\n\n\`\`\`\nqemu-system-x86_64 ${shown}\n\`\`\`\n\n`);
   }
   const body = [...entries.keys()].sort().map((k) => `### ${k}\n${entries.get(k)}`).join("");
   const mine = `${HEADING}
@@ -475,7 +477,7 @@ IOMMU; inside the guest, \`lab/guest/record-sysfs.mjs\` copied what the doctor r
 stores them (relative) and their targets recorded too, so every link resolves inside the tree. The guest's full
 kernel log is \`dmesg.txt\` at the root of each tree.
 
-- Recorded with: ${qemu}; kernel ${kernelVersion()} (Debian package ${kpkg}).
+- Each entry below names the QEMU and kernel it was recorded with.
 - Re-record one: \`bash lab/setup.sh && node --import tsx lab/run.ts doctor --scenario a --update-fixtures\`
   (only this section of this README is rewritten).
 - What is recorded: see the header of \`lab/guest/record-sysfs.mjs\`. Write-only sysfs files (\`bind\`, \`unbind\`,
@@ -483,7 +485,8 @@ kernel log is \`dmesg.txt\` at the root of each tree.
   their existence is visible.
 - Devices (same BDFs in every tree): 00:02.0 e1000e, 00:03.0 virtio-net (iommu_platform), 00:04.0 NVMe,
   00:05.0 PCIe root port -> 01:00.0 PCIe-to-PCI bridge -> 02:01.0 e1000, 00:06.0 + 00:06.1 e1000 (one
-  multifunction slot), 00:10.0 and 00:11.0 virtio-9p (the lab's shares), and q35's own 00:00.0 and 00:1f.{0,2,3}.
+  multifunction slot), 00:10.0 and 00:11.0 virtio-9p (the lab's shares), and q35's own 00:00.0 and 00:1f.{0,2,3};
+  \`qemu-g-*\` has a second e1000 at 02:02.0.
 - The command lines below are the lab's, with its paths shortened to \`lab/work/...\`; the guest's /init is
   \`lab/guest/init\` (its kernel command line gets \`console=ttyS0 panic=-1 loglevel=6\` first).
 
