@@ -4,7 +4,8 @@
  *   early binding: vfio-pci.ids= on the kernel command line, vfio_pci loaded before the NIC drivers (g) or after
  *     them (h); the guest's own sysfs says who has the e1000e, and `check`, `status` and `groups` must agree;
  *     then (h) driver_override names pci-stub (not loaded) and the e1000e is let go: nothing may take it, the
- *     doctor must say DRIVER_OVERRIDE_OTHER, and its hint (clear the override, probe) must give it to vfio-pci;
+ *     doctor must say DRIVER_OVERRIDE_OTHER, and its hint (driver_override vfio-pci, probe) must give it to
+ *     vfio-pci (clearing the override gives it back to e1000e);
  *   reset: every probed device is moved to vfio-pci and VFIO is asked whether it can reset it by itself
  *     (VFIO_DEVICE_GET_INFO's RESET flag) and what a hot reset resets with it; the doctor's RESET_NONE /
  *     RESET_BUS_ONLY (recorded before the move) must follow from that;
@@ -157,14 +158,20 @@ export function overrideChecks(report: Report, suite: string, dir: string, cmd: 
       ov === null ? "no DRIVER_OVERRIDE item" : `ok=${String(ov.ok)}: ${String(ov.message)}`);
     c("check: EARLY_BINDING fails and names the override as the cause", early?.ok === false && /driver_override "pci-stub"/.test(String(early.message)),
       early === null ? "no EARLY_BINDING item" : `ok=${String(early.ok)}: ${String(early.message)}`);
+    c("check: EARLY_BINDING's hint writes vfio-pci to driver_override and probes (run below)",
+      String(early?.hint).includes(`echo vfio-pci | sudo tee /sys/bus/pci/devices/${E1000E_BDF}/driver_override && echo ${E1000E_BDF} | sudo tee /sys/bus/pci/drivers_probe`),
+      `hint: ${String(early?.hint)}`);
   }
   const status = cliJson(report, suite, "driver_override: status --json", cmd("status-override"));
   if (status !== null) {
     const found = list(status.problems).filter((p) => String(p.message).includes(E1000E_BDF)).map((p) => `${String(p.code)}/${String(p.severity)}`);
     c(`status: DRIVER_OVERRIDE_OTHER (warning) for ${E1000E_BDF} and no other finding for it`, found.join(",") === "DRIVER_OVERRIDE_OTHER/warning", found.join(", ") || "nothing about it");
   }
+  // Why the hint does not just clear the override: the first matching driver takes the device at the probe.
   const cleared = stateDriver(dir, "state-override-cleared.txt");
-  c("guest: the hint's commands (clear driver_override, drivers_probe) give it to vfio-pci", cleared === "vfio-pci", `driver: ${cleared ?? "(not recorded)"}`);
+  c("guest: with the override cleared, drivers_probe gives it to e1000e (registered before vfio-pci)", cleared === "e1000e", `driver: ${cleared ?? "(not recorded)"}`);
+  const vfio = stateDriver(dir, "state-override-vfio.txt");
+  c("guest: the hint's commands (driver_override vfio-pci, drivers_probe) give it to vfio-pci", vfio === "vfio-pci", `driver: ${vfio ?? "(not recorded)"}`);
 }
 
 interface ResetProbe {

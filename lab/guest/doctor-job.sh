@@ -15,6 +15,10 @@
 #                           for the device (lab/guest/vfio-probe.py) -> map-MODE.json; the device must be on vfio-pci
 #   $RESET_BDFS             moves these devices to vfio-pci (driver_override) and asks VFIO whether it can
 #                           reset each and what a hot reset would reset too -> reset-probe.json, vfio-bind.txt
+#   $OVERRIDE_BDF           driver_override pci-stub (not loaded), the device let go and probed -> state-override.txt,
+#                           `iommu check BDF --json` and `status --json` -> cmd/{check,status}-override.*; then the
+#                           override cleared and the device probed -> state-override-cleared.txt; then let go
+#                           again, driver_override vfio-pci and probed -> state-override-vfio.txt
 # Everything is written to /tmp first: many small writes over 9p are slow under TCG.
 set -u
 OUT="${LAB_OUT:-/tmp/out}"
@@ -44,8 +48,8 @@ run() { # NAME ARGS...: runs `iommu ARGS...`
   echo "iommu $* -> exit $rc in $((e - s)) ms"
 }
 
-state() { # the bind target's driver, group and the VFIO group nodes
-  d="/sys/bus/pci/devices/$BIND_BDF"
+state() { # [BDF]: the device's (default $BIND_BDF) driver, group and the VFIO group nodes
+  d="/sys/bus/pci/devices/${1:-$BIND_BDF}"
   drv=""
   [ -L "$d/driver" ] && drv="$(basename "$(readlink "$d/driver")")"
   grp=""
@@ -67,6 +71,24 @@ if [ -n "${BIND_BDF:-}" ]; then
 fi
 
 [ -z "${CHECK_BDF:-}" ] || run check check "$CHECK_BDF" --json
+
+if [ -n "${OVERRIDE_BDF:-}" ]; then
+  d="/sys/bus/pci/devices/$OVERRIDE_BDF"
+  echo pci-stub >"$d/driver_override"
+  [ -L "$d/driver" ] && echo "$OVERRIDE_BDF" >"$d/driver/unbind"
+  echo "$OVERRIDE_BDF" >/sys/bus/pci/drivers_probe
+  state "$OVERRIDE_BDF" >/tmp/res/state-override.txt
+  run check-override check "$OVERRIDE_BDF" --json
+  run status-override status --json
+  echo >"$d/driver_override"
+  echo "$OVERRIDE_BDF" >/sys/bus/pci/drivers_probe
+  state "$OVERRIDE_BDF" >/tmp/res/state-override-cleared.txt
+  [ -L "$d/driver" ] && echo "$OVERRIDE_BDF" >"$d/driver/unbind"
+  echo vfio-pci >"$d/driver_override"
+  echo "$OVERRIDE_BDF" >/sys/bus/pci/drivers_probe
+  state "$OVERRIDE_BDF" >/tmp/res/state-override-vfio.txt
+  echo "driver_override: with pci-stub $(cat /tmp/res/state-override.txt); cleared $(cat /tmp/res/state-override-cleared.txt); vfio-pci $(cat /tmp/res/state-override-vfio.txt)"
+fi
 
 PROBE="$REPO/lab/guest/vfio-probe.py"
 MAP_BYTES=4194304

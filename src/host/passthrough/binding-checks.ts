@@ -49,7 +49,8 @@ export function earlyBindingCheck(view: SysfsView, facts: PassthroughFacts, d: P
     const ov = d.driverOverride;
     return { ...failed("EARLY_BINDING", "DRIVER_OVERRIDE_OTHER", "warning",
       `${addr} is listed for vfio-pci (${sources}) but no driver has it: its driver_override "${ov}" lets only ${ov} bind it`,
-      `clear it with: echo | sudo tee /sys/bus/pci/devices/${addr}/driver_override, then: echo ${addr} | sudo tee /sys/bus/pci/drivers_probe`), finding: null };
+      `give it to vfio-pci: echo vfio-pci | sudo tee /sys/bus/pci/devices/${addr}/driver_override && echo ${addr} | sudo tee /sys/bus/pci/drivers_probe ` +
+        `(or 'sudo iommu bind ${addr}'); clearing the override instead lets the first matching driver, usually the host's, take it at the next probe`), finding: null };
   }
   if (d.driver === null) {
     return noted("EARLY_BINDING", "EARLY_BIND_UNCLAIMED", "warning",
