@@ -46,11 +46,11 @@ function busSiblings(facts: PassthroughFacts, d: PciDevice): PciDevice[] {
 }
 
 /**
- * How the kernel can reset the device between VM runs. Linux 6.1 offers a function its parent bridge's secondary
- * bus reset only while it is alone on that bus, and decides when the device is added: of two functions behind one
- * bridge the first lists `bus` (a reset that fails once the second is there) and the second lists nothing. VFIO
- * still resets both with one bus reset when the VM owns every device on the bus (VFIO_DEVICE_PCI_HOT_RESET),
- * so a device below a bridge with neighbours has a bus reset shared with them, whatever its own list says.
+ * How the kernel can reset the device between VM runs. Linux 6.1 resets a function through its bridge's secondary
+ * bus only while it is alone on that bus; with two e1000 behind QEMU's PCIe-to-PCI bridge (lab scenario g) the
+ * first lists `bus` (and its reset fails: the second is there) and the second lists nothing. VFIO still resets
+ * both with one bus reset when the VM owns every device on the bus (its hot reset lists both), so a device below
+ * a bridge with neighbours has a bus reset shared with them, whatever its own list says.
  */
 export function resetCheck(view: SysfsView, facts: PassthroughFacts, d: PciDevice): DeviceCheck {
   const addr = d.address;
