@@ -2,7 +2,8 @@
  * Doctor end to end: boots each scenario (lab/scenarios.ts), records the guest's sysfs tree, runs this
  * repository's `iommu status --json` and `iommu groups --json` inside the guest against its own kernel, and checks
  * the verdicts. In scenario (a) it also moves the e1000e to vfio-pci with `iommu bind` and back with
- * `iommu unbind`. A CLI command whose `--help` fails, or that the guest did not run, fails every check that needs it,
+ * `iommu unbind`. Scenarios g and h check the pass-through findings against the real kernel and VFIO
+ * (lab/doctor-passthrough.ts). A CLI command whose `--help` fails, or that the guest did not run, fails every check that needs it,
  * with the reason.
  *
  * Three kinds of checks per scenario:
@@ -15,6 +16,7 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, write
 import { join } from "node:path";
 import { bootGuest, describeFailure, kernelVersion, qemuVersion, REPO_DIR, tail, type BootResult } from "./qemu.js";
 import type { Report } from "./report.js";
+import { earlyBindChecks, memlockChecks, overrideChecks, passthroughJobEnv, resetChecks } from "./doctor-passthrough.js";
 import { E1000E_BDF, machineArgs, type Scenario } from "./scenarios.js";
 import { simChecks } from "./sim-compare.js";
 
@@ -27,7 +29,7 @@ export interface DoctorOptions {
 }
 
 /** The CLI commands the doctor suite runs in the guest. */
-const DOCTOR_COMMANDS = ["status", "groups", "bind", "unbind"];
+const DOCTOR_COMMANDS = ["status", "groups", "bind", "unbind", "check"];
 
 /**
  * Why each CLI command the doctor suite uses cannot be used on this machine: `iommu NAME --help` must exit 0 and
@@ -209,6 +211,17 @@ const STATUS_EXPECT: Record<string, Expect[]> = {
     hasProblem("UNSAFE_INTERRUPTS_ALLOWED", "warning"),
     exitCode(0),
   ],
+  g: [
+    field("ready", true),
+    field("kernel.iommuActive", true),
+    field("kernel.interruptRemapping", "enabled"),
+    exitCode(0),
+  ],
+  h: [
+    field("kernel.iommuActive", true),
+    field("kernel.interruptRemapping", "enabled"),
+    hasProblem("EARLY_BIND_LOST", "warning"),
+  ],
 };
 
 /** The scenario itself, from the recorded tree (no CLI involved). */
@@ -216,6 +229,11 @@ function guestChecks(report: Report, suite: string, sc: Scenario, t: Truth): voi
   const irChip = /IR-PCI-MSI/.test(t.interrupts);
   const c = (name: string, ok: boolean, detail: string) => report.check(suite, `guest: ${name}`, ok, detail);
   switch (sc.id) {
+    case "g":
+    case "h":
+      c("groups exist", t.groups.size > 0, "no /sys/kernel/iommu_groups/*");
+      c("IR-PCI-MSI interrupts", irChip, "no IR-PCI-MSI in /proc/interrupts");
+      break;
     case "a":
       c("DMAR table present", t.hasDmar, "no /sys/firmware/acpi/tables/DMAR");
       c("dmesg: IRQ remapping enabled", /DMAR-IR: Enabled IRQ remapping/.test(t.dmesg), "no 'DMAR-IR: Enabled IRQ remapping'");
@@ -344,10 +362,26 @@ function bindChecks(report: Report, suite: string, dir: string, cli: ReturnType<
   report.check(suite, "unbind: driver is e1000e again", after?.driver === "e1000e", `after unbind: driver ${after?.driver || "none"}`);
 }
 
+/** Scenarios g and h: early binding, and in g the reset methods and the locked-memory limit. */
+function passthroughChecks(report: Report, suite: string, sc: Scenario, dir: string, tree: string, cli: ReturnType<typeof cliCommands>): void {
+  if (sc.id !== "g" && sc.id !== "h") return;
+  for (const name of ["check", "status", "groups"]) {
+    const why = cli.problems.get(name);
+    if (why !== undefined) return report.fail(suite, `pass-through checks need 'iommu ${name}'`, why);
+  }
+  const cmd = (name: string) => readCmd(dir, name);
+  earlyBindChecks(report, suite, sc, dir, tree, cmd);
+  if (sc.id === "h") overrideChecks(report, suite, dir, cmd);
+  if (sc.id !== "g") return;
+  resetChecks(report, suite, dir, tree, cmd);
+  memlockChecks(report, suite, dir, cmd);
+}
+
 function guestScript(sc: Scenario): string {
   return [
     `export REPO='${REPO_DIR}'`,
     sc.id === "a" ? `export BIND_BDF='${E1000E_BDF}'` : "",
+    ...passthroughJobEnv(sc),
     `exec /bin/sh "$REPO/lab/guest/doctor-job.sh"`,
     "",
   ].join("\n");
@@ -405,7 +439,8 @@ export async function runDoctor(report: Report, o: DoctorOptions): Promise<void>
     statusChecks(report, suite, sc, r.outDir, t, cli);
     groupsChecks(report, suite, r.outDir, t, cli);
     if (sc.id === "a") bindChecks(report, suite, r.outDir, cli);
-    const times = ["status", "groups", "bind", "unbind"]
+    passthroughChecks(report, suite, sc, r.outDir, tree, cli);
+    const times = ["status", "groups", "bind", "unbind", "check"]
       .map((n) => [n, readCmd(r.outDir, n)] as const)
       .filter(([, c]) => c !== null && !/unknown command/.test(c.err))
       .map(([n, c]) => `${n} ${c?.ms} ms`);
@@ -427,11 +462,12 @@ async function writeFixturesReadme(recorded: { sc: Scenario; args: string }[]): 
   const after = at0 < 0 || nextHeading < 0 ? "" : text.slice(at0 + HEADING.length + nextHeading);
   const section = at0 < 0 ? "" : text.slice(at0, after ? at0 + HEADING.length + nextHeading : undefined);
   // Keep the entries of scenarios not re-recorded this time.
+  const recordedWith = `${qemu}; kernel ${kernelVersion()} (Debian package ${kpkg})`;
   const entries = new Map<string, string>();
-  for (const m of section.matchAll(/^### (qemu-[\w-]+)\n([\s\S]*?)(?=^### |(?![\s\S]))/gm)) entries.set(m[1] ?? "", m[2] ?? "");
+  for (const m of section.matchAll(/^### (qemu-[\w-]+)\n([\s\S]*?)(?=^### |(?![\s\S]))/gm)) entries.set(m[1] ?? "", `${(m[2] ?? "").trimEnd()}\n\n`);
   for (const { sc, args } of recorded) {
     const shown = args.replace(/\/\S*\/lab\/work\//g, "lab/work/");
-    entries.set(sc.fixture, `${sc.title}. Kernel command line: \`${sc.cmdline || "(nothing added)"}\`.\n\n\`\`\`\nqemu-system-x86_64 ${shown}\n\`\`\`\n\n`);
+    entries.set(sc.fixture, `${sc.title}. Kernel command line: \`${sc.cmdline || "(nothing added)"}\`. Recorded with ${recordedWith}.\n\n\`\`\`\nqemu-system-x86_64 ${shown}\n\`\`\`\n\n`);
   }
   const body = [...entries.keys()].sort().map((k) => `### ${k}\n${entries.get(k)}`).join("");
   const mine = `${HEADING}
@@ -441,7 +477,7 @@ IOMMU; inside the guest, \`lab/guest/record-sysfs.mjs\` copied what the doctor r
 stores them (relative) and their targets recorded too, so every link resolves inside the tree. The guest's full
 kernel log is \`dmesg.txt\` at the root of each tree.
 
-- Recorded with: ${qemu}; kernel ${kernelVersion()} (Debian package ${kpkg}).
+- Each entry below names the QEMU and kernel it was recorded with.
 - Re-record one: \`bash lab/setup.sh && node --import tsx lab/run.ts doctor --scenario a --update-fixtures\`
   (only this section of this README is rewritten).
 - What is recorded: see the header of \`lab/guest/record-sysfs.mjs\`. Write-only sysfs files (\`bind\`, \`unbind\`,
@@ -449,7 +485,8 @@ kernel log is \`dmesg.txt\` at the root of each tree.
   their existence is visible.
 - Devices (same BDFs in every tree): 00:02.0 e1000e, 00:03.0 virtio-net (iommu_platform), 00:04.0 NVMe,
   00:05.0 PCIe root port -> 01:00.0 PCIe-to-PCI bridge -> 02:01.0 e1000, 00:06.0 + 00:06.1 e1000 (one
-  multifunction slot), 00:10.0 and 00:11.0 virtio-9p (the lab's shares), and q35's own 00:00.0 and 00:1f.{0,2,3}.
+  multifunction slot), 00:10.0 and 00:11.0 virtio-9p (the lab's shares), and q35's own 00:00.0 and 00:1f.{0,2,3};
+  \`qemu-g-*\` has a second e1000 at 02:02.0.
 - The command lines below are the lab's, with its paths shortened to \`lab/work/...\`; the guest's /init is
   \`lab/guest/init\` (its kernel command line gets \`console=ttyS0 panic=-1 loglevel=6\` first).
 

@@ -8,16 +8,18 @@
  *   00:05.0  pcie-root-port -> 01:00.0 pcie-pci-bridge -> 02:01.0 e1000 (conventional PCI behind a bridge)
  *   00:06.0  e1000, multifunction   00:06.1  e1000 (two functions of one slot)
  *   00:10.0, 00:11.0  virtio-9p-pci (the lab's host root and output shares, added by qemu.ts)
+ *   02:02.0  e1000, a second device behind the bridge (scenario g only)
  *   plus q35's built-in 00:00.0 host bridge, 00:1f.* ICH9 LPC/SATA/SMBus, and with AMD-Vi its own PCI function.
  */
 import { existsSync, openSync, closeSync, ftruncateSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import type { PciFunctionInput } from "../src/hw/pci/topology.js";
 import { WORK_DIR } from "./qemu.js";
 
 export type IommuKind = "intel" | "amd" | "none";
 
 export interface Scenario {
-  /** Short id: a … f (f is b with VFIO's allow_unsafe_interrupts). */
+  /** Short id: a … h (f is b with VFIO's allow_unsafe_interrupts; g and h are a with vfio-pci.ids= for the e1000e). */
   id: string;
   /** Directory name of the recorded tree under test/fixtures/hosts/. */
   fixture: string;
@@ -26,7 +28,19 @@ export interface Scenario {
   /** The IOMMU -device argument, when there is one. */
   iommuDevice: string | null;
   cmdline: string;
+  /** QEMU device arguments added after the standard devices. */
+  extraDevices?: string[];
+  /** The same devices for the simulated machine (the q35-lab preset of src/hw/machine-presets.ts). */
+  simDevices?: PciFunctionInput[];
 }
+
+/** The e1000e's vendor:device, as vfio-pci.ids= names it. */
+export const E1000E_IDS = "8086:10d3";
+// g and h boot with no_timer_check (as the AMD-Vi oracle does): under TCG on a loaded machine Linux's check of
+// the timer through the interrupt-remapped IO-APIC can time out and panic ("timer doesn't work through
+// Interrupt-remapped IO-APIC") before anything runs.
+/** The initramfs's module order (lab/mkinitrd.sh) with vfio_pci moved before the NIC and NVMe drivers. */
+const VFIO_FIRST = "virtio_pci,virtio_net,9pnet_virtio,9p,vfio,vfio_iommu_type1,vfio_pci,e1000e,e1000,nvme";
 
 export const SCENARIOS: Scenario[] = [
   {
@@ -77,6 +91,26 @@ export const SCENARIOS: Scenario[] = [
     iommuDevice: "amd-iommu,intremap=on",
     cmdline: "amd_iommu=on",
   },
+  {
+    id: "g",
+    fixture: "qemu-g-early-bind",
+    title: "VT-d as in a, vfio-pci.ids= for the e1000e with vfio_pci loaded before the NIC drivers, and a second e1000 behind the PCIe-to-PCI bridge",
+    iommu: "intel",
+    iommuDevice: "intel-iommu,intremap=on",
+    cmdline: `intel_iommu=on iommu=pt no_timer_check vfio-pci.ids=${E1000E_IDS} lab.modules=${VFIO_FIRST}`,
+    extraDevices: ["-netdev", "user,id=n5", "-device", "e1000,netdev=n5,bus=br1,addr=0x2,romfile="],
+    simDevices: [
+      { bdf: "02:02.0", type: "pci", id: "8086:100e", class: "0x020000", name: "e1000", driver: "e1000", msi: "none", bars: [{ size: "128K" }, { kind: "io", size: 64 }] },
+    ],
+  },
+  {
+    id: "h",
+    fixture: "qemu-h-early-bind-lost",
+    title: "VT-d as in a, vfio-pci.ids= for the e1000e but e1000e loaded before vfio_pci (the initramfs's usual order)",
+    iommu: "intel",
+    iommuDevice: "intel-iommu,intremap=on",
+    cmdline: `intel_iommu=on iommu=pt no_timer_check vfio-pci.ids=${E1000E_IDS}`,
+  },
 ];
 
 export function scenario(id: string): Scenario {
@@ -120,5 +154,5 @@ export function standardDevices(): string[] {
 
 /** QEMU arguments for a scenario: the IOMMU first (QEMU wants it before the devices it translates for). */
 export function machineArgs(s: Scenario): string[] {
-  return [...(s.iommuDevice ? ["-device", s.iommuDevice] : []), ...standardDevices()];
+  return [...(s.iommuDevice ? ["-device", s.iommuDevice] : []), ...standardDevices(), ...(s.extraDevices ?? [])];
 }

@@ -30,6 +30,8 @@ declare -A NEED=(
   [cpio]=/usr/bin/cpio
   [kmod]=/usr/bin/kmod
   [gzip]=/usr/bin/gzip
+  [python3-minimal]=/usr/bin/python3 # lab/guest/vfio-probe.py (doctor scenario g)
+  [util-linux]=/usr/bin/setpriv      # the doctor without CAP_IPC_LOCK (doctor scenario g)
 )
 missing=()
 for pkg in "${!NEED[@]}"; do

@@ -62,6 +62,7 @@ export function simChecks(report: Report, suite: string, sc: Scenario, tree: str
     report.fail(suite, "sim: the q35-lab machine loads", "src/hw/machine-presets.ts has no q35-lab preset");
     return;
   }
+  if (sc.simDevices && Array.isArray(cfg.devices)) cfg.devices = [...(cfg.devices as unknown[]), ...sc.simDevices];
   const iommus = (cfg.iommus ?? []) as Record<string, unknown>[];
   cfg.iommus = sc.iommu === "none" ? [] : iommus.map((u) => ({ ...u, interruptRemapping: /intremap=on/.test(sc.iommuDevice ?? "") }));
   const k = Kernel.boot(new Machine(cfg), { cmdline });

@@ -27,7 +27,6 @@ export interface FailureTree {
 
 export const RELEASE = "6.1.0-56-amd64";
 const DEV = "sys/devices/pci0000:00";
-const BUS2 = `${DEV}/0000:00:05.0/0000:01:00.0`;
 const le16 = (v: number) => [v & 0xff, (v >> 8) & 0xff];
 
 const write = (path: string, data: string | Uint8Array): TreeOp => ({ op: "write", path, data });
@@ -229,20 +228,6 @@ export const FAILURE_TREES: FailureTree[] = [
       "/dev/iommu exists (CONFIG_IOMMUFD) and /sys/module/iommufd/parameters/allow_unsafe_interrupts reads N; everything else is the recorded qemu-f tree.",
     ],
     ops: [write("dev/iommu", ""), write("sys/module/iommufd/parameters/allow_unsafe_interrupts", "N\n"), write("sys/module/iommufd/initstate", "live\n")],
-  },
-  {
-    name: "qemu-a-bus-reset-shared",
-    base: "qemu-a-intel-pt-ir",
-    summary: "a second e1000 (02:02.0) on the bus behind the PCIe-to-PCI bridge: each has only a bus reset, which resets the other too",
-    notes: [
-      "02:02.0 is a copy of the recorded 02:01.0 (same ids, config, reset_method 'bus', e1000, group 9), as QEMU makes it with a second -device e1000,bus=br1,addr=0x2.",
-    ],
-    ops: [
-      { op: "copy", path: `${BUS2}/0000:02:02.0`, from: `${BUS2}/0000:02:01.0` },
-      link("sys/bus/pci/devices/0000:02:02.0", "../../../devices/pci0000:00/0000:00:05.0/0000:01:00.0/0000:02:02.0"),
-      link("sys/bus/pci/drivers/e1000/0000:02:02.0", "../../../../devices/pci0000:00/0000:00:05.0/0000:01:00.0/0000:02:02.0"),
-      link("sys/kernel/iommu_groups/9/devices/0000:02:02.0", "../../../../devices/pci0000:00/0000:00:05.0/0000:01:00.0/0000:02:02.0"),
-    ],
   },
 ];
 

@@ -44,6 +44,14 @@ export function earlyBindingCheck(view: SysfsView, facts: PassthroughFacts, d: P
   const sources = [...new Set(rules.map((r) => r.source))].join("; ");
   if (isVfioDriver(d.driver)) return passed("EARLY_BINDING", `${addr} is claimed by ${d.driver ?? "vfio-pci"} at boot (${sources})`);
   if (d.driver === "pci-stub") return passed("EARLY_BINDING", `${addr} is listed for vfio-pci (${sources}) and held by pci-stub, which VFIO accepts`);
+  if (d.driver === null && d.driverOverride !== null && !isVfioDriver(d.driverOverride)) {
+    // Not a separate finding: DRIVER_OVERRIDE_OTHER reports the cause with its fix.
+    const ov = d.driverOverride;
+    return { ...failed("EARLY_BINDING", "DRIVER_OVERRIDE_OTHER", "warning",
+      `${addr} is listed for vfio-pci (${sources}) but no driver has it: its driver_override "${ov}" lets only ${ov} bind it`,
+      `give it to vfio-pci: echo vfio-pci | sudo tee /sys/bus/pci/devices/${addr}/driver_override && echo ${addr} | sudo tee /sys/bus/pci/drivers_probe ` +
+        `(or 'sudo iommu bind ${addr}'); clearing the override instead lets the first matching driver, usually the host's, take it at the next probe`), finding: null };
+  }
   if (d.driver === null) {
     return noted("EARLY_BINDING", "EARLY_BIND_UNCLAIMED", "warning",
       `${addr} is listed for vfio-pci (${sources}) but no driver has it: vfio-pci was not loaded when the device appeared`,
