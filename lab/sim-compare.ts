@@ -18,7 +18,11 @@ import { machinePreset } from "../src/hw/machine-presets.js";
 import { Kernel } from "../src/os/kernel.js";
 import type { Report } from "./report.js";
 import type { Scenario } from "./scenarios.js";
+import { AMD_COMPARED, capturedFunctionFacts, capturedUnitMembers, ivrsFacts, simulatedMachineFacts, simulatedUnitMembers } from "./sim-amd.js";
 import { captureMachine } from "./sim-machine.js";
+
+/** The preset that stands for the lab's AMD machine (the doctor scenarios' devices with amd-iommu). */
+export const AMD_LAB_PRESET = "q35-amd-lab";
 
 /** The kernel log lines the comparison covers (the ones Linux prints about DMA remapping and groups). */
 export const COMPARED = [
@@ -122,13 +126,59 @@ function factCheck(report: Report, suite: string, what: string, real: string[], 
   report.check(suite, `sim: ${n} ${what}`, diffs.length === 0, `${diffs.length} differ, e.g. ${diffs.slice(0, 3).join("; ")}`);
 }
 
+/** Which unit a captured guest had: from the QEMU device the case booted with. */
+export type CaptureUnit = "intel" | "amd" | null;
+
+export function captureUnit(iommuDevice: string | null): CaptureUnit {
+  return iommuDevice === null ? null : iommuDevice.startsWith("amd-iommu") ? "amd" : "intel";
+}
+
+/** The firmware table each unit kind needs in a capture. */
+const FIRMWARE: Record<"intel" | "amd", string> = { intel: "DMAR", amd: "IVRS" };
+
+/** A fact list that describes the machine, not the kernel: not counted in the totals. */
+function machineCheck(report: Report, suite: string, what: string, real: string[], sim: string[]): void {
+  const diffs: string[] = [];
+  for (let i = 0; i < Math.max(real.length, sim.length); i++) {
+    if (real[i] !== sim[i]) diffs.push(`real ${JSON.stringify(real[i] ?? "(none)")}, simulated ${JSON.stringify(sim[i] ?? "(none)")}`);
+  }
+  report.check(suite, `machine: ${what} (${real.length})`, diffs.length === 0, `${diffs.length} differ, e.g. ${diffs.slice(0, 3).join("; ")}`);
+}
+
+/**
+ * The simulated machine is the captured one (AMD cases): the same PCI functions and the same IVRS, both for the
+ * machine built from the capture and for the preset that stands for it.
+ */
+function amdMachineChecks(report: Report, suite: string, dir: string, machine: MachineConfigInput, presetName: string): void {
+  const names = readdirSync(join(dir, "pci")).filter((f) => f.endsWith(".config")).map((f) => f.replace(/\.config$/, ""));
+  const realFns = capturedFunctionFacts(dir, names);
+  const realIvrs = ivrsFacts(readFileSync(join(dir, "IVRS")));
+  const candidates: [string, MachineConfigInput | null][] = [["the machine built from the capture", machine], [`preset ${presetName}`, machinePreset(presetName)]];
+  for (const [label, cfg] of candidates) {
+    if (cfg === null) {
+      report.fail(suite, `machine: ${label} exists`, `src/hw/machine-presets.ts has no ${presetName} preset`);
+      continue;
+    }
+    let sim: ReturnType<typeof simulatedMachineFacts>;
+    try {
+      sim = simulatedMachineFacts(cfg);
+    } catch (e) {
+      report.fail(suite, `machine: ${label} builds`, (e as Error).message);
+      continue;
+    }
+    machineCheck(report, suite, `${label}: PCI functions as the guest's configuration spaces show them`, realFns, sim.functions);
+    if (sim.ivrs === null) report.fail(suite, `machine: ${label}: IVRS`, "the simulated firmware has no IVRS table");
+    else machineCheck(report, suite, `${label}: IVRS blocks and device entries`, realIvrs, ivrsFacts(sim.ivrs));
+  }
+}
+
 /**
  * Builds the simulated machine from a capture directory, boots the simulated kernel with the captured command
  * line and compares. A capture that is incomplete or a machine that cannot be built is a failure with the reason.
  */
-export function compareCapture(report: Report, suite: string, dir: string, hasIommu: boolean, t: CompareTotals): SimFixture | null {
+export function compareCapture(report: Report, suite: string, dir: string, unit: CaptureUnit, t: CompareTotals): SimFixture | null {
   const need = ["cmdline.txt", "dmesg.txt", "pci"].filter((f) => !existsSync(join(dir, f)));
-  if (hasIommu && !existsSync(join(dir, "DMAR"))) need.push("DMAR");
+  if (unit !== null && !existsSync(join(dir, FIRMWARE[unit]))) need.push(FIRMWARE[unit]);
   if (need.length > 0) {
     report.fail(suite, "sim: capture complete", `${dir} lacks ${need.join(", ")}`);
     return null;
@@ -143,6 +193,12 @@ export function compareCapture(report: Report, suite: string, dir: string, hasIo
   let machine: MachineConfigInput;
   try {
     machine = captureMachine(dir);
+  } catch (e) {
+    report.fail(suite, "sim: the simulated machine is built from the capture", (e as Error).message);
+    return null;
+  }
+  if (unit === "amd") amdMachineChecks(report, suite, dir, machine, AMD_LAB_PRESET);
+  try {
     k = Kernel.boot(new Machine(machine), { cmdline });
   } catch (e) {
     report.fail(suite, "sim: the captured machine boots in the simulator", (e as Error).message);
@@ -156,13 +212,20 @@ export function compareCapture(report: Report, suite: string, dir: string, hasIo
   factCheck(report, suite, "group default domain types", real.map((g) => `${g.id}: ${g.type}`), sim.map((g) => `${g.id}: ${g.type ?? ""}`), t);
   factCheck(report, suite, "group reserved region lists", real.map((g) => `${g.id}: ${g.regions.join("; ")}`),
     sim.map((g) => `${g.id}: ${k.iommu.groupReservedRegions(g, k.driver).map((r) => `${hx16(r.start)} ${hx16(r.end)} ${r.type}`).join("; ")}`), t);
-  const realLines = comparedLines(readFileSync(join(dir, "dmesg.txt"), "utf8").split("\n"));
-  factCheck(report, suite, "DMAR/iommu/group log lines, in order", realLines, comparedLines(k.log.lines.map((l) => l.text)), t);
+  const patterns = unit === "amd" ? AMD_COMPARED : COMPARED;
+  const pick = (lines: string[]) => lines.map((l) => l.replace(/^\[[^\]]*\]\s*/, "").trimEnd()).filter((l) => patterns.some((re) => re.test(l)));
+  const realLines = pick(readFileSync(join(dir, "dmesg.txt"), "utf8").split("\n"));
+  factCheck(report, suite, `${unit === "amd" ? "AMD-Vi" : "DMAR"}/iommu/group log lines, in order`, realLines, pick(k.log.lines.map((l) => l.text)), t);
+  if (unit === "amd") {
+    const members = capturedUnitMembers(dir);
+    // amd_iommu=off: no unit registers, so the guest has no ivhd0 and the list is empty on both sides.
+    factCheck(report, suite, "functions of /sys/class/iommu/ivhd0/devices", members ?? [], simulatedUnitMembers(k), t);
+  }
   return {
     cmdline,
     machine: { ...machine, name: suite.replace(/^sim /, "") },
     groups: real.map((g) => ({ id: g.id, devices: g.devices, type: g.type, reservedRegions: g.regions })),
-    linePatterns: COMPARED.map((re) => re.source),
+    linePatterns: patterns.map((re) => re.source),
     lines: realLines,
   };
 }

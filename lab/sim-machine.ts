@@ -8,6 +8,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { decodeIvrs } from "../src/acpi/ivrs.js";
 import type { MachineConfigInput } from "../src/hw/machine-config.js";
 import type { PciFunctionInput } from "../src/hw/pci/topology.js";
 
@@ -130,15 +131,38 @@ export function parseDmar(b: Buffer): DmarFacts {
   throw new Error("the DMAR table has no DRHD");
 }
 
+/**
+ * The AMD-Vi units of an IVRS (one per IVHD block): register base, the unit's own PCI function (the IVHD's
+ * device id; the platform attaches that function, so the captured dump of it is not a device of the config) and
+ * interrupt remapping (QEMU's IVRS is what `-device amd-iommu,intremap=on` gives).
+ */
+export function ivrsUnits(b: Buffer): { units: Record<string, unknown>[]; unitFunctions: Set<string> } {
+  const t = decodeIvrs(b);
+  const units: Record<string, unknown>[] = [];
+  const unitFunctions = new Set<string>();
+  for (const blk of t.blocks) {
+    if (blk.type !== "IVHD") continue;
+    unitFunctions.add(blk.deviceId);
+    units.push({ type: "amd-vi", base: blk.baseAddress, bdf: blk.deviceId, interruptRemapping: true });
+  }
+  if (units.length === 0) throw new Error("the IVRS table has no IVHD block");
+  return { units, unitFunctions };
+}
+
 /** The machine configuration of a capture directory, or an Error saying what is missing or unusable. */
 export function captureMachine(dir: string): MachineConfigInput {
   const pciDir = join(dir, "pci");
   if (!existsSync(pciDir)) throw new Error(`${pciDir} is missing`);
   const files = readdirSync(pciDir).filter((f) => f.endsWith(".config")).sort();
   if (files.length === 0) throw new Error(`${pciDir} has no configuration space dumps`);
-  const devices = files.map((f) => functionInput(parseConfig(f.replace(/\.config$/, ""), readFileSync(join(pciDir, f)))));
+  const ivrsFile = join(dir, "IVRS");
+  const amd = existsSync(ivrsFile) ? ivrsUnits(readFileSync(ivrsFile)) : null;
+  const devices = files
+    .map((f) => parseConfig(f.replace(/\.config$/, ""), readFileSync(join(pciDir, f))))
+    .filter((f) => !amd?.unitFunctions.has(f.bdf.replace(/^0000:/, "")))
+    .map(functionInput);
   const dmarFile = join(dir, "DMAR");
-  const iommus: Record<string, unknown>[] = [];
+  const iommus: Record<string, unknown>[] = amd?.units ?? [];
   if (existsSync(dmarFile)) {
     const d = parseDmar(readFileSync(dmarFile));
     if (d.hostAddressWidth !== 39 && d.hostAddressWidth !== 48) throw new Error(`DMAR host address width ${d.hostAddressWidth} is not 39 or 48`);

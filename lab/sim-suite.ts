@@ -11,11 +11,13 @@
  * in the unit tests.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { bootGuest, describeFailure, kernelVersion, qemuVersion, REPO_DIR, WORK_DIR } from "./qemu.js";
+import type { MachineConfigInput } from "../src/hw/machine-config.js";
 import type { Report } from "./report.js";
-import { compareCapture, type CompareTotals } from "./sim-compare.js";
+import { captureUnit, compareCapture, type CompareTotals } from "./sim-compare.js";
+import { compareStatus, type StatusTotals } from "./sim-status.js";
 import { caseName, simCases, type SimCase } from "./sim-topologies.js";
 
 export interface SimSuiteOptions {
@@ -43,8 +45,9 @@ async function capture(report: Report, suite: string, c: SimCase, o: SimSuiteOpt
     name,
     machineArgs: [...(c.iommuDevice ? ["-device", c.iommuDevice] : []), ...c.topology.devices()],
     cmdline: c.cmdline,
-    script: `exec /bin/sh '${join(REPO_DIR, "lab", "guest", "sim-job.sh")}'\n`,
-    timeoutSec: o.timeoutSec ?? 240,
+    // REPO makes the job run `iommu status --json` too (node starts in the guest only then).
+    script: `${c.status ? `export REPO='${REPO_DIR}'\n` : ""}exec /bin/sh '${join(REPO_DIR, "lab", "guest", "sim-job.sh")}'\n`,
+    timeoutSec: o.timeoutSec ?? (c.status ? 360 : 240),
     echo: o.echo,
   });
   if (r.jobExit !== 0) {
@@ -61,6 +64,25 @@ async function capture(report: Report, suite: string, c: SimCase, o: SimSuiteOpt
   return dir;
 }
 
+/** The preset the issue names for `iommu status --sim` on an AMD machine: QEMU q35 with amd-iommu,intremap=on. */
+export const AMD_STATUS_PRESET = "q35-amd";
+
+/**
+ * `iommu status` in the guest against `iommu status --sim` on the machine built from the capture (written next to
+ * the capture as machine.json) and on the AMD_STATUS_PRESET preset, with the captured command line.
+ */
+async function statusChecks(report: Report, suite: string, dir: string, machine: MachineConfigInput | null, t: StatusTotals): Promise<void> {
+  const cmdline = readFileSync(join(dir, "cmdline.txt"), "utf8").trim();
+  const sims = [{ label: AMD_STATUS_PRESET, machine: AMD_STATUS_PRESET }];
+  if (machine === null) report.fail(suite, "status: `iommu status --sim` on the captured machine", "the captured machine could not be built (above)");
+  else {
+    const file = join(dir, "..", "machine.json");
+    writeFileSync(file, JSON.stringify(machine, null, 1) + "\n");
+    sims.unshift({ label: file.slice(REPO_DIR.length + 1), machine: file });
+  }
+  await compareStatus(report, suite, join(dir, "status.json"), sims, cmdline, t);
+}
+
 export async function runSimSuite(report: Report, o: SimSuiteOptions): Promise<void> {
   const cases = simCases().filter((c) => !o.only || o.only.some((s) => caseName(c).includes(s)));
   if (cases.length === 0) {
@@ -68,6 +90,7 @@ export async function runSimSuite(report: Report, o: SimSuiteOptions): Promise<v
     return;
   }
   const totals: CompareTotals = { cases: 0, facts: 0, differing: 0 };
+  const status: StatusTotals = { facts: 0, differing: 0 };
   const topologies = new Set<string>();
   const cmdlines = new Set<string>();
   const started = Date.now();
@@ -78,7 +101,8 @@ export async function runSimSuite(report: Report, o: SimSuiteOptions): Promise<v
     if (dir === null) continue;
     topologies.add(c.topology.id);
     cmdlines.add(c.iommuDevice === null ? "(no IOMMU)" : c.cmdline);
-    const fixture = compareCapture(report, suite, dir, c.iommuDevice !== null, totals);
+    const fixture = compareCapture(report, suite, dir, captureUnit(c.iommuDevice), totals);
+    if (c.status) await statusChecks(report, suite, dir, fixture?.machine ?? null, status);
     if (fixture !== null && o.updateFixtures) {
       const recorded = { qemu: await qemuVersion(), kernel: kernelVersion(), qemuDevices: [...(c.iommuDevice ? ["-device", c.iommuDevice] : []), ...c.topology.devices()].join(" ").replace(/\/\S*\/lab\/work\//g, "lab/work/") };
       mkdirSync(SIM_FIXTURES_DIR, { recursive: true });
@@ -95,6 +119,8 @@ export async function runSimSuite(report: Report, o: SimSuiteOptions): Promise<v
   if (written.length) report.note(`sim: wrote ${written.length} fixtures to ${SIM_FIXTURES_DIR}`);
   report.note(
     `sim: ${totals.cases} cases over ${topologies.size} topologies and ${cmdlines.size} distinct command lines (lab/sim-topologies.ts), ` +
-      `${totals.facts} facts compared, ${totals.differing} differ; ${((Date.now() - started) / 1000).toFixed(0)} s`,
+      `${totals.facts} facts compared, ${totals.differing} differ; ` +
+      (status.facts > 0 ? `\`iommu status\` in the guest against --sim: ${status.facts} facts compared, ${status.differing} differ; ` : "") +
+      `${((Date.now() - started) / 1000).toFixed(0)} s`,
   );
 }
