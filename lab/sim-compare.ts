@@ -1,14 +1,15 @@
 /**
  * The simulated kernel against the real one, on the same machine.
  *
- * - `simChecks` (doctor suite): for each Intel and no-IOMMU scenario the lab boots, the simulated kernel boots the
- *   equivalent machine (the q35-lab preset, with interrupt remapping as the QEMU device had it, or no unit at
- *   all) with the command line the real kernel saw.
+ * - `simChecks` (doctor suite): for each scenario the lab boots, the simulated kernel boots the equivalent machine
+ *   (the q35-lab preset, with interrupt remapping as the QEMU device had it, or no unit at all; q35-amd-lab for
+ *   the AMD-Vi scenario) with the command line the real kernel saw.
  * - `compareCapture` (sim suite, lab/sim-suite.ts): the simulated machine is built from the guest's capture
  *   (lab/sim-machine.ts) and booted with the captured command line.
  *
  * Both compare the IOMMU groups with their members, each group's default domain type, each group's reserved
- * regions (compareCapture) and the kernel log lines about DMA remapping, in order.
+ * regions (compareCapture) and the kernel log lines about DMA remapping, in order (VT-d: COMPARED below; AMD-Vi:
+ * AMD_COMPARED in sim-amd.ts).
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -20,9 +21,6 @@ import type { Report } from "./report.js";
 import type { Scenario } from "./scenarios.js";
 import { AMD_COMPARED, capturedFunctionFacts, capturedUnitMembers, ivrsFacts, simulatedMachineFacts, simulatedUnitMembers } from "./sim-amd.js";
 import { captureMachine } from "./sim-machine.js";
-
-/** The preset that stands for the lab's AMD machine (the doctor scenarios' devices with amd-iommu). */
-export const AMD_LAB_PRESET = "q35-amd-lab";
 
 /** The kernel log lines the comparison covers (the ones Linux prints about DMA remapping and groups). */
 export const COMPARED = [
@@ -40,8 +38,8 @@ export const COMPARED = [
   /^DMAR: Intel\(R\) Virtualization Technology for Directed I\/O$/,
 ];
 
-export function comparedLines(lines: string[]): string[] {
-  return lines.map((l) => l.replace(/^\[[^\]]*\]\s*/, "").trimEnd()).filter((l) => COMPARED.some((re) => re.test(l)));
+export function comparedLines(lines: string[], patterns: RegExp[] = COMPARED): string[] {
+  return lines.map((l) => l.replace(/^\[[^\]]*\]\s*/, "").trimEnd()).filter((l) => patterns.some((re) => re.test(l)));
 }
 
 function firstDifference(a: string[], b: string[]): string | null {
@@ -54,21 +52,26 @@ function firstDifference(a: string[], b: string[]): string | null {
 const fmtGroups = (m: Map<number, string[]>) => [...m].sort((a, b) => a[0] - b[0]).map(([g, d]) => `${g}: ${d.join(" ")}`).join("; ");
 
 export function simChecks(report: Report, suite: string, sc: Scenario, tree: string, realGroups: Map<number, string[]>): void {
-  if (sc.iommu === "amd") {
-    // Not a check: the simulated machine has no AMD-Vi unit, so there is nothing to boot it on.
-    report.note(`${suite}: not compared with the simulated kernel (the simulated machine has no AMD-Vi unit)`);
-    return;
-  }
   const read = (p: string) => (existsSync(join(tree, p)) ? readFileSync(join(tree, p), "utf8") : "");
   const cmdline = read("proc/cmdline").trim();
-  const cfg = machinePreset("q35-lab");
+  // The AMD scenario's machine is q35-amd-lab (the sim suite's lab-amd cases check that it is the guest's).
+  const presetName = sc.iommu === "amd" ? "q35-amd-lab" : "q35-lab";
+  const cfg = machinePreset(presetName);
   if (cfg === null) {
-    report.fail(suite, "sim: the q35-lab machine loads", "src/hw/machine-presets.ts has no q35-lab preset");
+    report.fail(suite, `sim: the ${presetName} machine loads`, `src/hw/machine-presets.ts has no ${presetName} preset`);
     return;
   }
-  const iommus = (cfg.iommus ?? []) as Record<string, unknown>[];
-  cfg.iommus = sc.iommu === "none" ? [] : iommus.map((u) => ({ ...u, interruptRemapping: /intremap=on/.test(sc.iommuDevice ?? "") }));
-  const k = Kernel.boot(new Machine(cfg), { cmdline });
+  if (sc.iommu !== "amd") {
+    const iommus = (cfg.iommus ?? []) as Record<string, unknown>[];
+    cfg.iommus = sc.iommu === "none" ? [] : iommus.map((u) => ({ ...u, interruptRemapping: /intremap=on/.test(sc.iommuDevice ?? "") }));
+  }
+  let k: Kernel;
+  try {
+    k = Kernel.boot(new Machine(cfg), { cmdline });
+  } catch (e) {
+    report.fail(suite, `sim: the simulated kernel boots ${presetName}`, (e as Error).message);
+    return;
+  }
 
   const simGroups = new Map<number, string[]>(k.groups.map((g) => [g.id, g.devices.map((d) => d.name).sort()]));
   report.check(suite, `sim: same ${realGroups.size} groups and members as the real kernel`, fmtGroups(simGroups) === fmtGroups(realGroups),
@@ -77,10 +80,11 @@ export function simChecks(report: Report, suite: string, sc: Scenario, tree: str
   const simTypes = [...k.groups].sort((a, b) => a.id - b.id).map((g) => g.type ?? "");
   report.check(suite, "sim: same group types", simTypes.join(",") === realTypes.join(","), `real ${realTypes.join(",")} | simulated ${simTypes.join(",")}`);
 
-  const real = comparedLines(read("dmesg.txt").split("\n"));
-  const sim = comparedLines(k.log.lines.map((l) => l.text));
+  const patterns = sc.iommu === "amd" ? AMD_COMPARED : COMPARED;
+  const real = comparedLines(read("dmesg.txt").split("\n"), patterns);
+  const sim = comparedLines(k.log.lines.map((l) => l.text), patterns);
   const diff = firstDifference(real, sim);
-  report.check(suite, `sim: the ${real.length} DMAR/iommu/group lines, in order`, diff === null, diff ?? "");
+  report.check(suite, `sim: the ${real.length} ${sc.iommu === "amd" ? "AMD-Vi" : "DMAR"}/iommu/group lines, in order`, diff === null, diff ?? "");
 }
 
 // ---- captures (sim suite) ----
@@ -149,11 +153,12 @@ function machineCheck(report: Report, suite: string, what: string, real: string[
  * The simulated machine is the captured one (AMD cases): the same PCI functions and the same IVRS, both for the
  * machine built from the capture and for the preset that stands for it.
  */
-function amdMachineChecks(report: Report, suite: string, dir: string, machine: MachineConfigInput, presetName: string): void {
+function amdMachineChecks(report: Report, suite: string, dir: string, machine: MachineConfigInput, presetName: string | undefined): void {
   const names = readdirSync(join(dir, "pci")).filter((f) => f.endsWith(".config")).map((f) => f.replace(/\.config$/, ""));
   const realFns = capturedFunctionFacts(dir, names);
   const realIvrs = ivrsFacts(readFileSync(join(dir, "IVRS")));
-  const candidates: [string, MachineConfigInput | null][] = [["the machine built from the capture", machine], [`preset ${presetName}`, machinePreset(presetName)]];
+  const candidates: [string, MachineConfigInput | null][] = [["the machine built from the capture", machine]];
+  if (presetName !== undefined) candidates.push([`preset ${presetName}`, machinePreset(presetName)]);
   for (const [label, cfg] of candidates) {
     if (cfg === null) {
       report.fail(suite, `machine: ${label} exists`, `src/hw/machine-presets.ts has no ${presetName} preset`);
@@ -176,7 +181,7 @@ function amdMachineChecks(report: Report, suite: string, dir: string, machine: M
  * Builds the simulated machine from a capture directory, boots the simulated kernel with the captured command
  * line and compares. A capture that is incomplete or a machine that cannot be built is a failure with the reason.
  */
-export function compareCapture(report: Report, suite: string, dir: string, unit: CaptureUnit, t: CompareTotals): SimFixture | null {
+export function compareCapture(report: Report, suite: string, dir: string, unit: CaptureUnit, t: CompareTotals, preset?: string): SimFixture | null {
   const need = ["cmdline.txt", "dmesg.txt", "pci"].filter((f) => !existsSync(join(dir, f)));
   if (unit !== null && !existsSync(join(dir, FIRMWARE[unit]))) need.push(FIRMWARE[unit]);
   if (need.length > 0) {
@@ -197,7 +202,7 @@ export function compareCapture(report: Report, suite: string, dir: string, unit:
     report.fail(suite, "sim: the simulated machine is built from the capture", (e as Error).message);
     return null;
   }
-  if (unit === "amd") amdMachineChecks(report, suite, dir, machine, AMD_LAB_PRESET);
+  if (unit === "amd") amdMachineChecks(report, suite, dir, machine, preset);
   try {
     k = Kernel.boot(new Machine(machine), { cmdline });
   } catch (e) {
@@ -213,7 +218,7 @@ export function compareCapture(report: Report, suite: string, dir: string, unit:
   factCheck(report, suite, "group reserved region lists", real.map((g) => `${g.id}: ${g.regions.join("; ")}`),
     sim.map((g) => `${g.id}: ${k.iommu.groupReservedRegions(g, k.driver).map((r) => `${hx16(r.start)} ${hx16(r.end)} ${r.type}`).join("; ")}`), t);
   const patterns = unit === "amd" ? AMD_COMPARED : COMPARED;
-  const pick = (lines: string[]) => lines.map((l) => l.replace(/^\[[^\]]*\]\s*/, "").trimEnd()).filter((l) => patterns.some((re) => re.test(l)));
+  const pick = (lines: string[]) => comparedLines(lines, patterns);
   const realLines = pick(readFileSync(join(dir, "dmesg.txt"), "utf8").split("\n"));
   factCheck(report, suite, `${unit === "amd" ? "AMD-Vi" : "DMAR"}/iommu/group log lines, in order`, realLines, pick(k.log.lines.map((l) => l.text)), t);
   if (unit === "amd") {

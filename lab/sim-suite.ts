@@ -101,7 +101,7 @@ export async function runSimSuite(report: Report, o: SimSuiteOptions): Promise<v
     if (dir === null) continue;
     topologies.add(c.topology.id);
     cmdlines.add(c.iommuDevice === null ? "(no IOMMU)" : c.cmdline);
-    const fixture = compareCapture(report, suite, dir, captureUnit(c.iommuDevice), totals);
+    const fixture = compareCapture(report, suite, dir, captureUnit(c.iommuDevice), totals, c.preset);
     if (c.status) await statusChecks(report, suite, dir, fixture?.machine ?? null, status);
     if (fixture !== null && o.updateFixtures) {
       const recorded = { qemu: await qemuVersion(), kernel: kernelVersion(), qemuDevices: [...(c.iommuDevice ? ["-device", c.iommuDevice] : []), ...c.topology.devices()].join(" ").replace(/\/\S*\/lab\/work\//g, "lab/work/") };

@@ -15,7 +15,9 @@
  *             and a DMI-to-PCI bridge (i82801b11) on the root bus, a multifunction conventional device on the root bus
  *   lab       the doctor scenarios' machine (lab/scenarios.ts): e1000e, virtio-net, NVMe, a root port ->
  *             pcie-pci-bridge -> e1000, a multifunction e1000 pair; booted with `-device amd-iommu,intremap=on`
- *             under every AMD command line of AMD_CMDLINES, and `iommu status` runs in the guest too
+ *             under every AMD command line of AMD_CMDLINES, and `iommu status` runs in the guest too. (The other
+ *             topologies cannot take amd-iommu as they are: QEMU 7.2 puts the unit's PCI function in the first
+ *             free slot of bus 0, 00:01.0, which they use.)
  */
 import { nvmeImage, standardDevices } from "./scenarios.js";
 
@@ -106,6 +108,8 @@ export interface SimCase {
   iommuDevice: string | null;
   /** Also run `iommu status --json` in the guest (starts node: ≈ 5–15 s more) and compare it with `--sim`. */
   status?: boolean;
+  /** A machine preset that stands for this machine: checked to give the guest's PCI functions and IVRS. */
+  preset?: string;
 }
 
 /** The AMD-Vi unit of the AMD cases: QEMU 7.2's amd-iommu with interrupt remapping (lab/README.md). */
@@ -147,7 +151,7 @@ export function simCases(): SimCase[] {
     { topology: topo("switches"), cmdline: "intel_iommu=on iommu=pt", iommuDevice: IOMMU },
     { topology: topo("bridges"), cmdline: "intel_iommu=on", iommuDevice: IOMMU },
     { topology: topo("bridges"), cmdline: "intel_iommu=on,igfx_off iommu.strict=1", iommuDevice: IOMMU },
-    ...AMD_CMDLINES.map((cmdline) => ({ topology: topo("lab"), cmdline, iommuDevice: AMD_IOMMU, status: true })),
+    ...AMD_CMDLINES.map((cmdline) => ({ topology: topo("lab"), cmdline, iommuDevice: AMD_IOMMU, status: true, preset: "q35-amd-lab" })),
   ];
 }
 
