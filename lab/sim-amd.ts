@@ -12,8 +12,8 @@
  *   entries as the guest's (ivrsFacts), and its PCI functions' configuration spaces parse to the same facts as
  *   the guest's dumps (sim-machine.ts parseConfig) — for the machine built from the capture and for a preset
  *   that claims to be that machine (q35-amd-lab).
- * - the functions each unit translates for: /sys/class/iommu/ivhdN/devices in the guest and in the simulated
- *   kernel's sysfs view.
+ * - the functions the unit translates for (/sys/class/iommu/ivhd0/devices) and its amd-iommu/cap and
+ *   amd-iommu/features files, in the guest and in the simulated kernel's sysfs view.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -89,4 +89,21 @@ export function capturedUnitMembers(dir: string): string[] | null {
 /** The same list in the simulated kernel's sysfs view. */
 export function simulatedUnitMembers(k: Kernel): string[] {
   return (kernelSysfsView(k).list("/sys/class/iommu/ivhd0/devices") ?? []).slice().sort();
+}
+
+/**
+ * ivhd0's amd-iommu/cap (the capability header) and amd-iommu/features (EFR2:EFR, as Linux 6.1 prints them):
+ * from the capture (amd-cap, amd-features) or the simulated kernel's sysfs view; "(absent)" when there is none.
+ */
+export function unitRegisterFacts(read: (name: "cap" | "features") => string | null): string[] {
+  return (["cap", "features"] as const).map((n) => `${n}: ${read(n)?.trim() ?? "(absent)"}`);
+}
+
+export function capturedUnitRegisters(dir: string): string[] {
+  return unitRegisterFacts((n) => (existsSync(join(dir, `amd-${n}`)) ? readFileSync(join(dir, `amd-${n}`), "utf8") : null));
+}
+
+export function simulatedUnitRegisters(k: Kernel): string[] {
+  const v = kernelSysfsView(k);
+  return unitRegisterFacts((n) => v.readText(`/sys/class/iommu/ivhd0/amd-iommu/${n}`));
 }

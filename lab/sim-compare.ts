@@ -19,7 +19,10 @@ import { machinePreset } from "../src/hw/machine-presets.js";
 import { Kernel } from "../src/os/kernel.js";
 import type { Report } from "./report.js";
 import type { Scenario } from "./scenarios.js";
-import { AMD_COMPARED, capturedFunctionFacts, capturedUnitMembers, ivrsFacts, simulatedMachineFacts, simulatedUnitMembers } from "./sim-amd.js";
+import {
+  AMD_COMPARED, capturedFunctionFacts, capturedUnitMembers, capturedUnitRegisters, ivrsFacts, simulatedMachineFacts, simulatedUnitMembers,
+  simulatedUnitRegisters,
+} from "./sim-amd.js";
 import { captureMachine } from "./sim-machine.js";
 
 /** The kernel log lines the comparison covers (the ones Linux prints about DMA remapping and groups). */
@@ -225,6 +228,7 @@ export function compareCapture(report: Report, suite: string, dir: string, unit:
     const members = capturedUnitMembers(dir);
     // amd_iommu=off: no unit registers, so the guest has no ivhd0 and the list is empty on both sides.
     factCheck(report, suite, "functions of /sys/class/iommu/ivhd0/devices", members ?? [], simulatedUnitMembers(k), t);
+    factCheck(report, suite, "ivhd0 amd-iommu/cap and features", capturedUnitRegisters(dir), simulatedUnitRegisters(k), t);
   }
   return {
     cmdline,
