@@ -181,10 +181,11 @@ function amdMachineChecks(report: Report, suite: string, dir: string, machine: M
 }
 
 /**
- * Builds the simulated machine from a capture directory, boots the simulated kernel with the captured command
- * line and compares. A capture that is incomplete or a machine that cannot be built is a failure with the reason.
+ * Builds the simulated machine from a capture directory (`iommuDevice`: the QEMU IOMMU device the guest had),
+ * boots the simulated kernel with the captured command line and compares. A capture that is incomplete or a machine that cannot be built is a failure with the reason.
  */
-export function compareCapture(report: Report, suite: string, dir: string, unit: CaptureUnit, t: CompareTotals, preset?: string): SimFixture | null {
+export function compareCapture(report: Report, suite: string, dir: string, iommuDevice: string | null, t: CompareTotals, preset?: string): SimFixture | null {
+  const unit = captureUnit(iommuDevice);
   const need = ["cmdline.txt", "dmesg.txt", "pci"].filter((f) => !existsSync(join(dir, f)));
   if (unit !== null && !existsSync(join(dir, FIRMWARE[unit]))) need.push(FIRMWARE[unit]);
   if (need.length > 0) {
@@ -200,7 +201,7 @@ export function compareCapture(report: Report, suite: string, dir: string, unit:
   const cmdline = readFileSync(join(dir, "cmdline.txt"), "utf8").trim();
   let machine: MachineConfigInput;
   try {
-    machine = captureMachine(dir);
+    machine = captureMachine(dir, /intremap=on/.test(iommuDevice ?? ""));
   } catch (e) {
     report.fail(suite, "sim: the simulated machine is built from the capture", (e as Error).message);
     return null;

@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { bootGuest, describeFailure, kernelVersion, qemuVersion, REPO_DIR, WORK_DIR } from "./qemu.js";
 import type { MachineConfigInput } from "../src/hw/machine-config.js";
 import type { Report } from "./report.js";
-import { captureUnit, compareCapture, type CompareTotals } from "./sim-compare.js";
+import { compareCapture, type CompareTotals } from "./sim-compare.js";
 import { compareStatus, type StatusTotals } from "./sim-status.js";
 import { caseName, simCases, type SimCase } from "./sim-topologies.js";
 
@@ -101,7 +101,7 @@ export async function runSimSuite(report: Report, o: SimSuiteOptions): Promise<v
     if (dir === null) continue;
     topologies.add(c.topology.id);
     cmdlines.add(c.iommuDevice === null ? "(no IOMMU)" : c.cmdline);
-    const fixture = compareCapture(report, suite, dir, captureUnit(c.iommuDevice), totals, c.preset);
+    const fixture = compareCapture(report, suite, dir, c.iommuDevice, totals, c.preset);
     if (c.status) await statusChecks(report, suite, dir, fixture?.machine ?? null, status);
     if (fixture !== null && o.updateFixtures) {
       const recorded = { qemu: await qemuVersion(), kernel: kernelVersion(), qemuDevices: [...(c.iommuDevice ? ["-device", c.iommuDevice] : []), ...c.topology.devices()].join(" ").replace(/\/\S*\/lab\/work\//g, "lab/work/") };
