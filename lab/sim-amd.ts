@@ -10,7 +10,7 @@
  *   those prefixes is a difference.
  * - that the simulated machine is the captured one: its firmware's IVRS decodes to the same blocks and device
  *   entries as the guest's (ivrsFacts), and its PCI functions' configuration spaces parse to the same facts as
- *   the guest's dumps (sim-machine.ts parseConfig) — for the machine built from the capture and for a preset
+ *   the guest's dumps (sim-machine.ts parseConfig), read through the simulated ECAM — for the machine built from the capture and for a preset
  *   that claims to be that machine (q35-amd-lab).
  * - the functions the unit translates for (/sys/class/iommu/ivhd0/devices) and its amd-iommu/cap and
  *   amd-iommu/features files, in the guest and in the simulated kernel's sysfs view.
@@ -18,7 +18,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { decodeIvrs } from "../src/acpi/ivrs.js";
-import { normalizeMachineConfig, type MachineConfigInput } from "../src/hw/machine-config.js";
+import type { MachineConfigInput } from "../src/hw/machine-config.js";
 import { Machine } from "../src/hw/machine.js";
 import type { Kernel } from "../src/os/kernel.js";
 import { kernelSysfsView } from "../src/os/sysfs.js";
@@ -60,9 +60,16 @@ export function ivrsFacts(bytes: Uint8Array): string[] {
   return facts;
 }
 
-const fnFact = (f: CapturedFunction) =>
-  `${f.bdf.replace(/^0000:/, "")} ${f.vendor.toString(16).padStart(4, "0")}:${f.device.toString(16).padStart(4, "0")} class ${f.classCode.toString(16).padStart(6, "0")} ` +
-  `header ${f.headerType.toString(16)} pcie ${f.pcieType ?? "-"} acs ${f.acs} secondary ${f.secondaryBus ?? "-"}`;
+/**
+ * One function as a fact. The header type's multifunction bit counts on function 0 only: Linux 6.1 reads it there
+ * to decide whether to scan functions 1–7 and marks every function it finds after 0 multifunction itself
+ * (drivers/pci/probe.c, pci_scan_slot), so the bit's value on other functions changes nothing.
+ */
+const fnFact = (f: CapturedFunction) => {
+  const header = /\.0$/.test(f.bdf) ? f.headerType : f.headerType & 0x7f;
+  return `${f.bdf.replace(/^0000:/, "")} ${f.vendor.toString(16).padStart(4, "0")}:${f.device.toString(16).padStart(4, "0")} class ${f.classCode.toString(16).padStart(6, "0")} ` +
+    `header ${header.toString(16)} pcie ${f.pcieType ?? "-"} acs ${f.acs} secondary ${f.secondaryBus ?? "-"}`;
+};
 
 /** The captured functions as facts (pci/BDF.config), sorted by BDF. */
 export function capturedFunctionFacts(dir: string, names: string[]): string[] {
@@ -70,14 +77,22 @@ export function capturedFunctionFacts(dir: string, names: string[]): string[] {
 }
 
 /**
- * What the guest would capture from a simulated machine: its functions' configuration spaces parsed as the
- * guest's dumps are, and its firmware's IVRS (null when it has none). Throws what the configuration lacks.
+ * What the guest would capture from a simulated machine: every function that answers an ECAM read (the whole
+ * configuration space, as the config file of each /sys/bus/pci/devices entry gives it; whatever the platform attaches is included),
+ * parsed as the guest's dumps are, and the firmware's IVRS (null when it has none). Throws what the
+ * configuration lacks.
  */
 export function simulatedMachineFacts(cfg: MachineConfigInput): { functions: string[]; ivrs: Uint8Array | null } {
-  const { topology } = normalizeMachineConfig(cfg);
-  const functions = topology.functions.map((f) => fnFact(parseConfig(f.bdf, Buffer.from(f.config)))).sort();
-  const ivrs = new Machine(cfg).firmware.acpi.IVRS ?? null;
-  return { functions, ivrs };
+  const m = new Machine(cfg);
+  const functions: string[] = [];
+  for (let rid = 0; rid < 0x10000; rid++) {
+    if ((m.configRead(rid, 0, 4) & 0xffff) === 0xffff) continue;
+    const b = Buffer.alloc(4096);
+    for (let off = 0; off < 4096; off += 4) b.writeUInt32LE(m.configRead(rid, off, 4) >>> 0, off);
+    const bdf = `${(rid >> 8).toString(16).padStart(2, "0")}:${((rid >> 3) & 0x1f).toString(16).padStart(2, "0")}.${rid & 7}`;
+    functions.push(fnFact(parseConfig(bdf, b)));
+  }
+  return { functions: functions.sort(), ivrs: m.firmware.acpi.IVRS ?? null };
 }
 
 /** Functions under /sys/class/iommu/ivhdN/devices, per unit, in the guest (capture/amd-devices: ivhd0 only). */

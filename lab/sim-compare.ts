@@ -143,11 +143,18 @@ export function captureUnit(iommuDevice: string | null): CaptureUnit {
 /** The firmware table each unit kind needs in a capture. */
 const FIRMWARE: Record<"intel" | "amd", string> = { intel: "DMAR", amd: "IVRS" };
 
-/** A fact list that describes the machine, not the kernel: not counted in the totals. */
+/**
+ * A fact list that describes the machine, not the kernel (not counted in the totals). Facts are keyed by their
+ * first word (a BDF, "block 0", …): a fact missing on one side is one difference, not a shift of all the rest.
+ */
 function machineCheck(report: Report, suite: string, what: string, real: string[], sim: string[]): void {
+  const key = (f: string) => f.split(" ").slice(0, f.startsWith("block ") ? 4 : 1).join(" ");
+  const byKey = (l: string[]) => new Map(l.map((f) => [key(f), f]));
+  const r = byKey(real);
+  const s = byKey(sim);
   const diffs: string[] = [];
-  for (let i = 0; i < Math.max(real.length, sim.length); i++) {
-    if (real[i] !== sim[i]) diffs.push(`real ${JSON.stringify(real[i] ?? "(none)")}, simulated ${JSON.stringify(sim[i] ?? "(none)")}`);
+  for (const k of [...new Set([...r.keys(), ...s.keys()])].sort()) {
+    if (r.get(k) !== s.get(k)) diffs.push(`real ${JSON.stringify(r.get(k) ?? "(none)")}, simulated ${JSON.stringify(s.get(k) ?? "(none)")}`);
   }
   report.check(suite, `machine: ${what} (${real.length})`, diffs.length === 0, `${diffs.length} differ, e.g. ${diffs.slice(0, 3).join("; ")}`);
 }
