@@ -32,6 +32,8 @@ export interface SimSuiteOptions {
 }
 
 export const SIM_FIXTURES_DIR = join(REPO_DIR, "test", "fixtures", "sim-vs-real");
+/** The AMD-Vi cases' fixtures, replayed by test/sim-vs-real-amd.test.ts (regions read through sysfs). */
+export const SIM_AMD_FIXTURES_DIR = join(REPO_DIR, "test", "fixtures", "sim-vs-real-amd");
 
 async function capture(report: Report, suite: string, c: SimCase, o: SimSuiteOptions): Promise<string | null> {
   const name = `sim-${caseName(c)}`;
@@ -105,18 +107,21 @@ export async function runSimSuite(report: Report, o: SimSuiteOptions): Promise<v
     if (c.status) await statusChecks(report, suite, dir, fixture?.machine ?? null, status);
     if (fixture !== null && o.updateFixtures) {
       const recorded = { qemu: await qemuVersion(), kernel: kernelVersion(), qemuDevices: [...(c.iommuDevice ? ["-device", c.iommuDevice] : []), ...c.topology.devices()].join(" ").replace(/\/\S*\/lab\/work\//g, "lab/work/") };
-      mkdirSync(SIM_FIXTURES_DIR, { recursive: true });
-      const path = join(SIM_FIXTURES_DIR, `${caseName(c).replace(/[^\w.+=-]/g, "_")}.json`);
+      const fixtureDir = c.iommuDevice?.startsWith("amd-iommu") ? SIM_AMD_FIXTURES_DIR : SIM_FIXTURES_DIR;
+      mkdirSync(fixtureDir, { recursive: true });
+      const path = join(fixtureDir, `${caseName(c).replace(/[^\w.+=-]/g, "_")}.json`);
       writeFileSync(path, JSON.stringify({ recorded, ...fixture }, null, 1) + "\n");
       written.push(path);
     }
   }
   if (o.updateFixtures && !o.only) {
     // A full run owns the directory: fixtures of cases that no longer exist go.
-    const keep = new Set(written.map((p) => p.slice(SIM_FIXTURES_DIR.length + 1)));
-    for (const f of readdirSync(SIM_FIXTURES_DIR)) if (f.endsWith(".json") && !keep.has(f)) rmSync(join(SIM_FIXTURES_DIR, f));
+    const keep = new Set(written);
+    for (const d of [SIM_FIXTURES_DIR, SIM_AMD_FIXTURES_DIR]) {
+      for (const f of existsSync(d) ? readdirSync(d) : []) if (f.endsWith(".json") && !keep.has(join(d, f))) rmSync(join(d, f));
+    }
   }
-  if (written.length) report.note(`sim: wrote ${written.length} fixtures to ${SIM_FIXTURES_DIR}`);
+  if (written.length) report.note(`sim: wrote ${written.length} fixtures: ${written.map((p) => p.slice(REPO_DIR.length + 1)).join(", ")}`);
   report.note(
     `sim: ${totals.cases} cases over ${topologies.size} topologies and ${cmdlines.size} distinct command lines (lab/sim-topologies.ts), ` +
       `${totals.facts} facts compared, ${totals.differing} differ; ` +
