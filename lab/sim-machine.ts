@@ -8,6 +8,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { decodeIvrs } from "../src/acpi/ivrs.js";
 import type { MachineConfigInput } from "../src/hw/machine-config.js";
 import type { PciFunctionInput } from "../src/hw/pci/topology.js";
 
@@ -130,15 +131,62 @@ export function parseDmar(b: Buffer): DmarFacts {
   throw new Error("the DMAR table has no DRHD");
 }
 
-/** The machine configuration of a capture directory, or an Error saying what is missing or unusable. */
-export function captureMachine(dir: string): MachineConfigInput {
+/** IVHD special device entry varieties (AMD IOMMU spec 48882, §5.2.2.2: 1 IOAPIC, 2 HPET). */
+const SPECIAL_KIND: Record<number, "ioapic" | "hpet"> = { 1: "ioapic", 2: "hpet" };
+
+/**
+ * The AMD-Vi units of an IVRS, one per register base (IVHD blocks of several types may describe one unit): the
+ * base, the unit's own PCI function (the IVHD's device id; the platform attaches that function, so the captured
+ * dump of it is not a device of the config), the IVHD types, the IOAPIC/HPET special entries, and the EFR the
+ * guest's sysfs showed (amd-iommu/features is "EFR2:EFR"; without it the configuration's default, QEMU 7.2's).
+ * Which functions the unit covers and the alias ranges of conventional buses are what the configuration derives
+ * from the PCI layout (scope "all", as QEMU's IVRS lists every function); the sim suite checks that the IVRS the
+ * simulated firmware builds from it equals the guest's.
+ */
+export function ivrsUnits(b: Buffer, features: string | null, interruptRemapping: boolean): { units: Record<string, unknown>[]; unitFunctions: Set<string> } {
+  const t = decodeIvrs(b);
+  const byBase = new Map<string, Record<string, unknown> & { ivhdTypes: number[]; special: unknown[] }>();
+  const unitFunctions = new Set<string>();
+  for (const blk of t.blocks) {
+    if (blk.type !== "IVHD") continue;
+    const known = byBase.get(blk.baseAddress);
+    if (known !== undefined) {
+      known.ivhdTypes.push(blk.typeCode);
+      continue;
+    }
+    unitFunctions.add(blk.deviceId);
+    const special = blk.entries.flatMap((e) => {
+      const kind = e.type === "special" && e.variety !== undefined ? SPECIAL_KIND[e.variety] : undefined;
+      return kind === undefined || e.type !== "special" ? [] : [{ kind, id: e.handle, bdf: e.sourceId }];
+    });
+    byBase.set(blk.baseAddress, { type: "amd-vi", base: blk.baseAddress, bdf: blk.deviceId, scope: "all", interruptRemapping, ivhdTypes: [blk.typeCode], special });
+  }
+  if (byBase.size === 0) throw new Error("the IVRS table has no IVHD block");
+  const units = [...byBase.values()];
+  const efr = features?.trim().split(":")[1];
+  if (efr !== undefined && /^[0-9a-f]+$/i.test(efr) && units[0] !== undefined) units[0].efr = `0x${efr}`;
+  return { units, unitFunctions };
+}
+
+/**
+ * The machine configuration of a capture directory; throws what is missing or unusable. `amdInterruptRemapping`
+ * is the AMD-Vi unit's (the IVRS does not say: QEMU's `intremap=on`).
+ */
+export function captureMachine(dir: string, amdInterruptRemapping = true): MachineConfigInput {
   const pciDir = join(dir, "pci");
   if (!existsSync(pciDir)) throw new Error(`${pciDir} is missing`);
   const files = readdirSync(pciDir).filter((f) => f.endsWith(".config")).sort();
   if (files.length === 0) throw new Error(`${pciDir} has no configuration space dumps`);
-  const devices = files.map((f) => functionInput(parseConfig(f.replace(/\.config$/, ""), readFileSync(join(pciDir, f)))));
+  const ivrsFile = join(dir, "IVRS");
+  const featuresFile = join(dir, "amd-features");
+  const features = existsSync(featuresFile) ? readFileSync(featuresFile, "utf8") : null;
+  const amd = existsSync(ivrsFile) ? ivrsUnits(readFileSync(ivrsFile), features, amdInterruptRemapping) : null;
+  const devices = files
+    .map((f) => parseConfig(f.replace(/\.config$/, ""), readFileSync(join(pciDir, f))))
+    .filter((f) => !amd?.unitFunctions.has(f.bdf.replace(/^0000:/, "")))
+    .map(functionInput);
   const dmarFile = join(dir, "DMAR");
-  const iommus: Record<string, unknown>[] = [];
+  const iommus: Record<string, unknown>[] = amd?.units ?? [];
   if (existsSync(dmarFile)) {
     const d = parseDmar(readFileSync(dmarFile));
     if (d.hostAddressWidth !== 39 && d.hostAddressWidth !== 48) throw new Error(`DMAR host address width ${d.hostAddressWidth} is not 39 or 48`);

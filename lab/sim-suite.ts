@@ -11,11 +11,13 @@
  * in the unit tests.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { bootGuest, describeFailure, kernelVersion, qemuVersion, REPO_DIR, WORK_DIR } from "./qemu.js";
+import type { MachineConfigInput } from "../src/hw/machine-config.js";
 import type { Report } from "./report.js";
 import { compareCapture, type CompareTotals } from "./sim-compare.js";
+import { compareStatus, type StatusTotals } from "./sim-status.js";
 import { caseName, simCases, type SimCase } from "./sim-topologies.js";
 
 export interface SimSuiteOptions {
@@ -30,6 +32,8 @@ export interface SimSuiteOptions {
 }
 
 export const SIM_FIXTURES_DIR = join(REPO_DIR, "test", "fixtures", "sim-vs-real");
+/** The AMD-Vi cases' fixtures, replayed by test/sim-vs-real-amd.test.ts (regions read through sysfs). */
+export const SIM_AMD_FIXTURES_DIR = join(REPO_DIR, "test", "fixtures", "sim-vs-real-amd");
 
 async function capture(report: Report, suite: string, c: SimCase, o: SimSuiteOptions): Promise<string | null> {
   const name = `sim-${caseName(c)}`;
@@ -43,8 +47,9 @@ async function capture(report: Report, suite: string, c: SimCase, o: SimSuiteOpt
     name,
     machineArgs: [...(c.iommuDevice ? ["-device", c.iommuDevice] : []), ...c.topology.devices()],
     cmdline: c.cmdline,
-    script: `exec /bin/sh '${join(REPO_DIR, "lab", "guest", "sim-job.sh")}'\n`,
-    timeoutSec: o.timeoutSec ?? 240,
+    // REPO makes the job run `iommu status --json` too (node starts in the guest only then).
+    script: `${c.status ? `export REPO='${REPO_DIR}'\n` : ""}exec /bin/sh '${join(REPO_DIR, "lab", "guest", "sim-job.sh")}'\n`,
+    timeoutSec: o.timeoutSec ?? (c.status ? 360 : 240),
     echo: o.echo,
   });
   if (r.jobExit !== 0) {
@@ -61,6 +66,25 @@ async function capture(report: Report, suite: string, c: SimCase, o: SimSuiteOpt
   return dir;
 }
 
+/** The preset the issue names for `iommu status --sim` on an AMD machine: QEMU q35 with amd-iommu,intremap=on. */
+export const AMD_STATUS_PRESET = "q35-amd";
+
+/**
+ * `iommu status` in the guest against `iommu status --sim` on the machine built from the capture (written next to
+ * the capture as machine.json) and on the AMD_STATUS_PRESET preset, with the captured command line.
+ */
+async function statusChecks(report: Report, suite: string, dir: string, machine: MachineConfigInput | null, t: StatusTotals): Promise<void> {
+  const cmdline = readFileSync(join(dir, "cmdline.txt"), "utf8").trim();
+  const sims = [{ label: AMD_STATUS_PRESET, machine: AMD_STATUS_PRESET, sameMachine: false }];
+  if (machine === null) report.fail(suite, "status: `iommu status --sim` on the captured machine", "the captured machine could not be built (above)");
+  else {
+    const file = join(dir, "..", "machine.json");
+    writeFileSync(file, JSON.stringify(machine, null, 1) + "\n");
+    sims.unshift({ label: file.slice(REPO_DIR.length + 1), machine: file, sameMachine: true });
+  }
+  await compareStatus(report, suite, join(dir, "status.json"), sims, cmdline, t);
+}
+
 export async function runSimSuite(report: Report, o: SimSuiteOptions): Promise<void> {
   const cases = simCases().filter((c) => !o.only || o.only.some((s) => caseName(c).includes(s)));
   if (cases.length === 0) {
@@ -68,6 +92,7 @@ export async function runSimSuite(report: Report, o: SimSuiteOptions): Promise<v
     return;
   }
   const totals: CompareTotals = { cases: 0, facts: 0, differing: 0 };
+  const status: StatusTotals = { facts: 0, differing: 0 };
   const topologies = new Set<string>();
   const cmdlines = new Set<string>();
   const started = Date.now();
@@ -78,23 +103,29 @@ export async function runSimSuite(report: Report, o: SimSuiteOptions): Promise<v
     if (dir === null) continue;
     topologies.add(c.topology.id);
     cmdlines.add(c.iommuDevice === null ? "(no IOMMU)" : c.cmdline);
-    const fixture = compareCapture(report, suite, dir, c.iommuDevice !== null, totals);
+    const fixture = compareCapture(report, suite, dir, c.iommuDevice, totals, c.preset);
+    if (c.status) await statusChecks(report, suite, dir, fixture?.machine ?? null, status);
     if (fixture !== null && o.updateFixtures) {
       const recorded = { qemu: await qemuVersion(), kernel: kernelVersion(), qemuDevices: [...(c.iommuDevice ? ["-device", c.iommuDevice] : []), ...c.topology.devices()].join(" ").replace(/\/\S*\/lab\/work\//g, "lab/work/") };
-      mkdirSync(SIM_FIXTURES_DIR, { recursive: true });
-      const path = join(SIM_FIXTURES_DIR, `${caseName(c).replace(/[^\w.+=-]/g, "_")}.json`);
+      const fixtureDir = c.iommuDevice?.startsWith("amd-iommu") ? SIM_AMD_FIXTURES_DIR : SIM_FIXTURES_DIR;
+      mkdirSync(fixtureDir, { recursive: true });
+      const path = join(fixtureDir, `${caseName(c).replace(/[^\w.+=-]/g, "_")}.json`);
       writeFileSync(path, JSON.stringify({ recorded, ...fixture }, null, 1) + "\n");
       written.push(path);
     }
   }
   if (o.updateFixtures && !o.only) {
     // A full run owns the directory: fixtures of cases that no longer exist go.
-    const keep = new Set(written.map((p) => p.slice(SIM_FIXTURES_DIR.length + 1)));
-    for (const f of readdirSync(SIM_FIXTURES_DIR)) if (f.endsWith(".json") && !keep.has(f)) rmSync(join(SIM_FIXTURES_DIR, f));
+    const keep = new Set(written);
+    for (const d of [SIM_FIXTURES_DIR, SIM_AMD_FIXTURES_DIR]) {
+      for (const f of existsSync(d) ? readdirSync(d) : []) if (f.endsWith(".json") && !keep.has(join(d, f))) rmSync(join(d, f));
+    }
   }
-  if (written.length) report.note(`sim: wrote ${written.length} fixtures to ${SIM_FIXTURES_DIR}`);
+  if (written.length) report.note(`sim: wrote ${written.length} fixtures: ${written.map((p) => p.slice(REPO_DIR.length + 1)).join(", ")}`);
   report.note(
     `sim: ${totals.cases} cases over ${topologies.size} topologies and ${cmdlines.size} distinct command lines (lab/sim-topologies.ts), ` +
-      `${totals.facts} facts compared, ${totals.differing} differ; ${((Date.now() - started) / 1000).toFixed(0)} s`,
+      `${totals.facts} facts compared, ${totals.differing} differ; ` +
+      (status.facts > 0 ? `\`iommu status\` in the guest against --sim: ${status.facts} facts compared, ${status.differing} differ; ` : "") +
+      `${((Date.now() - started) / 1000).toFixed(0)} s`,
   );
 }

@@ -13,8 +13,13 @@
  *   bridges   conventional bridge chains: root port -> pcie-pci-bridge -> pci-bridge, a display device behind the
  *             pcie-pci-bridge (not on the root bus: igfx_off takes it, and with it its whole group), a pci-bridge
  *             and a DMI-to-PCI bridge (i82801b11) on the root bus, a multifunction conventional device on the root bus
+ *   lab       the doctor scenarios' machine (lab/scenarios.ts): e1000e, virtio-net, NVMe, a root port ->
+ *             pcie-pci-bridge -> e1000, a multifunction e1000 pair; booted with `-device amd-iommu,intremap=on`
+ *             under every AMD command line of AMD_CMDLINES, and `iommu status` runs in the guest too. (The other
+ *             topologies cannot take amd-iommu as they are: QEMU 7.2 puts the unit's PCI function in the first
+ *             free slot of bus 0, 00:01.0, which they use.)
  */
-import { nvmeImage } from "./scenarios.js";
+import { nvmeImage, standardDevices } from "./scenarios.js";
 
 export interface SimTopology {
   id: string;
@@ -88,15 +93,34 @@ export const SIM_TOPOLOGIES: SimTopology[] = [
       ...nic("rtl8139", "addr=0x4.1,"),
     ],
   },
+  {
+    id: "lab",
+    title: "the doctor scenarios' machine: NICs, NVMe, conventional PCI behind a bridge, a multifunction pair",
+    devices: standardDevices,
+  },
 ];
 
 export interface SimCase {
   topology: SimTopology;
   /** Kernel command line (after the lab's console=ttyS0 panic=-1 loglevel=6). */
   cmdline: string;
-  /** `-device intel-iommu,…` or null for a machine without an IOMMU. */
+  /** `-device intel-iommu,…`, `-device amd-iommu,…` or null for a machine without an IOMMU. */
   iommuDevice: string | null;
+  /** Also run `iommu status --json` in the guest (starts node: ≈ 5–15 s more) and compare it with `--sim`. */
+  status?: boolean;
+  /** A machine preset that stands for this machine: checked to give the guest's PCI functions and IVRS. */
+  preset?: string;
 }
+
+/** The AMD-Vi unit of the AMD cases: QEMU 7.2's amd-iommu with interrupt remapping (lab/README.md). */
+export const AMD_IOMMU = "amd-iommu,intremap=on";
+
+/**
+ * Linux 6.1's AMD-Vi command lines (Documentation/admin-guide/kernel-parameters.txt): the default (on when the
+ * IVRS is there), the invalid `amd_iommu=on` (logged as an unknown option, the IOMMU stays on), passthrough, strict
+ * invalidation, off, `fullflush` (the old spelling of strict) and legacy interrupt remapping entries.
+ */
+export const AMD_CMDLINES = ["", "amd_iommu=on", "iommu=pt", "iommu.strict=1", "amd_iommu=off", "amd_iommu=fullflush", "amd_iommu_intr=legacy"];
 
 /** Debian's default (on, integrated GPU excluded) and the command lines that change groups or domain types. */
 export const CLASS_CMDLINES = [
@@ -127,6 +151,7 @@ export function simCases(): SimCase[] {
     { topology: topo("switches"), cmdline: "intel_iommu=on iommu=pt", iommuDevice: IOMMU },
     { topology: topo("bridges"), cmdline: "intel_iommu=on", iommuDevice: IOMMU },
     { topology: topo("bridges"), cmdline: "intel_iommu=on,igfx_off iommu.strict=1", iommuDevice: IOMMU },
+    ...AMD_CMDLINES.map((cmdline) => ({ topology: topo("lab"), cmdline, iommuDevice: AMD_IOMMU, status: true, preset: "q35-amd-lab" })),
   ];
 }
 
@@ -136,6 +161,6 @@ export function simCases(): SimCase[] {
  */
 export function caseName(c: SimCase): string {
   const cl = c.cmdline.trim() === "" ? "default" : c.cmdline.trim().replace(/\s+/g, "+").replace(/,/g, ":");
-  const unit = c.iommuDevice === null ? "noiommu" : /caching-mode=on/.test(c.iommuDevice) ? `cm-${cl}` : cl;
+  const unit = c.iommuDevice === null ? "noiommu" : /caching-mode=on/.test(c.iommuDevice) ? `cm-${cl}` : c.iommuDevice.startsWith("amd-iommu") ? `amd-${cl}` : cl;
   return `${c.topology.id}-${unit}`;
 }
