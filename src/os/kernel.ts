@@ -85,6 +85,8 @@ export class Kernel {
       log: this.log,
       pages: this.pages,
       advance: (ns) => this.clock.advance(ns),
+      superpage: this.params.superpage,
+      floppyWa: this.config.floppyWa,
     });
     this.iommu = new IommuCore({ port, log: this.log, pages: this.pages, params: this.params, config: this.config });
   }
@@ -252,6 +254,7 @@ export class Kernel {
         iommu.setDmaStrict();
       }
     }
+    iommu.ops = driver;
     // bus_set_iommu -> bus_iommu_probe: groups first, then default domains in group order.
     const probed: { dev: KPciDev; unit: DmarUnit }[] = [];
     for (const dev of this.devices) {
