@@ -46,7 +46,7 @@ import { PCI_BASE_CLASS_DISPLAY, PCI_CLASS_BRIDGE_ISA, PCI_CLASS_SERIAL_USB } fr
 import type { DomainType } from "./default-domain.js";
 import { handleFaults, type FaultRecord } from "./intel-faults.js";
 import { PageTables } from "./intel-pgtable.js";
-import { IommuDomain, type ReservedRegion } from "./iommu.js";
+import { IommuDomain, type ReservedRegion } from "./iommu-domain.js";
 import { IOMMU_READ, IOMMU_WRITE, type IommuOps } from "./iommu-ops.js";
 import { QueuedInvalidation } from "./intel-qi.js";
 import { DmarUnit, hx, UnitIo, type DriverContext } from "./intel-unit.js";

@@ -7,10 +7,11 @@
  * allocation, attaching, reserved regions, page-table format) is asked of the driver through IommuOps
  * (src/os/iommu-ops.ts).
  */
-import type { IovaDomain } from "../os/iova.js";
 import type { KernelConfig, BootParams } from "./cmdline.js";
-import type { DmarUnit } from "./intel-iommu.js";
-import { IOMMU_READ, IOMMU_WRITE, type IoPageTable, type IommuOps, type IommuUnit } from "./iommu-ops.js";
+import { IOMMU_READ, IOMMU_WRITE, type IommuOps, type IommuUnit } from "./iommu-ops.js";
+import type { IommuDomain, ReservedRegion } from "./iommu-domain.js";
+
+export { IommuDomain, type ReservedRegion } from "./iommu-domain.js";
 import type { KernelLog } from "./log.js";
 import type { PageAllocator } from "./pages.js";
 import { acsEnabled, acsPathEnabled, dmaAliases, devsAreDmaAliases, type KPciDev } from "./pci.js";
@@ -36,48 +37,6 @@ export const domainTypeStr = domainTypeName;
 /** What the default-domain rules read from a PCI function (no firmware marks a port external-facing here). */
 export function domainDevice(d: KPciDev): DomainDevice {
   return { rid: d.rid, name: d.name, vendor: d.vendor, device: d.device, classCode: d.classCode, onRootBus: d.parent === null, untrusted: false };
-}
-
-export interface ReservedRegion {
-  start: number;
-  end: number;
-  type: "direct" | "direct-relaxable" | "reserved" | "msi" | "sw-msi";
-}
-
-let domainSerial = 0;
-
-export class IommuDomain {
-  readonly serial = ++domainSerial;
-  type: DomainType;
-  /** Page tables (null for a hardware pass-through identity domain). */
-  tables: IoPageTable | null;
-  readonly passThrough: boolean;
-  /** VT-d: the domain id on each unit it is attached to. */
-  readonly dids = new Map<DmarUnit, number>();
-  /** AMD-Vi: the protection domain id, one for every unit (pd->id). */
-  pdId: number | null = null;
-  readonly devices: KPciDev[] = [];
-  /** Highest IOVA the domain translates (its address width). */
-  readonly apertureEnd: number;
-  /** The DMA layer's state for DMA / DMA-FQ domains (IOVA allocator, flush queue). */
-  cookie: unknown = null;
-  iova: IovaDomain | null = null;
-
-  constructor(type: DomainType, tables: IoPageTable | null, passThrough: boolean, widthBits: number) {
-    this.type = type;
-    this.tables = tables;
-    this.passThrough = passThrough;
-    this.apertureEnd = 2 ** widthBits - 1;
-  }
-
-  get units(): DmarUnit[] {
-    return [...this.dids.keys()];
-  }
-
-  /** The hardware domain ids the domain has (one per VT-d unit, or the AMD-Vi protection domain id). */
-  domainIds(): number[] {
-    return this.pdId !== null ? [this.pdId] : [...this.dids.values()];
-  }
 }
 
 export class IommuGroup {
