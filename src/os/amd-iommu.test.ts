@@ -168,3 +168,71 @@ test("command lines: amd_iommu=off, iommu=pt, intremap=off, iommu=off", () => {
   assert.equal(none.groups.length, 0);
   assert.equal(none.log.grep("AMD-Vi: Using global IVHD EFR").length, 0);
 });
+
+/** QEMU's IVRS with 00:03.0 aliased to 00:02.0 and a unity range for 00:04.0. */
+function editedIvrs(): Uint8Array {
+  const t = decodeIvrs(new AmdMachine().firmware.acpi.IVRS!);
+  const ivhd = t.blocks[0]!;
+  if (ivhd.type !== "IVHD") throw new Error("IVHD expected");
+  const i = ivhd.entries.findIndex((e) => e.deviceId === "00:03.0");
+  const sel = ivhd.entries[i]!;
+  ivhd.entries[i] = { typeCode: 0x42, type: "alias-select", offset: 0, length: 8, deviceId: "00:03.0", dataSetting: sel.dataSetting, aliasId: "00:02.0" };
+  t.blocks.push({
+    type: "IVMD", typeCode: 0x21, offset: 0, length: 32, deviceId: "00:04.0", auxData: 0,
+    flags: { raw: 0x7, unity: true, read: true, write: true, exclusionRange: false },
+    start: "0x1000000", memoryLength: "0x4000",
+  });
+  return encodeIvrs(t);
+}
+
+test("IVRS aliases and unity ranges: a fixed DMA alias joins groups and shares the DTE; an IVMD range is a direct region mapped 1:1", () => {
+  const { m, k } = boot(LAB_CMDLINE, new AmdMachine({ ivrs: editedIvrs() }));
+  assert.deepEqual(k.log.grep("Enabling fixed DMA alias"), [
+    "pci 0000:00:03.0: Enabling fixed DMA alias to 02.0",
+    "pci 0000:02:01.0: Enabling fixed DMA alias to 00.0",
+  ]);
+  const g = k.iommu.groupFor(k.pciDevice("00:03.0"))!;
+  assert.deepEqual(g.devices.map((d) => d.name), ["0000:00:02.0", "0000:00:03.0"]);
+  assert.equal(k.groups.length, 9);
+  assert.deepEqual([...k.amd.readDte(0x18).slice(0, 4)], [...k.amd.readDte(0x10).slice(0, 4)], "00:03.0's DTE copied to its alias");
+  const nvme = k.pciDevice("00:04.0");
+  const regions = k.iommu.groupReservedRegions(k.iommu.groupFor(nvme)!).map((r) => `${r.start.toString(16)}-${r.end.toString(16)} ${r.type}`);
+  assert.deepEqual(regions, ["1000000-1003fff direct", "fee00000-feefffff msi", "fd00000000-ffffffffff reserved"]);
+  const r = m.dma("00:04.0", 0x1002000, true);
+  assert.equal(r.result === "ok" ? Number(r.hpa) : -1, 0x1002000, "the unity range is identity-mapped in the DMA domain");
+  assert.equal(m.dma("00:04.0", 0x1004000, true).result, "fault", "the page after it is not");
+});
+
+test("a DMA domain's page table grows a level for an IOVA above 2^39; the DTE follows", () => {
+  const { m, k } = boot();
+  const dev = k.pciDevice("00:02.0");
+  const dom = k.iommu.groupFor(dev)!.domain!;
+  assert.equal(dom.tables!.levels, 3);
+  const iova = 2 ** 40;
+  const page = k.pages.alloc(1);
+  dom.tables!.map(iova / 4096, page / 4096, 1, 3);
+  assert.equal(dom.tables!.levels, 4);
+  assert.equal(getField(k.amd.readDte(dev.rid), DTE_MODE), 4);
+  assert.equal(getFieldBig(k.amd.readDte(dev.rid), DTE_PT_ROOT), BigInt(dom.tables!.pgd) >> 12n);
+  const r = m.dma("00:02.0", iova + 8, false);
+  assert.equal(r.result === "ok" ? Number(r.hpa) : -1, page + 8);
+});
+
+test("amd_iommu=pgtbl_v2 on QEMU's unit (no GIoSup): Linux's fallback to v1", () => {
+  const { k } = boot(`${LAB_CMDLINE} amd_iommu=pgtbl_v2`);
+  assert.deepEqual(k.log.grep("v2 page table"), ["AMD-Vi: Cannot enable v2 page table for DMA-API. Fallback to v1."]);
+  assert.equal(k.groups.length, 10);
+});
+
+test("IRTEs for the hypervisor: modify and free, each invalidated before the call returns", () => {
+  const { m, k } = boot();
+  const dev = k.pciDevice("00:03.0");
+  const e = k.amd.allocIrte(dev, 0x61, 1);
+  const irtBefore = k.amd.units[0]!.counts.invalidateIrt;
+  k.amd.modifyIrte(dev, e.index, 0x62, 0);
+  assert.equal(k.amd.units[0]!.counts.invalidateIrt, irtBefore + 1);
+  const out = m.unit.remapMsi(dev.rid, e.address, e.data);
+  assert.equal(out.kind === "remapped" ? out.data & 0xff : -1, 0x62);
+  k.amd.freeIrte(dev, e.index);
+  assert.equal(m.unit.remapMsi(dev.rid, e.address, e.data).kind, "fault");
+});

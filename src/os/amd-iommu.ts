@@ -30,7 +30,7 @@ import {
 import { getField, setField, setFieldBig, type Field } from "../spec/amdvi/fields.js";
 import {
   CTRL_CMD_BUF_EN, CTRL_COHERENT, CTRL_EVENT_INT_EN, CTRL_EVENT_LOG_EN, CTRL_GA_EN, CTRL_HT_TUN_EN, CTRL_INV_TIMEOUT,
-  CTRL_IOMMU_EN, CTRL_PPR_EN, CTRL_PPR_LOG_EN, EFR_GA_SUP, EFR_IA_SUP, EFR_FIELDS, MMIO_CMD_BUF_BASE, MMIO_CMD_HEAD,
+  CTRL_IOMMU_EN, CTRL_PPR_EN, CTRL_PPR_LOG_EN, EFR_GA_SUP, EFR_GIO_SUP_BIT, EFR_IA_SUP, EFR_FIELDS, MMIO_CMD_BUF_BASE, MMIO_CMD_HEAD,
   MMIO_CMD_TAIL, MMIO_CONTROL, MMIO_DEV_TABLE_BASE, MMIO_EVENT_HEAD, MMIO_EVENT_LOG_BASE, MMIO_EVENT_TAIL, MMIO_EXT_FEATURE,
   MMIO_EXT_FEATURE2, MMIO_PPR_HEAD, MMIO_PPR_LOG_BASE, MMIO_PPR_TAIL, LOG_LEN,
 } from "../spec/amdvi/registers.js";
@@ -52,6 +52,8 @@ export type GuestIrMode = "vapic" | "legacy-ga" | "legacy";
 
 export interface AmdDriverOptions {
   guestIr: GuestIrMode;
+  /** amd_iommu=pgtbl_v1|pgtbl_v2 */
+  pgtable?: "v1" | "v2";
 }
 
 /** HT_RANGE_START..END: the HyperTransport reserved range every device gets as a reserved region. */
@@ -89,6 +91,11 @@ export class AmdIommuDriver implements IommuOps<AmdIommuUnit> {
   npCache = false;
   /** amd_iommu_v2_present */
   v2Present = false;
+  /**
+   * amd_iommu_pgtable. DMA domains always use v1 tables here: v2 (guest) tables for the DMA API are not
+   * modelled, so "pgtbl_v2" only has the effect Linux gives it on units without GIoSup and GTSup (a fallback).
+   */
+  pgtable: "v1" | "v2";
   private devTable = 0;
   private devTableSize = 0;
   private readonly pdIds = new Uint8Array(MAX_DOMAIN_ID);
@@ -102,6 +109,7 @@ export class AmdIommuDriver implements IommuOps<AmdIommuUnit> {
     opts: AmdDriverOptions,
   ) {
     this.guestIr = opts.guestIr;
+    this.pgtable = opts.pgtable ?? "v1";
     this.io = new AmdIo(ctx);
     this.irq = new AmdIrqRemap(ctx, this.io, (d) => this.ivrs?.aliases.get(d) ?? d);
     this.events = new AmdEventLog(ctx, this.io, (d) => {
@@ -145,6 +153,10 @@ export class AmdIommuDriver implements IommuOps<AmdIommuUnit> {
       this.units.push(u);
     }
     for (const [devid, d] of r.devices) this.setDevEntryFromAcpi(devid, d.setting);
+    if (this.pgtable === "v2" && !this.units.every((u) => u.hasFeature(EFR_GIO_SUP_BIT) && u.hasFeature(EFR_GT))) {
+      log.warn("AMD-Vi: Cannot enable v2 page table for DMA-API. Fallback to v1.");
+      this.pgtable = "v1";
+    }
     this.irqRemap = irqRemap && this.checkIoapicInformation(port.firmware.ioapics.map((a) => a.id));
     this.irq.ga = this.guestIr !== "legacy";
     if (this.irqRemap) for (let d = 0; d <= r.lastBdf; d++) this.updateDte(d, (dw) => setField(dw, DTE_IV, 1));
@@ -481,6 +493,19 @@ export class AmdIommuDriver implements IommuOps<AmdIommuUnit> {
     const u = this.unitFor(dev);
     if (u === null || !this.irEnabled) throw new IommuError("AMDVI_IRTE", `${dev.name}: no interrupt remapping unit`);
     return this.irq.allocMsi(u, dev, vector, destApicId);
+  }
+
+  /** Points an allocated IRTE of `dev` at another vector / CPU (modify_irte_ga), invalidated before it returns. */
+  modifyIrte(dev: KPciDev, index: number, vector: number, destApicId: number): void {
+    const u = this.unitFor(dev);
+    if (u === null) throw new IommuError("AMDVI_IRTE", `${dev.name}: no interrupt remapping unit`);
+    this.irq.writeEntry(u, dev.rid, index, vector, destApicId);
+  }
+
+  /** Frees an IRTE of `dev` (free_irte): cleared and invalidated. */
+  freeIrte(dev: KPciDev, index: number): void {
+    const u = this.unitFor(dev);
+    if (u !== null) this.irq.free(u, dev.rid, index);
   }
 
   /** The IOAPIC entries of the legacy pins (index = pin in the IOAPIC's table). */

@@ -101,7 +101,7 @@ export class Kernel {
     });
     this.amd = new AmdIommuDriver(
       { port, log: this.log, pages: this.pages, advance: (ns) => this.clock.advance(ns), now: () => this.clock.ns },
-      { guestIr: this.params.amdIommuIntr },
+      { guestIr: this.params.amdIommuIntr, pgtable: this.params.amdIommuPgtable },
     );
     this.iommu = new IommuCore({ port, log: this.log, pages: this.pages, params: this.params, config: this.config });
   }

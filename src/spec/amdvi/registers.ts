@@ -92,6 +92,8 @@ export const EFR_PPR_SUP = 1 << 1;
 export const EFR_IA_SUP = 1 << 6;
 export const EFR_GA_SUP = 1 << 7;
 export const EFR_HATS = EFR_FIELDS[9] as Field;
+/** GIoSup, bit 48: guest I/O protection, which the v2 (guest) page tables for host DMA need (3.4.7). */
+export const EFR_GIO_SUP_BIT = 48;
 
 /** HATS: maximum host page-table levels, 00b = 4, 01b = 5, 10b = 6 (3.4.7). */
 export function hatsLevels(hats: number): number {
