@@ -14,7 +14,7 @@ import { IommuError } from "../core/errors.js";
 import { requesterId, ridBus, ridDevfn, ridOf } from "../core/pci.js";
 import { HI_DWORD_OFFSET, TWO32 } from "../core/u64.js";
 import { encodeCompatMsi, MSI_ADDR_BASE, MSI_ADDR_LAST } from "../spec/msi.js";
-import { awForLevels, CONTEXT_ENTRY_SIZE, contextEntryOffset, encodeContextEntry, encodeRootEntry, ENTRY_P, rootEntryOffset, TT_MULTI_LEVEL, TT_PASS_THROUGH } from "../spec/vtd/context.js";
+import { awForLevels, awWidth, CONTEXT_ENTRY_SIZE, contextEntryOffset, encodeContextEntry, encodeRootEntry, ENTRY_P, rootEntryOffset, TT_MULTI_LEVEL, TT_PASS_THROUGH } from "../spec/vtd/context.js";
 import { fieldMax } from "../spec/vtd/fields.js";
 import { encodeIrta, encodeIrte, encodeRemappableMsi, irtaEntries, IRTE_SIZE, writeIrte, SVT_NO_VERIFY, SVT_VERIFY_BUS, SVT_VERIFY_SID_SQ } from "../spec/vtd/intremap.js";
 import type { Descriptor } from "../spec/vtd/invalidation.js";
@@ -42,11 +42,11 @@ import {
   GSTS_TES,
   IRTA,
 } from "../spec/vtd/registers.js";
-import { PCI_BASE_CLASS_DISPLAY, PCI_CLASS_BRIDGE_ISA, PCI_CLASS_SERIAL_USB } from "../core/pci-regs.js";
 import type { DomainType } from "./default-domain.js";
 import { handleFaults, type FaultRecord } from "./intel-faults.js";
 import { PageTables } from "./intel-pgtable.js";
 import { IommuDomain, type ReservedRegion } from "./iommu-domain.js";
+import { isIsaBridge, ISA_DMA_LAST, relaxableDirect } from "./iommu.js";
 import { IOMMU_READ, IOMMU_WRITE, type IommuOps } from "./iommu-ops.js";
 import { QueuedInvalidation } from "./intel-qi.js";
 import { DmarUnit, hx, UnitIo, type DriverContext } from "./intel-unit.js";
@@ -411,7 +411,7 @@ export class IntelIommuDriver implements IommuOps<DmarUnit> {
       }
       return this.siDomain;
     }
-    return new IommuDomain(type, new PageTables(port.memory, pages, unit.levels), false, unit.levels * 9 + 12);
+    return new IommuDomain(type, new PageTables(port.memory, pages, unit.levels), false, awWidth(awForLevels(unit.levels)));
   }
 
   /** dmar_domain_attach_device: a domain id on the device's unit and context entries for all its aliases. */
@@ -444,11 +444,10 @@ export class IntelIommuDriver implements IommuOps<DmarUnit> {
     for (const r of this.rmrrs) {
       const hit = r.devices.some((d) => d === dev || (d.secondary !== null && isBelow(dev, d)));
       if (!hit) continue;
-      const relaxable = dev.classCode >>> 8 === PCI_CLASS_SERIAL_USB || dev.classCode >>> 16 === PCI_BASE_CLASS_DISPLAY;
-      out.push({ start: r.base, end: r.end, type: relaxable ? "direct-relaxable" : "direct" });
+      out.push({ start: r.base, end: r.end, type: relaxableDirect(dev) ? "direct-relaxable" : "direct" });
     }
-    if ((this.ctx.floppyWa ?? true) && dev.classCode >>> 8 === PCI_CLASS_BRIDGE_ISA) {
-      out.push({ start: 0, end: 16 * 2 ** 20 - 1, type: "direct-relaxable" });
+    if ((this.ctx.floppyWa ?? true) && isIsaBridge(dev)) {
+      out.push({ start: 0, end: ISA_DMA_LAST, type: "direct-relaxable" });
     }
     out.push({ start: IOAPIC_RANGE_START, end: IOAPIC_RANGE_END, type: "msi" });
     return out;

@@ -16,6 +16,7 @@ import type { KernelLog } from "./log.js";
 import type { PageAllocator } from "./pages.js";
 import { acsEnabled, acsPathEnabled, dmaAliases, devsAreDmaAliases, type KPciDev } from "./pci.js";
 import { IommuError } from "../core/errors.js";
+import { PCI_BASE_CLASS_DISPLAY, PCI_CLASS_BRIDGE_ISA, PCI_CLASS_SERIAL_USB } from "../core/pci-regs.js";
 import {
   domainTypeName,
   groupDefDomainType,
@@ -37,6 +38,18 @@ export const domainTypeStr = domainTypeName;
 /** What the default-domain rules read from a PCI function (no firmware marks a port external-facing here). */
 export function domainDevice(d: KPciDev): DomainDevice {
   return { rid: d.rid, name: d.name, vendor: d.vendor, device: d.device, classCode: d.classCode, onRootBus: d.parent === null, untrusted: false };
+}
+
+/** The ISA DMA range a floppy controller behind an ISA bridge reaches (0-16 MiB, last byte). */
+export const ISA_DMA_LAST = 16 * 2 ** 20 - 1;
+
+/** USB controllers and display devices: their firmware-declared direct ranges may be relaxed (device_rmrr_is_relaxable). */
+export function relaxableDirect(dev: KPciDev): boolean {
+  return dev.classCode >>> 8 === PCI_CLASS_SERIAL_USB || dev.classCode >>> 16 === PCI_BASE_CLASS_DISPLAY;
+}
+
+export function isIsaBridge(dev: KPciDev): boolean {
+  return dev.classCode >>> 8 === PCI_CLASS_BRIDGE_ISA;
 }
 
 export class IommuGroup {
