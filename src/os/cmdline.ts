@@ -8,6 +8,8 @@
  * - amd_iommu= (drivers/iommu/amd/init.c): fullflush, force_enable, off, force_isolation, pgtbl_v1, pgtbl_v2;
  *   there is no "on", so `amd_iommu=on` logs `AMD-Vi: Unknown option - 'on'` (on Intel machines too: the option
  *   is parsed whatever the CPU).
+ * - amd_iommu_intr= (drivers/iommu/amd/init.c parse_amd_iommu_intr): the first of "legacy" (128-bit entries
+ *   without vAPIC: AMD_IOMMU_GUEST_IR_LEGACY_GA) or "vapic" found scanning the value; default vapic.
  * - iommu= (arch/x86/kernel/pci-dma.c): off, force, noforce, soft, pt, nopt, … ; pt and nopt set the default
  *   domain type as given on the command line.
  * - iommu.passthrough=, iommu.strict= (drivers/iommu/iommu.c): booleans (kstrtobool).
@@ -81,6 +83,12 @@ export interface BootParams {
   /** iommu=soft: software bounce buffering requested. */
   iommuSoft: boolean;
   amdIommuOff: boolean;
+  amdIommuForceEnable: boolean;
+  amdIommuForceIsolation: boolean;
+  /** amd_iommu_pgtable */
+  amdIommuPgtable: "v1" | "v2";
+  /** amd_iommu_guest_ir as the command line leaves it. */
+  amdIommuIntr: "vapic" | "legacy-ga";
   /** Messages of early parameters (printed before "Kernel command line:"). */
   earlyMessages: Msg[];
   /** Messages of __setup parameters (printed after it). */
@@ -178,7 +186,12 @@ const INTEL_IOMMU_OPTIONS: [string, (c: ParamContext) => void][] = [
 ];
 
 /** amd_iommu= options the AMD driver takes without a message (drivers/iommu/amd/init.c parse_amd_iommu_options). */
-const AMD_IOMMU_QUIET_OPTIONS = ["force_enable", "force_isolation", "pgtbl_v1", "pgtbl_v2"];
+const AMD_IOMMU_QUIET_OPTIONS: [string, (p: BootParams) => void][] = [
+  ["force_enable", (p) => (p.amdIommuForceEnable = true)],
+  ["force_isolation", (p) => (p.amdIommuForceIsolation = true)],
+  ["pgtbl_v1", (p) => (p.amdIommuPgtable = "v1")],
+  ["pgtbl_v2", (p) => (p.amdIommuPgtable = "v2")],
+];
 
 /** The handlers of the parameters this model acts on, by name ('-' written as '_'). */
 const PARAM_HANDLERS: Record<string, (c: ParamContext, value: string | null) => void> = {
@@ -195,10 +208,25 @@ const PARAM_HANDLERS: Record<string, (c: ParamContext, value: string | null) => 
         setup("warn", "AMD-Vi: amd_iommu=fullflush deprecated; use iommu.strict=1 instead");
       } else if (s.startsWith("off")) {
         p.amdIommuOff = true;
-      } else if (!AMD_IOMMU_QUIET_OPTIONS.some((o) => s.startsWith(o))) {
-        setup("notice", `AMD-Vi: Unknown option - '${s}'`);
+      } else {
+        const quiet = AMD_IOMMU_QUIET_OPTIONS.find(([o]) => s.startsWith(o));
+        if (quiet !== undefined) quiet[1](p);
+        else setup("notice", `AMD-Vi: Unknown option - '${s}'`);
       }
     }),
+  amd_iommu_intr: ({ p }, value) => {
+    const v = value ?? "";
+    for (let i = 0; i < v.length; i++) {
+      if (v.startsWith("legacy", i)) {
+        p.amdIommuIntr = "legacy-ga";
+        break;
+      }
+      if (v.startsWith("vapic", i)) {
+        p.amdIommuIntr = "vapic";
+        break;
+      }
+    }
+  },
   iommu: ({ p, early }, value) => {
     for (const o of (value ?? "").split(",")) {
       if (o === "off") p.noIommu = true;
@@ -259,6 +287,10 @@ function defaultParams(raw: string, config: KernelConfig): BootParams {
     swiotlbNoForce: false,
     iommuSoft: false,
     amdIommuOff: false,
+    amdIommuForceEnable: false,
+    amdIommuForceIsolation: false,
+    amdIommuPgtable: "v1",
+    amdIommuIntr: "vapic",
     earlyMessages: [],
     setupMessages: [],
     unknown: [],

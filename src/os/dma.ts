@@ -15,7 +15,7 @@
 import { IommuError } from "../core/errors.js";
 import { allocDeviceIova, IovaDomain } from "./iova.js";
 import { IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE } from "./cmdline.js";
-import { DMA_PTE_READ, DMA_PTE_WRITE, type IntelIommuDriver } from "./intel-iommu.js";
+import { IOMMU_READ, IOMMU_WRITE, type IommuOps } from "./iommu-ops.js";
 import type { IommuDomain, IommuGroup, ReservedRegion } from "./iommu.js";
 import type { Clock, KernelLog } from "./log.js";
 import type { PageAllocator } from "./pages.js";
@@ -227,7 +227,7 @@ export class DmaCookie {
         }
       }
     }
-    for (const [unit, did] of this.domain.dids) this.env.driver.flushIotlbDomain(unit, did);
+    this.env.driver.flushIotlbAll(this.domain);
     this.flushFinishCnt++;
   }
 
@@ -272,7 +272,8 @@ export interface DmaEnv {
   log: KernelLog;
   clock: Clock;
   pages: PageAllocator;
-  driver: IntelIommuDriver;
+  /** The IOMMU driver (iommu_ops) flushes go through. */
+  driver: IommuOps;
   swiotlb: Swiotlb | null;
   swiotlbForce: boolean;
   forceDac: boolean;
@@ -334,7 +335,7 @@ export class DmaDevice {
   }
 
   private prot(dir: DmaDirection): number {
-    return dir === "to-device" ? DMA_PTE_READ : dir === "from-device" ? DMA_PTE_WRITE : DMA_PTE_READ | DMA_PTE_WRITE;
+    return dir === "to-device" ? IOMMU_READ : dir === "from-device" ? IOMMU_WRITE : IOMMU_READ | IOMMU_WRITE;
   }
 
   /** dma_map_single / dma_map_page. Returns the DMA address or DMA_MAPPING_ERROR. */
@@ -388,7 +389,7 @@ export class DmaDevice {
     }
     d.tables!.map(pfn, Math.floor(phys / PAGE), pages, this.prot(dir));
     // Caching mode: a non-present to present change must be invalidated too (iotlb_sync_map).
-    for (const [unit, did] of d.dids) if (unit.cachingMode) this.env.driver.flushIotlbPsi(unit, did, pfn, pages);
+    this.env.driver.iotlbSyncMap(d, pfn, pages);
     return pfn * PAGE + off;
   }
 
@@ -418,7 +419,7 @@ export class DmaDevice {
       c.queue(range?.lo ?? pfn, rangePages, cpu, freelist);
       return;
     }
-    for (const [unit, did] of d.dids) this.env.driver.flushIotlbPsi(unit, did, pfn, pages);
+    this.env.driver.iotlbSync(d, pfn, pages);
     for (const t of freelist) this.env.pages.freeRange(t, 1);
     c.iova.freeFast(range?.lo ?? pfn, rangePages, cpu);
   }
@@ -477,7 +478,7 @@ export class DmaDevice {
       }
       at += n;
     }
-    for (const [unit, did] of d.dids) if (unit.cachingMode) this.env.driver.flushIotlbPsi(unit, did, pfn, total);
+    this.env.driver.iotlbSyncMap(d, pfn, total);
     return { segments, iovaRanges: 1 };
   }
 

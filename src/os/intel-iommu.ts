@@ -14,7 +14,7 @@ import { IommuError } from "../core/errors.js";
 import { requesterId, ridBus, ridDevfn, ridOf } from "../core/pci.js";
 import { HI_DWORD_OFFSET, TWO32 } from "../core/u64.js";
 import { encodeCompatMsi, MSI_ADDR_BASE, MSI_ADDR_LAST } from "../spec/msi.js";
-import { awForLevels, CONTEXT_ENTRY_SIZE, contextEntryOffset, encodeContextEntry, encodeRootEntry, ENTRY_P, rootEntryOffset, TT_MULTI_LEVEL, TT_PASS_THROUGH } from "../spec/vtd/context.js";
+import { awForLevels, awWidth, CONTEXT_ENTRY_SIZE, contextEntryOffset, encodeContextEntry, encodeRootEntry, ENTRY_P, rootEntryOffset, TT_MULTI_LEVEL, TT_PASS_THROUGH } from "../spec/vtd/context.js";
 import { fieldMax } from "../spec/vtd/fields.js";
 import { encodeIrta, encodeIrte, encodeRemappableMsi, irtaEntries, IRTE_SIZE, writeIrte, SVT_NO_VERIFY, SVT_VERIFY_BUS, SVT_VERIFY_SID_SQ } from "../spec/vtd/intremap.js";
 import type { Descriptor } from "../spec/vtd/invalidation.js";
@@ -42,7 +42,12 @@ import {
   GSTS_TES,
   IRTA,
 } from "../spec/vtd/registers.js";
+import type { DomainType } from "./default-domain.js";
 import { handleFaults, type FaultRecord } from "./intel-faults.js";
+import { PageTables } from "./intel-pgtable.js";
+import { IommuDomain, type ReservedRegion } from "./iommu-domain.js";
+import { isIsaBridge, ISA_DMA_LAST, relaxableDirect } from "./iommu.js";
+import { IOMMU_READ, IOMMU_WRITE, type IommuOps } from "./iommu-ops.js";
 import { QueuedInvalidation } from "./intel-qi.js";
 import { DmarUnit, hx, UnitIo, type DriverContext } from "./intel-unit.js";
 import { dmaAliases, type KPciDev } from "./pci.js";
@@ -65,8 +70,11 @@ const devfnOf = (device: number, fn: number): number => requesterId({ bus: 0, de
 /** Physical addresses in the DMAR log lines are printed as 14 hex digits (%016llx less the 0x). */
 const ADDR_DIGITS = 14;
 
-export class IntelIommuDriver {
+export class IntelIommuDriver implements IommuOps<DmarUnit> {
+  readonly kind = "intel";
   readonly units: DmarUnit[] = [];
+  /** The static identity domain (si_domain), made on first use. */
+  private siDomain: IommuDomain | null = null;
   table: DmarTable | null = null;
   readonly rmrrs: { base: number; end: number; devices: KPciDev[]; scopes: DmarDeviceScope[] }[] = [];
   readonly faults: FaultRecord[] = [];
@@ -376,4 +384,77 @@ export class IntelIommuDriver {
   gsts(u: DmarUnit): number {
     return this.r32(u, DMAR_GSTS_REG);
   }
+
+  // ---- IommuOps (intel_iommu_ops) ----
+
+  sysfsName(u: DmarUnit): string {
+    return u.name;
+  }
+
+  /**
+   * intel_iommu_domain_alloc: the identity domain is one shared si_domain (hardware pass-through when every unit
+   * has it, else 1:1 page tables over usable RAM); DMA and unmanaged domains get page tables of the unit's levels.
+   */
+  domainAlloc(type: DomainType, unit: DmarUnit): IommuDomain {
+    const { port, pages } = this.ctx;
+    if (type === "identity") {
+      if (this.siDomain === null) {
+        const hw = unit.hasPassThrough;
+        const tables = hw ? null : new PageTables(port.memory, pages, unit.levels);
+        this.siDomain = new IommuDomain("identity", tables, hw, 57);
+        if (tables !== null) {
+          for (const r of port.firmware.e820) {
+            if (r.type !== "usable") continue;
+            tables.mapRange(r.base, r.base, r.end + 1 - r.base, IOMMU_READ | IOMMU_WRITE, this.ctx.superpage ?? true);
+          }
+        }
+      }
+      return this.siDomain;
+    }
+    return new IommuDomain(type, new PageTables(port.memory, pages, unit.levels), false, awWidth(awForLevels(unit.levels)));
+  }
+
+  /** dmar_domain_attach_device: a domain id on the device's unit and context entries for all its aliases. */
+  attachDev(domain: IommuDomain, dev: KPciDev, unit: DmarUnit): void {
+    let did = domain.dids.get(unit);
+    if (did === undefined) {
+      did = this.allocDid(unit);
+      domain.dids.set(unit, did);
+    }
+    const levels = domain.tables?.levels ?? unit.levels;
+    for (const a of dmaAliases(dev)) this.mapContext(unit, a.rid, did, domain.passThrough, domain.tables?.pgd ?? 0, levels);
+  }
+
+  flushIotlbAll(domain: IommuDomain): void {
+    for (const [unit, did] of domain.dids) this.flushIotlbDomain(unit, did);
+  }
+
+  iotlbSync(domain: IommuDomain, pfn: number, pages: number): void {
+    for (const [unit, did] of domain.dids) this.flushIotlbPsi(unit, did, pfn, pages);
+  }
+
+  /** Caching mode: a non-present to present change must be invalidated too. */
+  iotlbSyncMap(domain: IommuDomain, pfn: number, pages: number): void {
+    for (const [unit, did] of domain.dids) if (unit.cachingMode) this.flushIotlbPsi(unit, did, pfn, pages);
+  }
+
+  /** intel_iommu_get_resv_regions: RMRRs naming the device, the ISA bridge's floppy range, the interrupt window. */
+  resvRegions(dev: KPciDev): ReservedRegion[] {
+    const out: ReservedRegion[] = [];
+    for (const r of this.rmrrs) {
+      const hit = r.devices.some((d) => d === dev || (d.secondary !== null && isBelow(dev, d)));
+      if (!hit) continue;
+      out.push({ start: r.base, end: r.end, type: relaxableDirect(dev) ? "direct-relaxable" : "direct" });
+    }
+    if ((this.ctx.floppyWa ?? true) && isIsaBridge(dev)) {
+      out.push({ start: 0, end: ISA_DMA_LAST, type: "direct-relaxable" });
+    }
+    out.push({ start: IOAPIC_RANGE_START, end: IOAPIC_RANGE_END, type: "msi" });
+    return out;
+  }
+}
+
+function isBelow(dev: KPciDev, bridge: KPciDev): boolean {
+  for (let up = dev.parent; up !== null; up = up.parent) if (up === bridge) return true;
+  return false;
 }

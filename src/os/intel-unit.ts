@@ -162,6 +162,10 @@ export interface DriverContext {
   pages: PageAllocator;
   /** Time the hardware takes per invalidation wait (simulated), in ns. */
   qiWaitNs?: number;
+  /** Large pages allowed in the identity map (intel_iommu=sp_off clears it); default true. */
+  superpage?: boolean;
+  /** CONFIG_INTEL_IOMMU_FLOPPY_WA: ISA bridges get 0-16 MiB as a relaxable direct region; default true. */
+  floppyWa?: boolean;
   advance(ns: number): void;
 }
 

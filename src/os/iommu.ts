@@ -3,21 +3,19 @@
  * (iommu_subsys_init and its log lines), IOMMU groups by pci_device_group's rules (a device shares the group of its
  * DMA aliases; without ACS on the path up, it shares the group of the bridge above; multi-function devices
  * without ACS share one group), one default domain per group (identity, DMA or DMA-FQ, by the rules of
- * src/os/default-domain.ts), and each device's
- * reserved regions (intel_iommu_get_resv_regions: RMRRs, the ISA bridge's floppy range, the MSI window).
+ * src/os/default-domain.ts), and each device's reserved regions. What depends on the hardware (domain
+ * allocation, attaching, reserved regions, page-table format) is asked of the driver through IommuOps
+ * (src/os/iommu-ops.ts).
  */
-import type { IovaDomain } from "../os/iova.js";
 import type { KernelConfig, BootParams } from "./cmdline.js";
-import { IOAPIC_RANGE_END, IOAPIC_RANGE_START, PageTables, type DmarUnit, type IntelIommuDriver, DMA_PTE_READ, DMA_PTE_WRITE } from "./intel-iommu.js";
+import { IOMMU_READ, IOMMU_WRITE, type IommuOps, type IommuUnit } from "./iommu-ops.js";
+import type { IommuDomain, ReservedRegion } from "./iommu-domain.js";
+
+export { IommuDomain, type ReservedRegion } from "./iommu-domain.js";
 import type { KernelLog } from "./log.js";
 import type { PageAllocator } from "./pages.js";
-import {
-  acsEnabled,
-  acsPathEnabled,
-  dmaAliases,
-  devsAreDmaAliases,
-  type KPciDev,
-} from "./pci.js";
+import { acsEnabled, acsPathEnabled, dmaAliases, devsAreDmaAliases, type KPciDev } from "./pci.js";
+import { IommuError } from "../core/errors.js";
 import { PCI_BASE_CLASS_DISPLAY, PCI_CLASS_BRIDGE_ISA, PCI_CLASS_SERIAL_USB } from "../core/pci-regs.js";
 import {
   domainTypeName,
@@ -42,39 +40,16 @@ export function domainDevice(d: KPciDev): DomainDevice {
   return { rid: d.rid, name: d.name, vendor: d.vendor, device: d.device, classCode: d.classCode, onRootBus: d.parent === null, untrusted: false };
 }
 
-export interface ReservedRegion {
-  start: number;
-  end: number;
-  type: "direct" | "direct-relaxable" | "reserved" | "msi" | "sw-msi";
+/** The ISA DMA range a floppy controller behind an ISA bridge reaches (0-16 MiB, last byte). */
+export const ISA_DMA_LAST = 16 * 2 ** 20 - 1;
+
+/** USB controllers and display devices: their firmware-declared direct ranges may be relaxed (device_rmrr_is_relaxable). */
+export function relaxableDirect(dev: KPciDev): boolean {
+  return dev.classCode >>> 8 === PCI_CLASS_SERIAL_USB || dev.classCode >>> 16 === PCI_BASE_CLASS_DISPLAY;
 }
 
-let domainSerial = 0;
-
-export class IommuDomain {
-  readonly serial = ++domainSerial;
-  type: DomainType;
-  /** Page tables (null for a hardware pass-through identity domain). */
-  tables: PageTables | null;
-  readonly passThrough: boolean;
-  /** Domain id on each unit it is attached to. */
-  readonly dids = new Map<DmarUnit, number>();
-  readonly devices: KPciDev[] = [];
-  /** Highest IOVA the domain translates (its address width). */
-  readonly apertureEnd: number;
-  /** The DMA layer's state for DMA / DMA-FQ domains (IOVA allocator, flush queue). */
-  cookie: unknown = null;
-  iova: IovaDomain | null = null;
-
-  constructor(type: DomainType, tables: PageTables | null, passThrough: boolean, widthBits: number) {
-    this.type = type;
-    this.tables = tables;
-    this.passThrough = passThrough;
-    this.apertureEnd = 2 ** widthBits - 1;
-  }
-
-  get units(): DmarUnit[] {
-    return [...this.dids.keys()];
-  }
+export function isIsaBridge(dev: KPciDev): boolean {
+  return dev.classCode >>> 8 === PCI_CLASS_BRIDGE_ISA;
 }
 
 export class IommuGroup {
@@ -100,8 +75,9 @@ export class IommuCore {
   private global: GlobalDefault;
   readonly groups: IommuGroup[] = [];
   private readonly groupOf = new Map<KPciDev, IommuGroup>();
-  private siDomain: IommuDomain | null = null;
   readonly domains: IommuDomain[] = [];
+  /** The IOMMU driver in charge (set when one has been initialized). */
+  ops: IommuOps | null = null;
 
   constructor(private readonly ctx: CoreContext) {
     const p = ctx.params;
@@ -201,26 +177,22 @@ export class IommuCore {
     this.ctx.log.info(`pci ${dev.name}: Adding to iommu group ${g.id}`);
   }
 
-  // ---- Reserved regions (intel_iommu_get_resv_regions) ----
+  // ---- Reserved regions (iommu_get_resv_regions) ----
 
-  reservedRegions(dev: KPciDev, driver: IntelIommuDriver): ReservedRegion[] {
-    const out: ReservedRegion[] = [];
-    for (const r of driver.rmrrs) {
-      const hit = r.devices.some((d) => d === dev || (d.secondary !== null && isBelow(dev, d)));
-      if (!hit) continue;
-      const relaxable = dev.classCode >>> 8 === PCI_CLASS_SERIAL_USB || dev.classCode >>> 16 === PCI_BASE_CLASS_DISPLAY;
-      out.push({ start: r.base, end: r.end, type: relaxable ? "direct-relaxable" : "direct" });
-    }
-    if (this.ctx.config.floppyWa && dev.classCode >>> 8 === PCI_CLASS_BRIDGE_ISA) {
-      out.push({ start: 0, end: 16 * 2 ** 20 - 1, type: "direct-relaxable" });
-    }
-    out.push({ start: IOAPIC_RANGE_START, end: IOAPIC_RANGE_END, type: "msi" });
-    return out;
+  private driver(ops: IommuOps | undefined): IommuOps {
+    const o = ops ?? this.ops;
+    if (o === null) throw new IommuError("NO_IOMMU", "no IOMMU driver is active");
+    return o;
+  }
+
+  /** The device's reserved regions, as the driver reports them (defaults to the active driver). */
+  reservedRegions(dev: KPciDev, ops?: IommuOps): ReservedRegion[] {
+    return this.driver(ops).resvRegions(dev);
   }
 
   /** The group's regions as sysfs lists them: every member's, sorted, equal ones once. */
-  groupReservedRegions(g: IommuGroup, driver: IntelIommuDriver): ReservedRegion[] {
-    const all = g.devices.flatMap((d) => this.reservedRegions(d, driver));
+  groupReservedRegions(g: IommuGroup, ops?: IommuOps): ReservedRegion[] {
+    const all = g.devices.flatMap((d) => this.reservedRegions(d, ops));
     const seen = new Set<string>();
     const out: ReservedRegion[] = [];
     for (const r of all.sort((a, b) => a.start - b.start || a.end - b.end)) {
@@ -247,56 +219,28 @@ export class IommuCore {
     return type;
   }
 
-  /** Allocates the default domain of a group (intel_iommu_domain_alloc). */
-  allocDomain(type: DomainType, unit: DmarUnit, driver: IntelIommuDriver): IommuDomain {
-    if (type === "identity") {
-      if (this.siDomain === null) {
-        const hw = unit.hasPassThrough;
-        const tables = hw ? null : new PageTables(this.ctx.port.memory, this.ctx.pages, unit.levels);
-        this.siDomain = new IommuDomain("identity", tables, hw, 57);
-        if (tables !== null) {
-          // si_domain_init without hardware pass-through: map every usable RAM range 1:1.
-          for (const r of this.ctx.port.firmware.e820) {
-            if (r.type !== "usable") continue;
-            tables.mapRange(r.base, r.base, r.end + 1 - r.base, DMA_PTE_READ | DMA_PTE_WRITE, this.ctx.params.superpage);
-          }
-        }
-        this.domains.push(this.siDomain);
-      }
-      return this.siDomain;
-    }
-    void driver;
-    const d = new IommuDomain(type, new PageTables(this.ctx.port.memory, this.ctx.pages, unit.levels), false, unit.levels * 9 + 12);
-    this.domains.push(d);
+  /** Allocates a domain through the driver (iommu_domain_alloc). */
+  allocDomain(type: DomainType, unit: IommuUnit, ops?: IommuOps): IommuDomain {
+    const d = this.driver(ops).domainAlloc(type, unit);
+    if (!this.domains.includes(d)) this.domains.push(d);
     return d;
   }
 
-  /** dmar_domain_attach_device: a domain id on the device's unit and context entries for all its aliases. */
-  attach(domain: IommuDomain, dev: KPciDev, unit: DmarUnit, driver: IntelIommuDriver): void {
-    let did = domain.dids.get(unit);
-    if (did === undefined) {
-      did = driver.allocDid(unit);
-      domain.dids.set(unit, did);
-    }
+  /** __iommu_attach_device: the driver points the device and its aliases at the domain. */
+  attach(domain: IommuDomain, dev: KPciDev, unit: IommuUnit, ops?: IommuOps): void {
     domain.devices.push(dev);
-    const levels = domain.tables?.levels ?? unit.levels;
-    for (const a of dmaAliases(dev)) driver.mapContext(unit, a.rid, did, domain.passThrough, domain.tables?.pgd ?? 0, levels);
+    this.driver(ops).attachDev(domain, dev, unit);
   }
 
   /** Identity-maps a group's direct regions in a translating domain (iommu_group_create_direct_mappings). */
-  createDirectMappings(g: IommuGroup, driver: IntelIommuDriver): void {
+  createDirectMappings(g: IommuGroup, ops?: IommuOps): void {
     const d = g.domain;
     if (d === null || d.tables === null || d.type === "identity") return;
-    for (const r of this.groupReservedRegions(g, driver)) {
+    for (const r of this.groupReservedRegions(g, ops)) {
       if (r.type !== "direct" && r.type !== "direct-relaxable") continue;
       const start = Math.floor(r.start / 4096) * 4096;
       const size = Math.ceil((r.end + 1) / 4096) * 4096 - start;
-      d.tables.mapRange(start, start, size, DMA_PTE_READ | DMA_PTE_WRITE, false);
+      d.tables.mapRange(start, start, size, IOMMU_READ | IOMMU_WRITE, false);
     }
   }
-}
-
-function isBelow(dev: KPciDev, bridge: KPciDev): boolean {
-  for (let up = dev.parent; up !== null; up = up.parent) if (up === bridge) return true;
-  return false;
 }

@@ -16,6 +16,8 @@ import { IommuError } from "../core/errors.js";
 import { DEBIAN_6_1_CONFIG, IO_TLB_SHIFT, parseBootParams, type BootParams, type KernelConfig } from "./cmdline.js";
 import { DmaCookie, DmaDevice, hostBridgeWindows, Swiotlb, type DmaEnv } from "./dma.js";
 import { IntelIommuDriver, type DmarUnit } from "./intel-iommu.js";
+import { AmdIommuDriver, type AmdIommuUnit } from "./amd-iommu.js";
+import type { IommuOps } from "./iommu-ops.js";
 import { identMapFlags, intelIommuQuirks, tylersburgAzaliaIdentity } from "./default-domain.js";
 import { domainDevice, IommuCore, type IommuGroup } from "./iommu.js";
 import { Clock, KernelLog } from "./log.js";
@@ -51,6 +53,10 @@ const FIRST_DEVICE_VECTOR = 0x21;
 const LAST_DEVICE_VECTOR = 0xeb;
 export const KERNEL_RELEASE = "6.1.0-iommu-kit";
 
+/** The legacy IRQs on IOAPIC pins (irq, pin) that /proc/interrupts lists, and ISA_IRQ_VECTOR(0). */
+const LEGACY_IRQS: readonly [number, number][] = [[0, 2], [1, 1], [4, 4], [8, 8], [9, 9], [12, 12]];
+const ISA_IRQ_VECTOR_BASE = 0x30;
+
 const hx16 = (n: number) => "0x" + n.toString(16).padStart(16, "0");
 
 export class Kernel {
@@ -61,7 +67,10 @@ export class Kernel {
   readonly config: KernelConfig;
   readonly pages: PageAllocator;
   readonly devices: KPciDev[] = [];
+  /** The VT-d driver (idle, with no units, on a machine without a DMAR). */
   readonly driver: IntelIommuDriver;
+  /** The AMD-Vi driver (idle, with no units, on a machine without an IVRS). */
+  readonly amd: AmdIommuDriver;
   readonly iommu: IommuCore;
   swiotlb: Swiotlb | null = null;
   /** True when DMA remapping is active (units translating, groups made). */
@@ -72,6 +81,8 @@ export class Kernel {
   private env!: DmaEnv;
   /** Device vectors allocated per CPU (index into firmware.cpus). */
   private readonly vectorsUsed: number[] = [];
+  /** The AMD-Vi units' own interrupts. */
+  private readonly amdIrqs = new Map<IrqDesc, AmdIommuUnit>();
   private nextIrq = 24;
 
   private constructor(port: MachinePort, opts: BootOptions) {
@@ -85,8 +96,19 @@ export class Kernel {
       log: this.log,
       pages: this.pages,
       advance: (ns) => this.clock.advance(ns),
+      superpage: this.params.superpage,
+      floppyWa: this.config.floppyWa,
     });
+    this.amd = new AmdIommuDriver(
+      { port, log: this.log, pages: this.pages, advance: (ns) => this.clock.advance(ns), now: () => this.clock.ns },
+      { guestIr: this.params.amdIommuIntr, pgtable: this.params.amdIommuPgtable },
+    );
     this.iommu = new IommuCore({ port, log: this.log, pages: this.pages, params: this.params, config: this.config });
+  }
+
+  /** The IOMMU driver in charge of DMA remapping, or null. */
+  get ops(): IommuOps | null {
+    return this.iommu.ops;
   }
 
   /** Boots the kernel on `port` with `cmdline`. */
@@ -117,8 +139,10 @@ export class Kernel {
     }
     for (const m of params.earlyMessages) this.emit(m);
     const dmar = port.firmware.acpi.DMAR;
-    // detect_intel_iommu: a DMAR and an IOMMU not turned off make the PCI core enable ACS.
-    const iommuDetected = dmar !== undefined && !params.noIommu && !params.dmarDisabled;
+    // pci_iommu_alloc: the Intel driver when there is a DMAR, else the AMD one when there is an IVRS.
+    const ivrs = dmar === undefined && !params.noIommu ? port.firmware.acpi.IVRS : undefined;
+    // detect_intel_iommu / detect_ivrs: a DMAR and an IOMMU not turned off, or any IVRS, make the PCI core enable ACS.
+    const iommuDetected = (dmar !== undefined && !params.noIommu && !params.dmarDisabled) || ivrs !== undefined;
     // pci_swiotlb_detect: RAM above 4 GiB (and not iommu=off), or swiotlb=force.
     const wantSwiotlb = (!params.noIommu && this.pages.hasHighMemory) || params.swiotlbForce || params.iommuSoft;
     if (wantSwiotlb) {
@@ -146,6 +170,12 @@ export class Kernel {
         if (tableParsed) this.irqRemapping = this.driver.enableIrqRemapping();
       }
     }
+    let amdEarly = false;
+    if (ivrs !== undefined && !params.amdIommuOff && !params.intremapDisabled) {
+      // amd_iommu_prepare / amd_iommu_enable: the driver's early init, and the units enabled when IR can be.
+      amdEarly = true;
+      if (this.amd.earlyInit(ivrs, true) && this.amd.irqRemap) this.amdEnableIr();
+    }
 
     // PCI enumeration.
     this.clock.advanceTo(1100 * MS);
@@ -170,12 +200,13 @@ export class Kernel {
         else if (this.irqRemapping) for (const u of this.driver.units) this.setFaultIrq(u);
       }
     }
+    if (ivrs !== undefined && !params.amdIommuOff) this.amdIommuInit(ivrs, amdEarly);
     this.env = {
       port,
       log,
       clock: this.clock,
       pages: this.pages,
-      driver: this.driver,
+      driver: this.iommu.ops ?? this.driver,
       swiotlb: this.swiotlb,
       swiotlbForce: params.swiotlbForce,
       forceDac: params.forceDac,
@@ -190,6 +221,11 @@ export class Kernel {
 
     // Drivers bind.
     this.clock.advanceTo(2400 * MS);
+    if (ivrs !== undefined) {
+      // amd_iommu_v2_init (built in).
+      if (this.amd.v2Present) log.info("AMD-Vi: AMD IOMMUv2 loaded and initialized");
+      else log.info("AMD-Vi: AMD IOMMUv2 functionality not available on this system - This is not a bug.");
+    }
     for (const d of this.devices) this.probeDriver(d);
   }
 
@@ -252,6 +288,7 @@ export class Kernel {
         iommu.setDmaStrict();
       }
     }
+    iommu.ops = driver;
     // bus_set_iommu -> bus_iommu_probe: groups first, then default domains in group order.
     const probed: { dev: KPciDev; unit: DmarUnit }[] = [];
     for (const dev of this.devices) {
@@ -278,6 +315,61 @@ export class Kernel {
     log.info("DMAR: Intel(R) Virtualization Technology for Directed I/O");
   }
 
+  // ---- AMD-Vi (drivers/iommu/amd/init.c state machine) ----
+
+  /** amd_iommu_enable: the units programmed and enabled early, interrupt remapping on, the IOAPIC's pins remapped. */
+  private amdEnableIr(): void {
+    this.amd.enableUnits();
+    this.amd.irEnabled = true;
+    this.irqRemapping = true;
+    // The legacy IRQs /proc/interrupts lists, on IOAPIC pins with ISA vectors (0x30 + irq) to the boot CPU.
+    const pins = LEGACY_IRQS.map(([irq, pin]) => ({ pin, vector: ISA_IRQ_VECTOR_BASE + irq, apic: this.port.firmware.cpus[0]?.apicId ?? 0 }));
+    for (const a of this.port.firmware.ioapics) this.amd.setupIoapicPins(a.id, pins);
+  }
+
+  /** amd_iommu_init: the rest of the state machine (early init if not done, enable, PCI init, API, interrupts). */
+  private amdIommuInit(ivrs: Uint8Array, early: boolean): void {
+    const { amd, iommu, log } = this;
+    if (!early && !amd.earlyInit(ivrs, false)) return;
+    if (amd.units.length === 0) return;
+    if (!amd.units[0]!.enabled) amd.enableUnits();
+    amd.initPci();
+    if (amd.npCache) iommu.setDmaStrict();
+    // amd_iommu_init_api -> bus_set_iommu: groups, then default domains (no Intel IDENTMAP quirks apply).
+    iommu.identMap = { gfx: false, intgpu: false, azalia: false };
+    iommu.ops = amd;
+    const probed = new Map<KPciDev, AmdIommuUnit>();
+    for (const dev of this.devices) {
+      const unit = amd.probeDevice(dev);
+      if (unit === null) continue;
+      iommu.addToGroup(dev, iommu.pciDeviceGroup(dev, this.devices));
+      probed.set(dev, unit);
+      this.step(5_000);
+    }
+    for (const g of iommu.groups) {
+      const unit = probed.get(g.devices[0]!);
+      if (unit === undefined) continue;
+      g.domain = iommu.allocDomain(iommu.groupDomainType(g), unit);
+      iommu.createDirectMappings(g);
+      for (const dev of g.devices) iommu.attach(g.domain, dev, probed.get(dev) ?? unit);
+    }
+    this.dmaRemapping = true;
+    amd.printInfo();
+    amd.enableVapic();
+    for (const u of amd.units) {
+      const fn = this.devices.find((d) => d.rid === u.devid);
+      if (fn === undefined || fn.msiCap === 0) {
+        log.err(`AMD-Vi: ${u.name}: no MSI capability for the event interrupt`);
+        continue;
+      }
+      const { vector, apic } = this.allocVector();
+      const desc: IrqDesc = { irq: this.nextIrq++, chip: "PCI-MSI", hwirq: u.devid << 11, name: "AMD-Vi", count: 0, vector, apic, dev: null, irte: null };
+      this.irqs.push(desc);
+      this.amdIrqs.set(desc, u);
+      amd.setupInterrupt(u, fn.msiCap, vector, apic);
+    }
+  }
+
   // ---- Drivers, DMA and interrupts ----
 
   private probeDriver(d: KPciDev): void {
@@ -289,7 +381,7 @@ export class Kernel {
     const dom = group?.domain ?? null;
     if (dom !== null && (dom.type === "DMA" || dom.type === "DMA-FQ") && !(dom.cookie instanceof DmaCookie)) {
       const c = new DmaCookie(dom, this.env.cpus, this.env);
-      c.reserve(this.iommu.groupReservedRegions(group!, this.driver), this.env.windows);
+      c.reserve(this.iommu.groupReservedRegions(group!), this.env.windows);
       dom.cookie = c;
       dom.iova = c.iova;
     }
@@ -301,11 +393,15 @@ export class Kernel {
     if (d.msiCap === 0 && d.msixCap === 0) return;
     const port = this.port;
     const unit = this.driver.units.find((u) => u.irEnabled && this.driver.unitFor(d) === u) ?? null;
+    const amdIr = this.amd.irEnabled && this.amd.unitFor(d) !== null;
     const n = d.msixCap !== 0 ? d.msiVectors : 1;
     const msgs: { address: number; data: number; irte: number | null; vector: number; apic: number }[] = [];
     for (let i = 0; i < n; i++) {
       const { vector, apic } = this.allocVector();
-      if (unit !== null) {
+      if (amdIr) {
+        const e = this.amd.allocIrte(d, vector, apic);
+        msgs.push({ address: e.address, data: e.data, irte: e.index, vector, apic });
+      } else if (unit !== null) {
         const src = this.driver.msiSourceFor(d, this.params.intremapNoSid);
         const e = this.driver.allocIrte(unit, vector, apic, src);
         msgs.push({ address: e.address, data: e.data, irte: e.index, vector, apic });
@@ -313,7 +409,7 @@ export class Kernel {
         msgs.push({ address: encodeCompatMsi({ vector, destination: apic }).address, data: vector, irte: null, vector, apic });
       }
     }
-    const chip = this.irqRemapping && unit !== null ? "IR-PCI-MSI" : "PCI-MSI";
+    const chip = this.irqRemapping && (unit !== null || amdIr) ? "IR-PCI-MSI" : "PCI-MSI";
     msgs.forEach((m, i) => {
       this.irqs.push({
         irq: this.nextIrq++,
@@ -361,6 +457,8 @@ export class Kernel {
       const u = this.driver.units.find((x) => x.seq === d.hwirq);
       if (u !== undefined) this.driver.handleFault(u);
     }
+    const amdUnit = this.amdIrqs.get(d);
+    if (amdUnit !== undefined) this.amd.handleInterrupt(amdUnit);
   }
 
   /** Moves simulated time forward (fires the flush-queue timers that come due). */

@@ -5,8 +5,11 @@
  *   /proc/cmdline, /proc/interrupts (IR-PCI-MSI / PCI-MSI, IR-IO-APIC / IO-APIC, DMAR-MSI chips),
  *   /proc/cpuinfo, /proc/sys/kernel/osrelease
  *   /sys/firmware/acpi/tables/DMAR
+ *   /sys/firmware/acpi/tables/IVRS
  *   /sys/class/iommu/dmarN -> ../../devices/virtual/iommu/dmarN  (intel-iommu/{version,address,cap,ecap,
  *       domains_supported,domains_used}) when DMA remapping is on
+ *   /sys/class/iommu/ivhdN -> ../../devices/pci0000:00/<IOMMU function>/iommu/ivhdN (amd-iommu/{cap,features},
+ *       devices/) on AMD-Vi, the IOMMU's own PCI function being the class device's parent
  *   /sys/devices/pci0000:00/…/DDDD:BB:DD.F/{vendor,device,class,revision,subsystem_*,config,driver,iommu,iommu_group}
  *   /sys/bus/pci/devices/DDDD:BB:DD.F -> ../../../devices/pci0000:00/…, /sys/bus/pci/drivers/NAME/DDDD:BB:DD.F
  *   /sys/kernel/iommu_groups/N/{devices/,type,reserved_regions}
@@ -49,6 +52,33 @@ export function procInterrupts(k: Kernel): string {
   return lines.join("\n") + "\n";
 }
 
+/**
+ * The AMD-Vi class devices (iommu_device_sysfs_add "ivhd%d" under the IOMMU's PCI function): amd-iommu/cap is the
+ * capability header ("%x"), amd-iommu/features "EFR2:EFR" ("%llx:%llx"), devices/ the functions it translates.
+ */
+function amdUnits(
+  k: Kernel,
+  file: (p: string, text: string) => void,
+  link: (p: string, target: string) => void,
+  unitDir: Map<KPciDev, string>,
+): void {
+  const names: string[] = [];
+  for (const u of k.amd.units) {
+    const fn = k.devices.find((d) => d.rid === u.devid);
+    if (fn === undefined) continue;
+    const dir = `${devicePath(fn)}/iommu/${u.name}`;
+    names.push(u.name);
+    link(`/sys/class/iommu/${u.name}`, dir);
+    file(`${dir}/amd-iommu/cap`, `${u.cap.toString(16)}\n`);
+    file(`${dir}/amd-iommu/features`, `${u.efr2.toString(16)}:${u.efr.toString(16)}\n`);
+    const members = k.devices.filter((d) => k.iommu.groupFor(d) !== null && k.amd.unitFor(d) === u);
+    for (const d of members) {
+      unitDir.set(d, dir);
+      link(`${dir}/devices/${d.name}`, devicePath(d));
+    }
+  }
+}
+
 /** Builds the view of a booted kernel. */
 export function kernelSysfsView(k: Kernel, description = "simulated kernel"): SysfsView {
   const e: Record<string, SnapshotEntry> = {};
@@ -58,17 +88,26 @@ export function kernelSysfsView(k: Kernel, description = "simulated kernel"): Sy
   file("/proc/cmdline", k.params.raw + "\n");
   file("/proc/sys/kernel/osrelease", KERNEL_RELEASE + "\n");
   file("/proc/sys/kernel/hostname", "sim\n");
+  // An AMD platform (IVRS and no DMAR) has AMD CPUs with SVM; otherwise Intel CPUs with VMX.
+  const amdCpu = port.firmware.acpi.IVRS !== undefined && port.firmware.acpi.DMAR === undefined;
+  const cpu = amdCpu ? { vendor: "AuthenticAMD", virt: "svm" } : { vendor: "GenuineIntel", virt: "vmx" };
   file(
     "/proc/cpuinfo",
     port.firmware.cpus
-      .map((c, i) => `processor\t: ${i}\nvendor_id\t: GenuineIntel\nmodel name\t: Simulated CPU\napicid\t\t: ${c.apicId}\nflags\t\t: fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge cmov pat pse36 clflush mmx fxsr sse sse2 ht syscall nx lm vmx x2apic\n`)
+      .map((c, i) => `processor\t: ${i}\nvendor_id\t: ${cpu.vendor}\nmodel name\t: Simulated CPU\napicid\t\t: ${c.apicId}\nflags\t\t: fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge cmov pat pse36 clflush mmx fxsr sse sse2 ht syscall nx lm ${cpu.virt} x2apic\n`)
       .join("\n"),
   );
   file("/proc/interrupts", procInterrupts(k));
-  const dmar = port.firmware.acpi.DMAR;
-  if (dmar !== undefined) e["/sys/firmware/acpi/tables/DMAR"] = { kind: "file", base64: Buffer.from(dmar).toString("base64") };
+  for (const sig of ["DMAR", "IVRS"]) {
+    const t = port.firmware.acpi[sig];
+    if (t !== undefined) e[`/sys/firmware/acpi/tables/${sig}`] = { kind: "file", base64: Buffer.from(t).toString("base64") };
+  }
+  /** The class device directory each grouped device's iommu link points at. */
+  const unitDir = new Map<KPciDev, string>();
   e["/sys/module/vfio_iommu_type1"] = { kind: "absent" };
-  if (k.dmaRemapping) {
+  if (k.dmaRemapping && k.ops?.kind === "amd") {
+    amdUnits(k, file, link, unitDir);
+  } else if (k.dmaRemapping) {
     for (const u of k.driver.units) {
       const dir = `/sys/devices/virtual/iommu/${u.name}`;
       link(`/sys/class/iommu/${u.name}`, dir);
@@ -86,7 +125,7 @@ export function kernelSysfsView(k: Kernel, description = "simulated kernel"): Sy
   for (const g of k.groups) {
     const dir = `/sys/kernel/iommu_groups/${g.id}`;
     file(`${dir}/type`, `${g.type ?? "unmanaged"}\n`);
-    const regions = k.iommu.groupReservedRegions(g, k.driver);
+    const regions = k.iommu.groupReservedRegions(g);
     file(`${dir}/reserved_regions`, regions.map((r) => `${hex(r.start, 16)} ${hex(r.end, 16)} ${r.type}\n`).join(""));
     e[`${dir}/devices`] = { kind: "dir", names: g.devices.map((d) => d.name) };
     for (const d of g.devices) link(`${dir}/devices/${d.name}`, devicePath(d));
@@ -111,8 +150,12 @@ export function kernelSysfsView(k: Kernel, description = "simulated kernel"): Sy
     const g = k.iommu.groupFor(d);
     if (g !== null && k.dmaRemapping) {
       link(`${p}/iommu_group`, `/sys/kernel/iommu_groups/${g.id}`);
-      const u = k.driver.unitFor(d);
-      if (u !== null) link(`${p}/iommu`, `/sys/devices/virtual/iommu/${u.name}`);
+      const dir = unitDir.get(d);
+      if (dir !== undefined) link(`${p}/iommu`, dir);
+      else {
+        const u = k.driver.unitFor(d);
+        if (u !== null) link(`${p}/iommu`, `/sys/devices/virtual/iommu/${u.name}`);
+      }
     }
     if (d.driver !== null) {
       link(`${p}/driver`, `/sys/bus/pci/drivers/${d.driver}`);

@@ -91,7 +91,7 @@ function space(m: Machine, k: Kernel, bdf: string, domainType: string | null, rt
     for (const handle of [0, LAST_HANDLE]) msi.push(walkMsi(m.memory, { irta, sid, msiAddr: BigInt(encodeRemappableMsi(handle).address), msiData: 0 }));
   }
   const kdev = k.devices.find((d) => d.name === bdf);
-  const reserved = kdev === undefined ? [] : k.iommu.reservedRegions(kdev, k.driver).map((r) => ({ start: hx(r.start), end: hx(r.end), type: r.type }));
+  const reserved = kdev === undefined ? [] : k.iommu.reservedRegions(kdev).map((r) => ({ start: hx(r.start), end: hx(r.end), type: r.type }));
   return { bdf: fn?.bdf ?? bdf, domainType, bufferPages, mappings, reserved, walks, msi };
 }
 
@@ -150,8 +150,8 @@ function machineGroups(m: Machine, k: Kernel): UiGroup[] {
   const short = (kernelName: string): string => m.topology.byBdf(kernelName)?.bdf ?? kernelName;
   return k.groups.map((g) => {
     const fns = g.devices.map((d) => m.topology.byBdf(d.name)).filter((f): f is PciFunction => f !== undefined);
-    const reserved = k.iommu.groupReservedRegions(g, k.driver).map((r) => ({ start: hx(r.start), end: hx(r.end), type: r.type }));
-    return { id: g.id, type: g.type, domainIds: [...(g.domain?.dids.values() ?? [])], devices: g.devices.map((d) => short(d.name)), why: groupReasons(fns), reserved };
+    const reserved = k.iommu.groupReservedRegions(g).map((r) => ({ start: hx(r.start), end: hx(r.end), type: r.type }));
+    return { id: g.id, type: g.type, domainIds: g.domain?.domainIds() ?? [], devices: g.devices.map((d) => short(d.name)), why: groupReasons(fns), reserved };
   });
 }
 

@@ -9,7 +9,22 @@ export interface SimBootReport {
   machine: string;
   cmdline: string;
   log: string[];
-  units: { name: string; base: string; cap: string; ecap: string; domainsUsed: number; irqRemapping: boolean; translation: boolean }[];
+  /**
+   * VT-d units (cap, ecap registers) or AMD-Vi units (cap: the PCI capability header; efr, efr2: the Extended
+   * Feature Registers).
+   */
+  units: {
+    name: string;
+    kind: "vtd" | "amd-vi";
+    base: string;
+    cap: string;
+    ecap?: string;
+    efr?: string;
+    efr2?: string;
+    domainsUsed: number;
+    irqRemapping: boolean;
+    translation: boolean;
+  }[];
   groups: { id: number; type: string | null; domainIds: number[]; devices: string[] }[];
 }
 
@@ -20,16 +35,31 @@ export function simBoot(machine: string, cmdline: string): SimBootReport {
     machine: m.config.name,
     cmdline,
     log: k.log.lines.map(formatLine),
-    units: k.driver.units.map((u) => ({
-      name: u.name,
-      base: "0x" + u.base.toString(16),
-      cap: "0x" + u.cap.toString(16),
-      ecap: "0x" + u.ecap.toString(16),
-      domainsUsed: u.domainIds.length > 0 ? u.domainsUsed() : 0,
-      irqRemapping: u.irEnabled,
-      translation: u.translationEnabled,
-    })),
-    groups: k.groups.map((g) => ({ id: g.id, type: g.type, domainIds: [...(g.domain?.dids.values() ?? [])], devices: g.devices.map((d) => d.name) })),
+    units: [
+      ...k.driver.units.map((u) => ({
+        name: u.name,
+        kind: "vtd" as const,
+        base: "0x" + u.base.toString(16),
+        cap: "0x" + u.cap.toString(16),
+        ecap: "0x" + u.ecap.toString(16),
+        domainsUsed: u.domainIds.length > 0 ? u.domainsUsed() : 0,
+        irqRemapping: u.irEnabled,
+        translation: u.translationEnabled,
+      })),
+      ...k.amd.units.map((u) => ({
+        name: u.name,
+        kind: "amd-vi" as const,
+        base: "0x" + u.base.toString(16),
+        cap: "0x" + u.cap.toString(16),
+        efr: "0x" + u.efr.toString(16),
+        efr2: "0x" + u.efr2.toString(16),
+        // Protection domain ids are global on AMD-Vi: the domains allocated so far.
+        domainsUsed: k.iommu.domains.filter((d) => d.pdId !== null).length,
+        irqRemapping: k.amd.irEnabled,
+        translation: u.enabled && k.dmaRemapping,
+      })),
+    ],
+    groups: k.groups.map((g) => ({ id: g.id, type: g.type, domainIds: g.domain?.domainIds() ?? [], devices: g.devices.map((d) => d.name) })),
   };
 }
 
@@ -75,7 +105,7 @@ export const simCommand: Command = {
   summary: "the simulated machine and kernel",
   help: `Usage: iommu sim <command>
 
-Runs the Linux-like kernel on a simulated machine with VT-d remapping units.
+Runs the Linux-like kernel on a simulated machine with VT-d or AMD-Vi remapping units.
 `,
   subcommands: [bootCommand],
 };

@@ -13,6 +13,7 @@ export const MMIO_EXCL_BASE = 0x0020; // 3.4.5 IOMMU Exclusion Base Register
 export const MMIO_EXCL_LIMIT = 0x0028; // 3.4.6 IOMMU Exclusion Range Limit Register
 export const MMIO_EXT_FEATURE = 0x0030; // 3.4.7 IOMMU Extended Feature Register
 export const MMIO_PPR_LOG_BASE = 0x0038; // 3.4.8 PPR Log Base Address Register
+export const MMIO_EXT_FEATURE2 = 0x01a0; // 3.4.13 IOMMU Extended Feature 2 Register
 export const MMIO_CMD_HEAD = 0x2000; // 3.4.10 Command Buffer Head Pointer Register
 export const MMIO_CMD_TAIL = 0x2008; // 3.4.10 Command Buffer Tail Pointer Register
 export const MMIO_EVENT_HEAD = 0x2010; // 3.4.10 Event Log Head Pointer Register
@@ -91,6 +92,8 @@ export const EFR_PPR_SUP = 1 << 1;
 export const EFR_IA_SUP = 1 << 6;
 export const EFR_GA_SUP = 1 << 7;
 export const EFR_HATS = EFR_FIELDS[9] as Field;
+/** GIoSup, bit 48: guest I/O protection, which the v2 (guest) page tables for host DMA need (3.4.7). */
+export const EFR_GIO_SUP_BIT = 48;
 
 /** HATS: maximum host page-table levels, 00b = 4, 01b = 5, 10b = 6 (3.4.7). */
 export function hatsLevels(hats: number): number {
