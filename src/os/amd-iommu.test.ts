@@ -25,7 +25,8 @@ test("amd_iommu= and amd_iommu_intr= options as 6.1 parses them", () => {
     "AMD-Vi: Unknown option - 'on,off'",
   ]);
   assert.equal(p.amdIommuOff, true, "the rest of the list is still parsed after an unknown option");
-  assert.equal(p.strictCmdline, true);
+  assert.equal(p.strictForced, true);
+  assert.equal(p.strictCmdline, null);
   assert.equal(p.amdIommuForceIsolation, true);
   assert.equal(p.amdIommuPgtable, "v2");
   assert.equal(p.amdIommuIntr, "legacy-ga");
@@ -235,4 +236,12 @@ test("IRTEs for the hypervisor: modify and free, each invalidated before the cal
   assert.equal(out.kind === "remapped" ? out.data & 0xff : -1, 0x62);
   k.amd.freeIrte(dev, e.index);
   assert.equal(m.unit.remapMsi(dev.rid, e.address, e.data).kind, "fault");
+});
+
+test("amd_iommu=fullflush makes DMA domains strict as iommu_set_dma_strict does: not marked as set on the command line, and iommu.strict=0 does not undo it", () => {
+  const policy = (cmdline: string) => boot(`${LAB_CMDLINE} ${cmdline}`).k.log.lines.map((l) => l.text).find((t) => t.startsWith("iommu: DMA domain TLB invalidation policy"))?.trimEnd();
+  assert.equal(policy("amd_iommu=fullflush"), "iommu: DMA domain TLB invalidation policy: strict mode");
+  assert.equal(policy("iommu.strict=1"), "iommu: DMA domain TLB invalidation policy: strict mode (set via kernel command line)");
+  assert.equal(policy("iommu.strict=0 amd_iommu=fullflush"), "iommu: DMA domain TLB invalidation policy: strict mode (set via kernel command line)");
+  assert.equal(policy(""), "iommu: DMA domain TLB invalidation policy: lazy mode");
 });

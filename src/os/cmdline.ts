@@ -72,8 +72,13 @@ export interface BootParams {
   noIommu: boolean;
   /** Default domain type chosen on the command line: "identity", "dma" or null. */
   defaultDomainCmdline: "identity" | "dma" | null;
-  /** iommu.strict / intel_iommu=strict given: true strict, false lazy, null not given. */
+  /** iommu.strict= given: true strict, false lazy, null not given (iommu_cmd_line's IOMMU_CMD_LINE_STRICT). */
   strictCmdline: boolean | null;
+  /**
+   * intel_iommu=strict or amd_iommu=fullflush: the driver calls iommu_set_dma_strict(), which makes DMA domains
+   * strict without marking the policy as set on the command line (the log line has no "(set via …)").
+   */
+  strictForced: boolean;
   intremapDisabled: boolean;
   intremapNoSid: boolean;
   /** Swiotlb pool size in slabs. */
@@ -165,7 +170,7 @@ const INTEL_IOMMU_OPTIONS: [string, (c: ParamContext) => void][] = [
     setup("warn", "DMAR: intel_iommu=forcedac deprecated; use iommu.forcedac instead");
   }],
   ["strict", ({ p, setup }) => {
-    p.strictCmdline = true;
+    p.strictForced = true;
     setup("warn", "DMAR: intel_iommu=strict deprecated; use iommu.strict=1 instead");
   }],
   ["sp_off", ({ p, setup }) => {
@@ -204,7 +209,7 @@ const PARAM_HANDLERS: Record<string, (c: ParamContext, value: string | null) => 
   amd_iommu: ({ p, setup }, value) =>
     eachOption(value ?? "", (s) => {
       if (s.startsWith("fullflush")) {
-        p.strictCmdline = true;
+        p.strictForced = true;
         setup("warn", "AMD-Vi: amd_iommu=fullflush deprecated; use iommu.strict=1 instead");
       } else if (s.startsWith("off")) {
         p.amdIommuOff = true;
@@ -280,6 +285,7 @@ function defaultParams(raw: string, config: KernelConfig): BootParams {
     noIommu: false,
     defaultDomainCmdline: null,
     strictCmdline: null,
+    strictForced: false,
     intremapDisabled: false,
     intremapNoSid: false,
     swiotlbSlabs: IO_TLB_DEFAULT_SIZE >> IO_TLB_SHIFT,

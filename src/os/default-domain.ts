@@ -57,13 +57,15 @@ export interface GlobalDefault {
 
 /** D1, D2: the start values, from the kernel configuration and the command line. */
 export function initialGlobalDefault(
-  o: { passthroughCmdline: boolean | null; strictCmdline: boolean | null },
+  o: { passthroughCmdline: boolean | null; strictCmdline: boolean | null; strictForced?: boolean },
   config: { defaultPassthrough: boolean; defaultStrict: boolean },
 ): GlobalDefault {
   const pt = o.passthroughCmdline ?? config.defaultPassthrough;
   return {
     type: pt ? "identity" : "DMA",
-    strict: o.strictCmdline ?? config.defaultStrict,
+    // iommu.strict= is an early parameter; a driver's iommu_set_dma_strict() (intel_iommu=strict,
+    // amd_iommu=fullflush) runs after it and wins.
+    strict: o.strictForced === true || (o.strictCmdline ?? config.defaultStrict),
     typeFromCmdline: o.passthroughCmdline !== null,
     strictFromCmdline: o.strictCmdline !== null,
   };

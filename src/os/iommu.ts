@@ -82,7 +82,7 @@ export class IommuCore {
   constructor(private readonly ctx: CoreContext) {
     const p = ctx.params;
     const passthroughCmdline = p.defaultDomainCmdline === null ? null : p.defaultDomainCmdline === "identity";
-    this.global = initialGlobalDefault({ passthroughCmdline, strictCmdline: p.strictCmdline }, ctx.config);
+    this.global = initialGlobalDefault({ passthroughCmdline, strictCmdline: p.strictCmdline, strictForced: p.strictForced }, ctx.config);
   }
 
   /** iommu_def_domain_type */
