@@ -43,7 +43,7 @@ export class AmdTables {
       const idx = Number((iova >> BigInt(levelShift(l))) & 0x1ffn);
       const lo = this.mem.read32(table + idx * 8);
       let next: number;
-      if ((lo & 1) === 1) next = lo & 0xffff_f000;
+      if ((lo & 1) === 1) next = (lo & 0xffff_f000) >>> 0;
       else {
         next = this.alloc();
         this.entry(table, idx, { PR: 1, NextLevel: l - 1, Address: BigInt(next >>> 12), IR: 1, IW: 1 });

@@ -71,7 +71,7 @@ export class CommandBuffer {
     const baseLo = this.regs.get32(MMIO_CMD_BUF_BASE);
     const baseHi = this.regs.get32(MMIO_CMD_BUF_BASE + 4);
     const bytes = 2 ** Math.max(8, (baseHi >>> 24) & 0xf) * CMD_BYTES;
-    const base = (baseLo & 0xffff_f000) + (baseHi & 0xfffff) * TWO32;
+    const base = ((baseLo & 0xffff_f000) >>> 0) + (baseHi & 0xfffff) * TWO32;
     const tail = (this.regs.get32(MMIO_CMD_TAIL) & PTR_MASK) % bytes;
     let head = (this.regs.get32(MMIO_CMD_HEAD) & PTR_MASK) % bytes;
     for (let n = 0; head !== tail && n < bytes / CMD_BYTES; n++) {
@@ -123,7 +123,7 @@ export class CommandBuffer {
         this.target.invalidateDte(d0 & 0xffff);
         return true;
       case CMD_INVALIDATE_IOMMU_PAGES: {
-        const a = (BigInt(d3) << 32n) | BigInt(d2 & 0xffff_f000);
+        const a = (BigInt(d3) << 32n) | BigInt((d2 & 0xffff_f000) >>> 0);
         const [b, shift] = invalidationRange(a, (d2 & 1) === 1);
         this.target.invalidatePages(d1 & 0xffff, b, shift, (d2 & 2) !== 0);
         return true;
@@ -150,7 +150,7 @@ export class CommandBuffer {
 
   private completionWait(_addr: number, d0: number, d1: number, d2: number, d3: number): boolean {
     if ((d0 & 1) !== 0) {
-      const store = (d0 & 0xffff_fff8) + (d1 & 0xfffff) * TWO32;
+      const store = ((d0 & 0xffff_fff8) >>> 0) + (d1 & 0xfffff) * TWO32;
       try {
         this.mem.write32(store, d2);
         this.mem.write32(store + 4, d3);

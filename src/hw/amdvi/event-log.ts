@@ -46,7 +46,7 @@ export class EventLog {
     const baseHi = this.regs.get32(MMIO_EVENT_LOG_BASE + 4);
     const lenExp = (baseHi >>> 24) & 0xf;
     const bytes = 2 ** Math.max(8, lenExp) * EVENT_BYTES;
-    const base = (baseLo & 0xffff_f000) + (baseHi & 0xfffff) * TWO32;
+    const base = ((baseLo & 0xffff_f000) >>> 0) + (baseHi & 0xfffff) * TWO32;
     const tail = this.regs.get32(MMIO_EVENT_TAIL) & PTR_MASK;
     const head = this.regs.get32(MMIO_EVENT_HEAD) & PTR_MASK;
     const next = (tail + EVENT_BYTES) % bytes;

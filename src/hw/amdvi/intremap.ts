@@ -55,7 +55,7 @@ export function remapMsi(mem: PhysReader, dte: Uint32Array, address: number, dat
   if (len > INT_TAB_LEN_MAX) return out("fault", address, data, ILLEGAL_DEV_TABLE_ENTRY, EVF_I | EVF_RW | EVF_RZ);
   const index = data & MSI_DATA_INDEX_MASK;
   if (index >= 1 << len) return { ...out("fault", address, data, IO_PAGE_FAULT), index };
-  const root = ((dte[4] ?? 0) & 0xffff_ffc0) * 1 + ((dte[5] ?? 0) & 0x000f_ffff) * TWO32;
+  const root = (((dte[4] ?? 0) & 0xffff_ffc0) >>> 0) + ((dte[5] ?? 0) & 0x000f_ffff) * TWO32;
   const irteAddr = (root - (root % 64)) + index * irteBytes(ga);
   let d0: number;
   let d2 = 0;

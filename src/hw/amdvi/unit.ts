@@ -193,7 +193,7 @@ export class AmdViUnit {
     const lo = this.regs.get32(MMIO_DEV_TABLE_BASE);
     const hi = this.regs.get32(MMIO_DEV_TABLE_BASE + 4);
     if (!dteInRange(devid, lo & 0x1ff)) return ILLEGAL_DEV_TABLE_ENTRY;
-    const base = (lo & 0xffff_f000) + (hi & 0xfffff) * TWO32;
+    const base = ((lo & 0xffff_f000) >>> 0) + (hi & 0xfffff) * TWO32;
     if (!readDte(this.reader, base, devid, this.dte)) return DEV_TAB_HARDWARE_ERROR;
     this.dteCache.put(devid, this.dte);
     return 0;
@@ -201,14 +201,14 @@ export class AmdViUnit {
 
   private dteAddr(devid: number): number {
     const lo = this.regs.get32(MMIO_DEV_TABLE_BASE);
-    return (lo & 0xffff_f000) + (this.regs.get32(MMIO_DEV_TABLE_BASE + 4) & 0xfffff) * TWO32 + (devid & 0xffff) * 32;
+    return ((lo & 0xffff_f000) >>> 0) + (this.regs.get32(MMIO_DEV_TABLE_BASE + 4) & 0xfffff) * TWO32 + (devid & 0xffff) * 32;
   }
 
   private inExclusion(lo: number, hi: number): boolean {
     const bLo = this.regs.get32(MMIO_EXCL_BASE);
     if ((bLo & EXCL_EN) === 0) return false;
     const a = hi * TWO32 + lo;
-    const base = (bLo & 0xffff_f000) + (this.regs.get32(MMIO_EXCL_BASE + 4) & 0xfffff) * TWO32;
+    const base = ((bLo & 0xffff_f000) >>> 0) + (this.regs.get32(MMIO_EXCL_BASE + 4) & 0xfffff) * TWO32;
     const limit = (this.regs.get32(MMIO_EXCL_LIMIT) >>> 0) + (this.regs.get32(MMIO_EXCL_LIMIT + 4) & 0xfffff) * TWO32;
     if (a < base || a > limit) return false;
     return (bLo & EXCL_ALLOW) !== 0 || getField(this.cur, DTE_EX) === 1;
