@@ -15,6 +15,7 @@ import { spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { bootGuest, describeFailure, kernelVersion, qemuVersion, REPO_DIR, tail, type BootResult } from "./qemu.js";
+import { at } from "./json-path.js";
 import type { Report } from "./report.js";
 import { earlyBindChecks, memlockChecks, overrideChecks, passthroughJobEnv, resetChecks } from "./doctor-passthrough.js";
 import { E1000E_BDF, machineArgs, type Scenario } from "./scenarios.js";
@@ -66,15 +67,6 @@ function readCmd(dir: string, name: string): CmdResult | null {
   };
 }
 
-/** Value at a dotted path of parsed JSON, or undefined. */
-function at(obj: unknown, path: string): unknown {
-  let cur: unknown = obj;
-  for (const k of path.split(".")) {
-    if (cur === null || typeof cur !== "object") return undefined;
-    cur = (cur as Record<string, unknown>)[k];
-  }
-  return cur;
-}
 
 function problemCodes(status: unknown): { code: string; severity: string }[] {
   const list = at(status, "problems");

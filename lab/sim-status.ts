@@ -12,6 +12,7 @@
  */
 import { readFileSync } from "node:fs";
 import { loadCli } from "./dma-guest.js";
+import { at } from "./json-path.js";
 import type { Report } from "./report.js";
 
 /** Problems computed from the CPU's flags (src/host/status.ts), not from the kernel or its IOMMU. */
@@ -19,14 +20,6 @@ export const CPU_PROBLEMS = new Set(["RUNNING_IN_VM", "CPU_NO_VIRTUALIZATION", "
 
 const KERNEL_FACTS = ["iommuActive", "unitCount", "groupCount", "defaultDomain", "dmaPolicy", "interruptRemapping"];
 
-function at(obj: unknown, path: string): unknown {
-  let cur: unknown = obj;
-  for (const k of path.split(".")) {
-    if (cur === null || typeof cur !== "object") return undefined;
-    cur = (cur as Record<string, unknown>)[k];
-  }
-  return cur;
-}
 
 /**
  * The compared facts of one `iommu status --json` document, and the CPU problems set aside. `sameMachine`: the

@@ -12,7 +12,7 @@ import { encodeDmar, type DmarDeviceScope, type DmarStructure, type DmarTable } 
 import { hex } from "../core/hex.js";
 import { iommuKind, type MachineConfig, type RamConfig, type VtdUnitConfig } from "./machine-config.js";
 import { encodeIvrs } from "../acpi/ivrs.js";
-import { buildIvrsTable } from "./machine-ivrs.js";
+import { buildIvrsTable, QEMU_SDT_HEADER } from "./machine-ivrs.js";
 import type { PciFunction, PciTopology } from "./pci/topology.js";
 
 export type E820Type = "usable" | "reserved";
@@ -107,15 +107,7 @@ export function buildDmarTable(c: MachineConfig, t: PciTopology): DmarTable {
   const ir = c.iommus.some((u) => u.interruptRemapping);
   return {
     signature: "DMAR",
-    length: 0,
-    revision: 1,
-    checksum: 0,
-    checksumValid: true,
-    oemId: "BOCHS ",
-    oemTableId: "BXPC    ",
-    oemRevision: 1,
-    creatorId: "BXPC",
-    creatorRevision: 1,
+    ...QEMU_SDT_HEADER,
     hostAddressWidth: haw,
     flags: { raw: ir ? 1 : 0, interruptRemapping: ir, x2apicOptOut: false, dmaControlOptIn: false },
     structures,

@@ -25,6 +25,19 @@ import type { MachineConfig } from "./machine-config.js";
 import type { PciFunction, PciTopology } from "./pci/topology.js";
 import { QEMU_CAP_OFFSET } from "./amdvi/pci-function.js";
 
+/** The header fields QEMU's ACPI tables carry (hw/acpi/aml-build.c acpi_table_begin: OEM "BOCHS "/"BXPC", revision 1 here); length and checksum are the encoder's. */
+export const QEMU_SDT_HEADER = {
+  length: 0,
+  revision: 1,
+  checksum: 0,
+  checksumValid: true,
+  oemId: "BOCHS ",
+  oemTableId: "BXPC    ",
+  oemRevision: 1,
+  creatorId: "BXPC",
+  creatorRevision: 1,
+} as const;
+
 /** IVinfo PAsize QEMU 7.2 reports (bits 14:8). */
 const QEMU_PA_SIZE = 40;
 // IVHD flags (5.2.2.1) QEMU sets, and the EFR bits that become IVHD flags / 10h feature bits.
@@ -168,15 +181,7 @@ export function buildIvrsTable(c: MachineConfig, t: PciTopology): IvrsTable {
   const efrSup = units.some((u) => u.ivhdTypes.some((x) => x !== 0x10));
   return {
     signature: "IVRS",
-    length: 0,
-    revision: 1,
-    checksum: 0,
-    checksumValid: true,
-    oemId: "BOCHS ",
-    oemTableId: "BXPC    ",
-    oemRevision: 1,
-    creatorId: "BXPC",
-    creatorRevision: 1,
+    ...QEMU_SDT_HEADER,
     ivInfo: ivInfoOf((QEMU_PA_SIZE << 8) | (efrSup ? 1 : 0)),
     blocks,
   };
