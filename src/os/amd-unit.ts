@@ -19,6 +19,8 @@ import {
   IP_PDE,
   IP_S,
   encodeCommand,
+  IP_ALL_PAGES_HI,
+  IP_ALL_PAGES_LO,
 } from "../spec/amdvi/commands.js";
 import { MMIO_CMD_HEAD, MMIO_CMD_TAIL, MMIO_CONTROL } from "../spec/amdvi/registers.js";
 import type { KernelLog } from "./log.js";
@@ -32,9 +34,6 @@ const KERN_ALERT = 1;
 export const CMD_BUFFER_SIZE = 8192;
 export const EVT_BUFFER_SIZE = 8192;
 export const LOG_LEN_512 = 9;
-/** CMD_INV_IOMMU_ALL_PAGES_ADDRESS: bits 62:12 set, bit 63 clear. */
-const ALL_PAGES_HI = 0x7fff_ffff;
-const ALL_PAGES_LO = 0xffff_f000;
 /** How often the driver polls the completion semaphore before giving up (LOOP_TIMEOUT). */
 const LOOP_TIMEOUT = 100_000;
 
@@ -179,7 +178,7 @@ export class AmdIo {
     let hi: number;
     let s = true;
     if (pfn === null) {
-      [lo, hi] = [ALL_PAGES_LO, ALL_PAGES_HI];
+      [lo, hi] = [IP_ALL_PAGES_LO, IP_ALL_PAGES_HI];
     } else if (pages === 1) {
       s = false;
       const a = pfn * 4096;

@@ -1,4 +1,5 @@
 /** `iommu sim boot`: boot the simulated Linux-like kernel on a machine and show its log, groups and domains. */
+import { hex } from "../../core/hex.js";
 import { Machine } from "../../hw/machine.js";
 import { DEFAULT_MACHINE, PRESET_NAMES } from "../../hw/machine-presets.js";
 import { Kernel } from "../../os/kernel.js";
@@ -39,9 +40,9 @@ export function simBoot(machine: string, cmdline: string): SimBootReport {
       ...k.driver.units.map((u) => ({
         name: u.name,
         kind: "vtd" as const,
-        base: "0x" + u.base.toString(16),
-        cap: "0x" + u.cap.toString(16),
-        ecap: "0x" + u.ecap.toString(16),
+        base: hex(u.base),
+        cap: hex(u.cap),
+        ecap: hex(u.ecap),
         domainsUsed: u.domainIds.length > 0 ? u.domainsUsed() : 0,
         irqRemapping: u.irEnabled,
         translation: u.translationEnabled,
@@ -49,10 +50,10 @@ export function simBoot(machine: string, cmdline: string): SimBootReport {
       ...k.amd.units.map((u) => ({
         name: u.name,
         kind: "amd-vi" as const,
-        base: "0x" + u.base.toString(16),
-        cap: "0x" + u.cap.toString(16),
-        efr: "0x" + u.efr.toString(16),
-        efr2: "0x" + u.efr2.toString(16),
+        base: hex(u.base),
+        cap: hex(u.cap),
+        efr: hex(u.efr),
+        efr2: hex(u.efr2),
         // Protection domain ids are global on AMD-Vi: the domains allocated so far.
         domainsUsed: k.iommu.domains.filter((d) => d.pdId !== null).length,
         irqRemapping: k.amd.irEnabled,

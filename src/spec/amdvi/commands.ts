@@ -39,6 +39,12 @@ export const IP_DOMAIN_ID = field("DomainID", 32, 16, "2.4.3");
 export const IP_S = field("S", 64, 1, "2.4.3");
 export const IP_PDE = field("PDE", 65, 1, "2.4.3");
 export const IP_GN = field("GN", 66, 1, "2.4.3");
+/**
+ * The address that, with S=1, names every page of a domain (2.4.3: bits 62:12 set, bit 63 clear; Linux's
+ * CMD_INV_IOMMU_ALL_PAGES_ADDRESS), as the command's address dwords.
+ */
+export const IP_ALL_PAGES_LO = 0xffff_f000;
+export const IP_ALL_PAGES_HI = 0x7fff_ffff;
 
 /**
  * Reserved bits per opcode, as four dword masks that must be zero (2.4.1–2.4.8). PREFETCH_IOMMU_PAGES and
