@@ -38,6 +38,8 @@ export interface AmdEventRecord extends AmdEvent {
   address: bigint;
   /** The line printed, or null when rate-limited. */
   logged: string | null;
+  /** When the driver read it (the kernel's clock, ns). */
+  ns: number;
 }
 
 const hx = (n: number | bigint, w = 0): string => n.toString(16).padStart(w, "0");
@@ -124,7 +126,7 @@ export class AmdEventLog {
       const dw = [mem.read32(at), mem.read32(at + 4), mem.read32(at + 8), mem.read32(at + 12)];
       const e = decodeEvent(dw);
       const address = (BigInt(e.addrHi >>> 0) << 32n) | BigInt(e.addrLo >>> 0);
-      const rec: AmdEventRecord = { ...e, unit: u.name, name: eventName(e.code), address, logged: this.print(u, e, address) };
+      const rec: AmdEventRecord = { ...e, unit: u.name, name: eventName(e.code), address, logged: this.print(u, e, address), ns: this.ctx.now() };
       out.push(rec);
       for (let i = 0; i < EVENT_BYTES; i += 4) mem.write32(at + i, 0);
       head = (head + EVENT_BYTES) % EVT_BUFFER_SIZE;

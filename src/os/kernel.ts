@@ -18,6 +18,7 @@ import { DmaCookie, DmaDevice, hostBridgeWindows, Swiotlb, type DmaEnv } from ".
 import { IntelIommuDriver, type DmarUnit } from "./intel-iommu.js";
 import { AmdIommuDriver, type AmdIommuUnit } from "./amd-iommu.js";
 import type { IommuOps } from "./iommu-ops.js";
+import { fromAmdEvent, fromVtdFault, type KernelFault } from "./iommu-faults.js";
 import { identMapFlags, intelIommuQuirks, tylersburgAzaliaIdentity } from "./default-domain.js";
 import { domainDevice, IommuCore, type IommuGroup } from "./iommu.js";
 import { Clock, KernelLog } from "./log.js";
@@ -109,6 +110,19 @@ export class Kernel {
   /** The IOMMU driver in charge of DMA remapping, or null. */
   get ops(): IommuOps | null {
     return this.iommu.ops;
+  }
+
+  /** How many faults the kernel has read from its IOMMUs (VT-d fault records and AMD-Vi events). */
+  get faultCount(): number {
+    return this.driver.faults.length + this.amd.faults.length;
+  }
+
+  /** The faults read from the `from`-th on, oldest first, in one shape whichever IOMMU reported them. */
+  faultsSince(from = 0): KernelFault[] {
+    const nI = this.driver.faults.length;
+    const out = this.driver.faults.slice(Math.min(from, nI)).map(fromVtdFault);
+    for (const e of this.amd.faults.slice(Math.max(0, from - nI))) out.push(fromAmdEvent(e));
+    return out;
   }
 
   /** Boots the kernel on `port` with `cmdline`. */
