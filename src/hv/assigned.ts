@@ -14,11 +14,10 @@
  *   then injects the host vector's interrupts into the vCPU with the guest's vector. A guest moving the
  *   interrupt to another vCPU changes only the table entry (and invalidates its cached copy).
  */
-import type { DmarUnit } from "../os/intel-iommu.js";
 import type { Kernel } from "../os/kernel.js";
 import { dmaAliases, type KPciDev } from "../os/pci.js";
 import type { MachinePort } from "../os/port.js";
-import { compatMsi, type HostIrte, type InjectTarget, type InterruptRouter } from "./interrupts.js";
+import { compatMsi, type HostIrte, type IrUnit, type InjectTarget, type InterruptRouter } from "./interrupts.js";
 
 /** A device's own registers in BAR 0 (outside the MSI-X table and pending-bit array). */
 export interface DeviceModel {
@@ -57,7 +56,7 @@ export interface HostVector {
   vector: number;
   /** Interrupt remapping table entry, or null without remapping. */
   irte: number | null;
-  unit: DmarUnit | null;
+  unit: IrUnit | null;
   /** What the device was programmed to send. */
   address: number;
   data: number;
@@ -239,7 +238,7 @@ export class AssignedDevice {
       const e = irte.allocPosted(postUnit, d, guestVector, irte.pidFor(vcpu, router));
       hv = { index: i, apic: vcpu.pApic, vector: -1, irte: e.index, unit: postUnit, address: e.address, data: e.data, vcpu: vcpu.index, guestVector, posted: true };
       this.vectors[i] = hv;
-    } else if (hv !== null && hv.posted && hv.unit !== null && hv.irte !== null) {
+    } else if (hv !== null && hv.posted && hv.unit !== null && hv.irte !== null && irte.postedSupported(hv.unit)) {
       // The guest moved the interrupt or changed its vector: only the entry changes.
       if (hv.vcpu !== vcpu.index || hv.guestVector !== guestVector) {
         irte.modifyPosted(hv.unit, d, hv.irte, guestVector, irte.pidFor(vcpu, router));
@@ -290,7 +289,7 @@ export class AssignedDevice {
     const d = this.dev;
     if (d.msixCap !== 0) port.mmioWrite(this.physBar0 + MSIX_ENTRY * i + 12, 4, MSIX_CTRL_MASKBIT);
     else if (d.msiCap !== 0) port.configWrite(d.rid, d.msiCap + 2, 2, port.configRead(d.rid, d.msiCap + 2, 2) & ~MSI_FLAGS_ENABLE);
-    if (hv.irte !== null && hv.unit !== null) irte.free(hv.unit, hv.irte, invalidate);
+    if (hv.irte !== null && hv.unit !== null) irte.free(hv.unit, d, hv.irte, invalidate);
     if (!hv.posted) router.freeVector(hv.apic, hv.vector);
     this.vectors[i] = null;
   }

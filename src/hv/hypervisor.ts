@@ -30,6 +30,15 @@ import { Vfio, VFIO_PCI, type UnmapPolicy } from "./vfio.js";
 import { Vm } from "./vm.js";
 
 export const MiB = 2 ** 20;
+
+/**
+ * The host command line that turns the IOMMU of a machine's kind on or off, as Linux 6.1 takes it: VT-d needs
+ * intel_iommu=on (Debian's default is off); AMD-Vi is on unless amd_iommu=off (amd_iommu=on is not an option).
+ */
+export function hostCmdline(kind: "vtd" | "amd-vi" | null, on: boolean, extra?: string): string {
+  const base = kind === "amd-vi" ? (on ? "" : "amd_iommu=off") : on ? "intel_iommu=on" : "intel_iommu=off";
+  return [base, extra ?? ""].filter((x) => x !== "").join(" ");
+}
 const PAGE = 4096;
 const PCI_COMMAND = 0x04;
 /**
@@ -41,8 +50,16 @@ const GUEST_MMIO_BASE = 0x70000000;
 export interface HypervisorOptions {
   /** Machine preset or configuration; default q35. */
   machine?: string | MachineConfigInput;
-  /** Host kernel command line; default "intel_iommu=on". */
+  /**
+   * Host kernel command line. Default: the IOMMU on as the machine's kind turns it on ("intel_iommu=on" on VT-d;
+   * nothing on AMD-Vi, where it is on by default), or off with `iommu: false` ("intel_iommu=off", "amd_iommu=off"),
+   * followed by `extraCmdline`.
+   */
   cmdline?: string;
+  /** With no `cmdline`: whether the host boots with its IOMMU on (default true). */
+  iommu?: boolean;
+  /** With no `cmdline`: options appended to the default one ("intremap=off"). */
+  extraCmdline?: string;
   /** Container unmaps: strict (default) or lazy (IOTLB flushed up to 10 ms later). */
   unmap?: UnmapPolicy;
   /** False: VM teardown skips IOTLB and context-cache invalidations (a hypervisor bug, to show its effect). */
@@ -77,6 +94,8 @@ export interface AssignOptions {
 
 export class Hypervisor {
   readonly machine: Machine;
+  /** The host kernel's command line. */
+  readonly cmdline: string;
   readonly port: HostPort;
   readonly host: Kernel;
   readonly router: InterruptRouter;
@@ -103,7 +122,8 @@ export class Hypervisor {
     });
     this.router.deferHost = opts.deferHostInterrupts ?? false;
     this.machine.onInterrupt(this.router.handle);
-    host = Kernel.boot(this.port, { cmdline: opts.cmdline ?? "intel_iommu=on" });
+    this.cmdline = opts.cmdline ?? hostCmdline(this.machine.iommuKind, opts.iommu ?? true, opts.extraCmdline);
+    host = Kernel.boot(this.port, { cmdline: this.cmdline });
     this.host = host;
     this.bootLogLines = host.log.lines.length;
     this.irte = new HostIrte(host);
@@ -142,6 +162,9 @@ export class Hypervisor {
    * untranslated. Linux never does this (it clears CFI and warns when it finds CFIS set).
    */
   private allowCompatibilityFormat(): void {
+    if (this.machine.iommuKind !== "vtd") {
+      throw new IommuError("HV_CONFIG", "compatibilityFormat is a VT-d setting (GCMD.CFI); this machine's IOMMU is " + (this.machine.iommuKind ?? "absent"));
+    }
     for (const u of this.host.driver.units) {
       if (!u.irEnabled) continue;
       u.gcmd |= GCMD_CFI;
@@ -248,7 +271,7 @@ export class Hypervisor {
         run.push(h);
       }
       flush();
-      const did = c.domain === null ? "none (no IOMMU)" : [...c.domain.dids.values()].join(",");
+      const did = c.domain === null ? "none (no IOMMU)" : c.domain.domainIds().join(",");
       this.log(`${vm.name}: container with an unmanaged domain (domain id ${did}); ${c.mappedPages} pages mapped IOVA = GPA -> HPA`);
     }
     // vfio_pci_core_enable: the device is reset before its new owner sees it.

@@ -36,6 +36,7 @@ import {
 } from "../spec/vtd/intremap.js";
 import { isPostedNotification } from "../hw/vtd/unit.js";
 import type { DmarUnit } from "../os/intel-iommu.js";
+import { AmdIommuUnit } from "../os/amd-unit.js";
 import type { IrqDesc, Kernel } from "../os/kernel.js";
 import type { KPciDev } from "../os/pci.js";
 import type { IncomingInterrupt, MachinePort } from "../os/port.js";
@@ -245,42 +246,61 @@ export function describeDelivery(d: Delivery): string {
   }
 }
 
+/** A unit that remaps a device's interrupts: a VT-d DRHD (one table per unit) or an AMD-Vi IVHD (one per device). */
+export type IrUnit = DmarUnit | AmdIommuUnit;
+
 /**
  * The host's interrupt-remapping table entries for assigned devices: allocated by the host driver, modified and
- * freed here with interrupt-entry-cache invalidation.
+ * freed here with the unit's cache invalidated (VT-d: interrupt entry cache invalidation through the queue; AMD-Vi:
+ * INVALIDATE_INTERRUPT_TABLE for the device and a completion wait). Posted interrupts are VT-d's (CAP.PI); AMD's
+ * guest virtual APIC mode is not modelled, so VM interrupts on AMD-Vi are remapped to host vectors and injected.
  */
 export class HostIrte {
   private readonly pids = new Map<InjectTarget, number>();
   constructor(private readonly k: Kernel) {}
 
+  private static isAmd(u: IrUnit): u is AmdIommuUnit {
+    return u instanceof AmdIommuUnit;
+  }
+
   /** The unit whose interrupt remapping covers `dev`, or null (remapping off, or no unit). */
-  unitFor(dev: KPciDev): DmarUnit | null {
+  unitFor(dev: KPciDev): IrUnit | null {
+    if (this.k.amd.irEnabled) return this.k.amd.unitFor(dev);
     const u = this.k.driver.unitFor(dev);
     return u !== null && u.irEnabled ? u : null;
   }
 
-  /** A new entry delivering `vector` to `apic`, with the source-id check Linux sets for `dev` (set_msi_sid). */
-  alloc(u: DmarUnit, dev: KPciDev, vector: number, apic: number): { index: number; address: number; data: number } {
+  /** A new entry delivering `vector` to `apic`; on VT-d with the source-id check Linux sets for `dev` (set_msi_sid). */
+  alloc(u: IrUnit, dev: KPciDev, vector: number, apic: number): { index: number; address: number; data: number } {
+    if (HostIrte.isAmd(u)) return this.k.amd.allocIrte(dev, vector, apic);
     const src = this.k.driver.msiSourceFor(dev, this.k.params.intremapNoSid);
     return this.k.driver.allocIrte(u, vector, apic, src);
   }
 
   /** Rewrites entry `index` to deliver `vector` to `apic` (modify_irte) and invalidates its cached copy. */
-  modify(u: DmarUnit, dev: KPciDev, index: number, vector: number, apic: number): void {
+  modify(u: IrUnit, dev: KPciDev, index: number, vector: number, apic: number): void {
+    if (HostIrte.isAmd(u)) {
+      this.k.amd.modifyIrte(dev, index, vector, apic);
+      return;
+    }
     const src = this.k.driver.msiSourceFor(dev, this.k.params.intremapNoSid);
     writeIrte(this.k.port.memory, u.irt, index, encodeIrte({ vector, destination: apic, sid: src.sid, svt: src.svt, sq: 0 }, false));
     this.flush(u, index);
   }
 
-  /** Clears entry `index` (free_irte); `invalidate` false leaves the cached copy usable. */
-  free(u: DmarUnit, index: number, invalidate = true): void {
+  /** Clears entry `index` of `dev` (free_irte); `invalidate` false leaves the cached copy usable. */
+  free(u: IrUnit, dev: KPciDev, index: number, invalidate = true): void {
+    if (HostIrte.isAmd(u)) {
+      this.k.amd.freeIrte(dev, index, invalidate);
+      return;
+    }
     writeIrte(this.k.port.memory, u.irt, index, [0, 0, 0, 0]);
     if (invalidate) this.flush(u, index);
   }
 
-  /** Whether the unit can post interrupts (CAP.PI, bit 59). */
-  postedSupported(u: DmarUnit): boolean {
-    return u.postedInterrupts;
+  /** Whether the unit can post interrupts into a vCPU's descriptor (VT-d CAP.PI). */
+  postedSupported(u: IrUnit): u is DmarUnit {
+    return !HostIrte.isAmd(u) && u.postedInterrupts;
   }
 
   /**
@@ -316,11 +336,11 @@ export class HostIrte {
   }
 
   /** Index-selective interrupt entry cache invalidation (qi_flush_iec). */
-  flush(u: DmarUnit, index: number): void {
+  private flush(u: DmarUnit, index: number): void {
     this.k.driver.flushIecIndex(u, index);
   }
 
-  /** The MSI a device must send for entry `index` (remappable format, sub-handle 0 as Linux programs it). */
+  /** The MSI a device must send for entry `index` (VT-d remappable format, sub-handle 0 as Linux programs it). */
   static message(index: number): { address: number; data: number } {
     return encodeRemappableMsi(index, 0);
   }

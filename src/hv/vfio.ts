@@ -22,14 +22,12 @@
  */
 import { IommuError } from "../core/errors.js";
 import { IOVA_FQ_TIMEOUT_MS } from "../os/dma.js";
-import { DMA_PTE_READ, DMA_PTE_WRITE, type DmarUnit } from "../os/intel-iommu.js";
+import { IOMMU_READ, IOMMU_WRITE, type IommuOps } from "../os/iommu-ops.js";
 import type { IommuDomain, IommuGroup } from "../os/iommu.js";
 import type { Kernel } from "../os/kernel.js";
 import { dmaAliases, type KPciDev } from "../os/pci.js";
 import type { MachinePort } from "../os/port.js";
 import type { HostIrte } from "./interrupts.js";
-import { HI_DWORD_OFFSET, TWO32 } from "../core/u64.js";
-import { DMA_PTE_ADDR_LO_MASK, PTES_PER_TABLE, SL_ENTRY_SIZE, SL_PRESENT, SL_PS } from "../spec/vtd/paging.js";
 
 export const VFIO_PCI = "vfio-pci";
 /** Drivers with driver_managed_dma set: binding them does not take the group's DMA (Linux 5.19+). */
@@ -115,7 +113,7 @@ export class Vfio {
     for (let i = k.irqs.length - 1; i >= 0; i--) {
       const q = k.irqs[i]!;
       if (q.dev !== d) continue;
-      if (q.irte !== null && unit !== null) this.host.irte.free(unit, q.irte);
+      if (q.irte !== null && unit !== null) this.host.irte.free(unit, d, q.irte);
       k.irqs.splice(i, 1);
     }
     if (d.msiCap !== 0) port.configWrite(d.rid, d.msiCap + 2, 2, port.configRead(d.rid, d.msiCap + 2, 2) & ~1);
@@ -232,38 +230,33 @@ export class Container {
     }
     if (this.attached.some((a) => a.group === group)) return;
     this.vfio.checkViable(group);
-    const driver = k.driver;
-    const units = group.devices.map((d) => driver.unitFor(d));
+    const ops = this.ops;
     if (this.domain === null) {
-      const unit = units.find((u) => u !== null) ?? null;
+      const unit = group.devices.map((d) => ops.unitFor(d)).find((u) => u !== null) ?? null;
       if (unit === null) throw new IommuError("NO_IOMMU_GROUP", `${dev.name}: no remapping unit covers group ${group.id}`);
-      this.domain = k.iommu.allocDomain("unmanaged", unit, driver);
+      this.domain = k.iommu.allocDomain("unmanaged", unit, ops);
     }
     const dom = this.domain;
     const def = group.domain;
-    // Claim: block the group's DMA (context entries cleared) before anything else points it elsewhere.
+    // Claim: block the group's DMA before anything else points it elsewhere.
     for (const d of group.devices) {
-      const u = driver.unitFor(d);
-      if (u === null) continue;
-      const did = def?.dids.get(u) ?? 0;
-      for (const a of dmaAliases(d)) this.clearContext(u, a.rid, did, true);
+      const u = ops.unitFor(d);
+      if (u !== null) ops.blockDev(d, u, def);
     }
     for (const d of group.devices) {
-      const u = driver.unitFor(d);
-      if (u !== null) k.iommu.attach(dom, d, u, driver);
+      const u = ops.unitFor(d);
+      if (u !== null) k.iommu.attach(dom, d, u, ops);
     }
     // Mappings made before this group joined are already in the shared page tables.
     this.attached.push({ group, defaultDomain: def });
     this.vfio.owners.set(group, this);
   }
 
-  /** Clears a context entry; with `invalidate` as Linux does (context-cache device + IOTLB domain flush). */
-  private clearContext(u: DmarUnit, rid: number, did: number, invalidate: boolean): void {
-    if (invalidate) {
-      this.k.driver.clearContext(u, rid, did);
-      return;
-    }
-    this.k.driver.zeroContext(u, rid);
+  /** The host's IOMMU driver (VT-d or AMD-Vi), which every container operation goes through. */
+  private get ops(): IommuOps {
+    const ops = this.k.ops;
+    if (ops === null) throw new IommuError("NO_IOMMU_GROUP", `${this.name}: the host has no IOMMU driver in charge of DMA remapping`);
+    return ops;
   }
 
   /**
@@ -278,7 +271,7 @@ export class Container {
         throw new IommuError("VFIO_MAP_DMA", `${this.name}: IOVA 0x${(last * PAGE).toString(16)} is beyond the domain's aperture 0x${dom.apertureEnd.toString(16)} (EINVAL)`);
       }
       for (const a of this.attached) {
-        for (const r of this.k.iommu.groupReservedRegions(a.group, this.k.driver)) {
+        for (const r of this.k.iommu.groupReservedRegions(a.group, this.ops)) {
           if (r.type !== "msi" && r.type !== "reserved") continue;
           if (iovaPfn * PAGE <= r.end && last * PAGE + PAGE - 1 >= r.start) {
             throw new IommuError("VFIO_MAP_DMA", `${this.name}: IOVA range 0x${(iovaPfn * PAGE).toString(16)}-0x${(last * PAGE + PAGE - 1).toString(16)} overlaps reserved region 0x${r.start.toString(16)}-0x${r.end.toString(16)} (${r.type}) (EINVAL)`);
@@ -286,14 +279,14 @@ export class Container {
         }
       }
     }
-    const prot = DMA_PTE_READ | (write ? DMA_PTE_WRITE : 0);
+    const prot = IOMMU_READ | (write ? IOMMU_WRITE : 0);
     for (let i = 0; i < hpfns.length; i++) {
       const h = hpfns[i]!;
       this.mapped.set(iovaPfn + i, h);
       dom?.tables?.map(iovaPfn + i, h, 1, prot);
     }
-    // Caching mode: not-present to present changes must be invalidated too (iotlb_sync_map).
-    if (dom !== null) for (const [u, did] of dom.dids) if (u.cachingMode) this.flushRange(u, did, iovaPfn, hpfns.length);
+    // Units that cache non-present entries (VT-d caching mode, AMD-Vi NpCache) need the new entries invalidated too.
+    if (dom !== null) this.ops.iotlbSyncMap(dom, iovaPfn, hpfns.length);
   }
 
   /**
@@ -312,34 +305,28 @@ export class Container {
     }
     const dom = this.domain;
     if (dom === null || out.length === 0) return out;
-    dom.tables?.unmap(iovaPfn, count);
+    // Table pages the unmap emptied go back to the host only once no IOTLB can still hold them.
+    const emptied = dom.tables?.unmap(iovaPfn, count) ?? [];
+    const freeEmptied = (): void => {
+      for (const t of emptied) this.k.pages.freeRange(t, 1);
+    };
     if (!invalidate) return out;
     if (this.vfio.unmapPolicy === "strict") {
-      for (const [u, did] of dom.dids) this.flushRange(u, did, iovaPfn, count);
+      this.invalidations++;
+      this.ops.iotlbSync(dom, iovaPfn, count);
+      freeEmptied();
       return out;
     }
     const f: LazyFlush = { iovaPfn, pages: count, queuedNs: this.k.clock.ns, flushedNs: null };
     this.lazyFlushes.push(f);
     this.k.clock.schedule(IOVA_FQ_TIMEOUT_MS * 1e6, () => {
       if (this.domain === null) return;
-      for (const [u, did] of this.domain.dids) {
-        this.invalidations++;
-        this.k.driver.flushIotlbDomain(u, did);
-      }
+      this.invalidations++;
+      this.ops.flushIotlbAll(this.domain);
+      freeEmptied();
       f.flushedNs = this.k.clock.ns;
     });
     return out;
-  }
-
-  /** Page-selective IOTLB invalidation of a range (domain-wide when the range is too large), as Linux does. */
-  private flushRange(u: DmarUnit, did: number, pfn: number, pages: number): void {
-    this.invalidations++;
-    // Page-selective invalidation needs the range aligned to its power-of-two size.
-    let mask = 0;
-    while (2 ** mask < pages) mask++;
-    while (mask <= u.maxAddressMask && Math.floor(pfn / 2 ** mask) !== Math.floor((pfn + pages - 1) / 2 ** mask)) mask++;
-    const aligned = Math.floor(pfn / 2 ** mask) * 2 ** mask;
-    this.k.driver.flushIotlbPsi(u, did, aligned, 2 ** mask);
   }
 
   /**
@@ -362,46 +349,23 @@ export class Container {
       i = j + 1;
     }
     const dom = this.domain;
-    const driver = this.k.driver;
+    const ops = this.ops;
     for (const a of this.attached) {
       for (const d of a.group.devices) {
-        const u = driver.unitFor(d);
+        const u = ops.unitFor(d);
         if (u === null || dom === null) continue;
-        const did = dom.dids.get(u) ?? 0;
-        const def = a.defaultDomain;
-        const defDid = def?.dids.get(u) ?? 0;
-        for (const al of dmaAliases(d)) {
-          this.clearContext(u, al.rid, did, inv);
-          if (def !== null) driver.mapContext(u, al.rid, defDid, def.passThrough, def.tables?.pgd ?? 0, def.tables?.levels ?? u.levels);
-        }
-        const at = dom.devices.indexOf(d);
-        if (at >= 0) dom.devices.splice(at, 1);
+        ops.detachDev(dom, d, u, inv);
+        if (a.defaultDomain !== null) this.k.iommu.attach(a.defaultDomain, d, u, ops);
       }
       this.vfio.owners.delete(a.group);
     }
     this.attached.length = 0;
     if (dom !== null) {
-      for (const [u, did] of dom.dids) driver.freeDid(u, did);
-      dom.dids.clear();
-      if (dom.tables !== null) freeTables(this.k, dom.tables.pgd, dom.tables.levels);
+      ops.domainFree(dom);
       const at = this.k.iommu.domains.indexOf(dom);
       if (at >= 0) this.k.iommu.domains.splice(at, 1);
       this.domain = null;
     }
     return pages;
   }
-}
-
-/** Frees a domain's page-table pages (not the pages they map) back to the host kernel. */
-function freeTables(k: Kernel, table: number, level: number): void {
-  const mem = k.port.memory;
-  if (level > 1) {
-    for (let i = 0; i < PTES_PER_TABLE; i++) {
-      const lo = mem.read32(table + i * SL_ENTRY_SIZE);
-      if ((lo & SL_PRESENT) === 0 || (lo & SL_PS) !== 0) continue;
-      const next = mem.read32(table + i * SL_ENTRY_SIZE + HI_DWORD_OFFSET) * TWO32 + ((lo & DMA_PTE_ADDR_LO_MASK) >>> 0);
-      freeTables(k, next, level - 1);
-    }
-  }
-  k.pages.freeRange(table, 1);
 }

@@ -103,6 +103,10 @@ export class AmdIommuDriver implements IommuOps<AmdIommuUnit> {
   private readonly probed = new Map<number, KPciDev>();
   /** domain->dev_iommu: the units each domain has devices behind. */
   private readonly domainUnits = new Map<IommuDomain, Set<AmdIommuUnit>>();
+  /** dev_data->domain: the domain each attached device is in. */
+  private readonly attached = new Map<KPciDev, IommuDomain>();
+  /** The empty domain a group is parked in while its DMA changes owner (the core's blocking domain). */
+  private blocking: IommuDomain | null = null;
 
   constructor(
     private readonly ctx: AmdDriverContext,
@@ -434,11 +438,58 @@ export class AmdIommuDriver implements IommuOps<AmdIommuUnit> {
 
   attachDev(domain: IommuDomain, dev: KPciDev, unit: AmdIommuUnit): void {
     this.probeDevice(dev);
+    // attach_device: a device still in another domain leaves it first (do_detach).
+    const was = this.attached.get(dev);
+    if (was !== undefined && was !== domain) this.detachDev(was, dev, unit, true);
+    this.attached.set(dev, domain);
     this.domainUnits.get(domain)?.add(unit);
     this.setDteEntry(dev.rid, domain);
     this.cloneAliases(dev);
     this.flushDevice(unit, dev);
     this.io.completionWait(unit);
+  }
+
+  /**
+   * do_detach: the DTEs of the device and its aliases back to "valid, translation valid, no page table, no
+   * access" (clear_dte_entry), so its DMA is refused; with `flush`, the DTEs are flushed and the domain's IOTLB
+   * dropped with a completion wait.
+   */
+  detachDev(domain: IommuDomain, dev: KPciDev, unit: AmdIommuUnit, flush: boolean): void {
+    if (this.attached.get(dev) === domain) this.attached.delete(dev);
+    const at = domain.devices.indexOf(dev);
+    if (at >= 0) domain.devices.splice(at, 1);
+    for (const id of [dev.rid, ...this.aliasIds(dev)]) {
+      this.updateDte(id, (dw) => {
+        setField(dw, DTE_DOMAIN_ID, 0);
+        setFieldBig(dw, DTE_PT_ROOT, 0n);
+        for (const f of [DTE_MODE, DTE_IR, DTE_IW]) setField(dw, f, 0);
+        for (const f of [DTE_V, DTE_TV]) setField(dw, f, 1);
+      }, [2, 3, 1, 0]);
+    }
+    if (!flush) return;
+    this.flushDevice(unit, dev);
+    this.io.flushPages(unit, domain.pdId ?? 0, null, 0, true);
+    this.io.completionWait(unit);
+  }
+
+  /** Parks the device in an empty domain: every DMA request is refused and logged as an IO_PAGE_FAULT. */
+  blockDev(dev: KPciDev, unit: AmdIommuUnit): void {
+    this.blocking ??= this.domainAlloc("unmanaged", unit);
+    const cur = this.attached.get(dev);
+    if (cur !== undefined) {
+      const at = cur.devices.indexOf(dev);
+      if (at >= 0) cur.devices.splice(at, 1);
+    }
+    this.attachDev(this.blocking, dev, unit);
+  }
+
+  /** protection_domain_free: the domain id back, the page tables freed. */
+  domainFree(domain: IommuDomain): void {
+    if (domain === this.blocking) return;
+    if (domain.pdId !== null && domain.pdId > 0) this.pdIds[domain.pdId] = 0;
+    domain.pdId = null;
+    domain.tables?.free();
+    this.domainUnits.delete(domain);
   }
 
   /** amd_iommu_domain_update after the page table grew: DTEs rewritten, flushed, the domain's TLB dropped. */
@@ -503,9 +554,9 @@ export class AmdIommuDriver implements IommuOps<AmdIommuUnit> {
   }
 
   /** Frees an IRTE of `dev` (free_irte): cleared and invalidated. */
-  freeIrte(dev: KPciDev, index: number): void {
+  freeIrte(dev: KPciDev, index: number, invalidate = true): void {
     const u = this.unitFor(dev);
-    if (u !== null) this.irq.free(u, dev.rid, index);
+    if (u !== null) this.irq.free(u, dev.rid, index, invalidate);
   }
 
   /** The IOAPIC entries of the legacy pins (index = pin in the IOAPIC's table). */

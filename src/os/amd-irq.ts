@@ -140,13 +140,14 @@ export class AmdIrqRemap {
     this.writeEntry(u, devid, pin, vector, destApicId);
   }
 
-  /** Clears an entry and invalidates it (free_irte). */
-  free(u: AmdIommuUnit, devid: number, index: number): void {
+  /** Clears an entry and invalidates it (free_irte); `invalidate` false leaves the unit's cached copy usable. */
+  free(u: AmdIommuUnit, devid: number, index: number, invalidate = true): void {
     const t = this.tables.get(devid);
     if (t === undefined) return;
     const n = irteBytes(this.ga);
     for (let i = 0; i < n; i += 4) this.ctx.port.memory.write32(t.addr + index * n + i, 0);
     t.used[index] = 0;
+    if (!invalidate) return;
     this.io.flushIrt(u, devid);
     this.io.completionWait(u);
   }

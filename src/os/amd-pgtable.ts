@@ -135,6 +135,21 @@ export class AmdPageTable implements IoPageTable {
     return [];
   }
 
+  /** free_pagetable: every table page below the root, then the root, back to the allocator (not the pages mapped). */
+  free(): void {
+    const walk = (table: number, level: number): void => {
+      if (level > 1) {
+        for (let i = 0; i < PTES; i++) {
+          const ea = table + i * 8;
+          if ((this.mem.read32(ea) & PR_LO) !== 0) walk(this.next(ea), level - 1);
+        }
+      }
+      this.pages.freeRange(table, 1);
+    };
+    walk(this.pgd, this.levels);
+    this.tables = 0;
+  }
+
   lookup(iovaPfn: number): number | null {
     if (iovaPfn > this.reachPfn) return null;
     const table = this.leafTable(iovaPfn, false);

@@ -425,6 +425,38 @@ export class IntelIommuDriver implements IommuOps<DmarUnit> {
     for (const a of dmaAliases(dev)) this.mapContext(unit, a.rid, did, domain.passThrough, domain.tables?.pgd ?? 0, levels);
   }
 
+  /**
+   * domain_context_clear_one for the device and its aliases: context entries cleared; with `flush`, the context
+   * cache entry and the domain's IOTLB invalidated.
+   */
+  detachDev(domain: IommuDomain, dev: KPciDev, unit: DmarUnit, flush: boolean): void {
+    const did = domain.dids.get(unit) ?? 0;
+    for (const a of dmaAliases(dev)) {
+      if (flush) this.clearContext(unit, a.rid, did);
+      else this.zeroContext(unit, a.rid);
+    }
+    const at = domain.devices.indexOf(dev);
+    if (at >= 0) domain.devices.splice(at, 1);
+  }
+
+  /** Blocks the device's DMA: context entries not present (requests fault with reason 0x2), invalidated. */
+  blockDev(dev: KPciDev, unit: DmarUnit, current: IommuDomain | null): void {
+    const did = current?.dids.get(unit) ?? 0;
+    for (const a of dmaAliases(dev)) this.clearContext(unit, a.rid, did);
+    if (current !== null) {
+      const at = current.devices.indexOf(dev);
+      if (at >= 0) current.devices.splice(at, 1);
+    }
+  }
+
+  /** domain_exit: the domain ids back on every unit, the page tables freed (never the shared identity domain). */
+  domainFree(domain: IommuDomain): void {
+    if (domain === this.siDomain) return;
+    for (const [u, did] of domain.dids) this.freeDid(u, did);
+    domain.dids.clear();
+    domain.tables?.free();
+  }
+
   flushIotlbAll(domain: IommuDomain): void {
     for (const [unit, did] of domain.dids) this.flushIotlbDomain(unit, did);
   }

@@ -55,6 +55,11 @@ class TableCounts {
     return t === this.table ? this.n : this.map.get(t);
   }
 
+  /** The table pages counted. */
+  tables(): number[] {
+    return [...this.map.keys()];
+  }
+
   set(t: number, n: number): void {
     if (t === this.table) this.n = n;
     this.map.set(t, n);
@@ -63,6 +68,11 @@ class TableCounts {
   delete(t: number): void {
     if (t === this.table) this.table = -1;
     this.map.delete(t);
+  }
+
+  clear(): void {
+    this.map.clear();
+    this.table = -1;
   }
 
   /** Adds `delta` to the count of table `t` (0 when it had none); returns the new count. */
@@ -287,6 +297,14 @@ export class PageTables {
       freelist.push(child);
       if (this.count(parents[k]!, -1) !== 0) break;
     }
+    this.lastTableKey = -1;
+  }
+
+  /** domain_exit's page-table free: every table page, the top one too, back to the allocator (not the pages mapped). */
+  free(): void {
+    for (const t of this.used.tables()) this.pages.freeRange(t, 1);
+    this.used.clear();
+    this.pages.freeRange(this.pgd, 1);
     this.lastTableKey = -1;
   }
 

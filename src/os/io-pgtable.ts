@@ -22,6 +22,8 @@ export interface IoPageTable {
   mapRange(iova: number, phys: number, size: number, prot: number, superpage: boolean): void;
   /** Clears `count` pages; returns the table pages that became empty (freed after the IOTLB flush). */
   unmap(iovaPfn: number, count: number): number[];
+  /** Frees every table page, the top one too (the domain is gone); the pages mapped stay with their owner. */
+  free(): void;
   /** The page frame `iovaPfn` maps to, or null. */
   lookup(iovaPfn: number): number | null;
 }

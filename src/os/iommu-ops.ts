@@ -35,6 +35,15 @@ export interface IommuOps<U extends IommuUnit = IommuUnit> {
   domainAlloc(type: DomainType, unit: U): IommuDomain;
   /** attach_dev: points the device (and its DMA aliases) at the domain. */
   attachDev(domain: IommuDomain, dev: KPciDev, unit: U): void;
+  /**
+   * Detaches a device from `domain` (its context entries / DTEs no longer point at the domain's tables); with
+   * `flush`, the unit's cached copies of them and the domain's IOTLB are invalidated before this returns.
+   */
+  detachDev(domain: IommuDomain, dev: KPciDev, unit: U, flush: boolean): void;
+  /** Blocks all DMA of the device (the core's blocking domain while a group changes owner), invalidated. */
+  blockDev(dev: KPciDev, unit: U, current: IommuDomain | null): void;
+  /** domain_free: the domain's hardware ids back and its page tables freed (it has no devices left). */
+  domainFree(domain: IommuDomain): void;
   /** flush_iotlb_all: the domain's whole IOTLB on every unit it is attached to. */
   flushIotlbAll(domain: IommuDomain): void;
   /** iotlb_sync after unmapping `pages` pages at `pfn` (what strict mode waits for). */

@@ -33,7 +33,7 @@ export function deferredRun(opts: ScenarioOptions, invalidate: boolean): Scenari
   r.step(`vm2 (16 MiB) created from the pool: vm1's old page ${hex(oldHpa)} is now ${owner}; vm2 filled its RAM with 0x22`);
   hv.advance(1 * MS);
   hv.assign(vm2, NIC);
-  const did = vm2.container?.domain ? [...vm2.container.domain.dids.values()].join(",") : "none";
+  const did = vm2.container?.domain ? vm2.container.domain.domainIds().join(",") : "none";
   r.step(`the NIC is reassigned to vm2 (domain id ${did}); GPA ${hex(target)} is beyond vm2's RAM`);
   const snapshot = hv.machine.memory.read(oldHpa, PAGE);
   hv.advance(5 * MS);
@@ -51,7 +51,7 @@ export function deferredRun(opts: ScenarioOptions, invalidate: boolean): Scenari
       nicResets: nic.stats.resets,
     },
     prot
-      ? { protected: true, summary: `the delayed write to GPA ${hex(target)} was blocked, ${faultPhrase(r.faultsNaming(NIC), 1, NIC)}: vm1's translations were gone before its pages were reused; vm2's memory unchanged` }
+      ? { protected: true, summary: `the delayed write to GPA ${hex(target)} was blocked, ${faultPhrase(r.faultsNaming(NIC), 1, NIC, r.faultWord)}: vm1's translations were gone before its pages were reused; vm2's memory unchanged` }
       : { protected: false, summary: `the delayed write used vm1's stale translation (cached under domain id ${did}, reused by vm2's domain) and landed in ${outcome.landed}: ${corrupted} bytes of vm2's memory overwritten` },
   );
 }

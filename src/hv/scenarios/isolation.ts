@@ -7,8 +7,8 @@ import { PAGE, type ScenarioOptions, type ScenarioRun, Run, NIC, OTHER, faultPhr
 export function isolationRun(opts: ScenarioOptions, iommu: boolean): ScenarioRun {
   const r = new Run(
     iommu ? "IOMMU on" : "no IOMMU: vfio no-IOMMU mode",
-    { iommu, cmdline: iommu ? "intel_iommu=on" : "intel_iommu=off" },
-    { machine: opts.machine, cmdline: iommu ? "intel_iommu=on" : "intel_iommu=off", noiommu: !iommu },
+    { iommu, cmdline: "" },
+    { machine: opts.machine, iommu, noiommu: !iommu },
   );
   const { hv } = r;
   const mem = hv.machine.memory;
@@ -39,10 +39,13 @@ export function isolationRun(opts: ScenarioOptions, iommu: boolean): ScenarioRun
   const w2 = fw.write(hostPage, evil, `attack: write the host kernel's page ${hex(hostPage)}`);
   attacks.push({ what: "write the host's page", ok: w2.ok });
   let rootHit = "none";
-  const unit = hv.host.driver.units[0];
-  if (iommu && unit !== undefined) {
-    const w3 = fw.write(unit.rootTable, evil.subarray(0, 16), `attack: overwrite the IOMMU's root table at ${hex(unit.rootTable)}`);
-    attacks.push({ what: "overwrite the IOMMU root table", ok: w3.ok });
+  // The table the IOMMU starts every translation from: VT-d's root table, AMD-Vi's device table.
+  const vtd = hv.host.driver.units[0];
+  const amd = hv.host.amd.units[0];
+  const top = vtd !== undefined ? { addr: vtd.rootTable, name: "root table" } : amd !== undefined ? { addr: amd.devTable, name: "device table" } : null;
+  if (iommu && top !== null) {
+    const w3 = fw.write(top.addr, evil.subarray(0, 16), `attack: overwrite the IOMMU's ${top.name} at ${hex(top.addr)}`);
+    attacks.push({ what: `overwrite the IOMMU ${top.name}`, ok: w3.ok });
     rootHit = w3.ok ? "landed" : "blocked";
   }
   const w4 = fw.write(secretGpa, evil.subarray(0, 64), `write GPA ${hex(secretGpa)}, the same number as vm2's secret, in vm1's own space`);
@@ -70,11 +73,11 @@ export function isolationRun(opts: ScenarioOptions, iommu: boolean): ScenarioRun
     prot
       ? {
           protected: true,
-          summary: `${blocked} of ${attacks.length} attacks blocked, ${faultPhrase(r.faultsNaming(NIC), blocked, NIC)}${own > 0 ? ` (${own} addressed one of vm1's own GPAs and reached vm1's own page)` : ""}; vm2's and the host's memory unchanged; GPA ${hex(secretGpa)} in vm1's space is vm1's own page (${vm1Changed} bytes there changed), not vm2's`,
+          summary: `${blocked} of ${attacks.length} attacks blocked, ${faultPhrase(r.faultsNaming(NIC), blocked, NIC, r.faultWord)}${own > 0 ? ` (${own} addressed one of vm1's own GPAs and reached vm1's own page)` : ""}; vm2's and the host's memory unchanged; GPA ${hex(secretGpa)} in vm1's space is vm1's own page (${vm1Changed} bytes there changed), not vm2's`,
         }
       : {
           protected: false,
-          summary: `${attacks.length - blocked} of ${attacks.length} attacks landed${unit === undefined ? " (without a remapping unit there is no root table to attack)" : ""}: ${vm2Changed} bytes of vm2's memory and ${hostChanged} of the host's overwritten, the host's secret ${leaked ? "read" : "not read"}`,
+          summary: `${attacks.length - blocked} of ${attacks.length} attacks landed${top === null ? " (without a remapping unit there is no root table to attack)" : ""}: ${vm2Changed} bytes of vm2's memory and ${hostChanged} of the host's overwritten, the host's secret ${leaked ? "read" : "not read"}`,
         },
   );
 }

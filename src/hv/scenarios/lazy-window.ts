@@ -59,7 +59,7 @@ export function lazyRun(opts: ScenarioOptions, policy: "strict" | "lazy"): Scena
       iotlbInvalidations: c.invalidations,
     },
     landed === 0
-      ? { protected: true, summary: `the IOTLB was invalidated when the pages were unmapped: 0 of ${probes} writes landed, ${faultPhrase(r.faultsNaming(NIC), probes, NIC)}` }
+      ? { protected: true, summary: `the IOTLB was invalidated when the pages were unmapped: 0 of ${probes} writes landed, ${faultPhrase(r.faultsNaming(NIC), probes, NIC, r.faultWord)}` }
       : { protected: false, summary: `the stale IOTLB entry was still used ${(windowNs / MS).toFixed(3)} ms after the unmap: ${landed} of ${probes} writes landed in vm2's memory (${vm2Corrupted} bytes) before the deferred flush` },
   );
 }

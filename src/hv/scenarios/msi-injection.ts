@@ -4,6 +4,8 @@ import { MiB } from "../hypervisor.js";
 import { DMAR_FEADDR_REG, DMAR_FEDATA_REG } from "../../spec/vtd/registers.js";
 import { encodeRemappableMsi } from "../../spec/vtd/intremap.js";
 import { compatMsi } from "../interrupts.js";
+import { getField } from "../../spec/amdvi/fields.js";
+import { DTE_INT_TAB_LEN, DTE_IV } from "../../spec/amdvi/dte.js";
 import { decodeCompatMsi } from "../../spec/msi.js";
 import { type ScenarioOptions, type ScenarioRun, Run, NIC, OTHER, frame, vmWithNic } from "./run.js";
 
@@ -11,11 +13,29 @@ import { type ScenarioOptions, type ScenarioRun, Run, NIC, OTHER, frame, vmWithN
 
 type MsiVariant = "no-remapping" | "remapping" | "remapping-cfi";
 
+/** The runs of the scenario on a machine whose IOMMU is of `kind`: GCMD.CFI exists only on VT-d. */
+export function msiVariants(kind: "vtd" | "amd-vi" | null): MsiVariant[] {
+  return kind === "amd-vi" ? ["no-remapping", "remapping"] : ["no-remapping", "remapping", "remapping-cfi"];
+}
+
 export function msiRun(opts: ScenarioOptions, v: MsiVariant): ScenarioRun {
-  const cmdline = v === "no-remapping" ? "intel_iommu=on intremap=off" : "intel_iommu=on";
-  const label = v === "no-remapping" ? "no interrupt remapping (intremap=off)" : v === "remapping" ? "interrupt remapping, compatibility format blocked (CFI clear, as Linux sets it)" : "interrupt remapping with GCMD.CFI set";
-  const r = new Run(label, { cmdline, cfi: v === "remapping-cfi" }, { machine: opts.machine, cmdline, compatibilityFormat: v === "remapping-cfi" });
+  const extra = v === "no-remapping" ? "intremap=off" : undefined;
+  const label = (amd: boolean): string =>
+    v === "no-remapping"
+      ? "no interrupt remapping (intremap=off)"
+      : v === "remapping-cfi"
+        ? "interrupt remapping with GCMD.CFI set"
+        : amd
+          ? "interrupt remapping: every MSI looked up in the device's own table (DTE IntCtl=remap)"
+          : "interrupt remapping, compatibility format blocked (CFI clear, as Linux sets it)";
+  const settings: Record<string, string | boolean> = { cmdline: "", cfi: v === "remapping-cfi" };
+  const r = new Run(label(false), settings, { machine: opts.machine, extraCmdline: extra, compatibilityFormat: v === "remapping-cfi" });
   const { hv } = r;
+  const amd = hv.machine.iommuKind === "amd-vi";
+  if (amd) {
+    r.label = label(true);
+    delete settings.cfi;
+  }
   const { vm: vm1, nic, drv } = vmWithNic(r, "vm1");
   const vm2 = hv.createVm({ name: "vm2", memory: 32 * MiB, vcpus: 1 });
   hv.bindVfio(OTHER);
@@ -28,9 +48,8 @@ export function msiRun(opts: ScenarioOptions, v: MsiVariant): ScenarioRun {
   r.step(`baseline: a frame for vm1 raised MSI-X 0; vm1 received ${legit} interrupt(s)`);
   const fw = r.firmware(NIC);
   const attackerSid = fw.port.requesterId;
-  const u = hv.host.driver.units[0]!;
-  // The host's DMAR fault interrupt, as the unit's registers hold it.
-  const fe = decodeCompatMsi(hv.port.mmioRead32(u.base + DMAR_FEADDR_REG), hv.port.mmioRead32(u.base + DMAR_FEDATA_REG));
+  // The IOMMU's own interrupt as the host programmed it: VT-d's fault event registers, AMD-Vi's MSI capability.
+  const fe = iommuInterrupt(r);
   const feVector = fe.vector;
   const feCpu = fe.destination;
   const target = vm2.devices[0]!.hostVectors()[0];
@@ -44,21 +63,42 @@ export function msiRun(opts: ScenarioOptions, v: MsiVariant): ScenarioRun {
     const outcome = fault !== null ? `blocked, fault ${fault}` : (rec?.interrupt?.deliveredTo.map((s) => s.split(" -> ")[1]).join("; ") ?? "?");
     attacks.push({ name, fault, outcome });
   };
-  attack(`compatibility-format MSI with the host's DMAR fault vector ${hex(feVector, 2)} to CPU ${feCpu}`, compatMsi(feVector, feCpu).address, feVector);
+  attack(`compatibility-format MSI with the host's ${fe.name} vector ${hex(feVector, 2)} to CPU ${feCpu}`, compatMsi(feVector, feCpu).address, feVector);
   if (target !== undefined) {
     attack(`compatibility-format MSI with vm2's host vector ${hex(target.vector, 2)} to CPU ${target.apic}`, compatMsi(target.vector, target.apic).address, target.vector);
   }
-  const free = u.irtNext + 100;
-  const m1 = encodeRemappableMsi(free, 0);
-  attack(`remappable MSI naming free table entry ${free}`, m1.address, m1.data);
-  const m2 = encodeRemappableMsi(0xffff, 1);
-  attack("remappable MSI with handle 0xffff + sub-handle 1 (index 0x10000)", m2.address, m2.data);
-  if (target !== undefined && target.irte !== null) {
-    const m3 = encodeRemappableMsi(target.irte, 0);
-    attack(`remappable MSI naming vm2's table entry ${target.irte}`, m3.address, m3.data);
+  if (amd) {
+    // AMD-Vi has one format: the data's low 11 bits index the sending device's own table (DTE IntTableLen entries).
+    const base = compatMsi(0, 0).address;
+    attack("MSI with data 200, an entry of the NIC's table that is not in use", base, 200);
+    // One past the end of the NIC's table, as its DTE's IntTabLen sizes it (data bits 10:8 then read as delivery mode 1 or 0).
+    const dte = hv.host.amd.readDte(hv.dev(NIC).rid);
+    if (getField(dte, DTE_IV) === 1) {
+      const entries = 2 ** getField(dte, DTE_INT_TAB_LEN);
+      attack(`MSI with data ${hex(entries)}, index ${entries}, one past the NIC's ${entries}-entry table (DTE IntTabLen)`, base, entries);
+    } else {
+      attack("MSI with data 0x100 (the NIC's DTE names no interrupt table: IV=0)", base, 0x100);
+    }
+    if (target !== undefined && target.irte !== null) {
+      attack(`MSI with data ${target.irte}, the index of vm2's entry in vm2's device's table`, base, target.irte);
+    }
+  } else {
+    const u = hv.host.driver.units[0]!;
+    const free = u.irtNext + 100;
+    const m1 = encodeRemappableMsi(free, 0);
+    attack(`remappable MSI naming free table entry ${free}`, m1.address, m1.data);
+    const m2 = encodeRemappableMsi(0xffff, 1);
+    attack("remappable MSI with handle 0xffff + sub-handle 1 (index 0x10000)", m2.address, m2.data);
+    if (target !== undefined && target.irte !== null) {
+      const m3 = encodeRemappableMsi(target.irte, 0);
+      attack(`remappable MSI naming vm2's table entry ${target.irte}`, m3.address, m3.data);
+    }
   }
-  // Forged interrupts that reached a CPU: the router saw them arrive from the attacker's requester id.
-  const forged = hv.router.deliveries.filter((d) => d.seq > seq0 && d.origin === "device" && d.sid === attackerSid);
+  // Interrupts the attacker made arrive: the router saw them come from its requester id. One that reached vm1,
+  // the attacker's own VM, through one of the NIC's own entries harms no one else.
+  const fromAttacker = hv.router.deliveries.filter((d) => d.seq > seq0 && d.origin === "device" && d.sid === attackerSid);
+  const ownVm = fromAttacker.filter((d) => d.target.kind === "vm" && d.target.vm === vm1.name).length;
+  const forged = fromAttacker.filter((d) => !(d.target.kind === "vm" && d.target.vm === vm1.name));
   const hostHits = forged.filter((d) => d.target.kind === "host").length;
   const hostHandled = forged.filter((d) => d.target.kind === "host" && d.target.irq !== null).length;
   const vm2Hits = forged.filter((d) => d.target.kind === "vm" && d.target.vm === vm2.name).length;
@@ -73,9 +113,11 @@ export function msiRun(opts: ScenarioOptions, v: MsiVariant): ScenarioRun {
     attacker: formatRequesterId(attackerSid),
     attacks: attacks.length,
     blocked: attacks.length - delivered,
+    deliveredToOthers: forged.length,
     forgedInterruptsAtHost: hostHits,
     forgedInterruptsRunningAHostHandler: hostHandled,
     forgedInterruptsInjectedIntoVm2: vm2Hits,
+    attackerInterruptsReachingItsOwnVm: ownVm,
     legitimateVm1Interrupts: legit,
     legitimateVm1InterruptsAfterAttacks: legitAfter,
   };
@@ -83,10 +125,35 @@ export function msiRun(opts: ScenarioOptions, v: MsiVariant): ScenarioRun {
   return r.finish(
     numbers,
     prot
-      ? { protected: true, summary: `all ${attacks.length} forged interrupts blocked (${attacks.map((a) => a.fault).join(", ")}); the host's handlers and vm2 saw nothing; ${legitAfter > 0 ? "vm1's own interrupt still arrives after them" : "but vm1's own interrupt after them did not arrive"}` }
+      ? {
+          protected: true,
+          summary:
+            (ownVm === 0
+              ? `all ${attacks.length} forged interrupts blocked (${attacks.map((a) => a.fault).join(", ")})`
+              : `${attacks.length - ownVm} of ${attacks.length} forged interrupts blocked (${attacks.filter((a) => a.fault !== null).map((a) => a.fault).join(", ")}); ${ownVm} reached only vm1, through the NIC's own table entry`) +
+            `; the host's handlers and vm2 saw nothing; ${legitAfter > 0 ? "vm1's own interrupt still arrives after them" : "but vm1's own interrupt after them did not arrive"}`,
+        }
       : {
           protected: false,
-          summary: `${delivered} of ${attacks.length} forged interrupts delivered: ${hostHits} reached the host (${hostHandled} ran a host handler, e.g. the DMAR fault handler for a fault that never happened), ${vm2Hits} ${vm2Hits === 1 ? "was" : "were"} injected into vm2 from a device it does not own`,
+          summary: `${forged.length} of ${attacks.length} forged interrupts delivered to the host or another VM: ${hostHits} reached the host (${hostHandled} ran a host handler, e.g. the ${fe.name} handler for a fault that never happened), ${vm2Hits} ${vm2Hits === 1 ? "was" : "were"} injected into vm2 from a device it does not own`,
         },
   );
+}
+
+/** The IOMMU's own interrupt as the host programmed it, read back from the hardware: vector, CPU and what it is. */
+function iommuInterrupt(r: Run): { vector: number; destination: number; name: string } {
+  const { hv } = r;
+  const vtd = hv.host.driver.units[0];
+  if (vtd !== undefined) {
+    const m = decodeCompatMsi(hv.port.mmioRead32(vtd.base + DMAR_FEADDR_REG), hv.port.mmioRead32(vtd.base + DMAR_FEDATA_REG));
+    return { vector: m.vector, destination: m.destination, name: "DMAR fault" };
+  }
+  const amd = hv.host.amd.units[0];
+  const fn = amd === undefined ? undefined : hv.host.devices.find((d) => d.rid === amd.devid);
+  if (fn === undefined || fn.msiCap === 0) return { vector: 0, destination: 0, name: "IOMMU" };
+  // The unit's MSI capability is 64-bit: address at +4 (high half at +8), data at +12.
+  const address = hv.port.configRead(fn.rid, fn.msiCap + 4, 4);
+  const data = hv.port.configRead(fn.rid, fn.msiCap + 12, 2);
+  const m = decodeCompatMsi(address, data);
+  return { vector: m.vector, destination: m.destination, name: "AMD-Vi event log" };
 }

@@ -6,8 +6,8 @@ import { type ScenarioOptions, type ScenarioRun, Run, frame, same, vmWithNic } f
 export function passthroughRun(opts: ScenarioOptions, iommu: boolean): ScenarioRun {
   const r = new Run(
     iommu ? "IOMMU on: VFIO type1, unmanaged domain" : "no IOMMU: vfio no-IOMMU mode",
-    { iommu, cmdline: iommu ? "intel_iommu=on" : "intel_iommu=off" },
-    { machine: opts.machine, cmdline: iommu ? "intel_iommu=on" : "intel_iommu=off", noiommu: !iommu },
+    { iommu, cmdline: "" },
+    { machine: opts.machine, iommu, noiommu: !iommu },
   );
   const { hv } = r;
   const { vm, nic, drv } = vmWithNic(r, "vm1");

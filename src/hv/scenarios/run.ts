@@ -6,7 +6,6 @@ import { IommuError } from "../../core/errors.js";
 import { hex } from "../../core/hex.js";
 import { formatRequesterId } from "../../core/pci.js";
 import type { MachineConfigInput } from "../../hw/machine-config.js";
-import { faultReasonName } from "../../spec/vtd/faults.js";
 import { formatLine } from "../../os/log.js";
 import { Hypervisor, MiB, type HypervisorOptions } from "../hypervisor.js";
 import { describeDelivery } from "../interrupts.js";
@@ -24,9 +23,11 @@ export interface ScenarioOptions {
 
 export interface ScenarioFault {
   unit: string;
+  /** Where the host read it: a VT-d fault record or an AMD-Vi event log entry. */
+  origin: "vtd-fault-record" | "amdvi-event";
   /** Requester id the record names ("00:02.0"). */
   source: string;
-  /** "DMA Write", "DMA Read", "INTR-REMAP". */
+  /** "DMA Write", "DMA Read", "INTR-REMAP", or the AMD-Vi event name of an event that is not a page fault. */
   type: string;
   /** Faulting page (DMA) or interrupt index (remapping). */
   addr: string;
@@ -53,7 +54,10 @@ export interface ScenarioRun {
   steps: { ns: number; text: string }[];
   requests: RequestRecord[];
   faults: ScenarioFault[];
-  /** Fault-record accounting of the remapping units: recorded, overflowed, collapsed into a pending record. */
+  /**
+   * Fault accounting of the remapping units: recorded, overflowed, collapsed into a pending record (VT-d fault
+   * recording registers), or events written and dropped because the event log was full (AMD-Vi).
+   */
   faultRecording: { recorded: number; overflowed: number; collapsed: number };
   interrupts: ScenarioInterrupt[];
   /** The host kernel's log lines the run produced (DMAR fault reports, warnings). */
@@ -118,14 +122,16 @@ export class Run {
   private charged: Work;
 
   constructor(
-    readonly label: string,
+    public label: string,
     readonly settings: Record<string, string | boolean>,
     opts: HypervisorOptions,
   ) {
     this.hv = Hypervisor.boot(opts);
+    // A run that shows its command line shows the one the host booted with (it depends on the IOMMU's kind).
+    if ("cmdline" in settings) settings.cmdline = this.hv.cmdline;
     checkMachine(this.hv);
     this.mon = new Monitor(this.hv);
-    this.faults0 = this.hv.host.driver.faults.length;
+    this.faults0 = this.hv.host.faultCount;
     this.log0 = this.hv.bootLogLines;
     this.deliveries0 = this.hv.router.deliveries.length;
     this.stats0 = this.faultStats();
@@ -137,7 +143,12 @@ export class Run {
     let recorded = 0;
     let overflowed = 0;
     let collapsed = 0;
-    for (const u of this.hv.machine.units) {
+    for (const u of this.hv.machine.iommus) {
+      if (u.kind === "amd-vi") {
+        recorded += u.unit.events.written;
+        overflowed += u.unit.events.overflowed;
+        continue;
+      }
       const s = u.unit.faults.stats;
       recorded += s.recorded;
       overflowed += s.overflowed;
@@ -151,7 +162,14 @@ export class Run {
     let mapped = 0;
     for (const vm of this.hv.vms) mapped += vm.container?.mappedPages ?? 0;
     const w: Work = { hostFree: this.hv.host.pages.free_pages, pooled: this.hv.pool.pooled, mapped, walks: 0, translations: 0, descriptors: 0, requests: this.mon.requests.length, bytes: 0 };
-    for (const u of this.hv.machine.units) {
+    for (const u of this.hv.machine.iommus) {
+      if (u.kind === "amd-vi") {
+        const t = u.unit.iotlb;
+        w.walks += t.misses;
+        w.translations += t.hits + t.misses;
+        for (const n of u.unit.commands.executed.values()) w.descriptors += n;
+        continue;
+      }
       const st = u.unit.stats();
       w.walks += st.walks;
       w.translations += st.translations;
@@ -174,10 +192,15 @@ export class Run {
     this.hv.log(text);
   }
 
-  /** Fault records the host kernel has read (through the fault recording registers) since the run began, naming `bdf`. */
+  /** Faults the host kernel has read (VT-d fault records, AMD-Vi events) since the run began, naming `bdf`. */
   faultsNaming(bdf: string): number {
     const rid = this.hv.dev(bdf).rid;
-    return this.hv.host.driver.faults.slice(this.faults0).filter((f) => f.sourceId === rid).length;
+    return this.hv.host.faultsSince(this.faults0).filter((f) => f.sourceId === rid).length;
+  }
+
+  /** What the host reads a fault from on this machine: "fault record" (VT-d) or "event log entry" (AMD-Vi). */
+  get faultWord(): string {
+    return this.hv.machine.iommuKind === "amd-vi" ? "event log entry" : "fault record";
   }
 
   /** A NIC model on the function at `bdf`, issuing its requests through the monitor. */
@@ -201,14 +224,15 @@ export class Run {
       settings: this.settings,
       steps: hv.events.map((e) => ({ ns: e.ns, text: e.text })),
       requests: [...this.mon.requests],
-      faults: hv.host.driver.faults.slice(this.faults0).map((f) => ({
+      faults: hv.host.faultsSince(this.faults0).map((f) => ({
         unit: f.unit,
+        origin: f.origin,
         source: formatRequesterId(f.sourceId),
         type: f.type,
         addr: hex(f.addr),
         reason: hex(f.reason, 2),
-        name: faultReasonName(f.reason),
-        text: f.reasonText,
+        name: f.name,
+        text: f.text,
       })),
       faultRecording: { recorded: s.recorded - this.stats0.recorded, overflowed: s.overflowed - this.stats0.overflowed, collapsed: s.collapsed - this.stats0.collapsed },
       interrupts: hv.router.deliveries
@@ -225,12 +249,12 @@ export class Run {
 export const NIC = "00:02.0";
 export const OTHER = "00:04.0";
 
-/** The scenarios need q35's layout: a VT-d unit, a NIC-like function at 00:02.0 and another device at 00:04.0. */
+/** The scenarios need q35's layout: an IOMMU (VT-d or AMD-Vi), a NIC-like function at 00:02.0 and another device at 00:04.0. */
 export function checkMachine(hv: Hypervisor): void {
   const m = hv.machine;
   const bad = (why: string) =>
     new IommuError("SCENARIO_MACHINE", `machine '${m.config.name}' does not fit the scenarios: ${why}`, { hint: "run them on q35 (the default) or a machine with the same devices" });
-  if (m.config.iommus.length === 0) throw bad("it has no VT-d unit");
+  if (m.config.iommus.length === 0) throw bad("it has no IOMMU");
   const nic = m.topology.byBdf(NIC);
   if (nic === undefined || (nic.type !== "endpoint" && nic.type !== "pci") || (nic.bars[0]?.size ?? 0) < 0x4000 || nic.bars[0]?.kind === "io") {
     throw bad(`${NIC} must be a device with a memory BAR 0 of at least 16 KiB (the NIC's registers)`);
@@ -252,11 +276,16 @@ export function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
 
-/** What the host read about `blocked` blocked requests: a fault record for each, fewer, or none. */
-export function faultPhrase(records: number, blocked: number, bdf: string): string {
-  if (records === 0) return "but the host read no fault record";
-  if (records === blocked) return blocked === 1 ? `with a fault record naming ${bdf}` : `each with a fault record naming ${bdf}`;
-  return `${plural(records, "fault record")} naming ${bdf} read by the host`;
+/**
+ * What the host read about `blocked` blocked requests: a fault report for each, fewer, or none; `word` names the
+ * report as the machine's IOMMU keeps it ("fault record", "event log entry").
+ */
+export function faultPhrase(records: number, blocked: number, bdf: string, word = "fault record"): string {
+  const plural = word.endsWith("y") ? word.slice(0, -1) + "ies" : word + "s";
+  if (records === 0) return `but the host read no ${word}`;
+  const a = /^[aeiou]/.test(word) ? "an" : "a";
+  if (records === blocked) return blocked === 1 ? `with ${a} ${word} naming ${bdf}` : `each with ${a} ${word} naming ${bdf}`;
+  return `${records} ${records === 1 ? word : plural} naming ${bdf} read by the host`;
 }
 
 export function countDiff(a: Uint8Array, b: Uint8Array): number {
