@@ -36,6 +36,7 @@ const VTD_ALSO = new Set([
   "src/forensics/ranges.ts",
   "src/host/vtd-cap.ts",
   "src/hv/interrupts.ts",
+  "src/os/iommu-faults.ts",
 ]);
 
 /** VT-d modules with no VT-d format in them, left out of the scan. */
@@ -55,12 +56,10 @@ const NOT_VTD_LAYOUT: Readonly<Record<string, string>> = {
   "src/hw/amdvi/unit.ts": "the AMD-Vi unit; uses the generic register file that lives in hw/vtd",
   "src/hw/platform.ts": "builds VT-d units and routes requests to them; its numbers are the machine's memory map",
   "src/hw/machine-config.ts": "the machine's configuration: takes the interrupt remapping table's size from spec/vtd; its numbers are the memory map",
-  "src/hv/vfio.ts": "VFIO: walks second-level tables to free them through spec/vtd names; its numbers are PCI configuration space and errno values",
   "src/ui/data.ts": "the browser view's data: reads VT-d registers and builds MSI addresses through spec/vtd names; its numbers are demo addresses",
   "src/hv/hypervisor.ts": "VT-d through spec names (GCMD.CFI, GSTS.CFIS); its numbers are PCI configuration space and guest memory layout",
   "src/hv/monitor.ts": "names fault reasons through spec/vtd; no layout",
   "src/hv/scenarios/msi-injection.ts": "VT-d through spec names and encoders; its numbers are attack parameters",
-  "src/hv/scenarios/run.ts": "names fault reasons through spec/vtd; its numbers are PCI configuration space and test data",
   "src/hv/stress.ts": "VT-d through spec encoders; its numbers are PCI MSI/MSI-X programming and test data",
 };
 

@@ -139,6 +139,29 @@ export class Hypervisor {
     return new Hypervisor(opts);
   }
 
+  /**
+   * What the IOMMUs did with the faults they met, as their counters say: recorded (a VT-d fault record written,
+   * an AMD-Vi event written to the log), overflowed (no room: VT-d primary fault overflow, AMD-Vi event log
+   * overflow), collapsed (VT-d: folded into a pending record with the same source id).
+   */
+  faultCounters(): { recorded: number; overflowed: number; collapsed: number } {
+    let recorded = 0;
+    let overflowed = 0;
+    let collapsed = 0;
+    for (const u of this.machine.iommus) {
+      if (u.kind === "amd-vi") {
+        recorded += u.unit.events.written;
+        overflowed += u.unit.events.overflowed;
+        continue;
+      }
+      const s = u.unit.faults.stats;
+      recorded += s.recorded;
+      overflowed += s.overflowed;
+      collapsed += s.collapsed;
+    }
+    return { recorded, overflowed, collapsed };
+  }
+
   /** Simulated time, ns (the host kernel's clock). */
   get now(): number {
     return this.host.clock.ns;

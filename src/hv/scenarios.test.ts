@@ -155,10 +155,10 @@ test("iommu scenario: lists the scenarios, rejects unknown names, prints JSON", 
   assert.ok(rep.runs[0]!.steps.some((s) => s.text.includes("assigned as guest 00:03.0")));
 });
 
-test("a machine without a VT-d unit or without the scenarios' devices is refused with one line", () => {
+test("a machine without an IOMMU or without the scenarios' devices is refused with one line", () => {
   const q35 = machinePreset("q35")!;
   const noUnit = { ...q35, name: "small-noiommu", ram: { size: "1G" }, iommus: [] };
-  assert.throws(() => runScenario("isolation", { machine: noUnit }), (e: unknown) => isIommuError(e) && e.code === "SCENARIO_MACHINE" && /it has no VT-d unit/.test(e.message));
+  assert.throws(() => runScenario("isolation", { machine: noUnit }), (e: unknown) => isIommuError(e) && e.code === "SCENARIO_MACHINE" && /it has no IOMMU/.test(e.message));
   const devices = (q35.devices as { bdf: string }[]).filter((d) => d.bdf !== "00:04.0");
   const noOther = { ...q35, name: "small", ram: { size: "1G" }, devices };
   assert.throws(() => runScenario("isolation", { machine: noOther }), (e: unknown) => isIommuError(e) && /00:04\.0 must be a device/.test(e.message));

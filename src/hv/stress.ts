@@ -7,7 +7,9 @@
  * - escape: a page of the request reached host memory other than what the device's own domain maps that IOVA to
  *   right now (the container's mapping), or an interrupt from the device reached the host or another VM;
  * - accounting: every blocked request left exactly one trace in fault recording, as VT-d 7.2.1 allows: a fault
- *   record, a primary fault overflow, or (a pending record with the same source id) a collapsed fault;
+ *   record, a primary fault overflow, or (a pending record with the same source id) a collapsed fault; on AMD-Vi
+ *   an event log entry or an event log overflow, except the interrupt messages the specification target-aborts
+ *   without an event (delivery modes the DTE does not pass), which must leave none;
  * - every fault the hardware recorded reaches the host kernel's fault log naming the device's requester id.
  *
  * Host interrupt handling is deferred and drained at random, so fault records pile up and overflow as they do
@@ -56,8 +58,10 @@ export interface StressResult {
   /** Interrupts from a device that reached the host or another VM. */
   interruptEscapes: number;
   faults: { recorded: number; overflowed: number; collapsed: number };
-  /** Blocked requests that left no trace, or more than one. */
+  /** Blocked requests that left no trace, or more than one (or a trace where the specification wants none). */
   unaccounted: number;
+  /** AMD-Vi: interrupt messages target-aborted without an event, as the specification wants for their delivery mode. */
+  silentAborts: number;
   /** Recorded faults missing from the host kernel's fault log (or logged with another source id). */
   unlogged: number;
   /** Faults by reason, e.g. {"0x05": 123}. */
@@ -91,7 +95,7 @@ class StressRun {
   private readonly vmMemory: number;
   readonly res: StressResult = {
     requests: 0, dma: 0, landed: 0, blocked: 0, unsupported: 0, interrupts: 0, interruptsDelivered: 0, escapes: 0, interruptEscapes: 0,
-    faults: { recorded: 0, overflowed: 0, collapsed: 0 }, unaccounted: 0, unlogged: 0, reasons: {}, vmsCreated: 0, vmsDestroyed: 0, balloons: 0, firstEscape: null,
+    faults: { recorded: 0, overflowed: 0, collapsed: 0 }, unaccounted: 0, silentAborts: 0, unlogged: 0, reasons: {}, vmsCreated: 0, vmsDestroyed: 0, balloons: 0, firstEscape: null,
   };
   private readonly devs: Dev[] = [];
   private readonly vms: Vm[] = [];
@@ -105,6 +109,8 @@ class StressRun {
   private logged: number;
   /** Targets outside any VM: the host's IOMMU tables and some of its pages. */
   private readonly hostTargets: number[];
+  /** The host's IOMMU is AMD-Vi (one MSI format, per-device interrupt tables, faults as event log entries). */
+  private readonly amd: boolean;
 
   constructor(opts: StressOptions) {
     this.rand = rng(opts.seed ?? 1);
@@ -125,9 +131,14 @@ class StressRun {
     }
     for (let i = 0; i < nvm; i++) this.vms.push(this.createVm(GROUPS.filter((_, j) => j % nvm === i)));
     const k = this.hv.host;
-    this.logged = k.driver.faults.length;
-    const unit = k.driver.units[0]!;
-    this.hostTargets = [unit.rootTable, unit.irt, unit.qiBase, k.pages.alloc(1), k.pages.alloc(1)];
+    this.logged = k.faultCount;
+    this.amd = this.hv.machine.iommuKind === "amd-vi";
+    // The IOMMU's own structures in host memory: VT-d root table, interrupt table and invalidation queue; AMD-Vi
+    // device table, command buffer and event log.
+    const vtd = k.driver.units[0];
+    const amd = k.amd.units[0];
+    const tables = vtd !== undefined ? [vtd.rootTable, vtd.irt, vtd.qiBase] : amd !== undefined ? [amd.devTable, amd.cmdBuf, amd.evtBuf] : [];
+    this.hostTargets = [...tables, k.pages.alloc(1), k.pages.alloc(1)];
   }
 
   private pick<T>(a: readonly T[]): T {
@@ -212,20 +223,14 @@ class StressRun {
   }
 
   private unitStats(): FaultCounts {
-    let recorded = 0, overflowed = 0, collapsed = 0;
-    for (const u of this.hv.machine.units) {
-      recorded += u.unit.faults.stats.recorded;
-      overflowed += u.unit.faults.stats.overflowed;
-      collapsed += u.unit.faults.stats.collapsed;
-    }
-    return { recorded, overflowed, collapsed };
+    return this.hv.faultCounters();
   }
 
   private drain(): void {
     const k = this.hv.host;
     this.hv.router.drainHost();
-    const got = k.driver.faults.slice(this.logged);
-    this.logged = k.driver.faults.length;
+    const got = k.faultsSince(this.logged);
+    this.logged = k.faultCount;
     // Every recorded fault is read once, in recording order (one record, cleared each time).
     for (const e of this.expected) {
       const i = got.findIndex((f) => f.sourceId === e.sid && f.reason === e.reason);
@@ -255,10 +260,17 @@ class StressRun {
     }
   }
 
-  private account(d: Dev, before: FaultCounts, reason: number): void {
+  private account(d: Dev, before: FaultCounts, reason: number, kind: "dma" | "interrupt"): void {
     const after = this.unitStats();
     const dr = after.recorded - before.recorded;
     const dn = dr + (after.overflowed - before.overflowed) + (after.collapsed - before.collapsed);
+    if (this.amd && kind === "interrupt" && reason === 0) {
+      // AMD-Vi 2.2.5: a message of a delivery mode the DTE does not pass (NMI, INIT, ExtINT, SMI, …) is target
+      // aborted without an event; it must have left none.
+      this.res.silentAborts++;
+      if (dn !== 0) this.res.unaccounted++;
+      return;
+    }
     if (dn !== 1) this.res.unaccounted++;
     if (dr === 1) this.expected.push({ sid: d.sid, reason });
     const key = "0x" + reason.toString(16).padStart(2, "0");
@@ -276,8 +288,11 @@ class StressRun {
     let address: number;
     let data: number;
     const m = this.rand();
-    if (m < 0.3 && own !== undefined && own.irte !== null) ({ address, data } = encodeRemappableMsi(own.irte, 0));
-    else if (m < 0.5 && other !== undefined && other.irte !== null) ({ address, data } = encodeRemappableMsi(other.irte, 0));
+    // The message that selects a table entry: VT-d's remappable format (a handle in the address); on AMD-Vi the
+    // index is the data's low bits, looked up in the sending device's own table.
+    const select = (index: number): { address: number; data: number } => (this.amd ? { address: MSI_ADDR_BASE, data: index } : encodeRemappableMsi(index, 0));
+    if (m < 0.3 && own !== undefined && own.irte !== null) ({ address, data } = select(own.irte));
+    else if (m < 0.5 && other !== undefined && other.irte !== null) ({ address, data } = select(other.irte));
     else if (m < 0.7 && other !== undefined) ({ address, data } = { address: encodeCompatMsi({ vector: 0, destination: other.apic }).address, data: other.vector });
     else {
       // Any dword in the interrupt address range, any data.
@@ -293,7 +308,7 @@ class StressRun {
     }
     if (!t.ok && (t.kind === "interrupt" || t.kind === "dma")) {
       res.blocked++;
-      this.account(d, before, t.reason);
+      this.account(d, before, t.reason, t.kind);
     } else if (!t.ok) res.unsupported++;
   }
 
@@ -332,7 +347,7 @@ class StressRun {
     if (r === null) return;
     if ((r.kind === "dma" || r.kind === "interrupt") && !r.ok) {
       res.blocked++;
-      this.account(d, before, r.reason);
+      this.account(d, before, r.reason, r.kind);
     } else if (!r.ok) res.unsupported++;
   }
 }

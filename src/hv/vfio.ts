@@ -25,7 +25,7 @@ import { IOVA_FQ_TIMEOUT_MS } from "../os/dma.js";
 import { IOMMU_READ, IOMMU_WRITE, type IommuOps } from "../os/iommu-ops.js";
 import type { IommuDomain, IommuGroup } from "../os/iommu.js";
 import type { Kernel } from "../os/kernel.js";
-import { dmaAliases, type KPciDev } from "../os/pci.js";
+import type { KPciDev } from "../os/pci.js";
 import type { MachinePort } from "../os/port.js";
 import type { HostIrte } from "./interrupts.js";
 
@@ -135,7 +135,8 @@ export class Vfio {
     };
     if (d.headerType !== 0) fail(`it is a bridge (header type ${d.headerType}); vfio-pci takes only normal functions`, "assign the devices behind the bridge instead");
     if (this.k.iommu.groupFor(d) === null && !this.noiommu) {
-      fail("it is in no IOMMU group (the IOMMU is off)", "boot the host with intel_iommu=on, or (unsafe) enable vfio's no-IOMMU mode");
+      const on = this.k.port.firmware.acpi.IVRS !== undefined && this.k.port.firmware.acpi.DMAR === undefined ? "without amd_iommu=off (AMD-Vi is on by default)" : "with intel_iommu=on";
+      fail("it is in no IOMMU group (the IOMMU is off)", `boot the host ${on}, or (unsafe) enable vfio's no-IOMMU mode`);
     }
     d.driver = VFIO_PCI;
   }

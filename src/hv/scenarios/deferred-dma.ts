@@ -25,6 +25,7 @@ export function deferredRun(opts: ScenarioOptions, invalidate: boolean): Scenari
     outcome = { ok: o.ok, landed: rec?.translations.map((t) => t.landed).join(", ") ?? "" };
   });
   r.step(`vm1 used its RX buffer at GPA ${hex(target)} (host page ${hex(oldHpa)}) and armed the NIC's firmware to write there again in ${delay / MS} ms`);
+  const vm1Did = vm1.container?.domain ? vm1.container.domain.domainIds().join(",") : "none";
   hv.destroyVm(vm1);
   hv.advance(1 * MS);
   const vm2 = hv.createVm({ name: "vm2", memory: 16 * MiB });
@@ -44,6 +45,7 @@ export function deferredRun(opts: ScenarioOptions, invalidate: boolean): Scenari
       targetGpa: hex(target),
       vm1OldHpa: hex(oldHpa),
       oldPageNowBelongsTo: owner,
+      vm1DomainId: vm1Did,
       vm2DomainId: did,
       delayedWriteBlocked: !outcome.ok,
       delayedWriteLandedIn: outcome.ok ? outcome.landed : "nowhere",
@@ -52,6 +54,11 @@ export function deferredRun(opts: ScenarioOptions, invalidate: boolean): Scenari
     },
     prot
       ? { protected: true, summary: `the delayed write to GPA ${hex(target)} was blocked, ${faultPhrase(r.faultsNaming(NIC), 1, NIC, r.faultWord)}: vm1's translations were gone before its pages were reused; vm2's memory unchanged` }
-      : { protected: false, summary: `the delayed write used vm1's stale translation (cached under domain id ${did}, reused by vm2's domain) and landed in ${outcome.landed}: ${corrupted} bytes of vm2's memory overwritten` },
+      : {
+          protected: false,
+          summary:
+            `the delayed write used vm1's stale translation (cached under domain id ${vm1Did}, ${vm1Did === did ? "which vm2's domain reuses" : `while vm2's domain has ${did}`}) ` +
+            `and landed in ${outcome.landed}: ${corrupted} bytes of vm2's memory overwritten`,
+        },
   );
 }

@@ -77,7 +77,7 @@ export function isolationRun(opts: ScenarioOptions, iommu: boolean): ScenarioRun
         }
       : {
           protected: false,
-          summary: `${attacks.length - blocked} of ${attacks.length} attacks landed${top === null ? " (without a remapping unit there is no root table to attack)" : ""}: ${vm2Changed} bytes of vm2's memory and ${hostChanged} of the host's overwritten, the host's secret ${leaked ? "read" : "not read"}`,
+          summary: `${attacks.length - blocked} of ${attacks.length} attacks landed${top === null ? ` (without a remapping unit there is no ${hv.machine.iommuKind === "amd-vi" ? "device" : "root"} table to attack)` : ""}: ${vm2Changed} bytes of vm2's memory and ${hostChanged} of the host's overwritten, the host's secret ${leaked ? "read" : "not read"}`,
         },
   );
 }

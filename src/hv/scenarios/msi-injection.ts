@@ -50,8 +50,6 @@ export function msiRun(opts: ScenarioOptions, v: MsiVariant): ScenarioRun {
   const attackerSid = fw.port.requesterId;
   // The IOMMU's own interrupt as the host programmed it: VT-d's fault event registers, AMD-Vi's MSI capability.
   const fe = iommuInterrupt(r);
-  const feVector = fe.vector;
-  const feCpu = fe.destination;
   const target = vm2.devices[0]!.hostVectors()[0];
   const seq0 = hv.router.deliveries[hv.router.deliveries.length - 1]?.seq ?? 0;
   // Each attack's outcome as the unit reported it: the fault (reason and name) when blocked, else where it went.
@@ -63,37 +61,7 @@ export function msiRun(opts: ScenarioOptions, v: MsiVariant): ScenarioRun {
     const outcome = fault !== null ? `blocked, fault ${fault}` : (rec?.interrupt?.deliveredTo.map((s) => s.split(" -> ")[1]).join("; ") ?? "?");
     attacks.push({ name, fault, outcome });
   };
-  attack(`compatibility-format MSI with the host's ${fe.name} vector ${hex(feVector, 2)} to CPU ${feCpu}`, compatMsi(feVector, feCpu).address, feVector);
-  if (target !== undefined) {
-    attack(`compatibility-format MSI with vm2's host vector ${hex(target.vector, 2)} to CPU ${target.apic}`, compatMsi(target.vector, target.apic).address, target.vector);
-  }
-  if (amd) {
-    // AMD-Vi has one format: the data's low 11 bits index the sending device's own table (DTE IntTableLen entries).
-    const base = compatMsi(0, 0).address;
-    attack("MSI with data 200, an entry of the NIC's table that is not in use", base, 200);
-    // One past the end of the NIC's table, as its DTE's IntTabLen sizes it (data bits 10:8 then read as delivery mode 1 or 0).
-    const dte = hv.host.amd.readDte(hv.dev(NIC).rid);
-    if (getField(dte, DTE_IV) === 1) {
-      const entries = 2 ** getField(dte, DTE_INT_TAB_LEN);
-      attack(`MSI with data ${hex(entries)}, index ${entries}, one past the NIC's ${entries}-entry table (DTE IntTabLen)`, base, entries);
-    } else {
-      attack("MSI with data 0x100 (the NIC's DTE names no interrupt table: IV=0)", base, 0x100);
-    }
-    if (target !== undefined && target.irte !== null) {
-      attack(`MSI with data ${target.irte}, the index of vm2's entry in vm2's device's table`, base, target.irte);
-    }
-  } else {
-    const u = hv.host.driver.units[0]!;
-    const free = u.irtNext + 100;
-    const m1 = encodeRemappableMsi(free, 0);
-    attack(`remappable MSI naming free table entry ${free}`, m1.address, m1.data);
-    const m2 = encodeRemappableMsi(0xffff, 1);
-    attack("remappable MSI with handle 0xffff + sub-handle 1 (index 0x10000)", m2.address, m2.data);
-    if (target !== undefined && target.irte !== null) {
-      const m3 = encodeRemappableMsi(target.irte, 0);
-      attack(`remappable MSI naming vm2's table entry ${target.irte}`, m3.address, m3.data);
-    }
-  }
+  for (const m of forgedMessages(r, amd, fe, target)) attack(m.name, m.address, m.data);
   // Interrupts the attacker made arrive: the router saw them come from its requester id. One that reached vm1,
   // the attacker's own VM, through one of the NIC's own entries harms no one else.
   const fromAttacker = hv.router.deliveries.filter((d) => d.seq > seq0 && d.origin === "device" && d.sid === attackerSid);
@@ -156,4 +124,57 @@ function iommuInterrupt(r: Run): { vector: number; destination: number; name: st
   const data = hv.port.configRead(fn.rid, fn.msiCap + 12, 2);
   const m = decodeCompatMsi(address, data);
   return { vector: m.vector, destination: m.destination, name: "AMD-Vi event log" };
+}
+
+/** A forged message with what it tries. */
+interface Forged {
+  name: string;
+  address: number;
+  data: number;
+}
+
+const msg = (name: string, address: number, data: number): Forged => ({ name, address, data });
+
+/**
+ * The messages the attacker's firmware writes: the host's own IOMMU vector and vm2's host vector in
+ * compatibility format, then messages that select table entries as the machine's IOMMU reads them (VT-d:
+ * remappable format with a handle; AMD-Vi: the data's low bits index the sending device's own table).
+ */
+function forgedMessages(r: Run, amd: boolean, fe: { vector: number; destination: number; name: string }, target: { vector: number; apic: number; irte: number | null } | undefined): Forged[] {
+  const { hv } = r;
+  const feVector = fe.vector;
+  const feCpu = fe.destination;
+  const out: Forged[] = [];
+  out.push(msg(`compatibility-format MSI with the host's ${fe.name} vector ${hex(feVector, 2)} to CPU ${feCpu}`, compatMsi(feVector, feCpu).address, feVector));
+  if (target !== undefined) {
+    out.push(msg(`compatibility-format MSI with vm2's host vector ${hex(target.vector, 2)} to CPU ${target.apic}`, compatMsi(target.vector, target.apic).address, target.vector));
+  }
+  if (amd) {
+    // AMD-Vi has one format: the data's low 11 bits index the sending device's own table (DTE IntTableLen entries).
+    const base = compatMsi(0, 0).address;
+    out.push(msg("MSI with data 200, an entry of the NIC's table that is not in use", base, 200));
+    // One past the end of the NIC's table, as its DTE's IntTabLen sizes it (data bits 10:8 then read as delivery mode 1 or 0).
+    const dte = hv.host.amd.readDte(hv.dev(NIC).rid);
+    if (getField(dte, DTE_IV) === 1) {
+      const entries = 2 ** getField(dte, DTE_INT_TAB_LEN);
+      out.push(msg(`MSI with data ${hex(entries)}, index ${entries}, one past the NIC's ${entries}-entry table (DTE IntTabLen)`, base, entries));
+    } else {
+      out.push(msg("MSI with data 0x100 (the NIC's DTE names no interrupt table: IV=0)", base, 0x100));
+    }
+    if (target !== undefined && target.irte !== null) {
+      out.push(msg(`MSI with data ${target.irte}, the index of vm2's entry in vm2's device's table`, base, target.irte));
+    }
+  } else {
+    const u = hv.host.driver.units[0]!;
+    const free = u.irtNext + 100;
+    const m1 = encodeRemappableMsi(free, 0);
+    out.push(msg(`remappable MSI naming free table entry ${free}`, m1.address, m1.data));
+    const m2 = encodeRemappableMsi(0xffff, 1);
+    out.push(msg("remappable MSI with handle 0xffff + sub-handle 1 (index 0x10000)", m2.address, m2.data));
+    if (target !== undefined && target.irte !== null) {
+      const m3 = encodeRemappableMsi(target.irte, 0);
+      out.push(msg(`remappable MSI naming vm2's table entry ${target.irte}`, m3.address, m3.data));
+    }
+  }
+  return out;
 }

@@ -140,21 +140,7 @@ export class Run {
   }
 
   private faultStats(): { recorded: number; overflowed: number; collapsed: number } {
-    let recorded = 0;
-    let overflowed = 0;
-    let collapsed = 0;
-    for (const u of this.hv.machine.iommus) {
-      if (u.kind === "amd-vi") {
-        recorded += u.unit.events.written;
-        overflowed += u.unit.events.overflowed;
-        continue;
-      }
-      const s = u.unit.faults.stats;
-      recorded += s.recorded;
-      overflowed += s.overflowed;
-      collapsed += s.collapsed;
-    }
-    return { recorded, overflowed, collapsed };
+    return this.hv.faultCounters();
   }
 
   /** What the host, the remapping units and the devices have done so far, as counters the model keeps. */
