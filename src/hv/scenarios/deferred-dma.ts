@@ -5,12 +5,13 @@ import { PAGE, MS, type ScenarioOptions, type ScenarioRun, Run, NIC, frame, faul
 /** Scenario deferred-dma. */
 
 export function deferredRun(opts: ScenarioOptions, invalidate: boolean): ScenarioRun {
-  const r = new Run(
-    invalidate ? "strict teardown: reset, unmap + IOTLB invalidation, detach + context invalidation, then reuse" : "teardown that skips the IOTLB and context-cache invalidations",
-    { invalidateOnTeardown: invalidate },
-    { machine: opts.machine, invalidateOnTeardown: invalidate },
-  );
+  // What teardown invalidates besides the IOTLB: VT-d's context cache, AMD-Vi's cached device table entries (DTEs).
+  const label = (entry: string): string =>
+    invalidate ? `strict teardown: reset, unmap + IOTLB invalidation, detach + ${entry} invalidation, then reuse` : `teardown that skips the IOTLB and ${entry} invalidations`;
+  const r = new Run(label("context"), { invalidateOnTeardown: invalidate }, { machine: opts.machine, invalidateOnTeardown: invalidate });
   const { hv } = r;
+  if (hv.machine.iommuKind === "amd-vi") r.label = label("DTE");
+  else if (!invalidate) r.label = label("context-cache");
   const { vm: vm1, nic, drv } = vmWithNic(r, "vm1", 32 * MiB, 1);
   nic.receive(frame(7));
   drv.poll();
