@@ -341,7 +341,8 @@ export class Hypervisor {
     vm.destroyed = true;
     const at = this.vms.indexOf(vm);
     if (at >= 0) this.vms.splice(at, 1);
-    const inv = this.vfio.invalidateOnTeardown ? "IOTLB and context caches invalidated" : "NO invalidation";
+    const entries = this.machine.iommuKind === "amd-vi" ? "DTE" : "context";
+    const inv = this.vfio.invalidateOnTeardown ? `IOTLB and ${entries} caches invalidated` : "NO invalidation";
     this.log(`${vm.name}: destroyed; devices reset, ${freed.length} pages unmapped (${inv}), ${all.size} pages back in the pool`);
   }
 
