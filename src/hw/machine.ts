@@ -19,6 +19,7 @@ import { buildAcpiTables, buildE820, iommuReservedRanges, type E820Entry } from 
 import { Platform, type BarWindow, type DmaOutcome, type InterruptMessage } from "./platform.js";
 import { CAP_MSI_OFFSET, programBar, type PciFunction, type PciTopology } from "./pci/topology.js";
 import type { TranslateResult, VtdUnit } from "./vtd/unit.js";
+import type { RequestAttributes } from "./vtd/request.js";
 import type { IommuKind } from "./iommu-unit.js";
 import { iommuKind, type AmdViUnitConfig } from "./machine-config.js";
 import { ivhdEntries } from "./machine-ivrs.js";
@@ -46,8 +47,9 @@ export interface DeviceBus {
   readonly fn: PciFunction;
   /** Requester id of its requests at the root complex (after PCIe-to-PCI bridge aliasing). */
   readonly requesterId: number;
-  read(addr: number | bigint, length: number): DmaOutcome;
-  write(addr: number | bigint, data: Uint8Array): DmaOutcome;
+  /** DMA; `attrs` adds a PASID prefix (and its privileged-mode bit) to the request. */
+  read(addr: number | bigint, length: number, attrs?: RequestAttributes): DmaOutcome;
+  write(addr: number | bigint, data: Uint8Array, attrs?: RequestAttributes): DmaOutcome;
   /** Signals MSI / MSI-X vector `index` with the address and data the kernel programmed; null when not enabled. */
   signal(index?: number): TranslateResult | null;
 }
@@ -282,8 +284,8 @@ export class Machine {
     return {
       fn,
       requesterId: rid,
-      read: (addr, length) => platform.dmaRead(rid, addr, length),
-      write: (addr, data) => platform.dmaWrite(rid, addr, data),
+      read: (addr, length, attrs) => platform.dmaRead(rid, addr, length, attrs),
+      write: (addr, data, attrs) => platform.dmaWrite(rid, addr, data, attrs),
       signal: (index = 0) => {
         const m = this.msiMessage(fn, index);
         return m === null ? null : platform.msi(rid, m.address, m.data);

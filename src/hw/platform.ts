@@ -12,6 +12,7 @@ import { requesterId, type PciAddress } from "../core/pci.js";
 import type { InterruptMessage, InterruptSink } from "./interrupt-message.js";
 import { PciBus, type PciDevice } from "./pci/bus.js";
 import { VtdUnit, type DmaSegment, type TranslateResult } from "./vtd/unit.js";
+import type { RequestAttributes } from "./vtd/request.js";
 import type { VtdConfig } from "./vtd/config.js";
 import type { TableReader } from "./vtd/walk.js";
 import { decodeCompatMsi, isInterruptAddress } from "../spec/msi.js";
@@ -289,13 +290,13 @@ export class Platform {
   // ---- DMA ----
 
   /** Translates a device request through its unit (identity when no unit covers it). */
-  translate(sid: number, addr: number | bigint, length: number, write: boolean, data?: number): TranslateResult {
+  translate(sid: number, addr: number | bigint, length: number, write: boolean, data?: number, attrs?: RequestAttributes): TranslateResult {
     if (typeof addr === "number" && !(Number.isSafeInteger(addr) && addr >= 0)) {
       // Above 2^53 a number has lost the low bits: addresses there are bigints.
       throw new RangeError(`DMA address ${addr} is not a non-negative safe integer`);
     }
     const unit = this.unitFor(sid);
-    if (unit !== null) return unit.translate({ sid, addr, length, write, ...(data !== undefined ? { data } : {}) });
+    if (unit !== null) return unit.translate({ sid, addr, length, write, ...(data !== undefined ? { data } : {}), ...attrs });
     const a = typeof addr === "bigint" ? addr : BigInt(addr);
     const lo = Number(a & 0xffffffffn);
     if (write && length === 4 && isInterruptAddress(lo, Number(a >> 32n))) {
@@ -313,8 +314,8 @@ export class Platform {
   }
 
   /** A device reads `length` bytes at `addr`; on a fault nothing is read. */
-  dmaRead(sid: number, addr: number | bigint, length: number): DmaOutcome {
-    const r = this.translate(sid, addr, length, false);
+  dmaRead(sid: number, addr: number | bigint, length: number, attrs?: RequestAttributes): DmaOutcome {
+    const r = this.translate(sid, addr, length, false, undefined, attrs);
     if (!r.ok || r.kind !== "dma") return { ok: false, result: r };
     const out = new Uint8Array(length);
     let at = 0;
@@ -341,8 +342,8 @@ export class Platform {
    * A device writes `data` at `addr`. Pages before a fault are written (the hardware processes the request
    * page by page); nothing is written from the faulting page on.
    */
-  dmaWrite(sid: number, addr: number | bigint, data: Uint8Array): DmaOutcome {
-    const r = this.translate(sid, addr, data.length, true, data.length === 4 ? dword(data) : undefined);
+  dmaWrite(sid: number, addr: number | bigint, data: Uint8Array, attrs?: RequestAttributes): DmaOutcome {
+    const r = this.translate(sid, addr, data.length, true, data.length === 4 ? dword(data) : undefined, attrs);
     const segments = r.kind === "dma" ? r.segments : [];
     let at = 0;
     let unsupportedBytes = 0;

@@ -53,6 +53,8 @@ export class AmdViPlatformUnit implements PlatformUnit {
     const lo = Number(addr & 0xffff_ffffn);
     const hi = Number(addr >> 32n);
     const devid = this.deviceId(req.sid);
+    // Requests with a PASID go through the DTE's GCR3 table on AMD-Vi, which this model does not have.
+    if (req.pasid !== undefined) return { ok: false, kind: "unsupported", detail: "requests with a PASID (GCR3 tables) are not modelled on AMD-Vi" };
     if (isInterruptAddress(lo, hi)) {
       const length = req.length ?? 4;
       if (!req.write || length !== 4 || lo % 4 !== 0) {

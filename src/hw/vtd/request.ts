@@ -26,6 +26,12 @@ export interface DmaRequest {
   privileged?: boolean;
 }
 
+/** What a request carries besides its address: a PASID TLP prefix and its privileged-mode bit. */
+export interface RequestAttributes {
+  pasid?: number;
+  privileged?: boolean;
+}
+
 /** One contiguous piece of a translated request. */
 export interface DmaSegment {
   iova: bigint;
