@@ -48,6 +48,11 @@ test("walk over a dump agrees with the unit for every address tried", () => {
         if (w.result === "fault" && u.result === "fault") assert.equal(w.reason, u.event);
       }
     }
+    // The DTE is entry 0x18 of the device table; a walk that stops at a non-present entry names no page size.
+    const miss = walkAmdIova(dump, { dtb: BigInt(DTB), devid: 0x18, iova: 0x2000n });
+    assert.deepEqual([miss.levels[0]?.index, miss.levels[0]?.address], [0x18, `0x${(DEV_TABLE + 0x18 * 32).toString(16)}`]);
+    const stop = miss.levels.at(-1);
+    assert.deepEqual([stop?.level, stop?.present, stop?.pageSize, stop?.table], [2, false, undefined, "PDE/PTE (level 2, not present)"]);
     const list = listAmdMappings(dump, BigInt(DTB), 0x18);
     assert.equal(list.result === "ok" ? list.mappings : -1, 3);
     assert.deepEqual(list.result === "ok" ? list.ranges.map((r) => [r.iova, r.size]) : [], [

@@ -51,14 +51,15 @@ export function readDteFromDump(reader: TableReader & { size: number }, dtb: big
   return dte;
 }
 
-function dteLevel(dte: Uint32Array, address: number): LevelReport {
+/** The DTE of `devid`: its index in the device table is the DeviceID. */
+function dteLevel(dte: Uint32Array, address: number, devid: number): LevelReport {
   const q = (i: number): string => hex((BigInt(dte[i + 1] ?? 0) << 32n) | BigInt(dte[i] ?? 0));
   const present = getField(dte, DTE_V) === 1;
   const mode = getField(dte, DTE_MODE);
   const tv = getField(dte, DTE_TV) === 1;
   return {
     table: "device table entry",
-    index: 0,
+    index: devid,
     address: hex(address),
     value: q(0),
     valueHi: q(2),
@@ -73,16 +74,18 @@ function dteLevel(dte: Uint32Array, address: number): LevelReport {
 
 function stepLevel(s: WalkStep, iovaIndex: number): LevelReport {
   const e = [s.lo, s.hi];
+  const present = getField(e, PTE_PR) === 1;
   const next = getField(e, PTE_NEXT_LEVEL);
-  const leaf = next === NEXT_LEVEL_PTE || next === NEXT_LEVEL_EXPLICIT;
+  // A non-present entry's other bits mean nothing: it is neither a table pointer nor a page.
+  const leaf = present && (next === NEXT_LEVEL_PTE || next === NEXT_LEVEL_EXPLICIT);
   const shift = next === NEXT_LEVEL_EXPLICIT ? explicitPageShift(s.lo, s.hi) : levelShift(s.level);
   return {
-    table: leaf ? `PTE (level ${s.level})` : `PDE (level ${s.level} -> ${next})`,
+    table: !present ? `PDE/PTE (level ${s.level}, not present)` : leaf ? `PTE (level ${s.level})` : `PDE (level ${s.level} -> ${next})`,
     level: s.level,
     index: iovaIndex,
     address: hex(s.addr),
     value: hex((BigInt(s.hi >>> 0) << 32n) | BigInt(s.lo >>> 0)),
-    present: getField(e, PTE_PR) === 1,
+    present,
     read: getField(e, PTE_IR) === 1,
     write: getField(e, PTE_IW) === 1,
     ...(leaf ? { pageSize: 2 ** shift } : {}),
@@ -113,7 +116,7 @@ export function walkAmdIova(reader: TableReader & { size: number }, o: AmdWalkOp
   };
   let code = walk(o.access === "write");
   if (o.access === undefined && code === 2 && (out.flags & EVF_PE) !== 0) code = walk(true);
-  const levels = [dteLevel(dte, t.base + o.devid * DTE_BYTES), ...(out.trace ?? []).map((s) => stepLevel(s, Number((iova >> BigInt(levelShift(s.level))) & 0x1ffn)))];
+  const levels = [dteLevel(dte, t.base + o.devid * DTE_BYTES, o.devid), ...(out.trace ?? []).map((s) => stepLevel(s, Number((iova >> BigInt(levelShift(s.level))) & 0x1ffn)))];
   if (code !== 0) {
     return { result: "fault", ...base, reason: code, reasonName: eventName(code), description: EVENT_DESCRIPTIONS[code] ?? "fault", levels };
   }
@@ -181,7 +184,7 @@ export function listAmdMappings(reader: TableReader & { size: number }, dtb: big
   const bdf = formatRequesterId(devid);
   const mode = getField(dte, DTE_MODE);
   const domainId = getField(dte, DTE_DOMAIN_ID);
-  const head = dteLevel(dte, t.base + devid * DTE_BYTES);
+  const head = dteLevel(dte, t.base + devid * DTE_BYTES, devid);
   if (getField(dte, DTE_V) === 0 || getField(dte, DTE_TV) === 0 || mode === 0) {
     return { result: "ok", bdf, domainId, translationType: "pass-through", pagingLevels: 0, addressWidth: 64, mappings: 0, ranges: [], truncated: false, entriesRead: 1 };
   }
