@@ -13,11 +13,12 @@ interface Device {
 }
 interface Region { start: string; end: string; type: string }
 interface Group { id: number; type: string | null; domainIds: number[] | null; devices: string[]; why: string[]; reserved: Region[] }
-interface Unit { name: string; base: string; translation: boolean | null; irqRemapping: boolean | null; scope: string[] }
+interface AmdVi { bdf: string; efr: string; features: string[]; hostLevels: number }
+interface Unit { name: string; base: string; translation: boolean | null; irqRemapping: boolean | null; scope: string[]; amdVi?: AmdVi }
 interface Level { table: string; level?: number; index: number; address: string; value: string; valueHi?: string; present: boolean; read?: boolean; write?: boolean; pageSize?: number; next?: string; fpd?: boolean; translationType?: string; addressWidth?: number; domainId?: number }
 interface Walk { result: "ok" | "fault"; bdf: string; iova: string; hpa?: string; reason?: number; reasonName?: string; description?: string; levels: Level[] }
 interface Range { iova: string; hpa: string; size: string; pages: number; read: boolean; write: boolean }
-interface Msi { result: "ok" | "fault"; bdf: string; vector?: number; destination?: number; index?: number; reason?: number; reasonName?: string; description?: string; detail?: string; msi?: { address: string; data: string } }
+interface Msi { result: "ok" | "fault"; bdf: string; remapped?: boolean; vector?: number; destination?: number; index?: number; reason?: number; reasonName?: string; description?: string; detail?: string; msi?: { address: string; data: string } }
 interface Space { bdf: string; domainType: string | null; bufferPages: string[]; mappings: { result: string; domainId?: number; ranges?: Range[]; reasonName?: string }; reserved: { start: string; end: string; type: string }[]; walks: Walk[]; msi: Msi[] }
 interface Story { id: string; title: string; runs: { label: string; cmdline: string; numbers: Record<string, unknown>; summary: string }[]; skipped?: string }
 interface Request {
@@ -100,11 +101,17 @@ function machineTree(data: Data, select: (bdf: string) => void): HTMLElement {
 const onOff = (v: boolean | null): string => (v === null ? "unknown" : v ? "on" : "off");
 const regions = (rs: Region[]): string => rs.map((r) => `${r.start}–${r.end} ${r.type}`).join(", ") || "none";
 
+/** An AMD-Vi unit is a PCI function of its own and reports its features in EFR. */
+function amdViText(a: AmdVi | undefined): string {
+  if (a === undefined) return "";
+  return `; AMD-Vi, PCI function ${a.bdf}, EFR ${a.efr} (${[...a.features, `${a.hostLevels}-level host page tables`].join(", ")})`;
+}
+
 function unitsAndGroups(data: Data): HTMLElement {
   const units = data.units.length === 0
     ? h("p", {}, "No IOMMU unit: neither the firmware nor the kernel lists one.")
     : h("ul", { "aria-label": "IOMMU units" }, ...data.units.map((u) =>
-      h("li", {}, `${u.name} at ${u.base}: translation ${onOff(u.translation)}, interrupt remapping ${onOff(u.irqRemapping)}; scope ${u.scope.length} functions`)));
+      h("li", {}, `${u.name} at ${u.base}: translation ${onOff(u.translation)}, interrupt remapping ${onOff(u.irqRemapping)}; scope ${u.scope.length} functions${amdViText(u.amdVi)}`)));
   const groups = h("ul", { "aria-label": "IOMMU groups", class: "groups" }, ...data.groups.map((g) =>
     h("li", { style: `background:${groupColour(g.id)}`, "data-group": String(g.id) },
       h("strong", {}, `Group ${g.id}`), ` [${g.type ?? "no domain"}]${g.domainIds === null ? "" : ` domain ${g.domainIds.join(",") || "-"}`}: ${g.devices.join(", ")}`,
@@ -129,27 +136,45 @@ function levelRow(l: Level): HTMLElement {
     h("strong", {}, l.table), ` [${l.index}] at ${l.address} = ${l.value}${l.valueHi === undefined ? "" : ` hi ${l.valueHi}`}`, h("div", { class: "bits" }, bits.join("  ")));
 }
 
-function showWalk(w: Walk): void {
+/**
+ * How the page names a unit's fault codes: VT-d fault reasons, AMD-Vi event codes. An AMD-Vi target abort logs
+ * no event: it has no code to show.
+ */
+interface Vendor { amd: boolean }
+
+function faultCode(v: Vendor, reason: number | undefined): string {
+  if (v.amd && reason === 0) return "";
+  return ` (${v.amd ? "event" : "reason"} 0x${(reason ?? 0).toString(16)})`;
+}
+
+/** "02:01.0 (its requests carry DeviceID 02:00.0)" when the unit sees the device's requests under an alias. */
+function requester(bdf: string, carried: string): string {
+  return bdf === carried ? carried : `${bdf} (its requests carry DeviceID ${carried})`;
+}
+
+/** The device's walk; `bdf` is the device whose space it is, when the request carries another id (an alias). */
+function showWalk(w: Walk, v: Vendor, bdf: string = w.bdf): void {
   const out = byId("walk");
   const end = w.result === "ok"
     ? h("p", { class: "ok", role: "status" }, `Translated: IOVA ${w.iova} → host ${w.hpa ?? "?"}`)
-    : h("p", { class: "fault", role: "alert" }, `Fault ${w.reasonName ?? ""} (reason 0x${(w.reason ?? 0).toString(16)}): ${w.description ?? ""}`);
-  out.replaceChildren(h("h3", {}, `Walk of ${w.iova} for ${w.bdf}`), h("ol", { "aria-label": "walk steps" }, ...w.levels.map(levelRow)), end);
+    : h("p", { class: "fault", role: "alert" }, `Fault ${w.reasonName ?? ""}${faultCode(v, w.reason)}: ${w.description ?? ""}`);
+  out.replaceChildren(h("h3", {}, `Walk of ${w.iova} for ${requester(bdf, w.bdf)}`), h("ol", { "aria-label": "walk steps" }, ...w.levels.map(levelRow)), end);
 }
 
-function showMsi(m: Msi): void {
+function showMsi(m: Msi, v: Vendor, bdf: string = m.bdf): void {
   const out = byId("walk");
+  const through = m.remapped === false ? "Not remapped (the device table entry passes it)" : `IRTE ${m.index ?? "-"}`;
   const body = m.result === "ok"
-    ? h("p", { class: "ok", role: "status" }, `IRTE ${m.index ?? "-"}: vector ${m.vector ?? "?"} to APIC ${m.destination ?? "?"} (the device wrote ${m.msi?.address ?? ""} / ${m.msi?.data ?? ""})`)
-    : h("p", { class: "fault", role: "alert" }, `Interrupt blocked at IRTE ${m.index ?? "-"}: ${m.reasonName ?? ""} (reason 0x${(m.reason ?? 0).toString(16)}): ${m.description ?? ""}; ${m.detail ?? ""}`);
-  out.replaceChildren(h("h3", {}, `MSI from ${m.bdf} through the interrupt remapping table`), body);
+    ? h("p", { class: "ok", role: "status" }, `${through}: vector ${m.vector ?? "?"} to APIC ${m.destination ?? "?"} (the device wrote ${m.msi?.address ?? ""} / ${m.msi?.data ?? ""})`)
+    : h("p", { class: "fault", role: "alert" }, `Interrupt blocked at IRTE ${m.index ?? "-"}: ${m.reasonName ?? ""}${faultCode(v, m.reason)}: ${m.description ?? ""}; ${m.detail ?? ""}`);
+  out.replaceChildren(h("h3", {}, `MSI from ${requester(bdf, m.bdf)} through the interrupt remapping table`), body);
 }
 
 function note(text: string): void {
   byId("walk").replaceChildren(h("p", { role: "status", class: "note" }, text));
 }
 
-async function walkTyped(s: Space, text: string): Promise<void> {
+async function walkTyped(s: Space, v: Vendor, text: string): Promise<void> {
   let iova: bigint;
   try {
     iova = BigInt(/^0x/i.test(text.trim()) ? text.trim() : "0x" + text.trim());
@@ -158,7 +183,7 @@ async function walkTyped(s: Space, text: string): Promise<void> {
     return;
   }
   const known = s.walks.find((w) => BigInt(w.iova) === iova);
-  if (known !== undefined) return showWalk(known);
+  if (known !== undefined) return showWalk(known, v, s.bdf);
   if (!location.protocol.startsWith("http")) {
     note("Walking a typed address needs the served page ('iommu ui'); this exported page holds the walks listed above.");
     return;
@@ -166,15 +191,15 @@ async function walkTyped(s: Space, text: string): Promise<void> {
   const r = await fetch(`api/walk?bdf=${encodeURIComponent(s.bdf)}&iova=0x${iova.toString(16)}`);
   const body = (await r.json()) as Walk | { error: string };
   if ("error" in body) note(body.error);
-  else showWalk(body);
+  else showWalk(body, v, s.bdf);
 }
 
-function walkForm(s: Space): HTMLElement {
+function walkForm(s: Space, v: Vendor): HTMLElement {
   const input = h("input", { id: "iova-input", name: "iova", placeholder: "0xffffc000", size: "20" }) as HTMLInputElement;
   const form = h("form", { "aria-label": `walk an IOVA of ${s.bdf}` }, h("label", { for: "iova-input" }, "IOVA to walk: "), input, h("button", { type: "submit" }, "Walk"));
   form.addEventListener("submit", (e) => {
     e.preventDefault();
-    void walkTyped(s, input.value);
+    void walkTyped(s, v, input.value);
   });
   return form;
 }
@@ -194,24 +219,25 @@ function showSpace(data: Data, bdf: string): void {
     out.replaceChildren(h("h3", {}, `${bdf} ${d?.name ?? ""}`), h("p", {}, `${d?.type ?? "this function"} issues no DMA of its own: no address space to show.`));
     return;
   }
+  const v: Vendor = { amd: data.units.find((u) => u.name === d?.unit)?.amdVi !== undefined };
   const ranges = s.mappings.ranges ?? [];
   const rows = ranges.map((r) => {
     const w = s.walks.find((x) => BigInt(x.iova) >= BigInt(r.iova) && BigInt(x.iova) < BigInt(r.iova) + BigInt(r.size));
     return h("tr", {}, h("td", {}, r.iova), h("td", {}, r.hpa), h("td", {}, r.size), h("td", {}, `${r.read ? "R" : "-"}${r.write ? "W" : "-"}`),
-      h("td", {}, w === undefined ? "" : walkButton(`walk ${w.iova}`, () => showWalk(w))));
+      h("td", {}, w === undefined ? "" : walkButton(`walk ${w.iova}`, () => showWalk(w, v, s.bdf))));
   });
   const table = h("table", { "aria-label": `IOVA mappings of ${bdf}` },
     h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "IOVA"), h("th", { scope: "col" }, "host page"), h("th", { scope: "col" }, "bytes"), h("th", { scope: "col" }, "access"), h("th", { scope: "col" }, "walk"))),
     h("tbody", {}, ...rows));
-  const faults = s.walks.filter((w) => w.result === "fault").map((w) => walkButton(`walk ${w.iova} (unmapped)`, () => showWalk(w)));
-  const msis = s.msi.map((m, i) => walkButton(i === 0 ? "MSI through IRTE 0" : `MSI through IRTE ${m.index ?? "?"}`, () => showMsi(m)));
+  const faults = s.walks.filter((w) => w.result === "fault").map((w) => walkButton(`walk ${w.iova} (unmapped)`, () => showWalk(w, v, s.bdf)));
+  const msis = s.msi.map((m, i) => walkButton(i === 0 ? "MSI through IRTE 0" : `MSI through IRTE ${m.index ?? "?"}`, () => showMsi(m, v, s.bdf)));
   out.replaceChildren(
     h("h3", {}, `${bdf} ${d?.name ?? ""}: ${s.domainType === "identity" ? "identity domain (IOVA = host address)" : `translated domain ${s.domainType ?? ""} id ${s.mappings.domainId ?? "-"}`}`),
     h("p", {}, s.bufferPages.length > 0 ? `A buffer of ${s.bufferPages.length} scattered host pages (${s.bufferPages.join(", ")}) mapped through the DMA API reaches the device as ${ranges.length > 0 ? `IOVAs ${ranges[0]?.iova ?? ""}…` : "no IOVA"}:` : "No buffer mapped."),
     table,
     h("p", {}, "Reserved regions: " + (s.reserved.map((r) => `${r.start}–${r.end} ${r.type}`).join(", ") || "none")),
     h("div", { class: "actions" }, ...faults, ...msis),
-    walkForm(s),
+    walkForm(s, v),
   );
 }
 
@@ -357,7 +383,7 @@ function machinePage(data: Data): HTMLElement[] {
     ? tabs("stories", data.stories, (st) => st.id, (st) => `(${st.id}) ${st.title}`, storyView)
     : h("p", {}, "Left out of this page (--no-stories).");
   return [
-    h("header", {}, h("h1", {}, `IOMMU view of ${data.machine}`), h("p", {}, `Simulated machine booted with "${data.cmdline}". Click a device, then a walk.`)),
+    h("header", {}, h("h1", {}, `IOMMU view of ${data.machine}`), h("p", {}, `Simulated machine booted with ${data.cmdline === "" ? "no IOMMU option on its command line (the IOMMU is on by default)" : `"${data.cmdline}"`}. Click a device, then a walk.`)),
     h("main", {},
       section("h-machine", "1. Machine", h("div", { class: "cols" }, machineTree(data, select), unitsAndGroups(data))),
       section("h-space", "2. Address space", h("div", { id: "space", "aria-live": "polite" }, "Choose a device in the tree.")),

@@ -4,26 +4,27 @@
  * mappings with page walks (one that translates, one that faults), interrupt-remapping walks, the tour's
  * stories and the scenarios (the typed runs `iommu scenario` renders). A recorded host's data is host-data.ts.
  */
-import { Machine } from "../hw/machine.js";
+import { Machine, type MachineAmdViUnit } from "../hw/machine.js";
 import type { PciFunction } from "../hw/pci/topology.js";
 import { Kernel } from "../os/kernel.js";
 import type { MachineConfigInput } from "../hw/machine-config.js";
 import { runTour, type TourStory } from "../os/tour.js";
 import { scenarioStory, scenarioStoryId, skippedScenarioStory } from "../hv/tour.js";
 import { SCENARIOS } from "../hv/scenarios.js";
+import { hostCmdline } from "../hv/hypervisor.js";
 import type { ScenarioReport } from "../hv/scenarios/run.js";
 import { IommuError } from "../core/errors.js";
 import { forensicCaps, listMappings, walkIova, walkMsi, type MsiReport, type WalkReport } from "../forensics/walk.js";
 import { encodeRemappableMsi, MSI_ADDR_HANDLE_MASK } from "../spec/vtd/intremap.js";
 import { DMAR_CAP_REG, DMAR_IRTA_REG, DMAR_RTADDR_REG } from "../spec/vtd/registers.js";
 import type { UiData, UiDevice, UiGroup, UiSpace, UiUnit } from "./types.js";
+import { amdSpaceWalks, amdTranslating, amdTypedWalk, amdUnitRegisters, amdViOf } from "./amdvi-data.js";
 
 /** The largest handle the address's 15-bit handle field holds without bit 15: past any table the tours build. */
 const LAST_HANDLE = MSI_ADDR_HANDLE_MASK;
 
-export type { UiData, UiDevice, UiFinding, UiGroup, UiHost, UiSpace, UiUnit } from "./types.js";
+export type { UiAmdVi, UiData, UiDevice, UiFinding, UiGroup, UiHost, UiSpace, UiUnit } from "./types.js";
 
-const CMDLINE = "intel_iommu=on";
 const PAGE = 4096;
 const hx = (n: number | bigint): string => "0x" + n.toString(16);
 
@@ -58,11 +59,11 @@ function unitOf(m: Machine, fn: PciFunction): string | null {
   return m.config.iommus.find((u) => u.scope === "all")?.name ?? null;
 }
 
-function space(m: Machine, k: Kernel, bdf: string, domainType: string | null, rtaddr: bigint, irta: bigint): UiSpace {
-  const fn = m.topology.byBdf(bdf);
-  const sid = fn?.rid ?? 0;
-  const unit = m.units.find((u) => fn !== undefined && u.name === unitOf(m, fn)) ?? m.units[0];
-  const caps = forensicCaps({ cap: unit === undefined ? undefined : BigInt.asUintN(64, m.mmioRead(unit.base + DMAR_CAP_REG, 8)) });
+/**
+ * Maps a buffer of four host pages, each one apart, through the DMA API for the device (not in an identity
+ * domain, and only with a driver bound): returns the host pages.
+ */
+function mapDemoBuffer(k: Kernel, bdf: string, fn: PciFunction | undefined, domainType: string | null): string[] {
   const bufferPages: string[] = [];
   if (domainType !== "identity" && fn?.driver !== null) {
     const dma = k.dma(bdf);
@@ -75,6 +76,20 @@ function space(m: Machine, k: Kernel, bdf: string, domainType: string | null, rt
     dma.mapSg(pages.map((p) => ({ phys: p, length: PAGE })), "to-device");
     bufferPages.push(...pages.map(hx));
   }
+  return bufferPages;
+}
+
+function reservedOf(k: Kernel, bdf: string): UiSpace["reserved"] {
+  const kdev = k.devices.find((d) => d.name === bdf);
+  return kdev === undefined ? [] : k.iommu.reservedRegions(kdev).map((r) => ({ start: hx(r.start), end: hx(r.end), type: r.type }));
+}
+
+function space(m: Machine, k: Kernel, bdf: string, domainType: string | null, rtaddr: bigint, irta: bigint): UiSpace {
+  const fn = m.topology.byBdf(bdf);
+  const sid = fn?.rid ?? 0;
+  const unit = m.units.find((u) => fn !== undefined && u.name === unitOf(m, fn)) ?? m.units[0];
+  const caps = forensicCaps({ cap: unit === undefined ? undefined : BigInt.asUintN(64, m.mmioRead(unit.base + DMAR_CAP_REG, 8)) });
+  const bufferPages = mapDemoBuffer(k, bdf, fn, domainType);
   const mappings = listMappings(m.memory, { rtaddr, sid, caps });
   const walks: WalkReport[] = [];
   if (mappings.result === "ok") {
@@ -90,9 +105,20 @@ function space(m: Machine, k: Kernel, bdf: string, domainType: string | null, rt
     // Remappable-format MSI address (bit 4), handle 0; then a handle past the table's end.
     for (const handle of [0, LAST_HANDLE]) msi.push(walkMsi(m.memory, { irta, sid, msiAddr: BigInt(encodeRemappableMsi(handle).address), msiData: 0 }));
   }
-  const kdev = k.devices.find((d) => d.name === bdf);
-  const reserved = kdev === undefined ? [] : k.iommu.reservedRegions(kdev).map((r) => ({ start: hx(r.start), end: hx(r.end), type: r.type }));
-  return { bdf: fn?.bdf ?? bdf, domainType, bufferPages, mappings, reserved, walks, msi };
+  return { bdf: fn?.bdf ?? bdf, domainType, bufferPages, mappings, reserved: reservedOf(k, bdf), walks, msi };
+}
+
+/** The AMD-Vi unit that translates `fn`'s requests. */
+function amdUnitOf(m: Machine, fn: PciFunction): MachineAmdViUnit | undefined {
+  const amd = m.iommus.filter((u): u is MachineAmdViUnit => u.kind === "amd-vi");
+  return amd.find((u) => u.name === unitOf(m, fn)) ?? amd[0];
+}
+
+/** A device's address space behind an AMD-Vi unit: the same buffer, walked through the unit's device table. */
+function amdSpace(m: Machine, k: Kernel, bdf: string, domainType: string | null, fn: PciFunction, unit: MachineAmdViUnit): UiSpace {
+  const bufferPages = mapDemoBuffer(k, bdf, fn, domainType);
+  const { mappings, walks, msi } = amdSpaceWalks(m, unit, fn.rid);
+  return { bdf: fn.bdf, domainType, bufferPages, mappings, reserved: reservedOf(k, bdf), walks, msi };
 }
 
 export interface UiOptions {
@@ -106,6 +132,9 @@ export interface UiSession {
   data: UiData;
   /** Walks `iova` for the device (bdf as shown in the page); a string names what is wrong with the input. */
   walk(bdf: string, iova: string): WalkReport | string;
+  /** The machine and the kernel booted on it that the page shows (to check the page against them). */
+  machine: Machine;
+  kernel: Kernel;
 }
 
 /** Boots the kernel on the machine and gathers everything the page shows. */
@@ -118,6 +147,12 @@ function walker(m: Machine): UiSession["walk"] {
     const fn = m.topology.byBdf(bdf);
     if (fn === undefined) return `no PCI function ${bdf} on this machine`;
     if (!/^(0x)?[0-9a-f]{1,16}$/i.test(text.trim())) return `'${text}' is not a hexadecimal address`;
+    if (m.iommuKind === "amd-vi") {
+      const amd = amdUnitOf(m, fn);
+      if (amd === undefined) return "this machine has no IOMMU unit";
+      const t = text.trim();
+      return amdTypedWalk(m, amd, fn.rid, BigInt(/^0x/i.test(t) ? t : "0x" + t));
+    }
     const unit = m.units.find((u) => u.name === unitOf(m, fn)) ?? m.units[0];
     if (unit === undefined) return "this machine has no IOMMU unit";
     const rtaddr = BigInt.asUintN(64, m.mmioRead(unit.base + DMAR_RTADDR_REG, 8));
@@ -156,13 +191,17 @@ function machineGroups(m: Machine, k: Kernel): UiGroup[] {
 }
 
 function machineUnits(m: Machine, k: Kernel, devices: UiDevice[]): UiUnit[] {
-  return m.iommus.map((u) => ({
-    name: u.name,
-    base: hx(u.base),
-    translation: k.driver.units.find((d) => d.name === u.name)?.translationEnabled ?? false,
-    irqRemapping: k.driver.units.find((d) => d.name === u.name)?.irEnabled ?? false,
-    scope: devices.filter((d) => d.unit === u.name).map((d) => d.bdf),
-  }));
+  return m.iommus.map((u): UiUnit => {
+    const scope = devices.filter((d) => d.unit === u.name).map((d) => d.bdf);
+    if (u.kind === "amd-vi") {
+      // Translation as Control.IommuEn says; interrupt remapping has no unit-wide switch on AMD-Vi (each DTE's
+      // IV bit), so it is what the driver enabled (irq_remapping_enabled).
+      const regs = amdUnitRegisters(m, u);
+      return { name: u.name, base: hx(u.base), translation: amdTranslating(regs), irqRemapping: k.amd.irEnabled, scope, amdVi: amdViOf(regs, u.bdf) };
+    }
+    const driverUnit = k.driver.units.find((d) => d.name === u.name);
+    return { name: u.name, base: hx(u.base), translation: driverUnit?.translationEnabled ?? false, irqRemapping: driverUnit?.irEnabled ?? false, scope };
+  });
 }
 
 /**
@@ -185,7 +224,8 @@ export function machineScenarios(machine: string | MachineConfigInput): { scenar
 
 export function buildUi(o: UiOptions): UiSession {
   const m = Machine.load(o.machine);
-  const k = Kernel.boot(m, { cmdline: CMDLINE });
+  const cmdline = hostCmdline(m.iommuKind, true);
+  const k = Kernel.boot(m, { cmdline });
   const devices = machineDevices(m, k);
   const groups = machineGroups(m, k);
   const units = machineUnits(m, k, devices);
@@ -194,11 +234,17 @@ export function buildUi(o: UiOptions): UiSession {
     for (const bdf of g.devices) {
       const d = devices.find((x) => x.bdf === bdf);
       if (d === undefined || d.type !== "endpoint" && d.type !== "pci") continue;
+      const kname = k.devices.find((x) => (m.topology.byBdf(x.name)?.bdf ?? x.name) === bdf)?.name ?? bdf;
+      if (m.iommuKind === "amd-vi") {
+        const fn = m.topology.byBdf(bdf);
+        const amd = fn === undefined ? undefined : amdUnitOf(m, fn);
+        if (fn !== undefined && amd !== undefined) spaces.push(amdSpace(m, k, kname, g.type, fn, amd));
+        continue;
+      }
       const unit = m.units.find((u) => u.name === d.unit) ?? m.units[0];
       if (unit === undefined) continue;
       const rtaddr = BigInt.asUintN(64, m.mmioRead(unit.base + DMAR_RTADDR_REG, 8));
       const irta = BigInt.asUintN(64, m.mmioRead(unit.base + DMAR_IRTA_REG, 8));
-      const kname = k.devices.find((x) => (m.topology.byBdf(x.name)?.bdf ?? x.name) === bdf)?.name ?? bdf;
       spaces.push(space(m, k, kname, g.type, rtaddr, irta));
     }
   }
@@ -207,7 +253,7 @@ export function buildUi(o: UiOptions): UiSession {
   const data: UiData = {
     source: "machine",
     machine: m.config.name,
-    cmdline: CMDLINE,
+    cmdline,
     devices,
     units,
     groups,
@@ -218,5 +264,5 @@ export function buildUi(o: UiOptions): UiSession {
     host: null,
     absent: null,
   };
-  return { data, walk: walker(m) };
+  return { data, walk: walker(m), machine: m, kernel: k };
 }

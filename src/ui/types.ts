@@ -48,6 +48,18 @@ export interface UiGroup {
   reserved: { start: string; end: string; type: string }[];
 }
 
+/** What an AMD-Vi unit adds: it is a PCI function of its own, and reports its features in EFR (no CAP/ECAP). */
+export interface UiAmdVi {
+  /** The IOMMU's own PCI function ("00:01.0"). */
+  bdf: string;
+  /** The Extended Feature Register as the unit reports it. */
+  efr: string;
+  /** EFR's one-bit features that are set, by their spec names ("PPRSup", "GASup", …). */
+  features: string[];
+  /** Host page-table levels the unit walks (EFR.HATS). */
+  hostLevels: number;
+}
+
 export interface UiUnit {
   name: string;
   base: string;
@@ -55,6 +67,8 @@ export interface UiUnit {
   translation: boolean | null;
   irqRemapping: boolean | null;
   scope: string[];
+  /** Present on AMD-Vi units only (a VT-d unit's data has no such key). */
+  amdVi?: UiAmdVi;
 }
 
 export interface UiSpace {

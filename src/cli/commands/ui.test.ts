@@ -20,6 +20,35 @@ test("ui --export writes one page with the machine's devices and groups, and say
   assert.doesNotMatch(html, /<script src=|<link rel="stylesheet"|https?:\/\//, "no external resources");
 });
 
+test("ui --export -m q35-amd: the AMD-Vi unit, and each device's address space walked through its device table", async () => {
+  const dir = join(tmp, "amd-site");
+  const r = await cli(["ui", "--export", dir, "-m", "q35-amd", "--json"]);
+  assert.equal(r.code, 0, r.stderr);
+  const summary = JSON.parse(r.stdout) as { path: string; machine: string; devices: number; groups: number };
+  assert.equal(summary.machine, "q35-amd");
+  const html = readFileSync(summary.path, "utf8");
+  interface Walk { result: string; reasonName?: string; levels: { table: string }[] }
+  const data = JSON.parse(/id="iommu-data">(.*?)<\/script>/s.exec(html)?.[1] ?? "{}") as {
+    cmdline: string;
+    devices: unknown[];
+    units: { name: string; base: string; amdVi?: { bdf: string } }[];
+    spaces: { bdf: string; bufferPages: string[]; walks: Walk[]; msi: unknown[] }[];
+  };
+  assert.equal(data.devices.length, summary.devices);
+  assert.equal(data.cmdline, "", "booted without intel_iommu=on");
+  // q35-amd is QEMU's -device amd-iommu: registers at 0xfed80000, its PCI function at 00:01.0.
+  assert.deepEqual(data.units.map((u) => [u.name, u.base, u.amdVi?.bdf]), [["ivhd0", "0xfed80000", "00:01.0"]]);
+  const translated = data.spaces.filter((s) => s.bufferPages.length > 0);
+  assert.ok(translated.length > 0, "address spaces of translated devices");
+  for (const s of translated) {
+    assert.equal(s.walks[0]?.result, "ok", `${s.bdf}: the first walk translates`);
+    assert.equal(s.walks[0]?.levels[0]?.table, "device table entry", `${s.bdf}: walked from the device table`);
+    const faults = s.walks.filter((w) => w.result === "fault");
+    assert.deepEqual(faults.map((w) => w.reasonName), ["IO_PAGE_FAULT"], `${s.bdf}: one walk faults with the AMD-Vi event`);
+    assert.ok(s.msi.length > 0, `${s.bdf}: an MSI walk`);
+  }
+});
+
 test("ui: bad input is one line and exit 2", async () => {
   const port = await cli(["ui", "--port", "70000"]);
   assert.equal(port.code, 2);
