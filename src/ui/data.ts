@@ -3,6 +3,7 @@
  * machine's PCI topology and IOMMU units, the kernel's groups and domains after boot, each translated device's
  * mappings with page walks (one that translates, one that faults), interrupt-remapping walks, the tour's
  * stories and the scenarios (the typed runs `iommu scenario` renders). A recorded host's data is host-data.ts.
+ * VT-d units are read here; an AMD-Vi unit and the devices behind it in amdvi-data.ts.
  */
 import { Machine, type MachineAmdViUnit } from "../hw/machine.js";
 import type { PciFunction } from "../hw/pci/topology.js";

@@ -3,7 +3,8 @@
  * `iommu ui --export DIR -m q35` from file:// and the page served by `iommu ui`, clicks a device, a walk that
  * faults, an MSI, a story and a scenario's timeline; then the page of a host recorded with `iommu snapshot`
  * (exported and served), a device with the doctor's findings on it. Checks what a screen reader reads (roles
- * and labels) and that the console stays free of errors. Screenshots go to test-artifacts/ui/; with
+ * and labels) and that the console stays free of errors. An AMD-Vi machine's page (served): its unit, walks from
+ * the device table, an aliased device, MSIs. Screenshots go to test-artifacts/ui/; with
  * IOMMU_KIT_UPDATE_DOCS=1 the README's docs/ui.png is rewritten too.
  */
 import { test, before, after } from "node:test";
@@ -226,4 +227,38 @@ test("a recorded host, exported (file://): its devices and groups, the doctor's 
 test("a recorded host, served (127.0.0.1): the same page", async () => {
   assert.match(servedHost.url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
   await checkHostPage(servedHost.url, "snapshot-served.png");
+});
+
+test("an AMD-Vi machine, served: its unit's PCI function and EFR, walks from the device table, events, an aliased device, MSIs", async () => {
+  const amd = await serve(["-m", "q35-amd", "--no-stories"]);
+  try {
+    const { page, errors } = await open(amd.url);
+    const amdData = JSON.parse((await page.locator("#iommu-data").textContent()) ?? "{}") as { spaces: { bdf: string; walks: { iova: string; hpa?: string }[] }[] };
+    assert.match(await page.locator("header").innerText(), /no IOMMU option on its command line/);
+    assert.match(await page.getByRole("list", { name: "IOMMU units" }).innerText(), /^ivhd0 at 0xfed80000: translation on, interrupt remapping on; .*AMD-Vi, PCI function 00:01\.0, EFR 0x[0-9a-f]+ \(.*GASup/);
+    // Behind the PCIe-to-PCI bridge: the unit sees the bridge's alias DeviceID.
+    await page.locator('button.dev[data-bdf="02:01.0"]').click();
+    await page.getByRole("button", { name: /unmapped/ }).click();
+    assert.match(await page.getByRole("alert").innerText(), /^Fault IO_PAGE_FAULT \(event 0x2\): /);
+    assert.match(await page.locator("#walk h3").innerText(), /for 02:01\.0 \(its requests carry DeviceID 02:00\.0\)/);
+    assert.match(await page.getByRole("list", { name: "walk steps" }).getByRole("listitem").first().innerText(), /^device table entry \[512\]/);
+    await page.locator('button.dev[data-bdf="00:02.0"]').click();
+    await page.getByRole("button", { name: "MSI through IRTE 0" }).click();
+    assert.match(await page.getByRole("status").innerText(), /^IRTE 0: vector \d+/);
+    await page.getByRole("button", { name: "MSI through IRTE 256" }).click();
+    assert.match(await page.getByRole("alert").innerText(), /^Interrupt blocked at IRTE 256: IO_PAGE_FAULT \(event 0x2\)/);
+    // A typed address, walked by the server through the device table: where the page's own walk of it lands.
+    const first = amdData.spaces.find((s) => s.bdf === "00:02.0")?.walks[0];
+    assert.ok(first?.hpa !== undefined);
+    const typed = BigInt(first.iova) + 8n;
+    await page.getByLabel("IOVA to walk").fill("0x" + typed.toString(16));
+    await page.getByRole("button", { name: "Walk", exact: true }).click();
+    await page.getByText(`Walk of 0x${typed.toString(16)}`).waitFor();
+    assert.match(await page.locator("#walk").innerText(), new RegExp(`Translated: IOVA 0x${typed.toString(16)} → host 0x${(BigInt(first.hpa) + 8n).toString(16)}`));
+    await page.screenshot({ path: join(ARTIFACTS, "amd-served.png"), fullPage: true });
+    assert.deepEqual(errors, []);
+    await page.close();
+  } finally {
+    amd.kill();
+  }
 });

@@ -84,7 +84,9 @@ Boots the simulated kernel on the machine, runs the tour and the scenarios, and 
   2. a device's address space: a buffer of scattered host pages mapped through the DMA API, the IOVA ranges
      and the host pages they reach, reserved regions, identity or translated domain;
   3. page walks: root entry, context entry, each page-table level and the leaf, decoded, with the fault
-     reason where a walk stops; an MSI through the interrupt remapping table, one that lands and one that faults;
+     reason where a walk stops; an MSI through the interrupt remapping table, one that lands and one that faults
+     (on an AMD-Vi machine: the device table entry, the I/O page tables and the event the unit would log; the
+     device's own interrupt remapping table);
   4. the tour's stories, each run without and with the IOMMU side by side;
   5. the scenarios ('iommu scenario --list') as timelines on simulated time, the runs side by side: the steps,
      the device's requests, the fault records the host read, the interrupts, the memory written, the verdict.
