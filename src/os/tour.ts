@@ -46,6 +46,20 @@ export interface TourOptions {
   sgPages?: number;
   /** Buffers mapped and unmapped in story f. */
   unmaps?: number;
+  /** Sees each run's machine and kernel once booted, before the story runs (to watch what the hardware does). */
+  onBoot?: (story: string, m: Machine, k: Kernel) => void;
+  /** Sees each run with the machine and kernel it ran on (to check a sentence against the hardware's state). */
+  observe?: (story: string, run: TourRun, m: Machine, k: Kernel) => void;
+}
+
+/** What every story needs: the machine, the observers, and the machine and kernel of the run in progress. */
+interface Ctx {
+  machine: string | MachineConfigInput;
+  onBoot?: TourOptions["onBoot"];
+  observe?: TourOptions["observe"];
+  /** The story being run. */
+  id?: string;
+  last?: { m: Machine; k: Kernel };
 }
 
 const PAGE = 4096;
@@ -78,10 +92,12 @@ interface Booted {
  * side means one does. A run whose kernel is not in that state is not run, so no sentence describes a state
  * that was not there.
  */
-function boot(machine: string | MachineConfigInput, side: Side): Booted {
-  const m = typeof machine === "string" ? Machine.load(machine) : new Machine(machine);
+function boot(ctx: Ctx, side: Side): Booted {
+  const m = typeof ctx.machine === "string" ? Machine.load(ctx.machine) : new Machine(ctx.machine);
   const cmdline = CMDLINES[m.iommuKind ?? "vtd"][side];
   const k = Kernel.boot(m, { cmdline });
+  ctx.last = { m, k };
+  ctx.onBoot?.(ctx.id ?? "", m, k);
   const translating = k.ops !== null || k.dmaRemapping;
   if (side === "off" && translating) throw new StoryNotApplicable(`'${cmdline}' left the IOMMU translating`);
   if (side !== "off" && !translating) throw new StoryNotApplicable("the kernel found no active IOMMU on this machine");
@@ -91,12 +107,17 @@ function boot(machine: string | MachineConfigInput, side: Side): Booted {
 type RunSpec = [side: Side, label: string];
 
 /** Runs each side of a story; a side the machine cannot run is left out and the reason recorded. */
-function story(id: string, title: string, specs: RunSpec[], run: (side: Side, label: string) => TourRun): TourStory {
+function story(ctx: Ctx, id: string, title: string, specs: RunSpec[], run: (side: Side, label: string) => TourRun): TourStory {
   const runs: TourRun[] = [];
   const missing: [label: string, why: string][] = [];
+  ctx.id = id;
   for (const [side, label] of specs) {
     try {
-      runs.push(run(side, label));
+      ctx.last = undefined;
+      const r = run(side, label);
+      runs.push(r);
+      const last = ctx.last as Ctx["last"]; // set by boot() inside run
+      if (last !== undefined) ctx.observe?.(id, r, last.m, last.k);
     } catch (e) {
       if (!(e instanceof StoryNotApplicable)) throw e;
       missing.push([label, e.message]);
@@ -121,9 +142,9 @@ const DEV64 = "a driver-bound device with 64-bit DMA";
 const DEV32 = "a driver-bound device limited to 32-bit DMA";
 
 
-function storyA(machine: string | MachineConfigInput, n: number): TourStory {
+function storyA(ctx: Ctx, n: number): TourStory {
   const run = (side: Side, label: string): TourRun => {
-    const { k, cmdline } = boot(machine, side);
+    const { k, cmdline } = boot(ctx, side);
     const bdf = pick(k, (b) => b === 64, DEV64);
     const dma = k.dma(bdf);
     dma.maxSegmentSize = 2 ** 31; // the driver raises it (dma_set_max_seg_size), as storage drivers do
@@ -145,12 +166,12 @@ function storyA(machine: string | MachineConfigInput, n: number): TourStory {
         : `${n} scattered pages -> ${plural(segs, "DMA segment")} (scatter-gather entries the device must walk)`,
     };
   };
-  return story("a", "One contiguous DMA buffer from scattered pages", BOTH, run);
+  return story(ctx, "a", "One contiguous DMA buffer from scattered pages", BOTH, run);
 }
 
-function storyB(machine: string | MachineConfigInput): TourStory {
+function storyB(ctx: Ctx): TourStory {
   const run = (side: Side, label: string): TourRun => {
-    const { m, k, cmdline } = boot(machine, side);
+    const { m, k, cmdline } = boot(ctx, side);
     const bdf = pick(k, (b) => b <= 32, DEV32);
     const dma = k.dma(bdf);
     const buffers = 16;
@@ -181,7 +202,7 @@ function storyB(machine: string | MachineConfigInput): TourStory {
       summary: `${buffers} buffers (${above} above 4 GiB): ${plural(s?.bounces ?? 0, "bounce")}, ${s?.bytesCopied ?? 0} bytes copied; ${arrived} of ${buffers} device writes arrived in the buffer`,
     };
   };
-  return story("b", "A 32-bit device with memory above 4 GiB", BOTH, run);
+  return story(ctx, "b", "A 32-bit device with memory above 4 GiB", BOTH, run);
 }
 
 /**
@@ -204,9 +225,9 @@ function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
 
-function storyC(machine: string | MachineConfigInput): TourStory {
+function storyC(ctx: Ctx): TourStory {
   const run = (side: Side, label: string): TourRun => {
-    const { m, k, cmdline } = boot(machine, side);
+    const { m, k, cmdline } = boot(ctx, side);
     const bdf = pick(k, (b) => b === 64, DEV64);
     const dma = k.dma(bdf);
     const buf = k.pages.alloc(2);
@@ -234,12 +255,12 @@ function storyC(machine: string | MachineConfigInput): TourStory {
       summary: summaryC(r.ok, corrupted, f, k.ops?.kind),
     };
   };
-  return story("c", "A buggy device writing outside its buffer", BOTH, run);
+  return story(ctx, "c", "A buggy device writing outside its buffer", BOTH, run);
 }
 
-function storyD(machine: string | MachineConfigInput): TourStory {
+function storyD(ctx: Ctx): TourStory {
   const run = (side: Side, label: string): TourRun => {
-    const { m, k, cmdline } = boot(machine, side);
+    const { m, k, cmdline } = boot(ctx, side);
     const a = pick(k, (b) => b === 64, DEV64);
     const b = pick(k, (x) => x === 64, "two driver-bound devices with 64-bit DMA", [a]);
     const da = k.dma(a);
@@ -262,12 +283,12 @@ function storyD(machine: string | MachineConfigInput): TourStory {
         `; ${a} ${cross.ok && crossHit ? "can write" : "cannot reach"} ${b}'s buffer`,
     };
   };
-  return story("d", "Two devices, two address spaces", BOTH, run);
+  return story(ctx, "d", "Two devices, two address spaces", BOTH, run);
 }
 
-function storyE(machine: string | MachineConfigInput): TourStory {
+function storyE(ctx: Ctx): TourStory {
   const run = (side: Side, label: string): TourRun => {
-    const { m, k, cmdline } = boot(machine, side);
+    const { m, k, cmdline } = boot(ctx, side);
     const bdf = pick(k, (b) => b === 64, DEV64);
     const dma = k.dma(bdf);
     const buf = k.pages.alloc(2);
@@ -284,7 +305,7 @@ function storyE(machine: string | MachineConfigInput): TourStory {
       summary: `groups ${types}; bus address ${a === buf ? "=" : "!="} physical; stray write ${stray.ok ? "lands" : "blocked"}; 32-bit device: ${plural(k.swiotlb?.stats.bounces ?? 0, "bounce")}`,
     };
   };
-  return story("e", "iommu=pt versus translated", [["pt", "iommu=pt (identity)"], ["on", "translated"]], run);
+  return story(ctx, "e", "iommu=pt versus translated", [["pt", "iommu=pt (identity)"], ["on", "translated"]], run);
 }
 
 /** IOTLB invalidations and the waits for them, as the driver counted what it queued. */
@@ -325,9 +346,9 @@ function invalidationCounter(k: Kernel): InvalidationCounter {
   };
 }
 
-function storyF(machine: string | MachineConfigInput, n: number): TourStory {
+function storyF(ctx: Ctx, n: number): TourStory {
   const run = (side: Side, label: string): TourRun => {
-    const { m, k, cmdline } = boot(machine, side);
+    const { m, k, cmdline } = boot(ctx, side);
     const bdf = pick(k, (b) => b === 64, DEV64);
     const dma = k.dma(bdf);
     const dev = m.device(bdf);
@@ -380,7 +401,7 @@ function storyF(machine: string | MachineConfigInput, n: number): TourStory {
         (fq === undefined ? "" : `; unmapped IOVAs stayed in the flush queue up to ${(fq.maxStaleNs / 1e6).toFixed(2)} ms`),
     };
   };
-  return story("f", "Strict versus lazy unmap", [["strict", "strict"], ["lazy", "lazy (flush queue)"]], run);
+  return story(ctx, "f", "Strict versus lazy unmap", [["strict", "strict"], ["lazy", "lazy (flush queue)"]], run);
 }
 
 /**
@@ -388,14 +409,14 @@ function storyF(machine: string | MachineConfigInput, n: number): TourStory {
  * (the CLI prints it then, so a long tour shows its progress).
  */
 export function runTour(opts: TourOptions = {}, onStory?: (s: TourStory) => void): TourStory[] {
-  const machine = opts.machine ?? "q35";
+  const ctx: Ctx = { machine: opts.machine ?? "q35", onBoot: opts.onBoot, observe: opts.observe };
   const stories = [
-    () => storyA(machine, opts.sgPages ?? 64),
-    () => storyB(machine),
-    () => storyC(machine),
-    () => storyD(machine),
-    () => storyE(machine),
-    () => storyF(machine, opts.unmaps ?? 1000),
+    () => storyA(ctx, opts.sgPages ?? 64),
+    () => storyB(ctx),
+    () => storyC(ctx),
+    () => storyD(ctx),
+    () => storyE(ctx),
+    () => storyF(ctx, opts.unmaps ?? 1000),
   ];
   return stories.map((run) => {
     const s = run();
