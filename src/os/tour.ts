@@ -1,10 +1,12 @@
 /**
  * The tour: what an IOMMU changes for the operating system, each story run twice on the same machine (without
- * and with the IOMMU, or with the two settings compared), every number measured in the simulation.
+ * and with the IOMMU, or with the two settings compared), every number measured in the simulation. The command
+ * lines follow the machine's kind of IOMMU (VT-d or AMD-Vi), and each run checks the kernel is in the state it
+ * describes.
  *
  *   a  one contiguous DMA buffer from scattered pages      (DMA segments needed vs one IOVA range)
  *   b  a 32-bit device with memory above 4 GiB             (swiotlb bounces and bytes copied vs none)
- *   c  a buggy device writing past its buffer              (memory corrupted vs blocked, with the fault record)
+ *   c  a buggy device writing past its buffer              (memory corrupted vs blocked, with the fault the unit logged)
  *   d  two devices, two address spaces                     (same IOVA, different physical pages)
  *   e  iommu=pt vs translated                              (identity domain: no protection, bounces again)
  *   f  strict vs lazy unmap                                (invalidations per unmap, stale window)
