@@ -13,14 +13,16 @@ Boots the simulated kernel on the machine twice per story and reports what happe
 simulation:
   (a) one contiguous DMA buffer from scattered pages   DMA segments vs one IOVA range
   (b) a 32-bit device with memory above 4 GiB          swiotlb bounces and bytes copied vs none
-  (c) a buggy device writing outside its buffer         memory corrupted vs blocked (fault reason, address)
+  (c) a buggy device writing outside its buffer         memory corrupted vs blocked (the fault record or event)
   (d) two devices, two address spaces                  same bus address, different physical pages
   (e) iommu=pt vs translated                            identity domain vs DMA-FQ
   (f) strict vs lazy unmap                              IOTLB invalidations per unmap, stale window
 and then a device given to a virtual machine, each hypervisor scenario without and with the protection:
   (g) passthrough  (h) isolation  (i) msi-injection  (j) deferred-dma  (k) lazy-window
-Each story is printed as soon as it has run. A run the machine cannot do (no IOMMU, no 32-bit device, not the
-scenarios' q35 layout) is left out with the reason, in text ("skipped: …") and in JSON ("skipped").
+The runs' command lines follow the machine's IOMMU: intel_iommu=off / intel_iommu=on on VT-d, amd_iommu=off /
+no option on AMD-Vi (on by default); iommu=pt and iommu.strict= on both. Each story is printed as soon as it
+has run. A run the machine cannot do (no IOMMU, no 32-bit device, not the scenarios' q35 layout) is left out
+with the reason, in text ("skipped: …") and in JSON ("skipped").
 
 Options:
   -m, --machine NAME|FILE  a preset (${PRESET_NAMES.join(", ")}) or a JSON machine configuration (- reads it from standard input); default ${DEFAULT_MACHINE}
