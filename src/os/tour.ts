@@ -17,7 +17,7 @@ import { DMA_MAPPING_ERROR } from "./dma.js";
 import type { KernelFault } from "./iommu-faults.js";
 import type { IommuOps } from "./iommu-ops.js";
 import { Kernel } from "./kernel.js";
-import { pciName } from "./pci.js";
+import { pciName, type KPciDev } from "./pci.js";
 
 export interface TourRun {
   label: string;
@@ -133,8 +133,8 @@ function story(ctx: Ctx, id: string, title: string, specs: RunSpec[], run: (side
 }
 
 /** The first driver-bound function with the given DMA reach (64 or 32 bits), preferring PCIe. */
-function pick(k: Kernel, bits: (b: number) => boolean, what: string, skip: string[] = []): string {
-  const d = k.devices.find((x) => x.driver !== null && x.dmaBits !== null && bits(x.dmaBits) && !skip.includes(x.name));
+function pick(k: Kernel, bits: (b: number) => boolean, what: string, skip: string[] = [], also: (d: KPciDev) => boolean = () => true): string {
+  const d = k.devices.find((x) => x.driver !== null && x.dmaBits !== null && bits(x.dmaBits) && !skip.includes(x.name) && also(x));
   if (d === undefined) throw new StoryNotApplicable(`needs ${what}; this machine has none`);
   return d.name;
 }
@@ -322,9 +322,9 @@ interface InvalidationCounter {
 }
 
 /**
- * VT-d: the page-, domain- and global-selective IOTLB invalidations of the first remapping unit. AMD-Vi: the
- * INVALIDATE_IOMMU_PAGES (and INVALIDATE_IOMMU_ALL) commands of every unit, since the driver flushes a domain on
- * each unit it has devices behind.
+ * VT-d: the page-, domain- and global-selective IOTLB invalidations of every remapping unit (the device's own
+ * unit is the one that flushes). AMD-Vi: the INVALIDATE_IOMMU_PAGES (and INVALIDATE_IOMMU_ALL) commands of every
+ * unit, since the driver flushes a domain on each unit it has devices behind.
  */
 function invalidationCounter(k: Kernel): InvalidationCounter {
   if (k.ops?.kind === "amd") {
@@ -339,10 +339,13 @@ function invalidationCounter(k: Kernel): InvalidationCounter {
       mapKey: "invalidationsAfterMap",
     };
   }
-  const unit = k.driver.units[0];
-  if (unit === undefined) throw new StoryNotApplicable("needs an active remapping unit");
+  const units = k.driver.units;
+  if (units.length === 0) throw new StoryNotApplicable("needs an active remapping unit");
   return {
-    read: () => ({ iotlb: unit.inv.iotlbPage + unit.inv.iotlbDomain + unit.inv.iotlbGlobal, waits: unit.inv.waits }),
+    read: () => ({
+      iotlb: units.reduce((t, u) => t + u.inv.iotlbPage + u.inv.iotlbDomain + u.inv.iotlbGlobal, 0),
+      waits: units.reduce((t, u) => t + u.inv.waits, 0),
+    }),
     what: "IOTLB invalidation",
     waitKey: "waitDescriptors",
   };
@@ -351,7 +354,10 @@ function invalidationCounter(k: Kernel): InvalidationCounter {
 function storyF(ctx: Ctx, n: number): TourStory {
   const run = (side: Side, label: string): TourRun => {
     const { m, k, cmdline } = boot(ctx, side);
-    const bdf = pick(k, (b) => b === 64, DEV64);
+    // Unmap policy matters only where the IOMMU translates: a device in an identity domain (the graphics device
+    // Linux maps 1:1, say) reaches every page whatever is unmapped.
+    const translated = (d: KPciDev): boolean => k.iommu.groupFor(d)?.domain?.type.startsWith("DMA") ?? false;
+    const bdf = pick(k, (b) => b === 64, `${DEV64} in a translated (DMA) domain`, [], translated);
     const dma = k.dma(bdf);
     const dev = m.device(bdf);
     const counter = invalidationCounter(k);
