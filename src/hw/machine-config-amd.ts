@@ -9,6 +9,8 @@
  *     "efr": "0x29d3",                  // Extended Feature Register; default QEMU 7.2's
  *     "levels": 6,                      // host page-table levels (EFR.HATS): 4, 5 or 6
  *     "interruptRemapping": true,
+ *     "npCache": true,                  // capability header NpCache: the unit caches non-present entries (QEMU's
+ *                                       //   emulated IOMMU does; real AMD IOMMUs do not), so maps must be flushed too
  *     "irMode": "ga",                   // "ga" (EFR.GASup set: 128-bit IRTEs possible) or "legacy"
  *     "exclusion": { "base": "0x7e000000", "size": "1M" },   // an IVMD exclusion range
  *     "ivhdTypes": [16],                // which IVHD types describe the unit: 0x10, 0x11, 0x40
@@ -57,6 +59,8 @@ export interface AmdViUnitConfig {
   /** Host page-table levels (EFR.HATS). */
   levels: number;
   interruptRemapping: boolean;
+  /** Capability header NpCache (QEMU 7.2: set). */
+  npCache: boolean;
   irMode: "legacy" | "ga";
   exclusion: { base: number; size: number } | null;
   ivhdTypes: IvhdType[];
@@ -64,7 +68,7 @@ export interface AmdViUnitConfig {
   special: AmdViSpecial[];
 }
 
-export const AMD_KEYS = ["type", "base", "bdf", "scope", "efr", "levels", "interruptRemapping", "irMode", "exclusion", "ivhdTypes", "aliases", "special"] as const;
+export const AMD_KEYS = ["type", "base", "bdf", "scope", "efr", "levels", "interruptRemapping", "npCache", "irMode", "exclusion", "ivhdTypes", "aliases", "special"] as const;
 const ALIAS_KEYS = ["first", "last", "alias"] as const;
 const SPECIAL_KEYS = ["kind", "id", "bdf"] as const;
 const RANGE_KEYS = ["base", "size"] as const;
@@ -186,6 +190,7 @@ export function parseAmdUnit(x: Record<string, unknown>, i: number, amdIndex: nu
     scope: scope === "all" ? "all" : [...(scope as string[])],
     ...parseFeatures(x, f),
     interruptRemapping: boolField(x, "interruptRemapping", f, true),
+    npCache: boolField(x, "npCache", f, true),
     exclusion: parseExclusion(x.exclusion, `${f}.exclusion`),
     ivhdTypes: parseIvhdTypes(x.ivhdTypes, `${f}.ivhdTypes`),
     aliases: parseAliases(x.aliases, `${f}.aliases`),

@@ -13,7 +13,8 @@
  * IVRS is byte for byte the one QEMU 7.2 built for it; `amd-server` is server-like: three IOMMUs, each with its
  * own PCI function (00:00.2, 00:03.2, 00:07.2) and its own root ports and buses, a PCIe-to-PCI bridge whose
  * buses the IVHD aliases, IVHD types 10h and 11h, an IVMD unity range for its xHCI controller, two IOAPICs and
- * an HPET.
+ * an HPET, and units that do not cache non-present entries (NpCache clear, as on AMD's own IOMMUs; QEMU's sets it,
+ * which makes Linux keep every DMA domain strict).
  */
 import type { MachineConfigInput } from "./machine-config.js";
 import type { PciFunctionInput } from "./pci/topology.js";
@@ -146,12 +147,12 @@ function amdServer(): MachineConfigInput {
     ],
     iommus: [
       {
-        type: "amd-vi", base: "0xfed80000", bdf: "00:00.2", ivhdTypes: [0x10, 0x11],
+        type: "amd-vi", base: "0xfed80000", bdf: "00:00.2", ivhdTypes: [0x10, 0x11], npCache: false,
         scope: ["00:00.0", "00:01.0", "00:01.1", "00:01.2", "00:14.0", "00:14.3"],
         special: [{ kind: "ioapic", id: 0, bdf: "00:14.0" }, { kind: "ioapic", id: 1, bdf: "00:00.1" }, { kind: "hpet", id: 0, bdf: "00:14.0" }],
       },
-      { type: "amd-vi", base: "0xfed84000", bdf: "00:03.2", ivhdTypes: [0x10, 0x11], scope: ["00:03.0", "00:03.1"] },
-      { type: "amd-vi", base: "0xfed88000", bdf: "00:07.2", ivhdTypes: [0x10, 0x11], scope: ["00:07.0", "00:07.1"] },
+      { type: "amd-vi", base: "0xfed84000", bdf: "00:03.2", ivhdTypes: [0x10, 0x11], npCache: false, scope: ["00:03.0", "00:03.1"] },
+      { type: "amd-vi", base: "0xfed88000", bdf: "00:07.2", ivhdTypes: [0x10, 0x11], npCache: false, scope: ["00:07.0", "00:07.1"] },
     ],
     unity: [{ base: "0x7c000000", size: "1M", devices: ["05:00.0"] }],
   };

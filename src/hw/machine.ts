@@ -192,7 +192,7 @@ export class Machine {
       config: {
         efr: u.efr,
         sources: sourceIdsFromIvhd({ entries: ivhdEntries(u, amd, this.topology) }),
-        pci: { deviceId: rid & 0xff, capability: { ...QEMU_CAPABILITY, baseAddress: BigInt(u.base) } },
+        pci: { deviceId: rid & 0xff, capability: { ...QEMU_CAPABILITY, npCache: u.npCache, baseAddress: BigInt(u.base) } },
       },
     });
     this.iommuFunctions.set(rid, port.unit.pci);
