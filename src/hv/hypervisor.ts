@@ -22,6 +22,7 @@ import type { MachineConfigInput } from "../hw/machine-config.js";
 import { parseSize } from "../hw/pci/topology.js";
 import { DMAR_GCMD_REG, DMAR_GSTS_REG, GCMD_CFI, GSTS_CFIS } from "../spec/vtd/registers.js";
 import { Kernel } from "../os/kernel.js";
+import { iommuCmdline } from "../os/cmdline.js";
 import type { KPciDev } from "../os/pci.js";
 import { AssignedDevice, requesterIdAtRoot, type DeviceModel } from "./assigned.js";
 import { HostPagePool } from "./host-pages.js";
@@ -31,14 +32,6 @@ import { Vm } from "./vm.js";
 
 export const MiB = 2 ** 20;
 
-/**
- * The host command line that turns the IOMMU of a machine's kind on or off, as Linux 6.1 takes it: VT-d needs
- * intel_iommu=on (Debian's default is off); AMD-Vi is on unless amd_iommu=off (amd_iommu=on is not an option).
- */
-export function hostCmdline(kind: "vtd" | "amd-vi" | null, on: boolean, extra?: string): string {
-  const base = kind === "amd-vi" ? (on ? "" : "amd_iommu=off") : on ? "intel_iommu=on" : "intel_iommu=off";
-  return [base, extra ?? ""].filter((x) => x !== "").join(" ");
-}
 const PAGE = 4096;
 const PCI_COMMAND = 0x04;
 /**
@@ -51,15 +44,10 @@ export interface HypervisorOptions {
   /** Machine preset or configuration; default q35. */
   machine?: string | MachineConfigInput;
   /**
-   * Host kernel command line. Default: the IOMMU on as the machine's kind turns it on ("intel_iommu=on" on VT-d;
-   * nothing on AMD-Vi, where it is on by default), or off with `iommu: false` ("intel_iommu=off", "amd_iommu=off"),
-   * followed by `extraCmdline`.
+   * Host kernel command line. Default: the IOMMU on as the machine's kind turns it on (iommuCmdline:
+   * "intel_iommu=on" on VT-d; nothing on AMD-Vi, where it is on by default).
    */
   cmdline?: string;
-  /** With no `cmdline`: whether the host boots with its IOMMU on (default true). */
-  iommu?: boolean;
-  /** With no `cmdline`: options appended to the default one ("intremap=off"). */
-  extraCmdline?: string;
   /** Container unmaps: strict (default) or lazy (IOTLB flushed up to 10 ms later). */
   unmap?: UnmapPolicy;
   /** False: VM teardown skips IOTLB and context-cache invalidations (a hypervisor bug, to show its effect). */
@@ -122,7 +110,7 @@ export class Hypervisor {
     });
     this.router.deferHost = opts.deferHostInterrupts ?? false;
     this.machine.onInterrupt(this.router.handle);
-    this.cmdline = opts.cmdline ?? hostCmdline(this.machine.iommuKind, opts.iommu ?? true, opts.extraCmdline);
+    this.cmdline = opts.cmdline ?? iommuCmdline(this.machine.iommuKind, true);
     host = Kernel.boot(this.port, { cmdline: this.cmdline });
     this.host = host;
     this.bootLogLines = host.log.lines.length;

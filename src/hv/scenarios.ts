@@ -16,15 +16,12 @@
  */
 import { IommuError } from "../core/errors.js";
 import { formatLine } from "../os/log.js";
-import { Machine } from "../hw/machine.js";
-import { iommuKind, normalizeMachineConfig } from "../hw/machine-config.js";
-import { machinePreset } from "../hw/machine-presets.js";
 import { deferredRun } from "./scenarios/deferred-dma.js";
 import { isolationRun } from "./scenarios/isolation.js";
 import { lazyRun } from "./scenarios/lazy-window.js";
 import { msiRun, msiVariants } from "./scenarios/msi-injection.js";
 import { passthroughRun } from "./scenarios/passthrough.js";
-import type { Scenario, ScenarioOptions, ScenarioReport } from "./scenarios/run.js";
+import { machineIommuKind, type Scenario, type ScenarioOptions, type ScenarioReport } from "./scenarios/run.js";
 
 export type { ScenarioFault, ScenarioInterrupt, ScenarioOptions, ScenarioReport, ScenarioRun } from "./scenarios/run.js";
 
@@ -62,13 +59,6 @@ export const SCENARIOS: readonly Scenario[] = [
 ];
 
 export const SCENARIO_NAMES = SCENARIOS.map((s) => s.name);
-
-/** The IOMMU kind of the machine a scenario runs on (its runs depend on it). */
-function machineIommuKind(m: ScenarioOptions["machine"]): "vtd" | "amd-vi" | null {
-  const input = m === undefined ? machinePreset("q35") : typeof m === "string" ? machinePreset(m) : m;
-  if (input === null) return Machine.load(m as string).iommuKind;
-  return iommuKind(normalizeMachineConfig(input).config);
-}
 
 export function runScenario(name: string, opts: ScenarioOptions = {}): ScenarioReport {
   const s = SCENARIOS.find((x) => x.name === name);

@@ -115,7 +115,8 @@ export class Platform {
   /** What devices hold behind their memory BARs (registers, on-device memory), written by the CPU and by peers. */
   readonly barMemory = new PhysicalMemory();
   private readonly userSink: InterruptSink | undefined;
-  private readonly reader: TableReader;
+  /** Memory as the units' table walks read it: only RAM answers (a read elsewhere is an access error). */
+  readonly reader: TableReader;
 
   constructor(opts: PlatformOptions = {}) {
     this.userSink = opts.interruptSink;

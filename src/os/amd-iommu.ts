@@ -475,11 +475,7 @@ export class AmdIommuDriver implements IommuOps<AmdIommuUnit> {
   /** Parks the device in an empty domain: every DMA request is refused and logged as an IO_PAGE_FAULT. */
   blockDev(dev: KPciDev, unit: AmdIommuUnit): void {
     this.blocking ??= this.domainAlloc("unmanaged", unit);
-    const cur = this.attached.get(dev);
-    if (cur !== undefined) {
-      const at = cur.devices.indexOf(dev);
-      if (at >= 0) cur.devices.splice(at, 1);
-    }
+    // attachDev detaches the device from its current domain first (do_detach, flushed).
     this.attachDev(this.blocking, dev, unit);
   }
 

@@ -318,3 +318,15 @@ export function parseBootParams(raw: string, config: KernelConfig = DEBIAN_6_1_C
   }
   return p;
 }
+
+/**
+ * The command line that turns the IOMMU of a machine's kind on or off, as Linux 6.1 takes it, followed by
+ * `extra`. VT-d: intel_iommu=on says it explicitly (Debian builds it on by default, but with an integrated GPU
+ * left out, dmar_map_intgpu, until intel_iommu=on), intel_iommu=off turns it off. AMD-Vi: on by default and
+ * amd_iommu= has no "on" ("AMD-Vi: Unknown option - 'on'"), so nothing; amd_iommu=off turns it off
+ * (intel_iommu=off would leave it on). A machine without an IOMMU is given VT-d's options.
+ */
+export function iommuCmdline(kind: "vtd" | "amd-vi" | null, on: boolean, extra?: string): string {
+  const base = kind === "amd-vi" ? (on ? "" : "amd_iommu=off") : on ? "intel_iommu=on" : "intel_iommu=off";
+  return [base, extra ?? ""].filter((x) => x !== "").join(" ");
+}

@@ -441,12 +441,8 @@ export class IntelIommuDriver implements IommuOps<DmarUnit> {
 
   /** Blocks the device's DMA: context entries not present (requests fault with reason 0x2), invalidated. */
   blockDev(dev: KPciDev, unit: DmarUnit, current: IommuDomain | null): void {
-    const did = current?.dids.get(unit) ?? 0;
-    for (const a of dmaAliases(dev)) this.clearContext(unit, a.rid, did);
-    if (current !== null) {
-      const at = current.devices.indexOf(dev);
-      if (at >= 0) current.devices.splice(at, 1);
-    }
+    if (current !== null) this.detachDev(current, dev, unit, true);
+    else for (const a of dmaAliases(dev)) this.clearContext(unit, a.rid, 0);
   }
 
   /** domain_exit: the domain ids back on every unit, the page tables freed (never the shared identity domain). */

@@ -16,6 +16,7 @@ import type { MachineConfigInput } from "../hw/machine-config.js";
 import { DMA_MAPPING_ERROR } from "./dma.js";
 import type { KernelFault } from "./iommu-faults.js";
 import type { IommuOps } from "./iommu-ops.js";
+import { iommuCmdline } from "./cmdline.js";
 import { Kernel } from "./kernel.js";
 import { pciName, type KPciDev } from "./pci.js";
 
@@ -70,16 +71,14 @@ const PAGE = 4096;
 type Side = "off" | "on" | "pt" | "strict" | "lazy";
 
 /**
- * The command line that asks for each side, by the kind of IOMMU the machine has (Linux 6.1). VT-d: the kernel
- * is built with the IOMMU on by default but the tour says so explicitly, `intel_iommu=off` turns it off. AMD-Vi:
- * on by default and `amd_iommu=` has no "on" (it would print "AMD-Vi: Unknown option - 'on'"), so the run with
- * the IOMMU has no option at all, and `amd_iommu=off` turns it off (`intel_iommu=off` would leave AMD-Vi on).
- * `iommu=pt` and `iommu.strict=` belong to the IOMMU core and read the same on both.
+ * The command line that asks for each side on the machine's kind of IOMMU: off and on as iommuCmdline has them
+ * (intel_iommu=off / on, amd_iommu=off / nothing); `iommu=pt` and `iommu.strict=` belong to the IOMMU core and
+ * read the same on both.
  */
-const CMDLINES: Record<"vtd" | "amd-vi", Record<Side, string>> = {
-  vtd: { off: "intel_iommu=off", on: "intel_iommu=on", pt: "intel_iommu=on iommu=pt", strict: "iommu.strict=1", lazy: "iommu.strict=0" },
-  "amd-vi": { off: "amd_iommu=off", on: "", pt: "iommu=pt", strict: "iommu.strict=1", lazy: "iommu.strict=0" },
-};
+function sideCmdline(kind: "vtd" | "amd-vi" | null, side: Side): string {
+  if (side === "strict" || side === "lazy") return side === "strict" ? "iommu.strict=1" : "iommu.strict=0";
+  return iommuCmdline(kind, side !== "off", side === "pt" ? "iommu=pt" : undefined);
+}
 
 interface Booted {
   m: Machine;
@@ -96,7 +95,7 @@ interface Booted {
  */
 function boot(ctx: Ctx, side: Side): Booted {
   const m = typeof ctx.machine === "string" ? Machine.load(ctx.machine) : new Machine(ctx.machine);
-  const cmdline = CMDLINES[m.iommuKind ?? "vtd"][side];
+  const cmdline = sideCmdline(m.iommuKind, side);
   const k = Kernel.boot(m, { cmdline });
   ctx.last = { m, k };
   ctx.onBoot?.(ctx.id ?? "", m, k);

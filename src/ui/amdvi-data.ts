@@ -5,6 +5,8 @@
  * own walk code). Requests carry the DeviceID the unit sees for the requester (its IVHD alias, if any).
  */
 import { IommuError } from "../core/errors.js";
+import { hex } from "../core/hex.js";
+import { hiOf, loOf } from "../core/u64.js";
 import type { MachineAmdViUnit, Machine } from "../hw/machine.js";
 import type { TableReader } from "../hw/vtd/walk.js";
 import { listAmdMappings, readDteFromDump, walkAmdIova, walkAmdMsi } from "../forensics/amdvi-walk.js";
@@ -16,18 +18,10 @@ import { CTRL_GA_EN, CTRL_IOMMU_EN, EFR_FIELDS, EFR_HATS, hatsLevels, MMIO_CONTR
 import { MSI_ADDR_BASE } from "../spec/msi.js";
 import type { UiAmdVi } from "./types.js";
 
-const hx = (n: number | bigint): string => "0x" + n.toString(16);
-
-/** RAM of the machine as the unit reads its tables: addresses outside RAM (the PCI hole) are read errors. */
+/** RAM of the machine as the unit reads its tables (the platform's reader): outside RAM a read is an error. */
 export function ramReader(m: Machine): TableReader & { size: number } {
-  return {
-    size: m.ramTop,
-    read32(addr) {
-      const a = Number(addr);
-      if (!m.platform.ramContains(a, 4)) throw new RangeError(`physical address ${hx(a)} is not RAM`);
-      return m.memory.read32(a);
-    },
-  };
+  const r = m.platform.reader;
+  return { size: m.ramTop, read32: (a) => r.read32(a), ...(r.canRead === undefined ? {} : { canRead: (a: number, n: number) => r.canRead!(a, n) }) };
 }
 
 /** What the unit's registers say: the device table base register, Control and EFR. */
@@ -45,13 +39,13 @@ export function amdUnitRegisters(m: Machine, u: MachineAmdViUnit): AmdUnitRegist
   };
 }
 
-const efrWords = (efr: bigint): number[] => [Number(efr & 0xffff_ffffn), Number(efr >> 32n)];
+const efrWords = (efr: bigint): number[] => [loOf(efr), hiOf(efr)];
 
 /** The unit's own PCI function, its EFR, and the one-bit features EFR reports (their spec names). */
 export function amdViOf(regs: AmdUnitRegisters, bdf: string): UiAmdVi {
   const w = efrWords(regs.efr);
   const features = EFR_FIELDS.filter((f) => f.width === 1 && getField(w, f) === 1).map((f) => f.name);
-  return { bdf, efr: hx(regs.efr), features, hostLevels: hatsLevels(getField(w, EFR_HATS)) };
+  return { bdf, efr: hex(regs.efr), features, hostLevels: hatsLevels(getField(w, EFR_HATS)) };
 }
 
 /** IommuEn in the Control register: the unit translates (and remaps interrupts through the DTEs). */

@@ -8,11 +8,11 @@
 import { Machine, type MachineAmdViUnit } from "../hw/machine.js";
 import type { PciFunction } from "../hw/pci/topology.js";
 import { Kernel } from "../os/kernel.js";
+import { iommuCmdline } from "../os/cmdline.js";
 import type { MachineConfigInput } from "../hw/machine-config.js";
 import { runTour, type TourStory } from "../os/tour.js";
 import { scenarioStory, scenarioStoryId, skippedScenarioStory } from "../hv/tour.js";
 import { SCENARIOS } from "../hv/scenarios.js";
-import { hostCmdline } from "../hv/hypervisor.js";
 import type { ScenarioReport } from "../hv/scenarios/run.js";
 import { IommuError } from "../core/errors.js";
 import { forensicCaps, listMappings, walkIova, walkMsi, type MsiReport, type WalkReport } from "../forensics/walk.js";
@@ -225,7 +225,7 @@ export function machineScenarios(machine: string | MachineConfigInput): { scenar
 
 export function buildUi(o: UiOptions): UiSession {
   const m = Machine.load(o.machine);
-  const cmdline = hostCmdline(m.iommuKind, true);
+  const cmdline = iommuCmdline(m.iommuKind, true);
   const k = Kernel.boot(m, { cmdline });
   const devices = machineDevices(m, k);
   const groups = machineGroups(m, k);

@@ -1,6 +1,6 @@
 import { hex } from "../../core/hex.js";
 import { MiB } from "../hypervisor.js";
-import { PAGE, MS, type ScenarioOptions, type ScenarioRun, Run, NIC, frame, faultPhrase, countDiff, vmWithNic } from "./run.js";
+import { PAGE, MS, type ScenarioOptions, type ScenarioRun, Run, machineIommuKind, NIC, frame, faultPhrase, countDiff, vmWithNic } from "./run.js";
 
 /** Scenario deferred-dma. */
 
@@ -8,10 +8,9 @@ export function deferredRun(opts: ScenarioOptions, invalidate: boolean): Scenari
   // What teardown invalidates besides the IOTLB: VT-d's context cache, AMD-Vi's cached device table entries (DTEs).
   const label = (entry: string): string =>
     invalidate ? `strict teardown: reset, unmap + IOTLB invalidation, detach + ${entry} invalidation, then reuse` : `teardown that skips the IOTLB and ${entry} invalidations`;
-  const r = new Run(label("context"), { invalidateOnTeardown: invalidate }, { machine: opts.machine, invalidateOnTeardown: invalidate });
+  const entry = machineIommuKind(opts.machine) === "amd-vi" ? "DTE" : invalidate ? "context" : "context-cache";
+  const r = new Run(label(entry), { invalidateOnTeardown: invalidate }, { machine: opts.machine, invalidateOnTeardown: invalidate });
   const { hv } = r;
-  if (hv.machine.iommuKind === "amd-vi") r.label = label("DTE");
-  else if (!invalidate) r.label = label("context-cache");
   const { vm: vm1, nic, drv } = vmWithNic(r, "vm1", 32 * MiB, 1);
   nic.receive(frame(7));
   drv.poll();

@@ -1,14 +1,14 @@
 import { hex } from "../../core/hex.js";
 import { MiB } from "../hypervisor.js";
-import { PAGE, type ScenarioOptions, type ScenarioRun, Run, NIC, OTHER, faultPhrase, countDiff } from "./run.js";
+import { PAGE, type ScenarioOptions, type ScenarioRun, Run, scenarioCmdline, NIC, OTHER, faultPhrase, countDiff } from "./run.js";
 
 /** Scenario isolation. */
 
 export function isolationRun(opts: ScenarioOptions, iommu: boolean): ScenarioRun {
   const r = new Run(
     iommu ? "IOMMU on" : "no IOMMU: vfio no-IOMMU mode",
-    { iommu, cmdline: "" },
-    { machine: opts.machine, iommu, noiommu: !iommu },
+    { iommu, cmdline: scenarioCmdline(opts.machine, iommu) },
+    { machine: opts.machine, cmdline: scenarioCmdline(opts.machine, iommu), noiommu: !iommu },
   );
   const { hv } = r;
   const mem = hv.machine.memory;

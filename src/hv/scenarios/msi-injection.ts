@@ -7,7 +7,7 @@ import { compatMsi } from "../interrupts.js";
 import { getField } from "../../spec/amdvi/fields.js";
 import { DTE_INT_TAB_LEN, DTE_IV } from "../../spec/amdvi/dte.js";
 import { decodeCompatMsi } from "../../spec/msi.js";
-import { type ScenarioOptions, type ScenarioRun, Run, NIC, OTHER, frame, vmWithNic } from "./run.js";
+import { type ScenarioOptions, type ScenarioRun, Run, machineIommuKind, scenarioCmdline, NIC, OTHER, frame, vmWithNic } from "./run.js";
 
 /** Scenario msi-injection. */
 
@@ -19,8 +19,9 @@ export function msiVariants(kind: "vtd" | "amd-vi" | null): MsiVariant[] {
 }
 
 export function msiRun(opts: ScenarioOptions, v: MsiVariant): ScenarioRun {
-  const extra = v === "no-remapping" ? "intremap=off" : undefined;
-  const label = (amd: boolean): string =>
+  const amd = machineIommuKind(opts.machine) === "amd-vi";
+  const cmdline = scenarioCmdline(opts.machine, true, v === "no-remapping" ? "intremap=off" : undefined);
+  const label =
     v === "no-remapping"
       ? "no interrupt remapping (intremap=off)"
       : v === "remapping-cfi"
@@ -28,14 +29,10 @@ export function msiRun(opts: ScenarioOptions, v: MsiVariant): ScenarioRun {
         : amd
           ? "interrupt remapping: every MSI looked up in the device's own table (DTE IntCtl=remap)"
           : "interrupt remapping, compatibility format blocked (CFI clear, as Linux sets it)";
-  const settings: Record<string, string | boolean> = { cmdline: "", cfi: v === "remapping-cfi" };
-  const r = new Run(label(false), settings, { machine: opts.machine, extraCmdline: extra, compatibilityFormat: v === "remapping-cfi" });
+  // GCMD.CFI is VT-d's: an AMD-Vi run has no such setting to show.
+  const settings: Record<string, string | boolean> = amd ? { cmdline } : { cmdline, cfi: v === "remapping-cfi" };
+  const r = new Run(label, settings, { machine: opts.machine, cmdline, compatibilityFormat: v === "remapping-cfi" });
   const { hv } = r;
-  const amd = hv.machine.iommuKind === "amd-vi";
-  if (amd) {
-    r.label = label(true);
-    delete settings.cfi;
-  }
   const { vm: vm1, nic, drv } = vmWithNic(r, "vm1");
   const vm2 = hv.createVm({ name: "vm2", memory: 32 * MiB, vcpus: 1 });
   hv.bindVfio(OTHER);

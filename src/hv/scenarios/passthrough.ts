@@ -1,13 +1,13 @@
 import { hex } from "../../core/hex.js";
-import { type ScenarioOptions, type ScenarioRun, Run, frame, same, vmWithNic } from "./run.js";
+import { type ScenarioOptions, type ScenarioRun, Run, scenarioCmdline, frame, same, vmWithNic } from "./run.js";
 
 /** Scenario passthrough. */
 
 export function passthroughRun(opts: ScenarioOptions, iommu: boolean): ScenarioRun {
   const r = new Run(
     iommu ? "IOMMU on: VFIO type1, unmanaged domain" : "no IOMMU: vfio no-IOMMU mode",
-    { iommu, cmdline: "" },
-    { machine: opts.machine, iommu, noiommu: !iommu },
+    { iommu, cmdline: scenarioCmdline(opts.machine, iommu) },
+    { machine: opts.machine, cmdline: scenarioCmdline(opts.machine, iommu), noiommu: !iommu },
   );
   const { hv } = r;
   const { vm, nic, drv } = vmWithNic(r, "vm1");

@@ -5,7 +5,10 @@
 import { IommuError } from "../../core/errors.js";
 import { hex } from "../../core/hex.js";
 import { formatRequesterId } from "../../core/pci.js";
-import type { MachineConfigInput } from "../../hw/machine-config.js";
+import { iommuKind, normalizeMachineConfig, type MachineConfigInput } from "../../hw/machine-config.js";
+import { Machine } from "../../hw/machine.js";
+import { machinePreset } from "../../hw/machine-presets.js";
+import { iommuCmdline } from "../../os/cmdline.js";
 import { formatLine } from "../../os/log.js";
 import { Hypervisor, MiB, type HypervisorOptions } from "../hypervisor.js";
 import { describeDelivery } from "../interrupts.js";
@@ -122,25 +125,19 @@ export class Run {
   private charged: Work;
 
   constructor(
-    public label: string,
+    readonly label: string,
     readonly settings: Record<string, string | boolean>,
     opts: HypervisorOptions,
   ) {
     this.hv = Hypervisor.boot(opts);
-    // A run that shows its command line shows the one the host booted with (it depends on the IOMMU's kind).
-    if ("cmdline" in settings) settings.cmdline = this.hv.cmdline;
     checkMachine(this.hv);
     this.mon = new Monitor(this.hv);
     this.faults0 = this.hv.host.faultCount;
     this.log0 = this.hv.bootLogLines;
     this.deliveries0 = this.hv.router.deliveries.length;
-    this.stats0 = this.faultStats();
+    this.stats0 = this.hv.faultCounters();
     this.charged = this.work();
     this.hv.beforeLog = () => this.charge();
-  }
-
-  private faultStats(): { recorded: number; overflowed: number; collapsed: number } {
-    return this.hv.faultCounters();
   }
 
   /** What the host, the remapping units and the devices have done so far, as counters the model keeps. */
@@ -204,7 +201,7 @@ export class Run {
   finish(numbers: ScenarioRun["numbers"], verdict: ScenarioRun["verdict"]): ScenarioRun {
     this.charge();
     const hv = this.hv;
-    const s = this.faultStats();
+    const s = this.hv.faultCounters();
     return {
       label: this.label,
       settings: this.settings,
@@ -230,6 +227,18 @@ export class Run {
       verdict,
     };
   }
+}
+
+/** The IOMMU kind of the machine a scenario runs on (its runs and command lines depend on it). */
+export function machineIommuKind(m: ScenarioOptions["machine"]): "vtd" | "amd-vi" | null {
+  const input = m === undefined ? machinePreset("q35") : typeof m === "string" ? machinePreset(m) : m;
+  if (input === null) return Machine.load(m as string).iommuKind;
+  return iommuKind(normalizeMachineConfig(input).config);
+}
+
+/** The host command line of a run with the IOMMU on or off on `machine`, and `extra` options. */
+export function scenarioCmdline(machine: ScenarioOptions["machine"], on: boolean, extra?: string): string {
+  return iommuCmdline(machineIommuKind(machine), on, extra);
 }
 
 export const NIC = "00:02.0";
