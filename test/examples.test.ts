@@ -5,7 +5,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { decodeDmar } from "../src/acpi/dmar.js";
@@ -16,7 +16,11 @@ import { REPO } from "./support/program.js";
 
 const EXAMPLES = join(REPO, "examples");
 let project = "";
+let stage = "";
 let packed: string[] = [];
+
+/** What `npm pack` (and its `prepare` build) reads, copied so the build runs outside the repository. */
+const STAGED = ["package.json", "package-lock.json", "README.md", "LICENSE", "tsconfig.json", "tsconfig.build.json", "bin", "src", "web"];
 
 function run(cmd: string, args: string[], cwd: string): { code: number; stdout: string; stderr: string } {
   const env = { ...process.env };
@@ -34,7 +38,12 @@ function example(name: string, ...args: string[]): { code: number; stdout: strin
 
 before(() => {
   project = mkdtempSync(join(tmpdir(), "iommu-kit-consumer-"));
-  const pack = run("npm", ["pack", "--json", "--pack-destination", project], REPO);
+  // The build's first step removes dist/; run in the repository, it would pull the browser view's script from
+  // under tests that serve it at the same time. A staged copy builds its own dist/.
+  stage = mkdtempSync(join(tmpdir(), "iommu-kit-stage-"));
+  for (const f of STAGED) if (existsSync(join(REPO, f))) cpSync(join(REPO, f), join(stage, f), { recursive: true });
+  symlinkSync(join(REPO, "node_modules"), join(stage, "node_modules"), "dir");
+  const pack = run("npm", ["pack", "--json", "--pack-destination", project], stage);
   assert.equal(pack.code, 0, `npm pack failed:\n${pack.stderr}`);
   // `prepare` (the build) prints before the JSON report.
   const report = JSON.parse(pack.stdout.slice(pack.stdout.indexOf("[\n"))) as { filename: string; files: { path: string }[] }[];
@@ -48,6 +57,7 @@ before(() => {
 
 after(() => {
   if (project !== "") rmSync(project, { recursive: true, force: true });
+  if (stage !== "") rmSync(stage, { recursive: true, force: true });
 });
 
 test("the tarball holds what runs: the build, its declarations, the CLI; no tests, test support, fixtures or maps", () => {
