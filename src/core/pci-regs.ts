@@ -21,6 +21,24 @@ export const PCI_CAP_ID_VNDR = 0x09;
 export const PCI_CAP_ID_EXP = 0x10;
 export const PCI_CAP_ID_MSIX = 0x11;
 export const PCI_EXT_CAP_ID_ACS = 0x000d;
+/** Process Address Space ID extended capability (PCIe Base 6.0 §7.8.8). */
+export const PCI_EXT_CAP_ID_PASID = 0x001b;
+/** Offsets in the PASID capability: PASID Capability register, PASID Control register. */
+export const PCI_PASID_CAP = 0x04;
+export const PCI_PASID_CTRL = 0x06;
+/** PASID Capability: Execute and Privileged Mode supported, Max PASID Width (bits 12:8). */
+export const PCI_PASID_CAP_EXEC = 0x02;
+export const PCI_PASID_CAP_PRIV = 0x04;
+export const PCI_PASID_CAP_WIDTH_SHIFT = 8;
+export const PCI_PASID_CAP_WIDTH_MASK = 0x1f00;
+/** PASID Control: PASID Enable, Execute Permission Enable, Privileged Mode Enable. */
+export const PCI_PASID_CTRL_ENABLE = 0x01;
+export const PCI_PASID_CTRL_EXEC = 0x02;
+export const PCI_PASID_CTRL_PRIV = 0x04;
+/** Extended capabilities start at 0x100; each header holds its id (15:0), version (19:16), next offset (31:20). */
+export const PCI_CFG_SPACE_SIZE = 0x100;
+export const PCI_EXT_CAP_VER_SHIFT = 16;
+export const PCI_EXT_CAP_NEXT_SHIFT = 20;
 /** PCI Express Capabilities register, Device/Port Type (PCIe Base 6.0 §7.5.3.2). */
 export const PCI_EXP_TYPE_ENDPOINT = 0x0;
 export const PCI_EXP_TYPE_LEG_END = 0x1;

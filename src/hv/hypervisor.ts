@@ -91,6 +91,8 @@ export class Hypervisor {
   readonly vfio: Vfio;
   readonly pool: HostPagePool;
   readonly vms: Vm[] = [];
+  /** Who else owns host pages (host processes, say), asked first by describeHpa: a name, or null. */
+  readonly hpaOwners: ((hpa: number) => string | null)[] = [];
   readonly events: HvEvent[] = [];
   /** Host kernel log lines written by the boot itself (what the hypervisor adds comes after). */
   readonly bootLogLines: number;
@@ -368,6 +370,10 @@ export class Hypervisor {
 
   /** "vm2 GPA 0x1234000", "host memory", "free (hypervisor pool)". */
   describeHpa(hpa: number): string {
+    for (const owner of this.hpaOwners) {
+      const name = owner(hpa);
+      if (name !== null) return name;
+    }
     const o = this.ownerOf(hpa);
     if (o.kind === "vm") return `${o.vm.name} GPA 0x${o.gpa.toString(16)}`;
     if (o.kind === "pool") return "free page (hypervisor pool)";

@@ -9,6 +9,7 @@ import { formatRequesterId } from "../core/pci.js";
 import type { DmaOutcome } from "../hw/platform.js";
 import { faultReasonDescription } from "../spec/vtd/faults.js";
 import type { TranslateResult } from "../hw/vtd/unit.js";
+import type { RequestAttributes } from "../hw/vtd/request.js";
 import { describeDelivery } from "./interrupts.js";
 import type { Hypervisor } from "./hypervisor.js";
 
@@ -43,6 +44,9 @@ export interface RequestRecord {
   /** Who the device belonged to when it issued the request. */
   owner: string;
   op: "read" | "write" | "msi";
+  /** The PASID prefix the request carried (shared virtual addressing), if any; with `privileged` when supervisor. */
+  pasid?: number;
+  privileged?: boolean;
   addr: string;
   length: number;
   /** MSI data. */
@@ -59,8 +63,9 @@ export interface RequestRecord {
 /** A device's side of the bus, as device models use it. */
 export interface DmaPort {
   readonly requesterId: number;
-  read(addr: number | bigint, length: number, purpose: string): DmaOutcome;
-  write(addr: number | bigint, data: Uint8Array, purpose: string): DmaOutcome;
+  /** DMA; `attrs` adds a PASID prefix. */
+  read(addr: number | bigint, length: number, purpose: string, attrs?: RequestAttributes): DmaOutcome;
+  write(addr: number | bigint, data: Uint8Array, purpose: string, attrs?: RequestAttributes): DmaOutcome;
   /** A raw interrupt message (DWORD write to 0xFEEx_xxxx). */
   msi(address: number, data: number, purpose: string): TranslateResult;
   /** MSI / MSI-X vector `index` as programmed; null when not enabled. */
@@ -84,8 +89,9 @@ export class Monitor {
     return segments.map((s) => ({ iova: hex(s.iova), hpa: hex(s.hpa), length: s.length, landed: this.hv.describeHpa(Number(s.hpa)) }));
   }
 
-  private base(bdf: string, op: RequestRecord["op"], addr: number | bigint, length: number, purpose: string): RequestRecord {
+  private base(bdf: string, op: RequestRecord["op"], addr: number | bigint, length: number, purpose: string, attrs?: RequestAttributes): RequestRecord {
     const bus = this.hv.machine.device(bdf);
+    const prefix = attrs?.pasid === undefined ? {} : { pasid: attrs.pasid, ...(attrs.privileged === true ? { privileged: true } : {}) };
     return {
       seq: ++this.seq,
       ns: this.hv.now,
@@ -93,6 +99,7 @@ export class Monitor {
       sid: formatRequesterId(bus.requesterId),
       owner: this.owner(bdf),
       op,
+      ...prefix,
       addr: hex(addr),
       length,
       purpose,
@@ -150,17 +157,17 @@ export class Monitor {
     const platform = this.hv.machine.platform;
     return {
       requesterId: bus.requesterId,
-      read: (addr, length, purpose) => {
-        const r = this.base(bdf, "read", addr, length, purpose);
-        const o = bus.read(addr, length);
+      read: (addr, length, purpose, attrs) => {
+        const r = this.base(bdf, "read", addr, length, purpose, attrs);
+        const o = bus.read(addr, length, attrs);
         this.dmaRecord(r, o);
         this.push(r);
         return o;
       },
-      write: (addr, data, purpose) => {
-        const r = this.base(bdf, "write", addr, data.length, purpose);
+      write: (addr, data, purpose, attrs) => {
+        const r = this.base(bdf, "write", addr, data.length, purpose, attrs);
         const before = this.lastDelivery();
-        const o = bus.write(addr, data);
+        const o = bus.write(addr, data, attrs);
         if (o.ok || o.result.kind !== "interrupt") this.dmaRecord(r, o);
         else this.interruptRecord(r, o.result, before);
         this.push(r);

@@ -18,6 +18,7 @@
 import { IommuError } from "../core/errors.js";
 import type { DmaOutcome } from "../hw/platform.js";
 import type { TranslateResult } from "../hw/vtd/unit.js";
+import type { RequestAttributes } from "../hw/vtd/request.js";
 import type { Clock } from "../os/log.js";
 import type { DeviceModel } from "./assigned.js";
 import type { DmaPort } from "./monitor.js";
@@ -170,12 +171,13 @@ export class DeviceFirmware {
     private readonly clock: Clock,
   ) {}
 
-  write(addr: number, data: Uint8Array, purpose: string): DmaOutcome {
-    return this.port.write(addr, data, purpose);
+  /** DMA as the firmware issues it; `attrs` adds a PASID prefix. */
+  write(addr: number, data: Uint8Array, purpose: string, attrs?: RequestAttributes): DmaOutcome {
+    return this.port.write(addr, data, purpose, attrs);
   }
 
-  read(addr: number, length: number, purpose: string): DmaOutcome {
-    return this.port.read(addr, length, purpose);
+  read(addr: number, length: number, purpose: string, attrs?: RequestAttributes): DmaOutcome {
+    return this.port.read(addr, length, purpose, attrs);
   }
 
   msi(address: number, data: number, purpose: string): TranslateResult {
@@ -183,10 +185,10 @@ export class DeviceFirmware {
   }
 
   /** A write the device will issue `delayNs` from now, whoever owns it by then. */
-  writeLater(delayNs: number, addr: number, data: Uint8Array, purpose: string, done?: (o: DmaOutcome) => void): void {
+  writeLater(delayNs: number, addr: number, data: Uint8Array, purpose: string, done?: (o: DmaOutcome) => void, attrs?: RequestAttributes): void {
     this.scheduled.push({ at: this.clock.ns + delayNs, what: purpose });
     this.clock.schedule(delayNs, () => {
-      const o = this.port.write(addr, data, purpose);
+      const o = this.port.write(addr, data, purpose, attrs);
       done?.(o);
     });
   }

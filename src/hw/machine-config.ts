@@ -118,7 +118,7 @@ const KEYS = {
   ioapic: ["id", "base"],
   iommu: ["type", "base", "scope", "interruptRemapping", "cachingMode", "awBits", "passThrough", "postedInterrupts"],
   rmrr: ["base", "end", "size", "devices"],
-  device: ["bdf", "type", "id", "class", "name", "driver", "secondaryBus", "acs", "msi", "msiVectors", "dmaBits", "maxSegmentSize", "dmaAliases", "multifunction", "bars"],
+  device: ["bdf", "type", "id", "class", "name", "driver", "secondaryBus", "acs", "msi", "msiVectors", "dmaBits", "pasidBits", "maxSegmentSize", "dmaAliases", "multifunction", "bars"],
 } as const;
 
 const fmtMiB = (n: number): string => (n % MiB === 0 ? `${n / MiB} MiB` : `${(n / MiB).toFixed(1)} MiB`);

@@ -27,6 +27,14 @@ import {
   PCI_ACS_UF,
   PCI_ACS_EC,
   REQ_ACS_FLAGS,
+  PCI_EXT_CAP_ID_PASID,
+  PCI_PASID_CAP,
+  PCI_PASID_CAP_PRIV,
+  PCI_PASID_CAP_WIDTH_MASK,
+  PCI_PASID_CAP_WIDTH_SHIFT,
+  PCI_PASID_CTRL,
+  PCI_PASID_CTRL_ENABLE,
+  PCI_PASID_CTRL_PRIV,
 } from "../core/pci-regs.js";
 
 
@@ -48,6 +56,8 @@ export interface KPciDev {
   pcieType: number | null;
   /** Offset of the ACS capability, 0 when none. */
   acsCap: number;
+  /** Offset of the PASID capability (pdev->pasid_cap), 0 when none. */
+  pasidCap: number;
   secondary: number | null;
   subordinate: number | null;
   /** The bridge above (bus->self), null on the root bus. */
@@ -141,6 +151,7 @@ function readDevice(port: MachinePort, rid: number, parent: KPciDev | null): KPc
     multifunction: (ht & 0x80) !== 0,
     pcieType,
     acsCap: exp === undefined ? 0 : extCapability(port, rid, PCI_EXT_CAP_ID_ACS),
+    pasidCap: exp === undefined ? 0 : extCapability(port, rid, PCI_EXT_CAP_ID_PASID),
     secondary: bridge ? port.configRead(rid, 0x19, 1) : null,
     subordinate: bridge ? port.configRead(rid, 0x1a, 1) : null,
     parent,
@@ -251,4 +262,28 @@ export function dmaAliases(d: KPciDev): { via: KPciDev; rid: number }[] {
 /** Two devices alias each other when either lists the other's devfn as a quirk alias (same bus). */
 export function devsAreDmaAliases(a: KPciDev, b: KPciDev): boolean {
   return a.bus === b.bus && (a.dmaAliasDevfns.includes(b.devfn) || b.dmaAliasDevfns.includes(a.devfn));
+}
+
+/** pci_max_pasids (drivers/pci/ats.c): how many PASIDs the function can carry, 0 without a PASID capability. */
+export function pciMaxPasids(port: MachinePort, d: KPciDev): number {
+  if (d.pasidCap === 0) return 0;
+  const cap = port.configRead(d.rid, d.pasidCap + PCI_PASID_CAP, 2);
+  return 2 ** ((cap & PCI_PASID_CAP_WIDTH_MASK) >>> PCI_PASID_CAP_WIDTH_SHIFT);
+}
+
+/**
+ * pci_enable_pasid: sets PASID Enable (and Privileged Mode Enable when asked and supported) in the function's
+ * PASID Control register; returns false when it has no PASID capability.
+ */
+export function pciEnablePasid(port: MachinePort, d: KPciDev, privileged = false): boolean {
+  if (d.pasidCap === 0) return false;
+  const cap = port.configRead(d.rid, d.pasidCap + PCI_PASID_CAP, 2);
+  const priv = privileged && (cap & PCI_PASID_CAP_PRIV) !== 0 ? PCI_PASID_CTRL_PRIV : 0;
+  port.configWrite(d.rid, d.pasidCap + PCI_PASID_CTRL, 2, PCI_PASID_CTRL_ENABLE | priv);
+  return true;
+}
+
+/** Whether the function's PASID Control register has PASID Enable set (what the device checks before a PASID prefix). */
+export function pciPasidEnabled(port: MachinePort, d: KPciDev): boolean {
+  return d.pasidCap !== 0 && (port.configRead(d.rid, d.pasidCap + PCI_PASID_CTRL, 2) & PCI_PASID_CTRL_ENABLE) !== 0;
 }

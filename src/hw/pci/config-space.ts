@@ -1,7 +1,7 @@
 /**
  * Configuration space of a simulated PCI function (PCI Local Bus 3.0 ch. 6, PCIe Base 6.0 ch. 7): the header,
  * the capability list this model places (PCI Express, MSI or MSI-X, the vendor-specific DMA descriptor), the ACS
- * extended capability, which bytes software may write, and BAR programming.
+ * and PASID extended capabilities, which bytes software may write, and BAR programming.
  */
 import {
   PCI_VENDOR_ID,
@@ -22,6 +22,14 @@ import {
   PCI_CAP_ID_EXP,
   PCI_CAP_ID_MSIX,
   PCI_EXT_CAP_ID_ACS,
+  PCI_EXT_CAP_ID_PASID,
+  PCI_EXT_CAP_NEXT_SHIFT,
+  PCI_EXT_CAP_VER_SHIFT,
+  PCI_PASID_CAP,
+  PCI_PASID_CAP_EXEC,
+  PCI_PASID_CAP_PRIV,
+  PCI_PASID_CAP_WIDTH_SHIFT,
+  PCI_PASID_CTRL,
   PCI_EXP_TYPE_ENDPOINT,
   PCI_EXP_TYPE_ROOT_PORT,
   PCI_EXP_TYPE_UPSTREAM,
@@ -42,6 +50,14 @@ export const CAP_EXP_OFFSET = 0x40;
 export const CAP_MSI_OFFSET = 0x80;
 export const CAP_VNDR_OFFSET = 0xc0;
 export const EXT_CAP_ACS_OFFSET = 0x100;
+/** The PASID capability follows ACS (8 bytes, no egress control vector) when the function has both. */
+const ACS_LENGTH = 8;
+
+/** Where the function's PASID capability sits: after ACS, or first in extended space; null without one. */
+export function pasidCapOffset(fn: PciFunction): number | null {
+  if (fn.pasidBits === 0) return null;
+  return fn.acs ? EXT_CAP_ACS_OFFSET + ACS_LENGTH : EXT_CAP_ACS_OFFSET;
+}
 /**
  * The vendor-specific capability every simulated DMA-capable function carries (24 bytes): format 1 at +3, the
  * number of address bits the device drives in DMA at +4, log2 of its largest DMA segment at +5, and from +8 the
@@ -57,6 +73,8 @@ export function writable(fn: PciFunction, at: number): boolean {
   if (fn.msi === "msi" && at >= CAP_MSI_OFFSET + 2 && at < CAP_MSI_OFFSET + 14) return true;
   if (fn.msi === "msix" && (at === CAP_MSI_OFFSET + 3)) return true; // enable / function mask
   if (fn.acs && (at === EXT_CAP_ACS_OFFSET + 6 || at === EXT_CAP_ACS_OFFSET + 7)) return true;
+  const pasid = pasidCapOffset(fn);
+  if (pasid !== null && at === pasid + PCI_PASID_CTRL) return true; // enable, execute, privileged mode
   return false;
 }
 
@@ -149,13 +167,26 @@ export function buildConfig(fn: PciFunction): void {
       put8(c, o + 1, caps[i + 1]?.[0] ?? 0);
     });
   }
+  const ext: [number, number, (o: number) => void][] = [];
   if (fn.acs) {
-    const o = EXT_CAP_ACS_OFFSET;
-    put32(c, o, PCI_EXT_CAP_ID_ACS | (1 << 16)); // version 1, last capability
-    const portCaps = PCI_ACS_SV | PCI_ACS_TB | PCI_ACS_RR | PCI_ACS_CR | PCI_ACS_UF | PCI_ACS_DT; // as QEMU's ports
-    put16(c, o + 4, fn.type === "endpoint" ? PCI_ACS_RR | PCI_ACS_CR : portCaps);
-    put16(c, o + 6, 0); // control: the kernel enables what it wants
+    ext.push([EXT_CAP_ACS_OFFSET, PCI_EXT_CAP_ID_ACS, (o) => {
+      const portCaps = PCI_ACS_SV | PCI_ACS_TB | PCI_ACS_RR | PCI_ACS_CR | PCI_ACS_UF | PCI_ACS_DT; // as QEMU's ports
+      put16(c, o + 4, fn.type === "endpoint" ? PCI_ACS_RR | PCI_ACS_CR : portCaps);
+      put16(c, o + 6, 0); // control: the kernel enables what it wants
+    }]);
   }
+  const pasid = pasidCapOffset(fn);
+  if (pasid !== null) {
+    ext.push([pasid, PCI_EXT_CAP_ID_PASID, (o) => {
+      put16(c, o + PCI_PASID_CAP, PCI_PASID_CAP_EXEC | PCI_PASID_CAP_PRIV | (fn.pasidBits << PCI_PASID_CAP_WIDTH_SHIFT));
+      put16(c, o + PCI_PASID_CTRL, 0); // the kernel enables it (pci_enable_pasid)
+    }]);
+  }
+  ext.forEach(([o, id, write], i) => {
+    // Header: id, version 1, the next capability's offset (0 ends the list).
+    put32(c, o, (id | (1 << PCI_EXT_CAP_VER_SHIFT) | ((ext[i + 1]?.[0] ?? 0) << PCI_EXT_CAP_NEXT_SHIFT)) >>> 0);
+    write(o);
+  });
 }
 
 /** Writes a BAR's address into configuration space (firmware's job). */

@@ -43,6 +43,8 @@ export interface PciFunctionInput {
   msiVectors?: unknown;
   /** Address bits the device can drive in DMA (its driver's DMA mask): 32..64. */
   dmaBits?: unknown;
+  /** Max PASID Width of a PASID extended capability (1..20); 0 or absent: no PASID capability. */
+  pasidBits?: unknown;
   /** Largest DMA segment its driver accepts (dma_set_max_seg_size), bytes; Linux's PCI default is 64 KiB. */
   maxSegmentSize?: unknown;
   /** Quirk: other functions (device.function on the same bus) whose requester id it also uses. */
@@ -70,6 +72,8 @@ export interface PciFunction {
   readonly msi: MsiKind;
   readonly msiVectors: number;
   readonly dmaBits: number;
+  /** Max PASID Width its PASID capability advertises; 0 without one. */
+  readonly pasidBits: number;
   readonly maxSegmentSize: number;
   /** devfns on the same bus this function also issues requests as. */
   readonly dmaAliasDevfns: number[];

@@ -176,6 +176,8 @@ export class PciTopology {
     const acsDefault = type === "root-port" || type === "downstream-port";
     const acs = optBool(d.acs, `${f}.acs`, acsDefault);
     if (acs && !isPcieType(type)) throw bad(`${f}.acs`, `a conventional PCI ${type} has no extended capabilities, so no ACS`);
+    const pasidBits = optInt(d.pasidBits, `${f}.pasidBits`, 0, 0, 20);
+    if (pasidBits > 0 && type !== "endpoint") throw bad(`${f}.pasidBits`, `a PASID capability needs a PCI Express endpoint, not a ${type}`);
     const aliases = d.dmaAliases === undefined ? [] : d.dmaAliases;
     if (!Array.isArray(aliases)) throw bad(`${f}.dmaAliases`, 'expected a list of "device.function" such as ["00.1"]');
     const dmaAliasDevfns = aliases.map((a: unknown, j) => {
@@ -209,6 +211,7 @@ export class PciTopology {
       msi: msiRaw,
       msiVectors: optInt(d.msiVectors, `${f}.msiVectors`, msiRaw === "msix" ? 3 : 1, 1, msiRaw === "msix" ? 128 : 32),
       dmaBits: optInt(d.dmaBits, `${f}.dmaBits`, 64, 24, 64),
+      pasidBits,
       maxSegmentSize: Math.min(maxSeg, 2 ** 31),
       dmaAliasDevfns,
       multifunction: optBool(d.multifunction, `${f}.multifunction`, false),
