@@ -12,6 +12,10 @@
  *   deferred-dma   a device reassigned from a destroyed VM issues a delayed write
  *   lazy-window    memory taken from a VM while the IOTLB still caches its translation
  *
+ * and, on the host without VMs (HOST_SCENARIOS, each on its own default machine):
+ *
+ *   sva            a device shares processes' address spaces through PASIDs; stray PASIDs; a PASID outliving its process
+ *
  * One file per scenario under scenarios/; what they share (the typed result, the run harness) is scenarios/run.ts.
  */
 import { IommuError } from "../core/errors.js";
@@ -21,6 +25,7 @@ import { isolationRun } from "./scenarios/isolation.js";
 import { lazyRun } from "./scenarios/lazy-window.js";
 import { msiRun, msiVariants } from "./scenarios/msi-injection.js";
 import { passthroughRun } from "./scenarios/passthrough.js";
+import { svaRun } from "./scenarios/sva.js";
 import { machineIommuKind, type Scenario, type ScenarioOptions, type ScenarioReport } from "./scenarios/run.js";
 
 export type { ScenarioFault, ScenarioInterrupt, ScenarioOptions, ScenarioReport, ScenarioRun } from "./scenarios/run.js";
@@ -58,12 +63,26 @@ export const SCENARIOS: readonly Scenario[] = [
   },
 ];
 
+/** Scenarios of the host alone (no VM), each needing a machine of its own: run with that machine by default. */
+export const HOST_SCENARIOS: readonly (Scenario & { machine: string })[] = [
+  {
+    name: "sva",
+    title: "A device shares processes' address spaces through PASIDs (VT-d scalable mode)",
+    summary: "one address, one process per PASID; stray PASIDs blocked; a write with an exited process's PASID blocked only when unbind invalidates",
+    machine: "q35-sva",
+    run: (o) => [svaRun(o, true), svaRun(o, false)],
+  },
+];
+
+/** The VM scenarios (every machine with q35's layout runs them). */
 export const SCENARIO_NAMES = SCENARIOS.map((s) => s.name);
+/** Every scenario `iommu scenario` runs. */
+export const ALL_SCENARIO_NAMES = [...SCENARIO_NAMES, ...HOST_SCENARIOS.map((s) => s.name)];
 
 export function runScenario(name: string, opts: ScenarioOptions = {}): ScenarioReport {
-  const s = SCENARIOS.find((x) => x.name === name);
+  const s = SCENARIOS.find((x) => x.name === name) ?? HOST_SCENARIOS.find((x) => x.name === name);
   if (s === undefined) {
-    throw new IommuError("UNKNOWN_SCENARIO", `no scenario named '${name}'`, { hint: `scenarios: ${SCENARIO_NAMES.join(", ")}` });
+    throw new IommuError("UNKNOWN_SCENARIO", `no scenario named '${name}'`, { hint: `scenarios: ${ALL_SCENARIO_NAMES.join(", ")}` });
   }
   return { name: s.name, title: s.title, runs: s.run(opts) };
 }
@@ -90,7 +109,8 @@ export function renderScenario(rep: ScenarioReport): string {
                 ? "unsupported request"
                 : q.translations.map((t) => `${t.hpa} (${t.landed})`).join(", ");
         const data = q.data !== undefined ? ` data ${q.data}` : ` ${q.length} B`;
-        out.push(`    ${q.device} ${q.op.padEnd(5)} ${q.addr.padStart(12)}${data}  ${q.purpose}  -> ${where}`);
+        const prefix = q.pasid === undefined ? "" : ` PASID ${q.pasid}${q.privileged === true ? " (privileged)" : ""}`;
+        out.push(`    ${q.device}${prefix} ${q.op.padEnd(5)} ${q.addr.padStart(12)}${data}  ${q.purpose}  -> ${where}`);
       }
     }
     if (run.faults.length > 0) {
@@ -119,8 +139,10 @@ export function renderScenario(rep: ScenarioReport): string {
 
 /** One line per scenario, for `iommu scenario` without a name. */
 export function listScenarios(): string {
-  const w = Math.max(...SCENARIOS.map((s) => s.name.length));
-  return SCENARIOS.map((s) => `  ${s.name.padEnd(w)}  ${s.title}: ${s.summary}`).join("\n") + "\n";
+  const all = [...SCENARIOS, ...HOST_SCENARIOS];
+  const w = Math.max(...all.map((s) => s.name.length));
+  const line = (s: Scenario, machine?: string): string => `  ${s.name.padEnd(w)}  ${s.title}: ${s.summary}${machine === undefined ? "" : ` (default machine ${machine})`}`;
+  return [...SCENARIOS.map((s) => line(s)), ...HOST_SCENARIOS.map((s) => line(s, s.machine))].join("\n") + "\n";
 }
 
 

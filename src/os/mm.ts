@@ -37,9 +37,19 @@ export class HotPages {
   }
 }
 
+/** mmu_notifier_ops: told after pages of the address space were unmapped, and when the address space goes away. */
+export interface MmNotifier {
+  invalidate(va: number, pages: number): void;
+  release(): void;
+}
+
 export class Mm {
   /** Physical address of the top-level table (CR3's, and the first-stage pointer of a bound PASID entry). */
   readonly pgd: number;
+  /** mm->pasid: given on the first bind to a device, kept for the address space's life; null before. */
+  pasid: number | null = null;
+  /** Registered mmu notifiers (shared virtual addressing keeps IOTLBs in step with the CPU's tables). */
+  readonly notifiers: MmNotifier[] = [];
   private readonly tables: number[] = [];
   /** User pages mapped: virtual page address -> frame. */
   private readonly mapped = new Map<number, number>();
@@ -120,6 +130,8 @@ export class Mm {
     }
     this.mapped.delete(va);
     this.hot.free(frame);
+    // The CPU's TLB shootdown's counterpart: secondary TLBs (IOTLBs through PASIDs) invalidated, pages already freed.
+    for (const n of [...this.notifiers]) n.invalidate(va, 1);
     return frame;
   }
 
@@ -129,8 +141,9 @@ export class Mm {
     return e === null ? null : this.readAddr(e);
   }
 
-  /** Process exit: every user page and table back to the allocator. */
+  /** Process exit: notifiers released first (exit_mmap), then every user page and table back to the allocator. */
   exit(): void {
+    for (const n of this.notifiers.splice(0)) n.release();
     for (const va of [...this.mapped.keys()]) this.munmap(va);
     for (const t of this.tables.splice(0)) this.hot.free(t);
   }
