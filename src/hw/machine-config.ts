@@ -10,7 +10,9 @@
  *     "ioapics": [{ "id": 0, "base": "0xfec00000" }],
  *     "devices": [{ "bdf": "00:02.0", "type": "endpoint", "id": "8086:10d3", "class": "0x020000",
  *                   "driver": "e1000e", "dmaBits": 64, "msi": "msix", "bars": [{ "size": "128K" }] }, …],
- *     "iommus": [{ "base": "0xfed90000", "scope": "all", "interruptRemapping": true, "cachingMode": false }],
+ *     "iommus": [{ "base": "0xfed90000", "scope": "all", "interruptRemapping": true, "cachingMode": false,
+ *                  "scalableMode": false }],                 // also awBits, passThrough, postedInterrupts,
+ *                                                             // firstStage, nested, pasidBits
  *     "rmrrs": [{ "base": "0x7f000000", "size": "1M", "devices": ["00:14.0"] }]
  *   }
  */
@@ -62,6 +64,14 @@ export interface VtdUnitConfig {
   passThrough: boolean;
   /** Posted interrupts (CAP.PI); QEMU 7.2's unit has none. */
   postedInterrupts: boolean;
+  /** Scalable-mode translation (ECAP.SMTS, SSTS, SRS): QEMU 7.2's `x-scalable-mode=on`. */
+  scalableMode: boolean;
+  /** First-stage translation (ECAP.FSTS); needs scalableMode. QEMU 7.2 has none. */
+  firstStage: boolean;
+  /** Nested translation (ECAP.NEST); needs firstStage. */
+  nested: boolean;
+  /** PASID width of requests with a PASID (ECAP.PASID, PSS): 0 (none) or 1..20; needs scalableMode. */
+  pasidBits: number;
   /** IOAPIC ids in this unit's scope. */
   ioapics: number[];
 }
@@ -116,7 +126,7 @@ const KEYS = {
   range: ["base", "size"],
   cpus: ["apicIds"],
   ioapic: ["id", "base"],
-  iommu: ["type", "base", "scope", "interruptRemapping", "cachingMode", "awBits", "passThrough", "postedInterrupts"],
+  iommu: ["type", "base", "scope", "interruptRemapping", "cachingMode", "awBits", "passThrough", "postedInterrupts", "scalableMode", "firstStage", "nested", "pasidBits"],
   rmrr: ["base", "end", "size", "devices"],
   device: ["bdf", "type", "id", "class", "name", "driver", "secondaryBus", "acs", "msi", "msiVectors", "dmaBits", "pasidBits", "maxSegmentSize", "dmaAliases", "multifunction", "bars"],
 } as const;
@@ -230,6 +240,13 @@ function parseIommus(v: unknown, ioapics: { id: number }[]): IommuUnitConfig[] {
     if (b("postedInterrupts", false) && !b("interruptRemapping", true)) {
       throw configError(`${f}.postedInterrupts`, "posted interrupts need interruptRemapping");
     }
+    const pasidBits = x.pasidBits ?? 0;
+    if (typeof pasidBits !== "number" || !Number.isInteger(pasidBits) || pasidBits < 0 || pasidBits > 20) throw configError(`${f}.pasidBits`, "expected 0 (no PASID support) or 1..20");
+    if (!b("scalableMode", false)) {
+      const needy = ["firstStage", "nested"].find((k) => b(k, false)) ?? (pasidBits > 0 ? "pasidBits" : undefined);
+      if (needy !== undefined) throw configError(`${f}.${needy}`, "needs scalableMode");
+    }
+    if (b("nested", false) && !b("firstStage", false)) throw configError(`${f}.nested`, "needs firstStage");
     return {
       type: "vtd",
       name: `dmar${i}`,
@@ -240,6 +257,10 @@ function parseIommus(v: unknown, ioapics: { id: number }[]): IommuUnitConfig[] {
       awBits: aw,
       passThrough: b("passThrough", true),
       postedInterrupts: b("postedInterrupts", false),
+      scalableMode: b("scalableMode", false),
+      firstStage: b("firstStage", false),
+      nested: b("nested", false),
+      pasidBits,
       ioapics: [],
     };
   });

@@ -4,6 +4,8 @@
  * as QEMU splits it) and a 32-bit-only DMA device at 00:07.0. `q35-lab` is the machine the lab boots a real
  * Debian 6.1 kernel on (lab/scenarios.ts), with QEMU's DMAR listing every device; `q35-noiommu` is `q35` without
  * a remapping unit; `q35-pi` is `q35` with a unit that posts interrupts (CAP.PI, which QEMU 7.2's unit lacks);
+ * `q35-sm` is `q35` whose unit is QEMU 7.2's `intel-iommu,intremap=on,x-scalable-mode=on` (ECAP.SMTS, SSTS and
+ * SRS, no first-stage translation, caching mode off as in `q35`), which Debian's 6.1 kernel runs in scalable mode;
  * `two-units` has a graphics unit and a catch-all unit with an RMRR; `switch` has a PCIe switch whose second
  * downstream port lacks ACS.
  *
@@ -60,6 +62,11 @@ export const PRESETS: Record<string, () => MachineConfigInput> = {
     ...PRESETS.q35!(),
     name: "q35-pi",
     iommus: [{ base: "0xfed90000", scope: "all", interruptRemapping: true, cachingMode: false, postedInterrupts: true }],
+  }),
+  "q35-sm": () => ({
+    ...PRESETS.q35!(),
+    name: "q35-sm",
+    iommus: [{ base: "0xfed90000", scope: "all", interruptRemapping: true, cachingMode: false, scalableMode: true }],
   }),
   "q35-lab": () => {
     const devices = [

@@ -124,6 +124,10 @@ export class Machine {
           interruptRemapping: u.interruptRemapping,
           passThrough: u.passThrough,
           postedInterrupts: u.postedInterrupts,
+          scalableMode: u.scalableMode,
+          firstStage: u.firstStage,
+          nested: u.nested,
+          pasidBits: u.pasidBits,
         },
       });
       this.units.push({ kind: "vtd", name: u.name, base: u.base, unit });

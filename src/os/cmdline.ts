@@ -18,7 +18,8 @@
  * Parameters no handler takes and that have no dot are reported, as Linux does, as
  * `Unknown kernel command line parameters "… ", will be passed to user space.`
  *
- * Defaults are Debian 6.1's build (CONFIG_INTEL_IOMMU_DEFAULT_ON_INTGPU_OFF, CONFIG_IOMMU_DEFAULT_DMA_LAZY).
+ * Defaults are Debian 6.1's build (CONFIG_INTEL_IOMMU_DEFAULT_ON_INTGPU_OFF, CONFIG_IOMMU_DEFAULT_DMA_LAZY,
+ * CONFIG_INTEL_IOMMU_SCALABLE_MODE_DEFAULT_ON).
  */
 import { kernelParams, kstrtobool, normalizedName } from "../core/kernel-cmdline.js";
 
@@ -44,6 +45,11 @@ export interface KernelConfig {
   defaultStrict: boolean;
   /** CONFIG_INTEL_IOMMU_FLOPPY_WA: ISA bridges get 0-16 MiB identity mapped. */
   floppyWa: boolean;
+  /**
+   * CONFIG_INTEL_IOMMU_SCALABLE_MODE_DEFAULT_ON: intel_iommu_sm starts at 1, so a unit reporting ECAP.SMTS runs
+   * in scalable mode unless `intel_iommu=sm_off` is given (Debian 6.1: =y, config-6.1.0-57-amd64).
+   */
+  scalableModeDefaultOn: boolean;
 }
 
 export const DEBIAN_6_1_CONFIG: Readonly<KernelConfig> = Object.freeze({
@@ -52,6 +58,7 @@ export const DEBIAN_6_1_CONFIG: Readonly<KernelConfig> = Object.freeze({
   defaultPassthrough: false,
   defaultStrict: false,
   floppyWa: true,
+  scalableModeDefaultOn: true,
 });
 
 export interface BootParams {
@@ -280,7 +287,7 @@ function defaultParams(raw: string, config: KernelConfig): BootParams {
     igfxOff: false,
     mapIntGpu: !config.intgpuOff,
     superpage: true,
-    scalableMode: true,
+    scalableMode: config.scalableModeDefaultOn,
     forceDac: false,
     noIommu: false,
     defaultDomainCmdline: null,

@@ -7,15 +7,21 @@
  * id on a domain's first attach to a unit).
  *
  * Register, table and descriptor formats come from spec/vtd (numbers, formats and their encoders; no hardware
- * objects). The unit's view is intel-unit.ts, queued invalidation intel-qi.ts, fault handling intel-faults.ts.
+ * objects). The unit's view is intel-unit.ts, queued invalidation intel-qi.ts, fault handling intel-faults.ts,
+ * root and context entries intel-context.ts, and, in scalable mode (sm_supported: intel_iommu_sm and ECAP.SMTS),
+ * the per-device PASID tables intel-pasid.ts: the root table is latched with RTADDR.TTM = 01b, context entries
+ * name a PASID directory, and each device's RID_PASID entry selects pass-through, first-stage or second-stage
+ * translation for its domain.
  */
 import { decodeDmar, type DmarDeviceScope, type DmarTable } from "../acpi/dmar.js";
 import { IommuError } from "../core/errors.js";
-import { requesterId, ridBus, ridDevfn, ridOf } from "../core/pci.js";
-import { HI_DWORD_OFFSET, TWO32 } from "../core/u64.js";
+import { requesterId, ridBus, ridOf } from "../core/pci.js";
+import { TWO32 } from "../core/u64.js";
 import { encodeCompatMsi, MSI_ADDR_BASE, MSI_ADDR_LAST } from "../spec/msi.js";
-import { awForLevels, awWidth, CONTEXT_ENTRY_SIZE, contextEntryOffset, encodeContextEntry, encodeRootEntry, ENTRY_P, rootEntryOffset, TT_MULTI_LEVEL, TT_PASS_THROUGH } from "../spec/vtd/context.js";
-import { fieldMax } from "../spec/vtd/fields.js";
+import { awForLevels, awWidth } from "../spec/vtd/context.js";
+import { fieldMax, withField } from "../spec/vtd/fields.js";
+import { PC_G_GLOBAL } from "../spec/vtd/invalidation.js";
+import { FLPT_DEFAULT_DID, RID_PASID_DEFAULT } from "../spec/vtd/scalable.js";
 import { encodeIrta, encodeIrte, encodeRemappableMsi, irtaEntries, IRTE_SIZE, writeIrte, SVT_NO_VERIFY, SVT_VERIFY_BUS, SVT_VERIFY_SID_SQ } from "../spec/vtd/intremap.js";
 import type { Descriptor } from "../spec/vtd/invalidation.js";
 import { PAGE_SIZE_4K } from "../spec/vtd/paging.js";
@@ -36,11 +42,15 @@ import {
   GCMD_SIRTP,
   GCMD_SRTP,
   GCMD_TE,
+  GCMD_WBF,
   GSTS_IRES,
   GSTS_IRTPS,
   GSTS_RTPS,
   GSTS_TES,
+  GSTS_WBFS,
   IRTA,
+  RTADDR,
+  TTM_SCALABLE,
 } from "../spec/vtd/registers.js";
 import type { DomainType } from "./default-domain.js";
 import { handleFaults, type FaultRecord } from "./intel-faults.js";
@@ -49,6 +59,8 @@ import { IommuDomain, type ReservedRegion } from "./iommu-domain.js";
 import { isIsaBridge, ISA_DMA_LAST, relaxableDirect } from "./iommu.js";
 import { IOMMU_READ, IOMMU_WRITE, type IommuOps } from "./iommu-ops.js";
 import { QueuedInvalidation } from "./intel-qi.js";
+import { ContextTables } from "./intel-context.js";
+import { PasidTables } from "./intel-pasid.js";
 import { DmarUnit, hx, UnitIo, type DriverContext } from "./intel-unit.js";
 import { dmaAliases, type KPciDev } from "./pci.js";
 
@@ -57,6 +69,7 @@ export { PageTables, type MapConflict } from "./intel-pgtable.js";
 export { DMA_REMAP_FAULT_REASONS, IRQ_REMAP_FAULT_REASONS, type FaultRecord } from "./intel-faults.js";
 export { QI_LENGTH } from "./intel-qi.js";
 export { DmarUnit, type DriverContext, type InvalidationCounts } from "./intel-unit.js";
+export { PasidTables, type PasidTable, type FirstStageOptions } from "./intel-pasid.js";
 
 /** Interrupt remapping table: INTR_REMAP_TABLE_REG_SIZE = IRTA.S = 0xf, INTR_REMAP_TABLE_ENTRIES (65536) entries. */
 const INTR_REMAP_TABLE_REG_SIZE = fieldMax(IRTA.S);
@@ -81,11 +94,21 @@ export class IntelIommuDriver implements IommuOps<DmarUnit> {
   private readonly ctx: DriverContext;
   private readonly io: UnitIo;
   private readonly qi: QueuedInvalidation;
+  private readonly ctxTables: ContextTables;
+  /** Scalable mode: every device's PASID directory and tables. */
+  readonly pasid: PasidTables;
 
   constructor(ctx: DriverContext) {
     this.ctx = ctx;
     this.io = new UnitIo(ctx);
     this.qi = new QueuedInvalidation(ctx, this.io);
+    this.ctxTables = new ContextTables(ctx, this.qi);
+    this.pasid = new PasidTables(ctx, {
+      pasidCache: (u, g, did, pasid) => this.qi.pasidCache(u, g, did, pasid),
+      piotlb: (u, did, pasid, pfn, pages) => this.qi.piotlb(u, did, pasid, pfn, pages),
+      iotlbDomain: (u, did) => this.flushIotlbDomain(u, did),
+      writeBufferFlush: (u) => this.flushWriteBuffer(u),
+    });
   }
 
   private r32(u: DmarUnit, off: number): number {
@@ -268,18 +291,34 @@ export class IntelIommuDriver implements IommuOps<DmarUnit> {
 
   // ---- DMA remapping bring-up (init_dmars) ----
 
+  /**
+   * iommu_init_domains: domain id 0 reserved, and in scalable mode (sm_supported, decided here for the unit) also
+   * FLPT_DEFAULT_DID, the id of first-stage and pass-through PASID entries.
+   */
   initDomains(u: DmarUnit): void {
+    u.sm = (this.ctx.scalableMode ?? false) && u.hasSmts;
     u.domainIds = new Uint8Array(u.ndoms);
     u.domainIds[0] = 1; // id 0: caching mode tags invalid entries with it, and it marks "no id"
+    if (u.sm) u.domainIds[FLPT_DEFAULT_DID] = 1;
   }
 
-  /** Allocates the root table and latches it (iommu_alloc_root_entry, iommu_set_root_entry). */
+  /**
+   * Allocates the root table and latches it (iommu_alloc_root_entry, iommu_set_root_entry): RTADDR with TTM
+   * 01b in scalable mode, then the context cache, in scalable mode the PASID cache, and the IOTLB, all global.
+   */
   setRootEntry(u: DmarUnit): void {
     if (u.rootTable === 0) u.rootTable = this.ctx.pages.alloc(1, "any");
-    this.io.w64(u, DMAR_RTADDR_REG, u.rootTable);
+    this.io.w64(u, DMAR_RTADDR_REG, u.sm ? withField(BigInt(u.rootTable), RTADDR.TTM, TTM_SCALABLE) : u.rootTable);
     this.gcmdWait(u, u.gcmd | GCMD_SRTP, GSTS_RTPS, true, "set root table pointer");
     this.flushContextGlobal(u);
+    if (u.sm) this.qi.pasidCache(u, PC_G_GLOBAL, 0, 0);
     this.flushIotlbGlobal(u);
+  }
+
+  /** iommu_flush_write_buffer: GCMD.WBF and a wait for GSTS.WBFS to clear, only on units with CAP.RWBF. */
+  flushWriteBuffer(u: DmarUnit): void {
+    if (!u.requiresWriteBufferFlush) return;
+    this.gcmdWait(u, u.gcmd | GCMD_WBF, GSTS_WBFS, false, "write buffer flush");
   }
 
   /** Programs the fault event interrupt (dmar_set_interrupt) and unmasks it. */
@@ -307,62 +346,41 @@ export class IntelIommuDriver implements IommuOps<DmarUnit> {
     return handleFaults(this.io, this.ctx.log, u, log, this.faults);
   }
 
-  // ---- Context entries ----
+  // ---- Context entries (intel-context.ts) ----
 
-  /** Address of the context entry for (bus, devfn), creating the context table (iommu_context_addr). */
+  /** Address of the context entry for `rid`, creating the context table (iommu_context_addr). */
   contextEntry(u: DmarUnit, rid: number): number {
-    const bus = ridBus(rid);
-    let ct = u.contextTables.get(bus);
-    const mem = this.ctx.port.memory;
-    if (ct === undefined) {
-      ct = this.ctx.pages.alloc(1, "any");
-      u.contextTables.set(bus, ct);
-      // Linux writes the low quad of the root entry only (the upper one is reserved and zero).
-      const [lo = 0, hi = 0] = encodeRootEntry({ present: true, contextTable: ct });
-      const re = u.rootTable + rootEntryOffset(bus);
-      mem.write32(re, lo);
-      mem.write32(re + HI_DWORD_OFFSET, hi);
-    }
-    return ct + contextEntryOffset(ridDevfn(rid));
+    return this.ctxTables.entry(u, rid);
   }
 
   /**
-   * domain_context_mapping_one: a present context entry for `rid` pointing at the domain (multi-level with its
-   * page tables, or pass-through). An entry already present is left alone, as Linux does.
+   * domain_context_mapping_one: a present context entry for `rid` pointing at the domain (legacy: multi-level
+   * with its page tables, or pass-through; scalable: the device's PASID directory). An entry already present is
+   * left alone, as Linux does.
    */
-  mapContext(u: DmarUnit, rid: number, did: number, passThrough: boolean, pgd: number, levels: number): boolean {
-    const mem = this.ctx.port.memory;
-    const ce = this.contextEntry(u, rid);
-    if ((mem.read32(ce) & ENTRY_P) !== 0) return false;
-    const words = encodeContextEntry({
-      present: true,
-      fpd: false,
-      tt: passThrough ? TT_PASS_THROUGH : TT_MULTI_LEVEL,
-      pageTable: passThrough ? 0 : pgd,
-      aw: awForLevels(passThrough ? u.levels : levels),
-      did,
-    });
-    // The upper quad first, the low dword (with the present bit) last.
-    for (const i of [2, 3, 1, 0] as const) mem.write32(ce + 4 * i, words[i]);
-    if (u.cachingMode) {
-      this.flushContextDevice(u, 0, rid);
-      this.flushIotlbDomain(u, did);
-    }
-    return true;
+  mapContext(u: DmarUnit, rid: number, did: number, passThrough: boolean, pgd: number, levels: number, dev: KPciDev | null = null): boolean {
+    const table = u.sm && dev !== null ? this.pasid.table(dev) : null;
+    return this.ctxTables.map(u, rid, { did, passThrough, pgd, levels, pasidTable: table, pdts: table === null ? 0 : this.pasid.pdts(table) });
   }
 
   /** Clears a context entry and invalidates it (domain_context_clear_one). */
-  clearContext(u: DmarUnit, rid: number, did: number): void {
-    this.zeroContext(u, rid);
-    this.flushContextDevice(u, did, rid);
-    this.flushIotlbDomain(u, did);
+  clearContext(u: DmarUnit, rid: number, did: number, hwPassThrough = false): void {
+    this.ctxTables.clear(u, rid, did, hwPassThrough);
   }
 
   /** Writes zeros over the context entry of `rid` (context_clear_entry), without invalidating. */
   zeroContext(u: DmarUnit, rid: number): void {
-    const mem = this.ctx.port.memory;
-    const ce = this.contextEntry(u, rid);
-    for (let i = 0; i < CONTEXT_ENTRY_SIZE; i += 4) mem.write32(ce + i, 0);
+    this.ctxTables.zero(u, rid);
+  }
+
+  /**
+   * Scalable mode: lets the device issue requests with a PASID (PASIDE in the context entries of the device and
+   * its aliases), for PASIDs whose entries are set with the `pasid` tables' setup calls. False in legacy mode.
+   */
+  enablePasid(dev: KPciDev, unit: DmarUnit, did: number): boolean {
+    let ok = unit.sm;
+    for (const a of dmaAliases(dev)) ok = this.ctxTables.enablePasid(unit, a.rid, did) && ok;
+    return ok;
   }
 
   /** Lowest free domain id (domain_attach_iommu). */
@@ -392,16 +410,32 @@ export class IntelIommuDriver implements IommuOps<DmarUnit> {
   }
 
   /**
+   * first_level_by_default: legacy mode has second-level tables only; in scalable mode (every unit) the one stage
+   * all units support, or, when they have both, first-stage for every domain but the unmanaged ones.
+   */
+  firstLevelByDefault(type: DomainType): boolean {
+    if (this.units.length === 0 || !this.units.every((u) => u.sm)) return false;
+    const fl = this.units.every((u) => u.hasFsts);
+    const sl = this.units.every((u) => u.hasSsts);
+    if (fl !== sl) return fl;
+    return type !== "unmanaged";
+  }
+
+  /**
    * intel_iommu_domain_alloc: the identity domain is one shared si_domain (hardware pass-through when every unit
-   * has it, else 1:1 page tables over usable RAM); DMA and unmanaged domains get page tables of the unit's levels.
+   * has it, else 1:1 page tables over usable RAM); DMA and unmanaged domains get page tables of the unit's levels,
+   * first-stage tables when the domain uses first-level translation (its aperture then ends below the canonical
+   * hole: one bit less).
    */
   domainAlloc(type: DomainType, unit: DmarUnit): IommuDomain {
     const { port, pages } = this.ctx;
+    const firstLevel = this.firstLevelByDefault(type);
     if (type === "identity") {
       if (this.siDomain === null) {
         const hw = unit.hasPassThrough;
-        const tables = hw ? null : new PageTables(port.memory, pages, unit.levels);
+        const tables = hw ? null : new PageTables(port.memory, pages, unit.levels, firstLevel);
         this.siDomain = new IommuDomain("identity", tables, hw, 57);
+        this.siDomain.firstLevel = tables !== null && firstLevel;
         if (tables !== null) {
           for (const r of port.firmware.e820) {
             if (r.type !== "usable") continue;
@@ -411,10 +445,22 @@ export class IntelIommuDriver implements IommuOps<DmarUnit> {
       }
       return this.siDomain;
     }
-    return new IommuDomain(type, new PageTables(port.memory, pages, unit.levels), false, awWidth(awForLevels(unit.levels)));
+    const width = awWidth(awForLevels(unit.levels));
+    const d = new IommuDomain(type, new PageTables(port.memory, pages, unit.levels, firstLevel), false, firstLevel ? width - 1 : width);
+    d.firstLevel = firstLevel;
+    return d;
   }
 
-  /** dmar_domain_attach_device: a domain id on the device's unit and context entries for all its aliases. */
+  /** intel_iommu_probe_device: in scalable mode the device gets its PASID directory (intel_pasid_alloc_table). */
+  probeDevice(dev: KPciDev, unit: DmarUnit): void {
+    if (unit.sm) this.pasid.allocTable(dev);
+  }
+
+  /**
+   * dmar_domain_attach_device: a domain id on the device's unit; in scalable mode the device's RID_PASID entry
+   * (pass-through for the hardware pass-through identity domain, first-stage or second-stage after the domain);
+   * then context entries for the device and its aliases.
+   */
   attachDev(domain: IommuDomain, dev: KPciDev, unit: DmarUnit): void {
     let did = domain.dids.get(unit);
     if (did === undefined) {
@@ -422,27 +468,39 @@ export class IntelIommuDriver implements IommuOps<DmarUnit> {
       domain.dids.set(unit, did);
     }
     const levels = domain.tables?.levels ?? unit.levels;
-    for (const a of dmaAliases(dev)) this.mapContext(unit, a.rid, did, domain.passThrough, domain.tables?.pgd ?? 0, levels);
+    const pgd = domain.tables?.pgd ?? 0;
+    if (unit.sm) {
+      this.pasid.allocTable(dev);
+      if (domain.passThrough) this.pasid.setupPassThrough(unit, dev, RID_PASID_DEFAULT);
+      else if (domain.firstLevel) this.pasid.setupFirstStage(unit, dev, RID_PASID_DEFAULT, did, pgd, { levels });
+      else this.pasid.setupSecondStage(unit, dev, RID_PASID_DEFAULT, did, pgd, levels);
+    }
+    for (const a of dmaAliases(dev)) this.mapContext(unit, a.rid, did, domain.passThrough, pgd, levels, dev);
   }
 
   /**
-   * domain_context_clear_one for the device and its aliases: context entries cleared; with `flush`, the context
-   * cache entry and the domain's IOTLB invalidated.
+   * dmar_remove_one_dev_info: in scalable mode the RID_PASID entry torn down first (intel_pasid_tear_down_entry);
+   * then domain_context_clear_one for the device and its aliases. With `flush`, the PASID entry's caches, the
+   * context cache entry and the domain's IOTLB are invalidated; without, entries are only cleared.
    */
   detachDev(domain: IommuDomain, dev: KPciDev, unit: DmarUnit, flush: boolean): void {
     const did = domain.dids.get(unit) ?? 0;
+    if (unit.sm) this.pasid.tearDown(unit, dev, RID_PASID_DEFAULT, { flush });
     for (const a of dmaAliases(dev)) {
-      if (flush) this.clearContext(unit, a.rid, did);
+      if (flush) this.clearContext(unit, a.rid, did, domain.passThrough);
       else this.zeroContext(unit, a.rid);
     }
     const at = domain.devices.indexOf(dev);
     if (at >= 0) domain.devices.splice(at, 1);
   }
 
-  /** Blocks the device's DMA: context entries not present (requests fault with reason 0x2), invalidated. */
+  /** Blocks the device's DMA: context entries not present (requests fault), invalidated. */
   blockDev(dev: KPciDev, unit: DmarUnit, current: IommuDomain | null): void {
     if (current !== null) this.detachDev(current, dev, unit, true);
-    else for (const a of dmaAliases(dev)) this.clearContext(unit, a.rid, 0);
+    else {
+      if (unit.sm) this.pasid.tearDown(unit, dev, RID_PASID_DEFAULT);
+      for (const a of dmaAliases(dev)) this.clearContext(unit, a.rid, 0);
+    }
   }
 
   /** domain_exit: the domain ids back on every unit, the page tables freed (never the shared identity domain). */
@@ -453,17 +511,31 @@ export class IntelIommuDriver implements IommuOps<DmarUnit> {
     domain.tables?.free();
   }
 
+  /** intel_flush_iotlb_all: PASID-selective PASID-based IOTLB invalidation for first-level domains. */
   flushIotlbAll(domain: IommuDomain): void {
-    for (const [unit, did] of domain.dids) this.flushIotlbDomain(unit, did);
+    for (const [unit, did] of domain.dids) {
+      if (domain.firstLevel) this.qi.piotlb(unit, did, RID_PASID_DEFAULT, 0, null);
+      else this.flushIotlbDomain(unit, did);
+    }
   }
 
+  /** iommu_flush_iotlb_psi: page-selective within RID_PASID for first-level domains, else legacy IOTLB. */
   iotlbSync(domain: IommuDomain, pfn: number, pages: number): void {
-    for (const [unit, did] of domain.dids) this.flushIotlbPsi(unit, did, pfn, pages);
+    for (const [unit, did] of domain.dids) {
+      if (domain.firstLevel) this.qi.piotlb(unit, did, RID_PASID_DEFAULT, pfn, Math.max(1, pages));
+      else this.flushIotlbPsi(unit, did, pfn, pages);
+    }
   }
 
-  /** Caching mode: a non-present to present change must be invalidated too. */
+  /**
+   * __mapping_notify_one: caching mode makes a non-present to present change of a second-level table need an
+   * invalidation too; otherwise (and for first-level tables) the write buffer flush.
+   */
   iotlbSyncMap(domain: IommuDomain, pfn: number, pages: number): void {
-    for (const [unit, did] of domain.dids) if (unit.cachingMode) this.flushIotlbPsi(unit, did, pfn, pages);
+    for (const [unit, did] of domain.dids) {
+      if (unit.cachingMode && !domain.firstLevel) this.flushIotlbPsi(unit, did, pfn, pages);
+      else if (unit.sm) this.flushWriteBuffer(unit);
+    }
   }
 
   /** intel_iommu_get_resv_regions: RMRRs naming the device, the ISA bridge's floppy range, the interrupt window. */

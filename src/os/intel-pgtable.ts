@@ -1,7 +1,10 @@
 /**
- * A domain's second-level page tables (VT-d spec 9.8), written the way Linux 6.1's __domain_mapping writes them:
- * intermediate entries read/write, leaves with the mapping's permissions. Numbers only (no bigint) on this path;
- * the last leaf table is remembered so consecutive pages do not walk from the top.
+ * A domain's page tables, written the way Linux 6.1's pfn_to_dma_pte and __domain_mapping write them: second-level
+ * tables (VT-d spec 9.8), intermediate entries read/write, leaves with the mapping's permissions; or, for a domain
+ * that uses first-level translation in scalable mode (domain_use_first_level), first-stage tables (9.7) in the
+ * same layout, every entry with XD, U/S and A set (intermediate ones also R/W), leaves present and, when
+ * writable, dirty. Numbers only (no bigint) on this path; the last leaf table is remembered so consecutive pages
+ * do not walk from the top.
  *
  * Each table page (the top one excepted) keeps a count of its present entries, so unmapping the last entry of a
  * table gives the page back, as Linux's dma_pte_clear_level / dma_pte_list_pagetables do: the emptied tables are
@@ -9,6 +12,7 @@
  * using them (at once in strict mode, after the flush queue's flush in lazy mode).
  */
 import { HI_DWORD_OFFSET, TWO32 } from "../core/u64.js";
+import { DMA_FL_PTE_ACCESS, DMA_FL_PTE_DIRTY, DMA_FL_PTE_PRESENT, DMA_FL_PTE_US, DMA_FL_PTE_XD_HI, FS_HI_ADDR_MASK } from "../spec/vtd/first-stage.js";
 import {
   DMA_PTE_ADDR_LO_MASK,
   DMA_PTE_LARGE_PAGE,
@@ -109,13 +113,33 @@ export class PageTables {
   /** Present entries per table page below the top one. */
   private readonly used = new TableCounts();
 
+  /** First-stage format (the domain uses first-level translation). */
+  readonly firstLevel: boolean;
+  /** Flag bits of intermediate entries (low dword, high dword). */
+  private readonly tableLo: number;
+  private readonly entryHi: number;
+  /** Flag bits every leaf gets besides its permissions (low dword). */
+  private readonly leafLo: number;
+
   constructor(
     private readonly mem: MachinePort["memory"],
     private readonly pages: PageAllocator,
     levels: number,
+    firstLevel = false,
   ) {
     this.levels = levels;
+    this.firstLevel = firstLevel;
     this.pgd = pages.alloc(1, "any");
+    const fl = firstLevel ? DMA_FL_PTE_US | DMA_FL_PTE_ACCESS : 0;
+    this.tableLo = TABLE_PROT | fl;
+    this.leafLo = firstLevel ? fl | DMA_FL_PTE_PRESENT : 0;
+    this.entryHi = firstLevel ? DMA_FL_PTE_XD_HI : 0;
+  }
+
+  /** The low-dword flags of a leaf with `prot` (DMA_PTE_READ | DMA_PTE_WRITE): first-level leaves written dirty. */
+  private leafFlags(prot: number): number {
+    if (!this.firstLevel) return prot;
+    return prot | this.leafLo | ((prot & DMA_PTE_WRITE) !== 0 ? DMA_FL_PTE_DIRTY : 0);
   }
 
   /** Table pages in use below the top-level table. */
@@ -128,12 +152,12 @@ export class PageTables {
   }
 
   private readAddr(ea: number, lo: number): number {
-    return this.mem.read32(ea + HI_DWORD_OFFSET) * TWO32 + ((lo & DMA_PTE_ADDR_LO_MASK) >>> 0);
+    return (this.mem.read32(ea + HI_DWORD_OFFSET) & FS_HI_ADDR_MASK) * TWO32 + ((lo & DMA_PTE_ADDR_LO_MASK) >>> 0);
   }
 
   private writeEntry(ea: number, addr: number, flags: number): void {
     const hi = Math.floor(addr / TWO32);
-    this.mem.write64Halves(ea, ((addr - hi * TWO32) | flags) >>> 0, hi);
+    this.mem.write64Halves(ea, ((addr - hi * TWO32) | flags) >>> 0, (hi | this.entryHi) >>> 0);
   }
 
   private count(table: number, delta: number): number {
@@ -154,7 +178,7 @@ export class PageTables {
       if ((lo & SL_PRESENT) === 0) {
         if (!create) return 0;
         const t = this.pages.alloc(1, "any");
-        this.writeEntry(ea, t, TABLE_PROT);
+        this.writeEntry(ea, t, this.tableLo);
         this.count(table, 1);
         this.used.set(t, 0);
         table = t;
@@ -202,7 +226,7 @@ export class PageTables {
       }
       const ea = t + (pfn % PTES_PER_TABLE) * SL_ENTRY_SIZE;
       if ((this.mem.read32(ea) & SL_PRESENT) === 0) this.count(t, 1);
-      this.writeEntry(ea, phys, prot);
+      this.writeEntry(ea, phys, this.leafFlags(prot));
     }
   }
 
@@ -255,7 +279,7 @@ export class PageTables {
       this.pages.freeRange(old, 1);
       this.lastTableKey = -1;
     }
-    this.writeEntry(ea, p, prot | DMA_PTE_LARGE_PAGE);
+    this.writeEntry(ea, p, this.leafFlags(prot) | DMA_PTE_LARGE_PAGE);
   }
 
   /**

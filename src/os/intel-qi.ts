@@ -1,8 +1,10 @@
 /**
  * Queued invalidation as the simulated kernel drives it, after Linux 6.1 (drivers/iommu/intel/dmar.c:
- * dmar_enable_qi, qi_submit_sync, qi_flush_context, qi_flush_iotlb, qi_global_iec; iommu.c:
- * iommu_flush_iotlb_psi): a one-page queue of 128-bit descriptors, each batch followed by an invalidation wait
- * descriptor whose status write the driver polls. Descriptor formats come from spec/vtd/invalidation.ts.
+ * dmar_enable_qi, qi_submit_sync, qi_flush_context, qi_flush_iotlb, qi_global_iec, qi_flush_pasid_cache,
+ * qi_flush_piotlb; iommu.c: iommu_flush_iotlb_psi): a one-page queue of 128-bit descriptors, or, when the unit
+ * reports ECAP.SMTS, a two-page queue of 256-bit descriptors (IQA.DW, QS = 1) whose upper halves are zero; each
+ * batch followed by an invalidation wait descriptor whose status write the driver polls. Descriptor formats come
+ * from spec/vtd/invalidation.ts.
  */
 import { IommuError } from "../core/errors.js";
 import {
@@ -11,7 +13,11 @@ import {
   encodeIecDesc,
   encodeIotlbDesc,
   encodeIqa,
+  encodePasidCacheDesc,
+  encodePasidIotlbDesc,
   encodeWaitDesc,
+  PIOTLB_G_PAGE,
+  PIOTLB_G_PASID,
   queueEntries,
   queueOffset,
   type Descriptor,
@@ -20,15 +26,24 @@ import { PAGE_SHIFT_4K } from "../spec/vtd/paging.js";
 import { DMAR_FSTS_REG, DMAR_IQA_REG, DMAR_IQERCD_REG, DMAR_IQT_REG, FSTS_IQE, GCMD_QIE, GSTS_QIES, INV_DEVICE, INV_DOMAIN, INV_GLOBAL, INV_PAGE } from "../spec/vtd/registers.js";
 import { hx, type DmarUnit, type DriverContext, type UnitIo } from "./intel-unit.js";
 
-/** IQA.QS = 0: the queue is one 4 KiB page (Linux: QI_LENGTH descriptors). */
+/**
+ * IQA.QS: the queue is one 4 KiB page of QI_LENGTH 128-bit descriptors, or, with 256-bit descriptors, two pages
+ * holding the same number (dmar_enable_qi allocates an order-1 page when ECAP.SMTS is set).
+ */
 const QUEUE_PAGES_LOG2 = 0;
 export const QI_LENGTH = queueEntries(QUEUE_PAGES_LOG2, false);
+
+/** IQA.QS of a queue of QI_LENGTH descriptors of the given width (0, or 1 for 256-bit descriptors). */
+function queuePagesLog2(wide: boolean): number {
+  let qs = QUEUE_PAGES_LOG2;
+  while (queueEntries(qs, wide) < QI_LENGTH) qs++;
+  return qs;
+}
 /** Linux's software status values of a wait descriptor's status dword (enum QI_FREE, QI_IN_USE, QI_DONE). */
 const QI_IN_USE = 1;
 const QI_DONE = 2;
 /** Bytes per status dword, one per queue slot. */
 const STATUS_BYTES = 4;
-const DESC_BYTES = descriptorBytes(false);
 
 export class QueuedInvalidation {
   /**
@@ -43,16 +58,22 @@ export class QueuedInvalidation {
     private readonly io: UnitIo,
   ) {}
 
-  /** Allocates the queue and the status page, programs IQA with QS = 0 and enables queuing (__dmar_enable_qi). */
+  /**
+   * Allocates the queue and the status page, programs IQA and enables queuing (__dmar_enable_qi): QS = 0 and
+   * 128-bit descriptors, or, on a unit with ECAP.SMTS (whether or not the kernel then uses scalable mode),
+   * DW = 1 and QS = 1.
+   */
   enable(u: DmarUnit): void {
     if (u.qiBase !== 0) return;
     const { pages } = this.ctx;
-    u.qiBase = pages.alloc(1, "any");
+    u.qiWide = u.hasSmts;
+    const qs = queuePagesLog2(u.qiWide);
+    u.qiBase = pages.alloc(2 ** qs, "any");
     u.qiStatus = pages.alloc(1, "any");
     u.qiTail = 0;
     // Quiesce, program IQA, tail 0, then enable.
     this.io.w32(u, DMAR_IQT_REG, 0);
-    this.io.w64(u, DMAR_IQA_REG, Number(encodeIqa(u.qiBase, QUEUE_PAGES_LOG2)));
+    this.io.w64(u, DMAR_IQA_REG, Number(encodeIqa(u.qiBase, qs, u.qiWide)));
     u.gcmd |= GCMD_QIE;
     this.io.gcmdWait(u, u.gcmd, GSTS_QIES, true, "queued invalidation enable");
   }
@@ -70,7 +91,7 @@ export class QueuedInvalidation {
     }
     this.put(u, wait);
     u.inv.waits++;
-    this.io.w32(u, DMAR_IQT_REG, queueOffset(u.qiTail, false));
+    this.io.w32(u, DMAR_IQT_REG, queueOffset(u.qiTail, u.qiWide));
     if (this.ctx.qiWaitNs) this.ctx.advance(this.ctx.qiWaitNs);
     if (mem.read32(status) !== QI_DONE) {
       const fsts = this.io.r32(u, DMAR_FSTS_REG);
@@ -82,11 +103,17 @@ export class QueuedInvalidation {
     }
   }
 
-  /** Writes one descriptor at the tail and moves the tail on (IQT is written once per batch). */
+  /**
+   * Writes one descriptor at the tail and moves the tail on (IQT is written once per batch). In a 256-bit queue
+   * the descriptor's upper 128 bits are written as zeros (qi_submit_sync copies qw2 and qw3, zero for every
+   * descriptor this driver sends).
+   */
   private put(u: DmarUnit, d: Descriptor): void {
     const mem = this.ctx.port.memory;
-    const at = u.qiBase + u.qiTail * DESC_BYTES;
+    const bytes = descriptorBytes(u.qiWide);
+    const at = u.qiBase + u.qiTail * bytes;
     for (let i = 0; i < d.length; i++) mem.write32(at + 4 * i, d[i] ?? 0);
+    for (let i = d.length; 4 * i < bytes; i++) mem.write32(at + 4 * i, 0);
     u.qiTail = (u.qiTail + 1) % QI_LENGTH;
   }
 
@@ -132,6 +159,28 @@ export class QueuedInvalidation {
     u.inv.iotlbPage++;
     const addr = (pfn - (pfn % 2 ** mask)) * 2 ** PAGE_SHIFT_4K;
     this.submit(u, [this.iotlbDesc(u, INV_PAGE, did, addr, mask)]);
+  }
+
+  /** qi_flush_pasid_cache: granularity PC_G_DOMAIN (every PASID of `did`), PC_G_PASID or PC_G_GLOBAL. */
+  pasidCache(u: DmarUnit, g: number, did: number, pasid: number): void {
+    u.inv.pasidCache++;
+    this.submit(u, [encodePasidCacheDesc({ g, did, pasid })]);
+  }
+
+  /**
+   * qi_flush_piotlb: every translation of (did, pasid) when `pages` is null, else page-selective within the
+   * PASID with the mask of `pages` rounded up to a power of two, the address aligned down to it.
+   */
+  piotlb(u: DmarUnit, did: number, pasid: number, pfn: number, pages: number | null, ih = false): void {
+    u.inv.piotlb++;
+    if (pages === null) {
+      this.submit(u, [encodePasidIotlbDesc({ g: PIOTLB_G_PASID, did, pasid })]);
+      return;
+    }
+    let mask = 0;
+    while (2 ** mask < pages) mask++;
+    const addr = (pfn - (pfn % 2 ** mask)) * 2 ** PAGE_SHIFT_4K;
+    this.submit(u, [encodePasidIotlbDesc({ g: PIOTLB_G_PAGE, did, pasid, addr, am: mask, ih })]);
   }
 
   iecGlobal(u: DmarUnit): void {

@@ -5,8 +5,8 @@
  */
 import type { DmarDeviceScope } from "../acpi/dmar.js";
 import { IommuError } from "../core/errors.js";
-import { CAP, domainIdBits, ECAP, mgawBits } from "../spec/vtd/capability.js";
-import { AW_39, AW_57, awLevels, sagawSupportsAw } from "../spec/vtd/context.js";
+import { CAP, domainIdBits, ECAP, mgawBits, sagawBit } from "../spec/vtd/capability.js";
+import { AW_39, AW_48, AW_57, awLevels, awWidth, sagawSupportsAw } from "../spec/vtd/context.js";
 import { fieldOf, joinHalves } from "../spec/vtd/fields.js";
 import { DMAR_GCMD_REG, DMAR_GSTS_REG, REG_HI, VER } from "../spec/vtd/registers.js";
 import type { KernelLog } from "./log.js";
@@ -22,6 +22,9 @@ export interface InvalidationCounts {
   iotlbPage: number;
   iec: number;
   waits: number;
+  /** Scalable mode: PASID-cache (6.5.2.2) and PASID-based IOTLB (6.5.2.4) invalidations. */
+  pasidCache: number;
+  piotlb: number;
 }
 
 /** One remapping unit as the driver knows it (Linux's struct intel_iommu + struct dmar_drhd_unit). */
@@ -42,8 +45,15 @@ export class DmarUnit {
   /** Soft copy of GCMD (the persistent command bits the driver has set). */
   gcmd = 0;
   rootTable = 0;
+  /** Context tables by bus (in scalable mode the lower ones, devfn 0-127). */
   readonly contextTables = new Map<number, number>();
+  /** Scalable mode: the upper context tables (devfn 128-255) by bus. */
+  readonly upperContextTables = new Map<number, number>();
+  /** sm_supported(): intel_iommu_sm and ECAP.SMTS; set when the driver initialises the unit's domains. */
+  sm = false;
   qiBase = 0;
+  /** 256-bit descriptors (IQA.DW), as Linux uses them whenever ECAP.SMTS is set. */
+  qiWide = false;
   qiStatus = 0;
   qiTail = 0;
   irt = 0;
@@ -52,7 +62,7 @@ export class DmarUnit {
   translationEnabled = false;
   domainIds: Uint8Array = new Uint8Array(0);
   faultVector = 0;
-  readonly inv: InvalidationCounts = { contextGlobal: 0, contextDevice: 0, iotlbGlobal: 0, iotlbDomain: 0, iotlbPage: 0, iec: 0, waits: 0 };
+  readonly inv: InvalidationCounts = { contextGlobal: 0, contextDevice: 0, iotlbGlobal: 0, iotlbDomain: 0, iotlbPage: 0, iec: 0, waits: 0, pasidCache: 0, piotlb: 0 };
 
   constructor(seq: number, base: number, includeAll: boolean, scopes: DmarDeviceScope[]) {
     this.seq = seq;
@@ -142,9 +152,55 @@ export class DmarUnit {
     return this.ecapFlag(ECAP.PT);
   }
 
-  /** Page-table levels of this unit's widest supported width up to 57 bits (iommu_calculate_agaw). */
+  /** ECAP.SMTS: scalable-mode translation. */
+  get hasSmts(): boolean {
+    return this.ecapFlag(ECAP.SMTS);
+  }
+
+  /** ECAP.FSTS (Linux: ecap_flts) and ECAP.SSTS (ecap_slts): first- and second-stage translation. */
+  get hasFsts(): boolean {
+    return this.ecapFlag(ECAP.FSTS);
+  }
+
+  get hasSsts(): boolean {
+    return this.ecapFlag(ECAP.SSTS);
+  }
+
+  /** ECAP.SRS: supervisor requests. */
+  get hasSrs(): boolean {
+    return this.ecapFlag(ECAP.SRS);
+  }
+
+  /** ECAP.SMPWC: scalable-mode page-walk coherency (Linux sets PWSNP in PASID entries from it). */
+  get hasSmpwc(): boolean {
+    return this.ecapFlag(ECAP.SMPWC);
+  }
+
+  /** CAP.RWBF: the write buffer must be flushed after table updates. */
+  get requiresWriteBufferFlush(): boolean {
+    return this.capField(CAP.RWBF) === 1;
+  }
+
+  /** CAP.FS5LP: 5-level first-stage paging. */
+  get firstStage5Level(): boolean {
+    return this.capField(CAP.FS5LP) === 1;
+  }
+
+  /**
+   * The widths the driver may use (__iommu_calculate_sagaw): SAGAW in legacy mode or without first-stage
+   * support; in scalable mode with first-stage, 48-bit (and 57-bit with CAP.FS5LP) first-stage widths, and of
+   * those only the ones SAGAW also has when second-stage translation exists too.
+   */
+  get usableSagaw(): number {
+    if (!this.sm || !this.hasFsts) return this.sagaw;
+    const fl = sagawBit(awWidth(AW_48)) | (this.firstStage5Level ? sagawBit(awWidth(AW_57)) : 0);
+    return this.hasSsts ? fl & this.sagaw : fl;
+  }
+
+  /** Page-table levels of this unit's widest usable width up to 57 bits (iommu_calculate_agaw). */
   get levels(): number {
-    for (let aw = AW_57; aw >= 0; aw--) if (sagawSupportsAw(this.sagaw, aw)) return awLevels(aw);
+    const sagaw = this.usableSagaw;
+    for (let aw = AW_57; aw >= 0; aw--) if (sagawSupportsAw(sagaw, aw)) return awLevels(aw);
     return awLevels(AW_39);
   }
 
@@ -162,6 +218,8 @@ export interface DriverContext {
   pages: PageAllocator;
   /** Time the hardware takes per invalidation wait (simulated), in ns. */
   qiWaitNs?: number;
+  /** intel_iommu_sm: scalable mode wanted (kernel config default, intel_iommu=sm_on / sm_off); default false. */
+  scalableMode?: boolean;
   /** Large pages allowed in the identity map (intel_iommu=sp_off clears it); default true. */
   superpage?: boolean;
   /** CONFIG_INTEL_IOMMU_FLOPPY_WA: ISA bridges get 0-16 MiB as a relaxable direct region; default true. */

@@ -23,6 +23,8 @@ export class IommuDomain {
   /** Page tables (null for a hardware pass-through identity domain). */
   tables: IoPageTable | null;
   readonly passThrough: boolean;
+  /** VT-d scalable mode: the domain translates through first-stage tables (Linux's domain->use_first_level). */
+  firstLevel = false;
   /** VT-d: the domain id on each unit it is attached to. */
   readonly dids = new Map<DmarUnit, number>();
   /** AMD-Vi: the protection domain id, one for every unit (pd->id). */

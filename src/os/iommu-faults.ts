@@ -26,16 +26,18 @@ export interface KernelFault {
   name: string;
   /** Linux's text for it (dmar_get_fault_reason, or the event as iommu_print_event prints it). */
   text: string;
+  /** The PASID of a VT-d request with one (fault record PP set), else null. */
+  pasid: number | null;
   ns: number;
 }
 
 export function fromVtdFault(f: FaultRecord): KernelFault {
-  return { unit: f.unit, origin: "vtd-fault-record", sourceId: f.sourceId, type: f.type, addr: f.addr, reason: f.reason, name: faultReasonName(f.reason), text: f.reasonText, ns: f.ns };
+  return { unit: f.unit, origin: "vtd-fault-record", sourceId: f.sourceId, type: f.type, addr: f.addr, reason: f.reason, name: faultReasonName(f.reason), text: f.reasonText, pasid: f.pasid, ns: f.ns };
 }
 
 /** An AMD-Vi event as a kernel fault: IO_PAGE_FAULT's flags say whether it was a read, a write or an interrupt. */
 export function fromAmdEvent(e: AmdEventRecord): KernelFault {
   let type = e.name;
   if (e.code === IO_PAGE_FAULT) type = (e.flags & EVF_I) !== 0 ? "INTR-REMAP" : (e.flags & EVF_RW) !== 0 ? "DMA Write" : "DMA Read";
-  return { unit: e.unit, origin: "amdvi-event", sourceId: e.deviceId, type, addr: Number(e.address), reason: e.code, name: e.name, text: eventText(e, e.address), ns: e.ns };
+  return { unit: e.unit, origin: "amdvi-event", sourceId: e.deviceId, type, addr: Number(e.address), reason: e.code, name: e.name, text: eventText(e, e.address), pasid: null, ns: e.ns };
 }

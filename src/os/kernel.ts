@@ -99,6 +99,7 @@ export class Kernel {
       advance: (ns) => this.clock.advance(ns),
       superpage: this.params.superpage,
       floppyWa: this.config.floppyWa,
+      scalableMode: this.params.scalableMode,
     });
     this.amd = new AmdIommuDriver(
       { port, log: this.log, pages: this.pages, advance: (ns) => this.clock.advance(ns), now: () => this.clock.ns },
@@ -308,6 +309,7 @@ export class Kernel {
     for (const dev of this.devices) {
       const unit = driver.unitFor(dev);
       if (unit === null) continue;
+      driver.probeDevice(dev, unit);
       const g = iommu.pciDeviceGroup(dev, this.devices);
       iommu.addToGroup(dev, g);
       probed.push({ dev, unit });

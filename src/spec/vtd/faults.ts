@@ -164,6 +164,9 @@ export interface FaultRecordFields {
   fiHi: number;
   /** FI bits 63:48: the interrupt index of an interrupt-remapping fault (fault reasons 0x20–0x2f). */
   interruptIndex: number;
+  /** PP, bit 95: the request had a PASID (scalable mode), which PV (bits 123:104) holds. */
+  pasidPresent: boolean;
+  pasid: number;
 }
 
 export function decodeFaultRecord(w0: number, w1: number, w2: number, w3: number): FaultRecordFields {
@@ -178,6 +181,8 @@ export function decodeFaultRecord(w0: number, w1: number, w2: number, w3: number
     fiLo: (w0 & wordMask(FRCD.FI)) >>> 0,
     fiHi: w1 >>> 0,
     interruptIndex: wordsField(words, FRCD_INTERRUPT_INDEX),
+    pasidPresent: wordsField(words, FRCD.PP) === 1,
+    pasid: wordsField(words, FRCD.PV),
   };
 }
 

@@ -108,6 +108,11 @@ export const PASID_BITS = SM_CONTEXT_ENTRY.RID_PASID.width;
 export const PASID_MAX = 2 ** PASID_BITS;
 /** Linux's RID_PASID for DMA without a PASID (PASID_RID2PASID in 6.1). */
 export const RID_PASID_DEFAULT = 0;
+/**
+ * Linux's domain id for first-stage and pass-through PASID entries (FLPT_DEFAULT_DID): 6.2.3.1 asks for ids
+ * apart from those of second-stage and nested entries, so iommu_init_domains reserves it in scalable mode.
+ */
+export const FLPT_DEFAULT_DID = 1;
 
 /** Byte offset of devfn's context entry within the (lower or upper) context table, and which table holds it. */
 export function smContextEntryOffset(devfn: number): number {
