@@ -120,7 +120,8 @@ export function renderScenario(rep: ScenarioReport): string {
         // A VT-d interrupt-remapping fault record holds the table index; an AMD-Vi event the message address.
         const what = f.type === "INTR-REMAP" && f.origin === "vtd-fault-record" ? "index" : "addr";
         const why = f.origin === "amdvi-event" ? `event ${f.reason} ${f.name}` : `reason ${f.reason} ${f.name}`;
-        out.push(`    [${f.type}] device ${f.source} ${what} ${f.addr}: ${why} (${f.text})`);
+        const pasid = f.pasid === undefined ? "" : ` PASID ${f.pasid}`;
+        out.push(`    [${f.type}] device ${f.source}${pasid} ${what} ${f.addr}: ${why} (${f.text})`);
       }
     }
     const fr = run.faultRecording;

@@ -6,6 +6,9 @@
  * a remapping unit; `q35-pi` is `q35` with a unit that posts interrupts (CAP.PI, which QEMU 7.2's unit lacks);
  * `q35-sm` is `q35` whose unit is QEMU 7.2's `intel-iommu,intremap=on,x-scalable-mode=on` (ECAP.SMTS, SSTS and
  * SRS, no first-stage translation, caching mode off as in `q35`), which Debian's 6.1 kernel runs in scalable mode;
+ * `q35-sva` is `q35` with a scalable-mode unit that also has first-stage translation and 20-bit PASIDs (as Intel's
+ * server IOMMUs since Sapphire Rapids; beyond QEMU 7.2) and an accelerator at 00:08.0 with a PASID capability,
+ * for shared virtual addressing;
  * `two-units` has a graphics unit and a catch-all unit with an RMRR; `switch` has a PCIe switch whose second
  * downstream port lacks ACS.
  *
@@ -68,6 +71,16 @@ export const PRESETS: Record<string, () => MachineConfigInput> = {
     name: "q35-sm",
     iommus: [{ base: "0xfed90000", scope: "all", interruptRemapping: true, cachingMode: false, scalableMode: true }],
   }),
+  "q35-sva": () => {
+    const q35 = PRESETS.q35!();
+    const accel = { bdf: "00:08.0", type: "endpoint", id: "8086:0b25", class: "0x088000", name: "accelerator", driver: "idxd", msi: "msix", msiVectors: 2, pasidBits: 20, bars: [{ size: "64K" }] };
+    return {
+      ...q35,
+      name: "q35-sva",
+      devices: [...(q35.devices as PciFunctionInput[]), accel],
+      iommus: [{ base: "0xfed90000", scope: "all", interruptRemapping: true, cachingMode: false, scalableMode: true, firstStage: true, pasidBits: 20 }],
+    };
+  },
   "q35-lab": () => {
     const devices = [
       ...labDevices(),

@@ -21,7 +21,7 @@ import { encodeCompatMsi, MSI_ADDR_BASE, MSI_ADDR_LAST } from "../spec/msi.js";
 import { awForLevels, awWidth } from "../spec/vtd/context.js";
 import { fieldMax, withField } from "../spec/vtd/fields.js";
 import { PC_G_GLOBAL } from "../spec/vtd/invalidation.js";
-import { FLPT_DEFAULT_DID, RID_PASID_DEFAULT } from "../spec/vtd/scalable.js";
+import { FLPT_DEFAULT_DID, PASID_MAX, RID_PASID_DEFAULT } from "../spec/vtd/scalable.js";
 import { encodeIrta, encodeIrte, encodeRemappableMsi, irtaEntries, IRTE_SIZE, writeIrte, SVT_NO_VERIFY, SVT_VERIFY_BUS, SVT_VERIFY_SID_SQ } from "../spec/vtd/intremap.js";
 import type { Descriptor } from "../spec/vtd/invalidation.js";
 import { PAGE_SIZE_4K } from "../spec/vtd/paging.js";
@@ -62,7 +62,7 @@ import { QueuedInvalidation } from "./intel-qi.js";
 import { ContextTables } from "./intel-context.js";
 import { PasidTables } from "./intel-pasid.js";
 import { DmarUnit, hx, UnitIo, type DriverContext } from "./intel-unit.js";
-import { dmaAliases, type KPciDev } from "./pci.js";
+import { dmaAliases, pciMaxPasids, type KPciDev } from "./pci.js";
 
 export { DMA_PTE_READ, DMA_PTE_WRITE } from "../spec/vtd/paging.js";
 export { PageTables, type MapConflict } from "./intel-pgtable.js";
@@ -220,6 +220,11 @@ export class IntelIommuDriver implements IommuOps<DmarUnit> {
 
   flushIotlbDomain(u: DmarUnit, did: number): void {
     this.qi.iotlbDomain(u, did);
+  }
+
+  /** qi_flush_piotlb: the translations of (did, pasid) for `pages` pages from `pfn`, or all of them when null. */
+  flushPiotlb(u: DmarUnit, did: number, pasid: number, pfn: number, pages: number | null): void {
+    this.qi.piotlb(u, did, pasid, pfn, pages);
   }
 
   /** iommu_flush_iotlb_psi: page-selective with the covering power-of-two mask, or domain-selective. */
@@ -451,9 +456,18 @@ export class IntelIommuDriver implements IommuOps<DmarUnit> {
     return d;
   }
 
-  /** intel_iommu_probe_device: in scalable mode the device gets its PASID directory (intel_pasid_alloc_table). */
+  /**
+   * intel_iommu_probe_device: in scalable mode the device gets its PASID directory (intel_pasid_alloc_table),
+   * sized for its PASIDs when both it (a PASID capability) and the unit (ECAP.PASID) take them.
+   */
   probeDevice(dev: KPciDev, unit: DmarUnit): void {
-    if (unit.sm) this.pasid.allocTable(dev);
+    if (unit.sm) this.pasid.allocTable(dev, this.maxPasids(dev, unit));
+  }
+
+  /** min(pci_max_pasids, intel_pasid_max_id) for a device with PASID support (info->pasid_supported), else 0. */
+  maxPasids(dev: KPciDev, unit: DmarUnit): number {
+    if (!unit.sm || !unit.hasPasid) return 0;
+    return Math.min(pciMaxPasids(this.ctx.port, dev), unit.pasidLimit, PASID_MAX);
   }
 
   /**
@@ -470,7 +484,7 @@ export class IntelIommuDriver implements IommuOps<DmarUnit> {
     const levels = domain.tables?.levels ?? unit.levels;
     const pgd = domain.tables?.pgd ?? 0;
     if (unit.sm) {
-      this.pasid.allocTable(dev);
+      this.pasid.allocTable(dev, this.maxPasids(dev, unit));
       if (domain.passThrough) this.pasid.setupPassThrough(unit, dev, RID_PASID_DEFAULT);
       else if (domain.firstLevel) this.pasid.setupFirstStage(unit, dev, RID_PASID_DEFAULT, did, pgd, { levels });
       else this.pasid.setupSecondStage(unit, dev, RID_PASID_DEFAULT, did, pgd, levels);

@@ -88,13 +88,16 @@ export class PasidTables {
   ) {}
 
   /**
-   * intel_pasid_alloc_table: a directory sized for the device's PASIDs. The simulated devices have no PASID
-   * capability, so the directory is one page (order 0), which covers PASIDs below 1 << 15: 512 entries.
+   * intel_pasid_alloc_table: a directory sized for the PASIDs the device may use — `maxPasids`, the smaller of
+   * its PASID capability's and the unit's (0 for a device without PASID support): maxPasids / 8 bytes of
+   * directory rounded up to a power-of-two number of pages, at least one page, which covers 1 << 15 PASIDs.
    */
-  allocTable(dev: KPciDev): PasidTable {
+  allocTable(dev: KPciDev, maxPasids = 0): PasidTable {
     const have = this.tables.get(dev);
     if (have !== undefined) return have;
-    const order = 0;
+    const bytes = (maxPasids / PASID_TABLE_ENTRIES) * PASID_DIR_ENTRY_SIZE;
+    let order = 0;
+    while (2 ** order * PAGE_SIZE_4K < bytes) order++;
     const dir = this.ctx.pages.alloc(2 ** order, "any");
     const t: PasidTable = { dir, order, maxPasid: ((2 ** order * PAGE_SIZE_4K) / PASID_DIR_ENTRY_SIZE) * PASID_TABLE_ENTRIES };
     this.tables.set(dev, t);

@@ -166,6 +166,16 @@ export class DmarUnit {
     return this.ecapFlag(ECAP.SSTS);
   }
 
+  /** ECAP.PASID: requests with a PASID (Linux: pasid_supported, with scalable mode). */
+  get hasPasid(): boolean {
+    return this.ecapFlag(ECAP.PASID);
+  }
+
+  /** PASIDs the unit takes: 2 << ECAP.PSS (the PSS field is the PASID width less one). */
+  get pasidLimit(): number {
+    return 2 * 2 ** fieldOf(this.ecapLo, this.ecapHi, ECAP.PSS);
+  }
+
   /** ECAP.SRS: supervisor requests. */
   get hasSrs(): boolean {
     return this.ecapFlag(ECAP.SRS);

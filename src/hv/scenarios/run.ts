@@ -37,6 +37,8 @@ export interface ScenarioFault {
   reason: string;
   name: string;
   text: string;
+  /** The PASID the faulting request carried (VT-d scalable mode), when the record has one. */
+  pasid?: number;
 }
 
 export interface ScenarioInterrupt {
@@ -216,6 +218,7 @@ export class Run {
         reason: hex(f.reason, 2),
         name: f.name,
         text: f.text,
+        ...(f.pasid !== null ? { pasid: f.pasid } : {}),
       })),
       faultRecording: { recorded: s.recorded - this.stats0.recorded, overflowed: s.overflowed - this.stats0.overflowed, collapsed: s.collapsed - this.stats0.collapsed },
       interrupts: hv.router.deliveries

@@ -18,8 +18,9 @@ export const ACCEL = "00:08.0";
 /** Where both processes map their shared buffer (the same virtual address in each). */
 export const BUFFER_VA = 0x7f3a_0000_0000;
 const BUFFER_PAGES = 4;
-/** Where process B maps more memory after A has exited. */
+/** Where process B maps more memory after A has exited, and how much: enough to take every page A gave back. */
 const LATER_VA = 0x7f3b_0000_0000;
+const LATER_PAGES = 16;
 /** A PASID no process was given: in the first PASID table, next to the bound ones. */
 export const STRAY_PASID = 42;
 
@@ -48,11 +49,10 @@ export function svaRun(opts: ScenarioOptions, flushOnUnbind: boolean): ScenarioR
   const hot = new HotPages(hv.host.pages);
   const owners = new Map<number, string>();
   hv.hpaOwners.push((hpa) => owners.get(hpa - (hpa % PAGE)) ?? null);
-  const proc = (pid: number, name: string): Mm => new Mm(hv.port.memory, hot, pid);
-  const a = proc(1001, "A");
-  const b = proc(1002, "B");
-  const mapBuffer = (mm: Mm, name: string, va: number, fill: number): number[] => {
-    const frames = mm.mmap(va, BUFFER_PAGES);
+  const a = new Mm(hv.port.memory, hot, 1001);
+  const b = new Mm(hv.port.memory, hot, 1002);
+  const mapBuffer = (mm: Mm, name: string, va: number, fill: number, pages = BUFFER_PAGES): number[] => {
+    const frames = mm.mmap(va, pages);
     frames.forEach((f, i) => {
       owners.set(f, `process ${name} (pid ${mm.pid}) page at ${hex(va + i * PAGE)}`);
       hv.machine.memory.fill(f, PAGE, fill);
@@ -95,17 +95,25 @@ export function svaRun(opts: ScenarioOptions, flushOnUnbind: boolean): ScenarioR
   svm.unbind(bondA, { flush: flushOnUnbind });
   a.exit();
   for (const f of aFrames) owners.delete(f);
-  const bLater = mapBuffer(b, "B", LATER_VA, 0xbb);
+  const bLater = mapBuffer(b, "B", LATER_VA, 0xbb, LATER_PAGES);
   const reused = bLater.filter((f) => aFrames.includes(f)).length;
-  r.step(`B mapped ${plural(BUFFER_PAGES, "page")} at ${hex(LATER_VA)}: ${reused} of them are frames A gave back (hot pages are reused first)`);
   const target = aFrames[0]!;
+  const now = owners.get(target) ?? "a free page";
+  r.step(`B mapped ${plural(LATER_PAGES, "page")} at ${hex(LATER_VA)}: ${reused} of them are the ${plural(aFrames.length, "frame")} of A's buffer (freed pages are reused first); A's page at ${hex(BUFFER_VA)} is now ${now}`);
   const before = hv.machine.memory.read(target, PAGE);
+  const faults0 = hv.host.faultCount;
   hv.advance(delay);
+  const lateRecords = hv.host.faultsSince(faults0).filter((f) => f.pasid === bondA.pasid).length;
   const lateOutcome = late as DmaOutcome | null;
   const corrupted = countDiff(before, hv.machine.memory.read(target, PAGE));
   const blocked = lateOutcome !== null && !lateOutcome.ok;
-  const prot = blocked && corrupted === 0 && !afterMunmap.ok && !stray.ok && !strayFar.ok && !noPasid.ok;
-  const now = owners.get(target) ?? "free";
+  const leaks = [
+    ...(noPasid.ok ? ["the write without a PASID"] : []),
+    ...(stray.ok ? [`the write with PASID ${STRAY_PASID}`] : []),
+    ...(strayFar.ok ? [`the write with PASID ${beyond}`] : []),
+    ...(afterMunmap.ok ? ["the write to the page A unmapped"] : []),
+  ];
+  const prot = blocked && corrupted === 0 && leaks.length === 0;
   return r.finish(
     {
       pasidA: bondA.pasid,
@@ -124,13 +132,16 @@ export function svaRun(opts: ScenarioOptions, flushOnUnbind: boolean): ScenarioR
     prot
       ? {
           protected: true,
-          summary: `the write with exited A's PASID ${bondA.pasid} was blocked, ${faultPhrase(r.faultsNaming(ACCEL), 1, ACCEL, r.faultWord)}: the PASID entry and every cached translation were gone before A's frames went to B; stray PASIDs and requests without one were blocked`,
+          summary:
+            `the write with exited A's PASID ${bondA.pasid} was blocked, ${faultPhrase(lateRecords, 1, ACCEL, r.faultWord)} with that PASID: the PASID entry and every cached translation were gone before A's frames went to B; ` +
+            "requests without a PASID, with PASIDs no process was given and to a page A unmapped were blocked too",
         }
       : {
           protected: false,
-          summary: blocked
-            ? `some request reached memory it should not have (see the numbers)`
-            : `the write with exited A's PASID ${bondA.pasid} used a translation the unit still cached and landed in ${now}: ${corrupted} bytes of B's memory overwritten`,
+          summary: [
+            ...(blocked ? [] : [`the write with exited A's PASID ${bondA.pasid} used a translation the unit still cached and landed in ${now}: ${corrupted} bytes${now.startsWith("process B") ? " of B's memory" : ""} overwritten`]),
+            ...(leaks.length > 0 ? [`${leaks.join(", ")} reached memory`] : []),
+          ].join("; "),
         },
   );
 }
