@@ -78,7 +78,7 @@ export const PRESETS: Record<string, () => MachineConfigInput> = {
       ...q35,
       name: "q35-sva",
       devices: [...(q35.devices as PciFunctionInput[]), accel],
-      iommus: [{ base: "0xfed90000", scope: "all", interruptRemapping: true, cachingMode: false, scalableMode: true, firstStage: true, pasidBits: 20 }],
+      iommus: [{ base: "0xfed90000", scope: "all", interruptRemapping: true, cachingMode: false, awBits: 48, scalableMode: true, firstStage: true, pasidBits: 20 }],
     };
   },
   "q35-lab": () => {
