@@ -1,7 +1,8 @@
 /**
  * The simulated kernel's scalable-mode structures against Linux 6.1's, read from the VT-d oracle's scalable-mode
  * runs (lab/oracle.ts, variants sm-aw39 and sm-aw48: QEMU 7.2 `intel-iommu,intremap=on,caching-mode=on,
- * x-scalable-mode=on`, `intel_iommu=on,sm_on iommu.strict=1`, the guest paused after DMA and its RAM dumped).
+ * x-scalable-mode=on`, `intel_iommu=on,sm_on iommu.strict=1`, and sm-default-aw39 without sm_on; the guest paused
+ * after DMA and its RAM dumped).
  *
  * For each run the simulated machine is the guest's (the functions of devices.txt as `q35-lab` describes them, the
  * same unit: scalable mode, caching mode, address width, interrupt remapping, DRHD scope), booted with the guest's
@@ -29,7 +30,7 @@ import { kernelVersion, REPO_DIR, WORK_DIR } from "./qemu.js";
 import { COMPARED, comparedLines } from "./sim-compare.js";
 import { Dump } from "./vtd-ref.js";
 
-export const SM_RUNS = ["oracle-sm-aw39", "oracle-sm-aw48"];
+export const SM_RUNS = ["oracle-sm-aw39", "oracle-sm-aw48", "oracle-sm-default-aw39"];
 
 const ADDR = 0x000f_ffff_ffff_f000n;
 const bits = (v: bigint, lsb: number, width: number): number => Number((v >> BigInt(lsb)) & ((1n << BigInt(width)) - 1n));
