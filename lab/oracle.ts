@@ -30,7 +30,7 @@ import { bdfText, Dump, refIrte, refTranslate, refTranslateScalable } from "./vt
 
 export interface OracleOptions {
   echo: boolean;
-  /** Run only the variants whose name contains one of these (aw39, aw48, sm-aw39, sm-aw48; "sm" for both). */
+  /** Run only the variants whose name contains one of these (aw39, aw48, sm-aw39, sm-aw48, sm-default-aw39; "sm" for the scalable ones). */
   only?: string[];
   timeoutSec?: number;
   updateFixtures?: boolean;
@@ -53,6 +53,8 @@ const VARIANTS: Variant[] = [
   { name: "aw48", device: "intel-iommu,intremap=on,caching-mode=on,aw-bits=48", awBits: 48, scalable: false, cmdline: CMDLINE },
   { name: "sm-aw39", device: "intel-iommu,intremap=on,caching-mode=on,x-scalable-mode=on", awBits: 39, scalable: true, cmdline: SM_CMDLINE },
   { name: "sm-aw48", device: "intel-iommu,intremap=on,caching-mode=on,x-scalable-mode=on,aw-bits=48", awBits: 48, scalable: true, cmdline: SM_CMDLINE },
+  // Without sm_on: Debian's 6.1 is built with CONFIG_INTEL_IOMMU_SCALABLE_MODE_DEFAULT_ON=y, so RTADDR.TTM is 01 all the same.
+  { name: "sm-default-aw39", device: "intel-iommu,intremap=on,caching-mode=on,x-scalable-mode=on", awBits: 39, scalable: true, cmdline: CMDLINE },
 ];
 
 const MEM_MIB = 512;

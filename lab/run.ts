@@ -8,6 +8,8 @@
  *   node --import tsx lab/run.ts oracle --case sm     its scalable-mode variants only (or aw39, aw48, sm-aw39, sm-aw48, legacy)
  *   node --import tsx lab/run.ts amdvi                the AMD-Vi oracle (QEMU amd-iommu against iommu walk --dtb)
  *   node --import tsx lab/run.ts sim --case classes   the simulated-vs-real matrix (cases whose name contains it)
+ *   node --import tsx lab/run.ts sim-sm               the simulated kernel's scalable-mode tables against the real
+ *                                                     kernel's in the oracle's sm dumps (boots them when missing)
  * Options: --echo prints the guests' consoles; --timeout SEC per guest; --reuse (sim) compares existing captures.
  * Run `bash lab/setup.sh` first (lab/run-all.sh does both).
  */
@@ -27,7 +29,7 @@ const { values, positionals } = parseArgs({
     reuse: { type: "boolean" },
   },
 });
-const SUITES = ["doctor", "oracle", "sim", "amdvi"];
+const SUITES = ["doctor", "oracle", "sim", "amdvi", "sim-sm"];
 const suites = positionals.length ? positionals : SUITES;
 for (const s of suites) {
   if (!SUITES.includes(s)) {
@@ -82,6 +84,10 @@ if (suites.includes("sim")) {
       ...(timeoutSec ? { timeoutSec } : {}),
     });
   });
+}
+
+if (suites.includes("sim-sm")) {
+  await suite("sim-sm", async () => (await import("./sim-sm.js")).runSimSm(report, { echo: values.echo === true, updateFixtures: values["update-fixtures"] === true, ...(timeoutSec ? { timeoutSec } : {}) }));
 }
 
 process.stdout.write(`\nlab: ${((Date.now() - started) / 1000).toFixed(0)} s\n`);

@@ -1,8 +1,9 @@
 /**
  * The simulated machine of a captured guest (lab/guest/sim-job.sh): every PCI function as Linux saw it (ids,
  * class, header type, PCI Express port type, ACS, the bus behind a bridge, multifunction), the remapping unit from
- * the firmware's DMAR table (register base, address width, interrupt remapping, device scope) and its CAP register
- * (caching mode, CAP.CM bit 7, when the kernel registered the unit), 1 GiB of RAM and
+ * the firmware's DMAR table (register base, address width, interrupt remapping, device scope), its CAP register
+ * (caching mode, CAP.CM bit 7) and its ECAP register (scalable mode, ECAP.SMTS bit 43; QEMU's x-scalable-mode=on),
+ * when the kernel registered the unit, 1 GiB of RAM and
  * 2 CPUs as the lab's QEMU command line gives. The simulated kernel then meets the same functions the real one
  * met, so what differs is the kernel's logic, not the machine's description.
  */
@@ -192,12 +193,15 @@ export function captureMachine(dir: string, amdInterruptRemapping = true): Machi
     if (d.hostAddressWidth !== 39 && d.hostAddressWidth !== 48) throw new Error(`DMAR host address width ${d.hostAddressWidth} is not 39 or 48`);
     const capFile = join(dir, "cap");
     const cap = existsSync(capFile) ? BigInt("0x" + readFileSync(capFile, "utf8").trim()) : 0n;
+    const ecapFile = join(dir, "ecap");
+    const ecap = existsSync(ecapFile) ? BigInt("0x" + readFileSync(ecapFile, "utf8").trim()) : 0n;
     iommus.push({
       base: `0x${d.base.toString(16)}`,
       scope: d.scope,
       interruptRemapping: d.interruptRemapping,
       awBits: d.hostAddressWidth,
       cachingMode: (cap & 0x80n) !== 0n,
+      ...(((ecap >> 43n) & 1n) !== 0n ? { scalableMode: true } : {}),
     });
   }
   return { name: `capture:${dir}`, ram: { size: "1G" }, cpus: 2, devices, iommus };

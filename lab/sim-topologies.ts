@@ -147,6 +147,9 @@ export function simCases(): SimCase[] {
     ...CLASS_CMDLINES.map((cmdline) => ({ topology: topo("classes"), cmdline, iommuDevice: IOMMU })),
     { topology: topo("classes"), cmdline: "", iommuDevice: null },
     { topology: topo("classes"), cmdline: "", iommuDevice: `${IOMMU},caching-mode=on` },
+    // QEMU's scalable-mode unit: Debian's kernel uses scalable mode without sm_on (SCALABLE_MODE_DEFAULT_ON=y).
+    { topology: topo("classes"), cmdline: "intel_iommu=on", iommuDevice: `${IOMMU},x-scalable-mode=on` },
+    { topology: topo("classes"), cmdline: "intel_iommu=on iommu=pt", iommuDevice: `${IOMMU},x-scalable-mode=on` },
     { topology: topo("switches"), cmdline: "intel_iommu=on", iommuDevice: IOMMU },
     { topology: topo("switches"), cmdline: "intel_iommu=on iommu=pt", iommuDevice: IOMMU },
     { topology: topo("bridges"), cmdline: "intel_iommu=on", iommuDevice: IOMMU },
@@ -161,6 +164,11 @@ export function simCases(): SimCase[] {
  */
 export function caseName(c: SimCase): string {
   const cl = c.cmdline.trim() === "" ? "default" : c.cmdline.trim().replace(/\s+/g, "+").replace(/,/g, ":");
-  const unit = c.iommuDevice === null ? "noiommu" : /caching-mode=on/.test(c.iommuDevice) ? `cm-${cl}` : c.iommuDevice.startsWith("amd-iommu") ? `amd-${cl}` : cl;
+  const unit =
+    c.iommuDevice === null ? "noiommu"
+    : /caching-mode=on/.test(c.iommuDevice) ? `cm-${cl}`
+    : /x-scalable-mode=on/.test(c.iommuDevice) ? `sm-${cl}`
+    : c.iommuDevice.startsWith("amd-iommu") ? `amd-${cl}`
+    : cl;
   return `${c.topology.id}-${unit}`;
 }

@@ -91,6 +91,7 @@ export function renderStatusText(r: StatusReport, options: StatusTextOptions = {
     out.push(row("Default domain", `${k.defaultDomain} (${mix})`));
   }
   if (k.dmaPolicy !== null) out.push(row("DMA policy", k.dmaPolicy));
+  if (k.scalableMode !== null) out.push(row("VT-d mode", `${k.scalableMode.mode} (inferred: ${k.scalableMode.why})`));
   out.push(row("Interrupt remapping", `${k.interruptRemapping}${k.interruptChips.length > 0 ? ` (${k.interruptChips.join(", ")} in /proc/interrupts)` : ""}`));
   out.push(row("Unsafe interrupts", k.allowUnsafeInterrupts === null ? "vfio_iommu_type1 not loaded" : k.allowUnsafeInterrupts ? "allowed (allow_unsafe_interrupts=Y)" : "refused (allow_unsafe_interrupts=N)"));
   const v = k.vfio;
@@ -114,6 +115,7 @@ export function renderStatusText(r: StatusReport, options: StatusTextOptions = {
     const v = k.config.values;
     const defaults = [
       v.CONFIG_INTEL_IOMMU_DEFAULT_ON !== undefined && `INTEL_IOMMU_DEFAULT_ON=${v.CONFIG_INTEL_IOMMU_DEFAULT_ON}`,
+      v.CONFIG_INTEL_IOMMU_SCALABLE_MODE_DEFAULT_ON !== undefined && `INTEL_IOMMU_SCALABLE_MODE_DEFAULT_ON=${v.CONFIG_INTEL_IOMMU_SCALABLE_MODE_DEFAULT_ON}`,
       v.CONFIG_IOMMU_DEFAULT_PASSTHROUGH === "y" && "default passthrough",
       v.CONFIG_IOMMU_DEFAULT_DMA_STRICT === "y" && "default strict",
       v.CONFIG_IOMMU_DEFAULT_DMA_LAZY === "y" && "default lazy",

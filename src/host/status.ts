@@ -4,6 +4,7 @@
  * /sys/class/iommu and groups in /sys/kernel/iommu_groups), and interrupt remapping is on or VFIO was told to
  * accept unsafe interrupts. Every reason it is not ready is a problem of severity "error" with a hint.
  */
+import { judgeScalableMode, type ScalableModeJudgement } from "./status-sm.js";
 import { analyzeCmdline, type CmdlineAnalysis, type CpuVendor } from "./cmdline.js";
 import { readFirmware, type FirmwareInfo } from "./firmware.js";
 import { listIommuGroups, type IommuGroup } from "./pci.js";
@@ -68,6 +69,8 @@ export interface StatusReport {
     vfio: VfioBackend;
     cmdline: Omit<CmdlineAnalysis, "problems">;
     config: KernelConfig | null;
+    /** Intel VT-d: scalable or legacy mode, inferred (status-sm.ts); null without Intel units. */
+    scalableMode: ScalableModeJudgement | null;
   };
   groups: { id: number; type: string | null; devices: string[] }[];
   problems: Problem[];
@@ -378,6 +381,7 @@ export function gatherStatusWithFacts(view: SysfsView): { report: StatusReport; 
       vfio: facts.backend,
       cmdline: cmdRest,
       config,
+      scalableMode: judgeScalableMode(kunits, cmd, config),
     },
     groups: groups.map((g) => ({ id: g.id, type: g.type, devices: g.devices })),
     problems: sorted,

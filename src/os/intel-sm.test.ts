@@ -5,7 +5,7 @@ import { machinePreset } from "../hw/machine-presets.js";
 import type { VtdUnit } from "../hw/vtd/unit.js";
 import { DMAR_GSTS_REG, DMAR_IQA_REG, DMAR_RTADDR_REG, GSTS_RTPS, GSTS_TES, IQA, REG_HI, RTADDR, TTM_LEGACY, TTM_SCALABLE } from "../spec/vtd/registers.js";
 import { fieldOf } from "../spec/vtd/fields.js";
-import { descriptorType, INV_DESC_PC, INV_DESC_PIOTLB, INV_DESC_WAIT } from "../spec/vtd/invalidation.js";
+import { decodePasidIotlbDesc, descriptorType, INV_DESC_PC, INV_DESC_PIOTLB, INV_DESC_WAIT, PIOTLB_G_PAGE, PIOTLB_G_PASID } from "../spec/vtd/invalidation.js";
 import {
   decodePasidDirEntry,
   decodeSmContextEntry,
@@ -265,4 +265,54 @@ test("PASID API: a second-stage entry for PASID 5 and PASIDE make requests with 
   assert.equal(m.memory.read8(buf), 2);
   assert.equal(k.driver.pasid.readEntry(d, 5)!.pgtt, PGTT_SECOND_STAGE);
   assert.equal(k.driver.pasid.readEntry(d, 5)!.sre, true, "other PASIDs allow supervisor requests (ECAP.SRS)");
+});
+
+test("first-stage unit: a multi-page strict unmap is one page-selective PASID-IOTLB descriptor; lazy mode flushes the PASID", () => {
+  const { m, k } = boot("iommu.strict=1", { firstStage: true, awBits: 48 });
+  const u = k.driver.units[0]!;
+  const dma = k.dma("00:04.0");
+  const buf = k.pages.alloc(3);
+  const a = dma.mapSingle(buf, 3 * 4096, "to-device");
+  dma.unmapSingle(a, 3 * 4096, "to-device");
+  const slot = (u.qiTail + 256 - 2) % 256;
+  const d = decodePasidIotlbDesc(words(m, u.qiBase + 32 * slot, 4));
+  const did = k.groups.find((g) => g.devices.some((x) => x.name === "0000:00:04.0"))!.domain!.dids.get(u)!;
+  assert.equal(d.g, PIOTLB_G_PAGE);
+  assert.equal(d.did, did);
+  assert.equal(d.pasid, RID_PASID_DEFAULT);
+  assert.equal(d.am, 2, "3 pages round up to 4");
+  const pfn = Math.floor(a / 4096);
+  assert.equal(d.addrHi * 2 ** 32 + d.addrLo, (pfn - (pfn % 4)) * 4096, "address aligned down to the mask");
+  // Lazy: nothing at unmap, one PASID-selective invalidation when the flush queue's timer fires.
+  const lazy = boot("", { firstStage: true, awBits: 48 });
+  const lu = lazy.k.driver.units[0]!;
+  const ldma = lazy.k.dma("00:04.0");
+  const la = ldma.mapSingle(lazy.k.pages.alloc(1), 4096, "to-device");
+  const before = hwUnit(lazy.m).stats().invalidation.pasidIotlb;
+  ldma.unmapSingle(la, 4096, "to-device");
+  assert.equal(hwUnit(lazy.m).stats().invalidation.pasidIotlb, before);
+  lazy.k.advance(11e6);
+  assert.equal(hwUnit(lazy.m).stats().invalidation.pasidIotlb, before + 1);
+  const ld = decodePasidIotlbDesc(words(lazy.m, lu.qiBase + 32 * ((lu.qiTail + 256 - 2) % 256), 4));
+  assert.equal(ld.g, PIOTLB_G_PASID);
+});
+
+test("pasid_flush_caches: in caching mode a new PASID entry is followed by PASID-cache and PASID-IOTLB invalidations; otherwise none", () => {
+  for (const cachingMode of [true, false]) {
+    const { m, k } = boot("", { cachingMode, pasidBits: 20 });
+    const u = k.driver.units[0]!;
+    const d = dev(k, "00:02.0");
+    const dom = k.groups.find((x) => x.devices.includes(d))!.domain!;
+    const hw = hwUnit(m).stats().invalidation;
+    k.driver.pasid.setupSecondStage(u, d, 7, dom.dids.get(u)!, dom.tables!.pgd, dom.tables!.levels);
+    const after = hwUnit(m).stats().invalidation;
+    assert.equal(after.pasidCache - hw.pasidCache, cachingMode ? 1 : 0, `caching mode ${cachingMode}`);
+    assert.equal(after.pasidIotlb - hw.pasidIotlb, cachingMode ? 1 : 0);
+    // Tear-down: PASID cache, then a domain-selective IOTLB for a second-stage entry.
+    k.driver.pasid.tearDown(u, d, 7);
+    const torn = hwUnit(m).stats().invalidation;
+    assert.equal(torn.pasidCache - after.pasidCache, 1);
+    assert.equal(torn.iotlbDomain - after.iotlbDomain, 1);
+    assert.equal(k.driver.pasid.readEntry(d, 7)!.present, false);
+  }
 });

@@ -79,6 +79,32 @@ function amdUnits(
   }
 }
 
+/**
+ * The IOMMU and VFIO lines of the kernel's build config, as /boot/config-RELEASE has them: the options the
+ * simulated kernel models follow its KernelConfig; the others are Debian 6.1's (config-6.1.0-57-amd64).
+ */
+function kernelConfigText(c: Kernel["config"]): string {
+  const opt = (key: string, on: boolean): string => (on ? `CONFIG_${key}=y` : `# CONFIG_${key} is not set`);
+  return [
+    "CONFIG_IOMMU_SUPPORT=y",
+    "CONFIG_INTEL_IOMMU=y",
+    opt("INTEL_IOMMU_DEFAULT_ON", c.intelIommuDefaultOn && !c.intgpuOff),
+    opt("INTEL_IOMMU_DEFAULT_ON_INTGPU_OFF", c.intelIommuDefaultOn && c.intgpuOff),
+    opt("INTEL_IOMMU_DEFAULT_OFF", !c.intelIommuDefaultOn),
+    opt("INTEL_IOMMU_FLOPPY_WA", c.floppyWa),
+    opt("INTEL_IOMMU_SCALABLE_MODE_DEFAULT_ON", c.scalableModeDefaultOn),
+    "CONFIG_IRQ_REMAP=y",
+    "CONFIG_AMD_IOMMU=y",
+    opt("IOMMU_DEFAULT_DMA_STRICT", !c.defaultPassthrough && c.defaultStrict),
+    opt("IOMMU_DEFAULT_DMA_LAZY", !c.defaultPassthrough && !c.defaultStrict),
+    opt("IOMMU_DEFAULT_PASSTHROUGH", c.defaultPassthrough),
+    "CONFIG_VFIO=m",
+    "CONFIG_VFIO_PCI=m",
+    "CONFIG_VFIO_IOMMU_TYPE1=m",
+    "",
+  ].join("\n");
+}
+
 /** Builds the view of a booted kernel. */
 export function kernelSysfsView(k: Kernel, description = "simulated kernel"): SysfsView {
   const e: Record<string, SnapshotEntry> = {};
@@ -87,6 +113,7 @@ export function kernelSysfsView(k: Kernel, description = "simulated kernel"): Sy
   const port = k.port;
   file("/proc/cmdline", k.params.raw + "\n");
   file("/proc/sys/kernel/osrelease", KERNEL_RELEASE + "\n");
+  file(`/boot/config-${KERNEL_RELEASE}`, kernelConfigText(k.config));
   file("/proc/sys/kernel/hostname", "sim\n");
   // An AMD platform (IVRS and no DMAR) has AMD CPUs with SVM; otherwise Intel CPUs with VMX.
   const amdCpu = port.firmware.acpi.IVRS !== undefined && port.firmware.acpi.DMAR === undefined;

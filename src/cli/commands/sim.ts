@@ -4,6 +4,9 @@ import { Machine } from "../../hw/machine.js";
 import { DEFAULT_MACHINE, PRESET_NAMES } from "../../hw/machine-presets.js";
 import { Kernel } from "../../os/kernel.js";
 import { formatLine } from "../../os/log.js";
+import { DMAR_GSTS_REG, DMAR_RTADDR_REG, REG_HI, RTADDR, TTM_LEGACY, TTM_SCALABLE } from "../../spec/vtd/registers.js";
+import { fieldOf, joinHalves } from "../../spec/vtd/fields.js";
+import { PGTT_NAMES } from "../../spec/vtd/scalable.js";
 import { flag, str, toJson, type Command } from "../command.js";
 
 export interface SimBootReport {
@@ -25,8 +28,29 @@ export interface SimBootReport {
     domainsUsed: number;
     irqRemapping: boolean;
     translation: boolean;
+    /** VT-d: RTADDR_REG and GSTS_REG as read back, and the translation table mode RTADDR.TTM selects. */
+    rtaddr?: string;
+    gsts?: string;
+    tableMode?: "legacy" | "scalable" | "reserved";
   }[];
-  groups: { id: number; type: string | null; domainIds: number[]; devices: string[] }[];
+  /** pasidEntries (VT-d scalable mode): each device's RID_PASID entry type (PGTT), e.g. "second-stage". */
+  groups: { id: number; type: string | null; domainIds: number[]; devices: string[]; pasidEntries?: Record<string, string> }[];
+}
+
+/** RTADDR.TTM as a word. */
+function tableMode(ttm: number): "legacy" | "scalable" | "reserved" {
+  return ttm === TTM_LEGACY ? "legacy" : ttm === TTM_SCALABLE ? "scalable" : "reserved";
+}
+
+/** The RID_PASID entry types of a group's devices, when their unit runs in scalable mode. */
+function pasidEntries(k: Kernel, devices: Kernel["devices"]): Record<string, string> | undefined {
+  const out: Record<string, string> = {};
+  for (const d of devices) {
+    if (k.driver.unitFor(d)?.sm !== true) continue;
+    const e = k.driver.pasid.readEntry(d);
+    out[d.name] = e === null || !e.present ? "not present" : (PGTT_NAMES[e.pgtt] ?? `reserved (${e.pgtt})`);
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
 }
 
 export function simBoot(machine: string, cmdline: string): SimBootReport {
@@ -37,16 +61,23 @@ export function simBoot(machine: string, cmdline: string): SimBootReport {
     cmdline,
     log: k.log.lines.map(formatLine),
     units: [
-      ...k.driver.units.map((u) => ({
-        name: u.name,
-        kind: "vtd" as const,
-        base: hex(u.base),
-        cap: hex(u.cap),
-        ecap: hex(u.ecap),
-        domainsUsed: u.domainIds.length > 0 ? u.domainsUsed() : 0,
-        irqRemapping: u.irEnabled,
-        translation: u.translationEnabled,
-      })),
+      ...k.driver.units.map((u) => {
+        const lo = k.port.mmioRead32(u.base + DMAR_RTADDR_REG) >>> 0;
+        const hi = k.port.mmioRead32(u.base + DMAR_RTADDR_REG + REG_HI) >>> 0;
+        return {
+          name: u.name,
+          kind: "vtd" as const,
+          base: hex(u.base),
+          cap: hex(u.cap),
+          ecap: hex(u.ecap),
+          domainsUsed: u.domainIds.length > 0 ? u.domainsUsed() : 0,
+          irqRemapping: u.irEnabled,
+          translation: u.translationEnabled,
+          rtaddr: hex(joinHalves(lo, hi)),
+          gsts: hex(k.port.mmioRead32(u.base + DMAR_GSTS_REG) >>> 0),
+          tableMode: tableMode(fieldOf(lo, hi, RTADDR.TTM)),
+        };
+      }),
       ...k.amd.units.map((u) => ({
         name: u.name,
         kind: "amd-vi" as const,
@@ -60,7 +91,10 @@ export function simBoot(machine: string, cmdline: string): SimBootReport {
         translation: u.enabled && k.dmaRemapping,
       })),
     ],
-    groups: k.groups.map((g) => ({ id: g.id, type: g.type, domainIds: g.domain?.domainIds() ?? [], devices: g.devices.map((d) => d.name) })),
+    groups: k.groups.map((g) => {
+      const pe = pasidEntries(k, g.devices);
+      return { id: g.id, type: g.type, domainIds: g.domain?.domainIds() ?? [], devices: g.devices.map((d) => d.name), ...(pe === undefined ? {} : { pasidEntries: pe }) };
+    }),
   };
 }
 
@@ -76,11 +110,14 @@ Options:
   -m, --machine NAME|FILE  a preset (${PRESET_NAMES.join(", ")}) or a JSON machine configuration (- reads it from standard input)
                            (format in the README); default ${DEFAULT_MACHINE}
   -c, --cmdline TEXT       kernel command line, e.g. "intel_iommu=on iommu=pt"
-  -j, --json               {machine, cmdline, log, units, groups}
+  -j, --json               {machine, cmdline, log, units, groups}; VT-d units carry rtaddr, gsts and tableMode
+                           (legacy or scalable), and in scalable mode groups carry each device's RID_PASID
+                           entry type (pasidEntries)
 
 Examples:
   iommu sim boot
   iommu sim boot --cmdline "intel_iommu=on iommu.strict=1"
+  iommu sim boot --machine q35-sm --cmdline "iommu=pt"
   iommu sim boot --machine my-box.json --json | jq '.groups[] | select(.devices | length > 1)'
 `,
   options: { machine: { type: "string", short: "m" }, cmdline: { type: "string", short: "c" }, json: { type: "boolean", short: "j" } },
@@ -92,10 +129,14 @@ Examples:
     }
     const lines = [...r.log, ""];
     for (const u of r.units) {
-      lines.push(`${u.name} at ${u.base}: translation ${u.translation ? "on" : "off"}, interrupt remapping ${u.irqRemapping ? "on" : "off"}, ${u.domainsUsed} domain ids used`);
+      const regs = u.rtaddr === undefined ? "" : `, ${u.tableMode} mode (RTADDR ${u.rtaddr}, GSTS ${u.gsts})`;
+      lines.push(`${u.name} at ${u.base}: translation ${u.translation ? "on" : "off"}, interrupt remapping ${u.irqRemapping ? "on" : "off"}, ${u.domainsUsed} domain ids used${regs}`);
     }
     if (r.groups.length === 0) lines.push("No IOMMU groups (DMA remapping is off).");
-    for (const g of r.groups) lines.push(`IOMMU group ${g.id} [${g.type}] domain id ${g.domainIds.join(",") || "-"}: ${g.devices.join(" ")}`);
+    for (const g of r.groups) {
+      const pe = g.pasidEntries === undefined ? "" : ` (RID_PASID: ${g.devices.map((d) => `${d} ${g.pasidEntries?.[d] ?? "-"}`).join(", ")})`;
+      lines.push(`IOMMU group ${g.id} [${g.type}] domain id ${g.domainIds.join(",") || "-"}: ${g.devices.join(" ")}${pe}`);
+    }
     ctx.out(lines.join("\n") + "\n");
     return 0;
   },
