@@ -14,9 +14,8 @@
 import { IommuError } from "../core/errors.js";
 import { hex } from "../core/hex.js";
 import { ECAP } from "../spec/vtd/capability.js";
-import { wordMask } from "../spec/vtd/fields.js";
 import { PAGE_SIZE_4K } from "../spec/vtd/paging.js";
-import { FLPT_DEFAULT_DID, PASID_TABLE_ENTRIES, PGTT_NAMES, SM_CONTEXT_ENTRY } from "../spec/vtd/scalable.js";
+import { FLPT_DEFAULT_DID, PASID_TABLE_ENTRIES, PGTT_NAMES } from "../spec/vtd/scalable.js";
 import type { DmarUnit } from "./intel-unit.js";
 import type { Kernel } from "./kernel.js";
 import type { Mm, MmNotifier } from "./mm.js";
@@ -24,7 +23,6 @@ import { pciEnablePasid, pciMaxPasids, type KPciDev } from "./pci.js";
 
 /** PASID_MIN: PASID 0 is RID_PASID, the DMA API's. */
 const PASID_MIN = 1;
-const PASIDE = wordMask(SM_CONTEXT_ENTRY.PASIDE);
 
 /** A device bound to an address space (struct iommu_sva / intel_svm_dev). */
 export interface SvaBond {
@@ -64,14 +62,8 @@ export class IntelSvm {
     if (!has(ECAP.PASID)) throw new IommuError("SVA", `${u.name}: ECAP.PASID is clear: no requests with PASID`);
     if (!has(ECAP.FSTS)) throw new IommuError("SVA", `${u.name}: ECAP.FSTS is clear: no first-stage translation for process page tables`);
     if (!pciEnablePasid(this.kernel.port, dev)) throw new IommuError("SVA", `${dev.name} has no PASID capability`);
-    const mem = this.kernel.port.memory;
-    const ce = this.kernel.driver.contextEntry(u, dev.rid);
-    const lo = mem.read32(ce);
-    if ((lo & PASIDE) === 0) {
-      mem.write32(ce, (lo | PASIDE) >>> 0);
-      const did = this.kernel.iommu.groupFor(dev)?.domain?.dids.get(u) ?? 0;
-      this.kernel.driver.flushContextDevice(u, did, dev.rid);
-    }
+    const did = this.kernel.iommu.groupFor(dev)?.domain?.dids.get(u) ?? 0;
+    if (!this.kernel.driver.enablePasid(dev, u, did)) throw new IommuError("SVA", `${dev.name}: no present context entry to enable PASIDs in`);
   }
 
   /** iommu_sva_bind_device: the address space's PASID (allocated on its first bind) set up for the device. */
