@@ -30,6 +30,7 @@ function vtdModules(): string[] {
 
 /** VT-d modules outside those directories. */
 const VTD_ALSO = new Set([
+  "src/os/mm.ts",
   "src/cli/commands/sim.ts",
   "src/forensics/walk.ts",
   "src/forensics/walk-scalable.ts",

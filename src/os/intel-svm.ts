@@ -13,16 +13,15 @@
  */
 import { IommuError } from "../core/errors.js";
 import { hex } from "../core/hex.js";
-import { ECAP } from "../spec/vtd/capability.js";
 import { PAGE_SIZE_4K } from "../spec/vtd/paging.js";
-import { FLPT_DEFAULT_DID, PASID_TABLE_ENTRIES, PGTT_NAMES } from "../spec/vtd/scalable.js";
+import { FLPT_DEFAULT_DID, PASID_TABLE_ENTRIES, PGTT_NAMES, RID_PASID_DEFAULT } from "../spec/vtd/scalable.js";
 import type { DmarUnit } from "./intel-unit.js";
 import type { Kernel } from "./kernel.js";
 import type { Mm, MmNotifier } from "./mm.js";
 import { pciEnablePasid, pciMaxPasids, type KPciDev } from "./pci.js";
 
-/** PASID_MIN: PASID 0 is RID_PASID, the DMA API's. */
-const PASID_MIN = 1;
+/** PASID_MIN: the first PASID handed out; the one below is RID_PASID, the DMA API's. */
+const PASID_MIN = RID_PASID_DEFAULT + 1;
 
 /** A device bound to an address space (struct iommu_sva / intel_svm_dev). */
 export interface SvaBond {
@@ -56,11 +55,9 @@ export class IntelSvm {
    */
   enable(dev: KPciDev): void {
     const u = this.unitOf(dev);
-    const ecap = u.ecap;
-    const has = (f: { lsb: number }): boolean => ((ecap >> BigInt(f.lsb)) & 1n) === 1n;
     if (!u.sm) throw new IommuError("SVA", `${u.name} does not run in scalable mode: no PASIDs`);
-    if (!has(ECAP.PASID)) throw new IommuError("SVA", `${u.name}: ECAP.PASID is clear: no requests with PASID`);
-    if (!has(ECAP.FSTS)) throw new IommuError("SVA", `${u.name}: ECAP.FSTS is clear: no first-stage translation for process page tables`);
+    if (!u.hasPasid) throw new IommuError("SVA", `${u.name}: ECAP.PASID is clear: no requests with PASID`);
+    if (!u.hasFsts) throw new IommuError("SVA", `${u.name}: ECAP.FSTS is clear: no first-stage translation for process page tables`);
     if (!pciEnablePasid(this.kernel.port, dev)) throw new IommuError("SVA", `${dev.name} has no PASID capability`);
     const did = this.kernel.iommu.groupFor(dev)?.domain?.dids.get(u) ?? 0;
     if (!this.kernel.driver.enablePasid(dev, u, did)) throw new IommuError("SVA", `${dev.name}: no present context entry to enable PASIDs in`);

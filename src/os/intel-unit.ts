@@ -5,7 +5,7 @@
  */
 import type { DmarDeviceScope } from "../acpi/dmar.js";
 import { IommuError } from "../core/errors.js";
-import { CAP, domainIdBits, ECAP, mgawBits, sagawBit } from "../spec/vtd/capability.js";
+import { CAP, domainIdBits, ECAP, mgawBits, pssPasids, sagawBit } from "../spec/vtd/capability.js";
 import { AW_39, AW_48, AW_57, awLevels, awWidth, sagawSupportsAw } from "../spec/vtd/context.js";
 import { fieldOf, joinHalves } from "../spec/vtd/fields.js";
 import { DMAR_GCMD_REG, DMAR_GSTS_REG, REG_HI, VER } from "../spec/vtd/registers.js";
@@ -173,7 +173,7 @@ export class DmarUnit {
 
   /** PASIDs the unit takes: 2 << ECAP.PSS (the PSS field is the PASID width less one). */
   get pasidLimit(): number {
-    return 2 * 2 ** fieldOf(this.ecapLo, this.ecapHi, ECAP.PSS);
+    return pssPasids(fieldOf(this.ecapLo, this.ecapHi, ECAP.PSS));
   }
 
   /** ECAP.SRS: supervisor requests. */

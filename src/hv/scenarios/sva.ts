@@ -37,6 +37,27 @@ function landedIn(o: DmaOutcome, frames: Map<number, string>): string {
   return o.segments.map((s) => frames.get(Number(s.hpa) - (Number(s.hpa) % PAGE)) ?? hex(s.hpa)).join(", ");
 }
 
+type Write = (bond: SvaBond | null, pasid: number | null, va: number, purpose: string) => DmaOutcome;
+
+/**
+ * Requests that must not reach any process's memory: without a PASID, with a PASID nobody was given, with one past
+ * the PASID tables, and through A's PASID to a page A has just unmapped (the mmu notifier's invalidation).
+ */
+function strayRequests(r: Run, svm: IntelSvm, bondA: SvaBond, a: Mm, through: Write): Record<"noPasid" | "stray" | "strayFar" | "afterMunmap", DmaOutcome> & { beyond: number } {
+  const noPasid = through(null, null, BUFFER_VA, "write without a PASID (requests without one use the device's DMA domain)");
+  const stray = through(null, STRAY_PASID, BUFFER_VA, `write with PASID ${STRAY_PASID}, which no process was given`);
+  const beyond = svm.pasidBeyondTable(bondA);
+  const strayFar = through(null, beyond, BUFFER_VA, `write with PASID ${beyond}, beyond every PASID table allocated`);
+  const blockedReason = (o: DmaOutcome): string =>
+    o.ok ? "NOT blocked" : "reason" in o.result ? `blocked, fault reason ${hex(o.result.reason, 2)} ${o.result.reasonName}` : "unsupported request";
+  r.step(`without a PASID: ${blockedReason(noPasid)}; PASID ${STRAY_PASID}: ${blockedReason(stray)}; PASID ${beyond}: ${blockedReason(strayFar)}`);
+  const unmapped = BUFFER_VA + PAGE;
+  a.munmap(unmapped);
+  const afterMunmap = through(bondA, bondA.pasid, unmapped, `write A's page after A unmapped it (PASID ${bondA.pasid})`);
+  r.step(`A unmapped ${hex(unmapped)}: a write there through PASID ${bondA.pasid} was ${afterMunmap.ok ? "NOT blocked" : blockedReason(afterMunmap)}`);
+  return { noPasid, stray, strayFar, beyond, afterMunmap };
+}
+
 export function svaRun(opts: ScenarioOptions, flushOnUnbind: boolean): ScenarioRun {
   const label = flushOnUnbind
     ? "unbind tears the PASID entry down with PASID-cache and PASID-based IOTLB invalidations"
@@ -69,23 +90,12 @@ export function svaRun(opts: ScenarioOptions, flushOnUnbind: boolean): ScenarioR
   for (const bond of [bondA, bondB]) r.step(svm.describeEntry(bond));
   const fw = r.firmware(ACCEL);
   const frameName = new Map<number, string>(owners);
-  const through = (bond: SvaBond | null, pasid: number | null, va: number, purpose: string): DmaOutcome =>
+  const through: Write = (bond, pasid, va, purpose) =>
     fw.write(va, frame(bond?.pasid ?? 0), purpose, pasid === null ? undefined : { pasid });
   const wa = through(bondA, bondA.pasid, BUFFER_VA, `write A's buffer through PASID ${bondA.pasid}`);
   const wb = through(bondB, bondB.pasid, BUFFER_VA, `write B's buffer through PASID ${bondB.pasid}`);
   r.step(`the same address ${hex(BUFFER_VA)}: through PASID ${bondA.pasid} it landed in ${landedIn(wa, frameName)}; through PASID ${bondB.pasid} in ${landedIn(wb, frameName)}`);
-  const noPasid = through(null, null, BUFFER_VA, "write without a PASID (requests without one use the device's DMA domain)");
-  const stray = through(null, STRAY_PASID, BUFFER_VA, `write with PASID ${STRAY_PASID}, which no process was given`);
-  const beyond = svm.pasidBeyondTable(bondA);
-  const strayFar = through(null, beyond, BUFFER_VA, `write with PASID ${beyond}, beyond every PASID table allocated`);
-  const blockedReason = (o: DmaOutcome): string =>
-    o.ok ? "NOT blocked" : "reason" in o.result ? `blocked, fault reason ${hex(o.result.reason, 2)} ${o.result.reasonName}` : "unsupported request";
-  r.step(`without a PASID: ${blockedReason(noPasid)}; PASID ${STRAY_PASID}: ${blockedReason(stray)}; PASID ${beyond}: ${blockedReason(strayFar)}`);
-  // A's process unmaps its second page: the mmu notifier invalidates that page for A's PASID.
-  const unmapped = BUFFER_VA + PAGE;
-  a.munmap(unmapped);
-  const afterMunmap = through(bondA, bondA.pasid, unmapped, `write A's page after A unmapped it (PASID ${bondA.pasid})`);
-  r.step(`A unmapped ${hex(unmapped)}: a write there through PASID ${bondA.pasid} was ${afterMunmap.ok ? "NOT blocked" : "blocked"}`);
+  const { noPasid, stray, strayFar, beyond, afterMunmap } = strayRequests(r, svm, bondA, a, through);
   // The device is told to write into A's buffer later; A exits first.
   const delay = 5 * MS;
   const payload = new Uint8Array(PAGE).fill(0xd1);

@@ -103,6 +103,11 @@ export function ndForDomainIdBits(bits: number): number {
 }
 
 /** CAP.MGAW holds the maximum guest address width minus one. */
+/** PASIDs a unit with ECAP.PSS = `pss` takes: the field holds the PASID width less one (10.4.3). */
+export function pssPasids(pss: number): number {
+  return 2 ** (pss + 1);
+}
+
 export function mgawBits(mgaw: number): number {
   return mgaw + 1;
 }
