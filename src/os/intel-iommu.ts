@@ -148,6 +148,13 @@ export class IntelIommuDriver implements IommuOps<DmarUnit> {
           log.warn(`DMAR: [Firmware Bug]: ${u.name}: reading registers at ${hx(u.base)} returns all ones`);
           continue;
         }
+        // alloc_iommu: sm_supported is known from here on, and the widths the unit's tables can use with it; a unit
+        // whose first-stage widths and SAGAW have none in common is given up (iommu_calculate_agaw < 0).
+        u.sm = (this.ctx.scalableMode ?? false) && u.hasSmts;
+        if (u.usableSagaw === 0) {
+          log.err(`DMAR: Cannot get a valid agaw for iommu (seq_id = ${u.seq})`);
+          continue;
+        }
         u.ioapicIds = s.scopes.filter((x) => x.type === "ioapic").map((x) => x.enumerationId);
         log.info(`DMAR: ${u.name}: reg_base_addr ${hx(u.base)} ver ${u.versionString} cap ${u.cap.toString(16)} ecap ${u.ecap.toString(16)}`);
         this.units.push(u);

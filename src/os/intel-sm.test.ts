@@ -316,3 +316,13 @@ test("pasid_flush_caches: in caching mode a new PASID entry is followed by PASID
     assert.equal(k.driver.pasid.readEntry(d, 7)!.present, false);
   }
 });
+
+test("a scalable-mode unit with first-stage translation whose SAGAW has no first-stage width is given up, as alloc_iommu does; with sm_off it is used", () => {
+  const { k } = boot("intel_iommu=on", { firstStage: true, awBits: 39 });
+  assert.equal(k.log.grep("Cannot get a valid agaw for iommu (seq_id = 0)").length, 1, "logged once: the table is parsed once");
+  assert.equal(k.driver.units.length, 0);
+  assert.equal(k.dmaRemapping, false);
+  const off = boot("intel_iommu=on,sm_off", { firstStage: true, awBits: 39 });
+  assert.equal(off.k.driver.units.length, 1);
+  assert.equal(off.k.dmaRemapping, true);
+});

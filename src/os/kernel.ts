@@ -177,10 +177,13 @@ export class Kernel {
 
     // Interrupt remapping is set up with the APICs, early.
     this.clock.advanceTo(4 * MS);
+    // dmar_table_init parses the table once and keeps the outcome, failure included.
     let tableParsed = false;
+    let tableTried = false;
     if (dmar !== undefined && !params.noIommu) {
       if (!params.intremapDisabled) {
         tableParsed = this.driver.parseTable(dmar);
+        tableTried = true;
         this.step();
         if (tableParsed) this.irqRemapping = this.driver.enableIrqRemapping();
       }
@@ -208,7 +211,7 @@ export class Kernel {
     // pci_iommu_init -> intel_iommu_init
     this.clock.advanceTo(1960 * MS);
     if (dmar !== undefined && !params.noIommu) {
-      if (!tableParsed) tableParsed = this.driver.parseTable(dmar);
+      if (!tableTried) tableParsed = this.driver.parseTable(dmar);
       if (tableParsed) {
         this.driver.resolveScopes(this.devices);
         if (!params.dmarDisabled) this.initDmars();
