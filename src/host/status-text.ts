@@ -39,7 +39,7 @@ function unitLine(u: StatusUnit): string {
     caps.push(`IR ${yn(c.interruptRemapping)}`, `x2APIC ${yn(c.x2apic)}`, `PT ${yn(c.passThrough)}`, `QI ${yn(c.queuedInvalidation)}`);
     if (c.addressWidths !== null) caps.push(`SAGAW ${c.addressWidths.join("/") || "none"}-bit`);
     if (c.mgaw !== null) caps.push(`MGAW ${c.mgaw}`);
-    if (c.scalableMode) caps.push("scalable mode");
+    if (c.scalableMode) caps.push("scalable-mode capable (SMTS)");
     if (c.cachingMode) caps.push("caching mode (virtual IOMMU)");
   } else if (u.kind === "amd") {
     if (u.efr !== null) caps.push(`EFR ${u.efr}`, `x2APIC ${yn(c.x2apic)}`, `guest vAPIC ${yn(c.postedInterrupts)}`);
