@@ -177,13 +177,11 @@ export class Kernel {
 
     // Interrupt remapping is set up with the APICs, early.
     this.clock.advanceTo(4 * MS);
-    // dmar_table_init parses the table once and keeps the outcome, failure included.
-    let tableParsed = false;
-    let tableTried = false;
+    // dmar_table_init parses the table once and keeps the outcome, failure included (null: not parsed yet).
+    let tableParsed: boolean | null = null;
     if (dmar !== undefined && !params.noIommu) {
       if (!params.intremapDisabled) {
         tableParsed = this.driver.parseTable(dmar);
-        tableTried = true;
         this.step();
         if (tableParsed) this.irqRemapping = this.driver.enableIrqRemapping();
       }
@@ -211,7 +209,7 @@ export class Kernel {
     // pci_iommu_init -> intel_iommu_init
     this.clock.advanceTo(1960 * MS);
     if (dmar !== undefined && !params.noIommu) {
-      if (!tableTried) tableParsed = this.driver.parseTable(dmar);
+      tableParsed ??= this.driver.parseTable(dmar);
       if (tableParsed) {
         this.driver.resolveScopes(this.devices);
         if (!params.dmarDisabled) this.initDmars();
