@@ -13,7 +13,7 @@ import { getField, getFieldBig } from "../spec/amdvi/fields.js";
 import { BASE_ADDR_MASK_HI, BASE_ADDR_MASK_LO, DEV_TABLE_SIZE } from "../spec/amdvi/registers.js";
 import { MSI_DATA_INDEX_MASK } from "../spec/amdvi/irte.js";
 import { decodeCompatMsi } from "../spec/msi.js";
-import { DTE_BYTES, DTE_DOMAIN_ID, DTE_IR, DTE_IW, DTE_MODE, DTE_PT_ROOT, DTE_TV, DTE_V } from "../spec/amdvi/dte.js";
+import { DTE_BYTES, DTE_DOMAIN_ID, DTE_IR, DTE_IW, DTE_MODE, dtePageTableRoot, DTE_TV, DTE_V } from "../spec/amdvi/dte.js";
 import { eventName, EVF_PE } from "../spec/amdvi/events.js";
 import { explicitPageShift, levelShift, NEXT_LEVEL_EXPLICIT, NEXT_LEVEL_PTE, PTE_ADDR, PTE_IR, PTE_IW, PTE_NEXT_LEVEL, PTE_PR } from "../spec/amdvi/pte.js";
 import { PROGRESS_EVERY } from "./progress.js";
@@ -68,7 +68,7 @@ function dteLevel(dte: Uint32Array, address: number, devid: number): LevelReport
     write: getField(dte, DTE_IW) === 1,
     translationType: !present || !tv ? "untranslated" : mode === 0 ? "pass-through" : `${mode}-level`,
     domainId: getField(dte, DTE_DOMAIN_ID),
-    next: hex(BigInt(getField(dte, DTE_PT_ROOT)) << 12n),
+    next: hex(dtePageTableRoot(dte)),
   };
 }
 
@@ -234,7 +234,7 @@ export function listAmdMappings(reader: TableReader & { size: number }, dtb: big
       } else if (next < level) visit(Number(addr), next, iova, er, ew);
     }
   };
-  visit(Number(BigInt(getField(dte, DTE_PT_ROOT)) << 12n), mode, 0n, getField(dte, DTE_IR) === 1, getField(dte, DTE_IW) === 1);
+  visit(Number(dtePageTableRoot(dte)), mode, 0n, getField(dte, DTE_IR) === 1, getField(dte, DTE_IW) === 1);
   const out: MappingRange[] = ranges.map((x) => ({ iova: hex(x.iova), hpa: hex(x.hpa), size: hex(x.size), pageSize: x.pageSize, pages: x.pages, read: x.read, write: x.write }));
   return { result: "ok", bdf, domainId, translationType: `${mode}-level`, pagingLevels: mode, addressWidth: Math.min(64, levelShift(mode) + 9), mappings: state.mappings, ranges: out, truncated: state.truncated, entriesRead: state.entries };
 }
