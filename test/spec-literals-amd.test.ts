@@ -57,6 +57,7 @@ const ALLOWED_CONSTANTS: Readonly<Record<string, string>> = {
   "src/os/amd-irq.ts:MAX_IRQS_PER_TABLE": "Linux's choice of interrupt table size (MAX_IRQS_PER_TABLE 256)",
   "src/os/amd-irq.ts:IOAPIC_RESERVED": "Linux's reserved IRTE entries for the IOAPIC (32), a driver policy",
   "src/os/amd-pgtable.ts:DEFAULT_PGTABLE_LEVEL": "Linux's default page-table depth (amd_iommu_pgtable level 3), a driver policy",
+  "src/os/amd-pgtable.ts:PAGE": "the x86 page the kernel allocates (4096)",
   "src/os/amd-unit.ts:KERN_ALERT": "a printk log level",
   "src/os/amd-unit.ts:CMD_BUFFER_SIZE": "Linux's command buffer size (CMD_BUFFER_SIZE 8192), a driver choice",
   "src/os/amd-unit.ts:EVT_BUFFER_SIZE": "Linux's event buffer size (EVT_BUFFER_SIZE 8192), a driver choice",
@@ -92,7 +93,6 @@ const NOT_YET_CONVERTED: Readonly<Record<string, number>> = {
   "src/os/amd-iommu.ts": 24,
   "src/os/amd-irq.ts": 7,
   "src/os/amd-ivrs.ts": 8,
-  "src/os/amd-pgtable.ts": 10,
   "src/os/amd-unit.ts": 11,
   "src/ui/amdvi-data.ts": 4,
 };

@@ -21,6 +21,10 @@ export const PTE_BYTES = 8;
 export const PTE_HI_OFFSET = 4;
 /** Each level decodes nine IOVA bits: 512 entries per table (2.2.3). */
 export const LEVEL_INDEX_MASK = 0x1ff;
+export const PTES_PER_TABLE = LEVEL_INDEX_MASK + 1;
+/** The address field (bits 51:12) as masks over the entry's low and high dwords (2.2.3). */
+export const PTE_ADDR_MASK_LO = 0xffff_f000;
+export const PTE_ADDR_MASK_HI = 0x000f_ffff;
 
 /** The address a PDE or PTE holds (bits 51:12 in place, as a bigint); `e` is its two dwords. */
 export function pteAddress(e: ArrayLike<number>): bigint {
@@ -31,6 +35,9 @@ export function pteAddress(e: ArrayLike<number>): bigint {
 export function levelIndex(iova: bigint, level: number): number {
   return Number((iova >> BigInt(levelShift(level))) & BigInt(LEVEL_INDEX_MASK));
 }
+
+/** The deepest host page table: six levels, DTE Mode 110b (2.2.2.1, 2.2.3). */
+export const MAX_LEVELS = 6;
 
 export const NEXT_LEVEL_PTE = 0;
 export const NEXT_LEVEL_EXPLICIT = 7;
