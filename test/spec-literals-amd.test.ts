@@ -90,9 +90,9 @@ const NOT_YET_CONVERTED: Readonly<Record<string, number>> = {
   "src/hw/machine-config-amd.ts": 17,
   "src/hw/machine-ivrs.ts": 41,
   "src/os/amd-events.ts": 3,
-  "src/os/amd-iommu.ts": 24,
+  "src/os/amd-iommu.ts": 22,
   "src/os/amd-irq.ts": 7,
-  "src/os/amd-ivrs.ts": 8,
+  "src/os/amd-ivrs.ts": 3,
   "src/os/amd-unit.ts": 11,
   "src/ui/amdvi-data.ts": 4,
 };
