@@ -91,7 +91,6 @@ const NOT_YET_CONVERTED: Readonly<Record<string, number>> = {
   "src/hw/machine-ivrs.ts": 41,
   "src/os/amd-events.ts": 3,
   "src/os/amd-iommu.ts": 22,
-  "src/os/amd-irq.ts": 7,
   "src/os/amd-ivrs.ts": 3,
   "src/os/amd-unit.ts": 11,
   "src/ui/amdvi-data.ts": 4,

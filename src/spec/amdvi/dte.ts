@@ -40,6 +40,10 @@ export const DTE_INT_TAB_LEN = field("IntTabLen", 129, 4, "2.2.2.1");
 export const DTE_IG = field("IG", 133, 1, "2.2.2.1");
 /** Interrupt table root pointer, bits 179:134 = address bits 51:6. */
 export const DTE_INT_TABLE_ROOT = field("IntTableRootPtr", 134, 46, "2.2.2.1");
+/** The interrupt fields fill the upper half of the entry, dwords 4..7 (bits 255:128). */
+export const DTE_IRQ_FIRST_DWORD = 4;
+/** The interrupt table is 64-byte aligned: the root field holds address bits 51:6. */
+export const INT_TABLE_ROOT_SHIFT = 6;
 export const DTE_INIT_PASS = field("InitPass", 184, 1, "2.2.2.1");
 export const DTE_EINT_PASS = field("EIntPass", 185, 1, "2.2.2.1");
 export const DTE_NMI_PASS = field("NMIPass", 186, 1, "2.2.2.1");
