@@ -83,3 +83,17 @@ test("iommu walk --dtb: ok exits 0 with the hpa, a fault exits 1 naming the even
   const bad = await cli(["walk", "--mem", path, "--dtb", DTB, "--bdf", "00:03.0", "--iova", "zz"]);
   assert.equal(bad.code, 2);
 });
+
+test("a device table entry whose page-table root is above the first 16 TiB lists and reports that root, not a truncated one", () => {
+  const mem = new PhysicalMemory();
+  const t = new AmdTables(mem);
+  // HostPageTableRootPtr is 40 bits (address bits 51:12); this root needs bits above 43.
+  const root = 0x2345_6789_a000;
+  writeDte(mem, 0x18, { V: 1, TV: 1, Mode: 2, HostPageTableRootPtr: BigInt(root) >> 12n, IR: 1, IW: 1, DomainID: 3 });
+  t.map4k(root, 2, 0x4000n, 0xc0_0000n);
+  const reader = { read32: (a: number | bigint) => mem.read32(a), size: Number.MAX_SAFE_INTEGER };
+  const list = listAmdMappings(reader, BigInt(DTB), 0x18);
+  assert.deepEqual(list.result === "ok" ? list.ranges.map((r) => [r.iova, r.hpa, r.size]) : list, [["0x4000", "0xc00000", "0x1000"]]);
+  const w = walkAmdIova(reader, { dtb: BigInt(DTB), devid: 0x18, iova: 0x4010n });
+  assert.deepEqual([w.result, w.result === "ok" ? w.hpa : "", w.levels[0]?.next], ["ok", "0xc00010", `0x${root.toString(16)}`]);
+});

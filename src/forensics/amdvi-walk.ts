@@ -9,13 +9,13 @@ import { formatRequesterId } from "../core/pci.js";
 import type { TableReader } from "../hw/vtd/walk.js";
 import { remapMsi } from "../hw/amdvi/intremap.js";
 import { walkDte, WalkOut, type WalkStep } from "../hw/amdvi/translate.js";
-import { getField, getFieldBig } from "../spec/amdvi/fields.js";
+import { getField } from "../spec/amdvi/fields.js";
 import { BASE_ADDR_MASK_HI, BASE_ADDR_MASK_LO, DEV_TABLE_SIZE } from "../spec/amdvi/registers.js";
 import { MSI_DATA_INDEX_MASK } from "../spec/amdvi/irte.js";
 import { decodeCompatMsi } from "../spec/msi.js";
-import { DTE_BYTES, DTE_DOMAIN_ID, DTE_IR, DTE_IW, DTE_MODE, DTE_PT_ROOT, DTE_TV, DTE_V } from "../spec/amdvi/dte.js";
+import { DTE_BYTES, DTE_DOMAIN_ID, DTE_IR, DTE_IW, DTE_MODE, dtePageTableRoot, DTE_TV, DTE_V } from "../spec/amdvi/dte.js";
 import { eventName, EVF_PE } from "../spec/amdvi/events.js";
-import { explicitPageShift, levelShift, NEXT_LEVEL_EXPLICIT, NEXT_LEVEL_PTE, PTE_ADDR, PTE_IR, PTE_IW, PTE_NEXT_LEVEL, PTE_PR } from "../spec/amdvi/pte.js";
+import { explicitPageShift, levelShift, NEXT_LEVEL_EXPLICIT, NEXT_LEVEL_PTE, levelIndex, pteAddress, PTE_BYTES, PTE_HI_OFFSET, PTE_IR, PTE_IW, PTE_NEXT_LEVEL, PTE_PR } from "../spec/amdvi/pte.js";
 import { PROGRESS_EVERY } from "./progress.js";
 import type { LevelReport, ListReport, MappingRange, MsiReport, WalkReport } from "./walk.js";
 
@@ -68,7 +68,7 @@ function dteLevel(dte: Uint32Array, address: number, devid: number): LevelReport
     write: getField(dte, DTE_IW) === 1,
     translationType: !present || !tv ? "untranslated" : mode === 0 ? "pass-through" : `${mode}-level`,
     domainId: getField(dte, DTE_DOMAIN_ID),
-    next: hex(BigInt(getField(dte, DTE_PT_ROOT)) << 12n),
+    next: hex(dtePageTableRoot(dte)),
   };
 }
 
@@ -89,7 +89,7 @@ function stepLevel(s: WalkStep, iovaIndex: number): LevelReport {
     read: getField(e, PTE_IR) === 1,
     write: getField(e, PTE_IW) === 1,
     ...(leaf ? { pageSize: 2 ** shift } : {}),
-    next: hex(getFieldBig(e, PTE_ADDR) << 12n),
+    next: hex(pteAddress(e)),
   };
 }
 
@@ -116,7 +116,7 @@ export function walkAmdIova(reader: TableReader & { size: number }, o: AmdWalkOp
   };
   let code = walk(o.access === "write");
   if (o.access === undefined && code === 2 && (out.flags & EVF_PE) !== 0) code = walk(true);
-  const levels = [dteLevel(dte, t.base + o.devid * DTE_BYTES, o.devid), ...(out.trace ?? []).map((s) => stepLevel(s, Number((iova >> BigInt(levelShift(s.level))) & 0x1ffn)))];
+  const levels = [dteLevel(dte, t.base + o.devid * DTE_BYTES, o.devid), ...(out.trace ?? []).map((s) => stepLevel(s, levelIndex(iova, s.level)))];
   if (code !== 0) {
     return { result: "fault", ...base, reason: code, reasonName: eventName(code), description: EVENT_DESCRIPTIONS[code] ?? "fault", levels };
   }
@@ -201,8 +201,8 @@ export function listAmdMappings(reader: TableReader & { size: number }, dtb: big
       let lo: number;
       let hi: number;
       try {
-        lo = reader.read32(table + i * 8);
-        hi = reader.read32(table + i * 8 + 4);
+        lo = reader.read32(table + i * PTE_BYTES);
+        hi = reader.read32(table + i * PTE_BYTES + PTE_HI_OFFSET);
       } catch {
         return;
       }
@@ -213,7 +213,7 @@ export function listAmdMappings(reader: TableReader & { size: number }, dtb: big
       const ew = w && getField(e, PTE_IW) === 1;
       const next = getField(e, PTE_NEXT_LEVEL);
       const iova = iovaBase + (BigInt(i) << BigInt(levelShift(level)));
-      const addr = getFieldBig(e, PTE_ADDR) << 12n;
+      const addr = pteAddress(e);
       if (next === NEXT_LEVEL_PTE || next === NEXT_LEVEL_EXPLICIT) {
         const shift = next === NEXT_LEVEL_PTE ? levelShift(level) : explicitPageShift(lo, hi);
         if (shift === 0) continue;
@@ -234,7 +234,7 @@ export function listAmdMappings(reader: TableReader & { size: number }, dtb: big
       } else if (next < level) visit(Number(addr), next, iova, er, ew);
     }
   };
-  visit(Number(BigInt(getField(dte, DTE_PT_ROOT)) << 12n), mode, 0n, getField(dte, DTE_IR) === 1, getField(dte, DTE_IW) === 1);
+  visit(Number(dtePageTableRoot(dte)), mode, 0n, getField(dte, DTE_IR) === 1, getField(dte, DTE_IW) === 1);
   const out: MappingRange[] = ranges.map((x) => ({ iova: hex(x.iova), hpa: hex(x.hpa), size: hex(x.size), pageSize: x.pageSize, pages: x.pages, read: x.read, write: x.write }));
   return { result: "ok", bdf, domainId, translationType: `${mode}-level`, pagingLevels: mode, addressWidth: Math.min(64, levelShift(mode) + 9), mappings: state.mappings, ranges: out, truncated: state.truncated, entriesRead: state.entries };
 }

@@ -20,6 +20,7 @@
  *
  * Interrupt remapping tables are amd-irq.ts; the v1 page tables amd-pgtable.ts; command I/O amd-unit.ts.
  */
+import { IVHD_TYPE_10H } from "../acpi/ivrs-format.js";
 import { IommuError } from "../core/errors.js";
 import { encodeCompatMsi, MSI_ADDR_BASE, MSI_ADDR_LAST } from "../spec/msi.js";
 import { CAP_HDR_EFR_SUP, CAP_HDR_NP_CACHE } from "../spec/amdvi/capability.js";
@@ -146,8 +147,8 @@ export class AmdIommuDriver implements IommuOps<AmdIommuUnit> {
     this.devTable = pages.alloc(this.devTableSize / 4096, "any", this.devTableSize / 4096);
     for (const h of r.ivhds) {
       const u = new AmdIommuUnit(this.units.length, Number(BigInt(h.baseAddress)), ivrsDevid(h.deviceId), h.capabilityOffset, h.flags.raw);
-      if (r.table.ivInfo.efrSupported && h.typeCode !== 0x10) [u.efr, u.efr2] = [BigInt(h.efr ?? "0"), BigInt(h.efr2 ?? "0")];
-      const gaSup = h.typeCode === 0x10 ? h.features?.gaSup === true : (BigInt(h.efr ?? "0") & BigInt(EFR_GA_SUP)) !== 0n;
+      if (r.table.ivInfo.efrSupported && h.typeCode !== IVHD_TYPE_10H) [u.efr, u.efr2] = [BigInt(h.efr ?? "0"), BigInt(h.efr2 ?? "0")];
+      const gaSup = h.typeCode === IVHD_TYPE_10H ? h.features?.gaSup === true : (BigInt(h.efr ?? "0") & BigInt(EFR_GA_SUP)) !== 0n;
       if (!gaSup) this.guestIr = "legacy";
       u.devTable = this.devTable;
       u.devTableSize = this.devTableSize;

@@ -14,7 +14,7 @@
  * Formats come from spec/amdvi/irte.ts and spec/amdvi/dte.ts.
  */
 import { IommuError } from "../core/errors.js";
-import { DTE_INT_CTL, DTE_INT_TAB_LEN, DTE_INT_TABLE_ROOT, DTE_IV, INTCTL_REMAP } from "../spec/amdvi/dte.js";
+import { DTE_BYTES, DTE_DWORDS, DTE_INT_CTL, DTE_IRQ_FIRST_DWORD, DTE_INT_TAB_LEN, DTE_INT_TABLE_ROOT, DTE_IV, INTCTL_REMAP, INT_TABLE_ROOT_SHIFT } from "../spec/amdvi/dte.js";
 import { getField, setField, setFieldBig } from "../spec/amdvi/fields.js";
 import {
   GA_DESTINATION_HI,
@@ -33,11 +33,9 @@ import { dmaAliases, type KPciDev } from "./pci.js";
 
 /** MAX_IRQS_PER_TABLE, and the IntTabLen that says so (log2). */
 export const MAX_IRQS_PER_TABLE = 256;
-const INT_TAB_LEN = 8;
+const INT_TAB_LEN = Math.log2(MAX_IRQS_PER_TABLE);
 /** IOAPIC tables: entries below this are the pins. */
 const IOAPIC_RESERVED = 32;
-/** DTE dwords 4..7 hold the interrupt fields (bits 128..255). */
-const DTE_IRQ_DWORD = 4;
 
 export interface IrqTable {
   addr: number;
@@ -65,14 +63,14 @@ export class AmdIrqRemap {
   /** Rewrites the interrupt half of a DTE to point at `t` (set_dte_irq_entry) and flushes it. */
   private setRemapEntry(u: AmdIommuUnit, devid: number, t: IrqTable): void {
     const mem = this.ctx.port.memory;
-    const at = u.devTable + devid * 32;
+    const at = u.devTable + devid * DTE_BYTES;
     const dw = new Uint32Array(8);
-    for (let i = DTE_IRQ_DWORD; i < 8; i++) dw[i] = mem.read32(at + 4 * i);
+    for (let i = DTE_IRQ_FIRST_DWORD; i < DTE_DWORDS; i++) dw[i] = mem.read32(at + 4 * i);
     setField(dw, DTE_IV, 1);
     setField(dw, DTE_INT_TAB_LEN, INT_TAB_LEN);
-    setFieldBig(dw, DTE_INT_TABLE_ROOT, BigInt(t.addr) >> 6n);
+    setFieldBig(dw, DTE_INT_TABLE_ROOT, BigInt(t.addr) >> BigInt(INT_TABLE_ROOT_SHIFT));
     setField(dw, DTE_INT_CTL, INTCTL_REMAP);
-    for (let i = DTE_IRQ_DWORD; i < 8; i++) mem.write32(at + 4 * i, dw[i]!);
+    for (let i = DTE_IRQ_FIRST_DWORD; i < DTE_DWORDS; i++) mem.write32(at + 4 * i, dw[i]!);
     this.tables.set(devid, t);
     this.io.flushDte(u, devid);
   }
@@ -109,9 +107,9 @@ export class AmdIrqRemap {
       setField(dw, IRTE_REMAP_EN, 1);
       setField(dw, IRTE_INT_TYPE, 0);
       setField(dw, IRTE_DM, 0);
-      setField(dw, GA_DESTINATION_LO, destApicId & 0xff_ffff);
+      setField(dw, GA_DESTINATION_LO, destApicId);
       setField(dw, GA_VECTOR, vector);
-      setField(dw, GA_DESTINATION_HI, destApicId >>> 24);
+      setField(dw, GA_DESTINATION_HI, destApicId >>> GA_DESTINATION_LO.width);
       for (const i of [3, 2, 1, 0]) mem.write32(at + 4 * i, dw[i]!);
     } else {
       const dw = new Uint32Array(1);
@@ -160,7 +158,7 @@ export class AmdIrqRemap {
     const dw = new Uint32Array(n / 4);
     for (let i = 0; i < dw.length; i++) dw[i] = this.ctx.port.memory.read32(t.addr + index * n + 4 * i);
     if (this.ga) {
-      return { remapEn: getField(dw, IRTE_REMAP_EN) === 1, vector: getField(dw, GA_VECTOR), destination: getField(dw, GA_DESTINATION_LO) | (getField(dw, GA_DESTINATION_HI) << 24) };
+      return { remapEn: getField(dw, IRTE_REMAP_EN) === 1, vector: getField(dw, GA_VECTOR), destination: getField(dw, GA_DESTINATION_LO) | (getField(dw, GA_DESTINATION_HI) << GA_DESTINATION_LO.width) };
     }
     return { remapEn: getField(dw, IRTE_REMAP_EN) === 1, vector: getField(dw, IRTE_VECTOR), destination: getField(dw, IRTE_DESTINATION) };
   }

@@ -11,10 +11,11 @@
  * - get_global_efr: the EFR/EFR2 images all type 11h/40h IVHDs agree on (0 when none has them).
  * - init_memory_definitions: IVMD blocks with the unity or exclusion flag become unity ranges for a device range.
  */
+import { IVHD_TYPE_10H, IVHD_TYPE_40H, IVMD_TYPE_ALL, IVMD_TYPE_RANGE } from "../acpi/ivrs-format.js";
 import { decodeIvrs, type IvhdBlock, type IvhdEntry, type IvmdBlock, type IvrsTable } from "../acpi/ivrs.js";
 
 /** ACPI_IVHD_TYPE_MAX_SUPPORTED */
-const IVHD_TYPE_MAX_SUPPORTED = 0x40;
+const IVHD_TYPE_MAX_SUPPORTED = IVHD_TYPE_40H;
 const LAST_BDF_ALL = 0xffff;
 
 export interface IvrsDevice {
@@ -138,8 +139,8 @@ function unityRanges(blocks: IvmdBlock[], lastBdf: number): UnityRange[] {
   const out: UnityRange[] = [];
   for (const m of blocks) {
     if (!m.flags.unity && !m.flags.exclusionRange) continue;
-    const first = m.typeCode === 0x20 ? 0 : devid(m.deviceId);
-    const last = m.typeCode === 0x20 ? lastBdf : m.typeCode === 0x22 ? m.auxData : first;
+    const first = m.typeCode === IVMD_TYPE_ALL ? 0 : devid(m.deviceId);
+    const last = m.typeCode === IVMD_TYPE_ALL ? lastBdf : m.typeCode === IVMD_TYPE_RANGE ? m.auxData : first;
     const start = Math.ceil(Number(BigInt(m.start)) / 4096) * 4096;
     const length = Math.ceil(Number(BigInt(m.memoryLength)) / 4096) * 4096;
     // Exclusion ranges are treated as read/write unity maps (init_unity_map_range).
@@ -154,7 +155,7 @@ function globalEfr(ivhds: IvhdBlock[]): { efr: bigint; efr2: bigint } {
   let efr: bigint | null = null;
   let efr2: bigint | null = null;
   for (const h of ivhds) {
-    if (h.typeCode === 0x10) continue;
+    if (h.typeCode === IVHD_TYPE_10H) continue;
     const e = BigInt(h.efr ?? "0");
     const e2 = BigInt(h.efr2 ?? "0");
     if (efr === null) [efr, efr2] = [e, e2];

@@ -10,24 +10,21 @@
  */
 import type { PhysicalMemory } from "../core/memory.js";
 import { HI_DWORD_OFFSET, TWO32 } from "../core/u64.js";
-import { PTE_FC, PTE_IR, PTE_IW, PTE_NEXT_LEVEL, PTE_PR, levelShift } from "../spec/amdvi/pte.js";
+import { MAX_LEVELS, PTE_ADDR_MASK_HI, PTE_ADDR_MASK_LO, PTE_BYTES, PTE_FC, PTE_IR, PTE_IW, PTE_NEXT_LEVEL, PTE_PR, PTES_PER_TABLE, levelShift } from "../spec/amdvi/pte.js";
 import { IOMMU_READ, IOMMU_WRITE, type IoPageTable } from "./iommu-ops.js";
 import type { PageAllocator } from "./pages.js";
 
 /** PAGE_MODE_3_LEVEL: the levels a v1 domain starts with. */
 export const DEFAULT_PGTABLE_LEVEL = 3;
 /** PAGE_MODE_6_LEVEL: the most a v1 table has. */
-export const MAX_PGTABLE_LEVEL = 6;
+export const MAX_PGTABLE_LEVEL = MAX_LEVELS;
 const PAGE = 4096;
-const PTES = 512;
 
 const PR_LO = 1 << PTE_PR.lsb;
 const NEXT_SHIFT = PTE_NEXT_LEVEL.lsb;
 const FC_HI = 1 << (PTE_FC.lsb - 32);
 const IR_HI = 1 << (PTE_IR.lsb - 32);
 const IW_HI = 1 << (PTE_IW.lsb - 32);
-const ADDR_LO_MASK = 0xffff_f000;
-const ADDR_HI_MASK = 0x000f_ffff;
 
 /** Pages of IOVA one entry at spec level `level` covers (level 1 = the leaf table). */
 function spanPages(level: number): number {
@@ -77,11 +74,11 @@ export class AmdPageTable implements IoPageTable {
   }
 
   private entry(table: number, pfn: number, level: number): number {
-    return table + (Math.floor(pfn / spanPages(level)) % PTES) * 8;
+    return table + (Math.floor(pfn / spanPages(level)) % PTES_PER_TABLE) * PTE_BYTES;
   }
 
   private next(ea: number): number {
-    return (this.mem.read32(ea + HI_DWORD_OFFSET) & ADDR_HI_MASK) * TWO32 + ((this.mem.read32(ea) & ADDR_LO_MASK) >>> 0);
+    return (this.mem.read32(ea + HI_DWORD_OFFSET) & PTE_ADDR_MASK_HI) * TWO32 + ((this.mem.read32(ea) & PTE_ADDR_MASK_LO) >>> 0);
   }
 
   /** The leaf table covering `pfn`; 0 when absent and not created. */
@@ -110,10 +107,10 @@ export class AmdPageTable implements IoPageTable {
     let table = 0;
     for (let i = 0; i < count; i++) {
       const pfn = iovaPfn + i;
-      if (table === 0 || pfn % PTES === 0) table = this.leafTable(pfn, true);
+      if (table === 0 || pfn % PTES_PER_TABLE === 0) table = this.leafTable(pfn, true);
       const phys = (physPfn + i) * PAGE;
       const hi = Math.floor(phys / TWO32);
-      this.mem.write64Halves(table + (pfn % PTES) * 8, ((phys - hi * TWO32) | PR_LO) >>> 0, (hi | FC_HI | perm) >>> 0);
+      this.mem.write64Halves(table + (pfn % PTES_PER_TABLE) * PTE_BYTES, ((phys - hi * TWO32) | PR_LO) >>> 0, (hi | FC_HI | perm) >>> 0);
     }
     if (grew) this.onRootChange();
   }
@@ -128,9 +125,9 @@ export class AmdPageTable implements IoPageTable {
     for (let i = 0; i < count; i++) {
       const pfn = iovaPfn + i;
       if (pfn > this.reachPfn) break;
-      if (table === 0 || pfn % PTES === 0) table = this.leafTable(pfn, false);
+      if (table === 0 || pfn % PTES_PER_TABLE === 0) table = this.leafTable(pfn, false);
       if (table === 0) continue;
-      this.mem.write64Halves(table + (pfn % PTES) * 8, 0, 0);
+      this.mem.write64Halves(table + (pfn % PTES_PER_TABLE) * PTE_BYTES, 0, 0);
     }
     return [];
   }
@@ -139,8 +136,8 @@ export class AmdPageTable implements IoPageTable {
   free(): void {
     const walk = (table: number, level: number): void => {
       if (level > 1) {
-        for (let i = 0; i < PTES; i++) {
-          const ea = table + i * 8;
+        for (let i = 0; i < PTES_PER_TABLE; i++) {
+          const ea = table + i * PTE_BYTES;
           if ((this.mem.read32(ea) & PR_LO) !== 0) walk(this.next(ea), level - 1);
         }
       }
@@ -154,7 +151,7 @@ export class AmdPageTable implements IoPageTable {
     if (iovaPfn > this.reachPfn) return null;
     const table = this.leafTable(iovaPfn, false);
     if (table === 0) return null;
-    const ea = table + (iovaPfn % PTES) * 8;
+    const ea = table + (iovaPfn % PTES_PER_TABLE) * PTE_BYTES;
     if ((this.mem.read32(ea) & PR_LO) === 0) return null;
     return this.next(ea) / PAGE;
   }

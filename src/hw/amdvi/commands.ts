@@ -39,9 +39,11 @@ import {
   PTR_MASK,
   STATUS_CMD_BUF_RUN,
   STATUS_COM_WAIT_INT,
+  baseRegAddress,
+  logBytes,
 } from "../../spec/amdvi/registers.js";
+import { HI_DWORD_OFFSET, TWO32 } from "../../core/u64.js";
 
-const TWO32 = 0x1_0000_0000;
 
 /** What commands act on. */
 export interface CommandTarget {
@@ -69,9 +71,9 @@ export class CommandBuffer {
     if ((ctrl & CTRL_IOMMU_EN) === 0 || (ctrl & CTRL_CMD_BUF_EN) === 0) return;
     if ((this.regs.get32(MMIO_STATUS) & STATUS_CMD_BUF_RUN) === 0) return;
     const baseLo = this.regs.get32(MMIO_CMD_BUF_BASE);
-    const baseHi = this.regs.get32(MMIO_CMD_BUF_BASE + 4);
-    const bytes = 2 ** Math.max(8, (baseHi >>> 24) & 0xf) * CMD_BYTES;
-    const base = ((baseLo & 0xffff_f000) >>> 0) + (baseHi & 0xfffff) * TWO32;
+    const baseHi = this.regs.get32(MMIO_CMD_BUF_BASE + HI_DWORD_OFFSET);
+    const bytes = logBytes(baseLo, baseHi, CMD_BYTES);
+    const base = baseRegAddress(baseLo, baseHi);
     const tail = (this.regs.get32(MMIO_CMD_TAIL) & PTR_MASK) % bytes;
     let head = (this.regs.get32(MMIO_CMD_HEAD) & PTR_MASK) % bytes;
     for (let n = 0; head !== tail && n < bytes / CMD_BYTES; n++) {

@@ -17,9 +17,11 @@ import {
   PTR_MASK,
   STATUS_EVENT_LOG_INT,
   STATUS_EVENT_OVERFLOW,
+  baseRegAddress,
+  logBytes,
 } from "../../spec/amdvi/registers.js";
+import { HI_DWORD_OFFSET } from "../../core/u64.js";
 
-const TWO32 = 0x1_0000_0000;
 
 export class EventLog {
   /** Events written, dropped for overflow, dropped because the log was off, and per-code counts. */
@@ -43,10 +45,9 @@ export class EventLog {
       return;
     }
     const baseLo = this.regs.get32(MMIO_EVENT_LOG_BASE);
-    const baseHi = this.regs.get32(MMIO_EVENT_LOG_BASE + 4);
-    const lenExp = (baseHi >>> 24) & 0xf;
-    const bytes = 2 ** Math.max(8, lenExp) * EVENT_BYTES;
-    const base = ((baseLo & 0xffff_f000) >>> 0) + (baseHi & 0xfffff) * TWO32;
+    const baseHi = this.regs.get32(MMIO_EVENT_LOG_BASE + HI_DWORD_OFFSET);
+    const bytes = logBytes(baseLo, baseHi, EVENT_BYTES);
+    const base = baseRegAddress(baseLo, baseHi);
     const tail = this.regs.get32(MMIO_EVENT_TAIL) & PTR_MASK;
     const head = this.regs.get32(MMIO_EVENT_HEAD) & PTR_MASK;
     const next = (tail + EVENT_BYTES) % bytes;

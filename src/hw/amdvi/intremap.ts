@@ -19,8 +19,8 @@ import {
 } from "../../spec/amdvi/dte.js";
 import { EVF_I, EVF_PR, EVF_RW, EVF_RZ, ILLEGAL_DEV_TABLE_ENTRY, IO_PAGE_FAULT, PAGE_TAB_HARDWARE_ERROR } from "../../spec/amdvi/events.js";
 import { DM_ARBITRATED, DM_EXTINT, DM_FIXED, DM_INIT, DM_NMI, irteBytes, MSI_DATA_INDEX_MASK, remappedMsi } from "../../spec/amdvi/irte.js";
+import { TWO32 } from "../../core/u64.js";
 
-const TWO32 = 0x1_0000_0000;
 
 export interface MsiOutcome {
   /** "remapped", "passed" (forwarded unchanged), "aborted" (dropped silently), or "fault" (event logged). */

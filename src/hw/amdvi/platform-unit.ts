@@ -14,8 +14,8 @@ import { MMIO_WINDOW_SIZE } from "../../spec/amdvi/registers.js";
 import type { MsiOutcome } from "./intremap.js";
 import { deviceIdOf, type RequestSource } from "./sources.js";
 import type { AmdViUnit } from "./unit.js";
+import { TWO32 } from "../../core/u64.js";
 
-const TWO32 = 0x1_0000_0000;
 const PAGE = 4096n;
 
 export class AmdViPlatformUnit implements PlatformUnit {

@@ -28,8 +28,8 @@ import {
   PAGE_TAB_HARDWARE_ERROR,
 } from "../../spec/amdvi/events.js";
 import { explicitPageShift, levelShift, NEXT_LEVEL_EXPLICIT, NEXT_LEVEL_PTE, PTE_RESERVED_HI } from "../../spec/amdvi/pte.js";
+import { TWO32 } from "../../core/u64.js";
 
-const TWO32 = 0x1_0000_0000;
 
 /** A reader that can hand out a page's dwords (PhysicalMemory): undefined for a page that reads as zero. */
 interface PagedReader extends PhysReader {

@@ -36,8 +36,8 @@ import {
   STATUS_CMD_BUF_RUN,
   STATUS_EVENT_LOG_RUN,
 } from "../../spec/amdvi/registers.js";
+import { TWO32 } from "../../core/u64.js";
 
-const TWO32 = 0x1_0000_0000;
 
 export interface AmdViConfig {
   /** Extended Feature Register value (default: QEMU 7.2's). */

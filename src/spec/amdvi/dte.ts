@@ -1,7 +1,7 @@
 /**
  * The 256-bit device table entry (spec #48882 section 2.2.2.1, Table 7): eight dwords, indexed by DeviceID.
  */
-import { field, type Field } from "./fields.js";
+import { field, getFieldBig, type Field } from "./fields.js";
 
 export const DTE_BYTES = 32;
 export const DTE_DWORDS = 8;
@@ -12,6 +12,13 @@ export const DTE_HAD = field("HAD", 7, 2, "2.2.2.1");
 export const DTE_MODE = field("Mode", 9, 3, "2.2.2.1");
 /** Host page table root pointer, bits 51:12 (split: 31:12 in dword 0, 51:32 in dword 1). */
 export const DTE_PT_ROOT = field("HostPageTableRootPtr", 12, 40, "2.2.2.1");
+/**
+ * The host page table root as an address (all of bits 51:12, as a bigint): the field sits at the address bits it
+ * holds, so its lowest bit is the address's. A 32-bit field read would drop the root's bits above 43.
+ */
+export function dtePageTableRoot(dte: ArrayLike<number>): bigint {
+  return getFieldBig(dte, DTE_PT_ROOT) << BigInt(DTE_PT_ROOT.lsb);
+}
 export const DTE_PPR = field("PPR", 52, 1, "2.2.2.1");
 export const DTE_GPRP = field("GPRP", 53, 1, "2.2.2.1");
 export const DTE_GIOV = field("GIoV", 54, 1, "2.2.2.1");
@@ -33,6 +40,10 @@ export const DTE_INT_TAB_LEN = field("IntTabLen", 129, 4, "2.2.2.1");
 export const DTE_IG = field("IG", 133, 1, "2.2.2.1");
 /** Interrupt table root pointer, bits 179:134 = address bits 51:6. */
 export const DTE_INT_TABLE_ROOT = field("IntTableRootPtr", 134, 46, "2.2.2.1");
+/** The interrupt fields fill the upper half of the entry, dwords 4..7 (bits 255:128). */
+export const DTE_IRQ_FIRST_DWORD = 4;
+/** The interrupt table is 64-byte aligned: the root field holds address bits 51:6. */
+export const INT_TABLE_ROOT_SHIFT = 6;
 export const DTE_INIT_PASS = field("InitPass", 184, 1, "2.2.2.1");
 export const DTE_EINT_PASS = field("EIntPass", 185, 1, "2.2.2.1");
 export const DTE_NMI_PASS = field("NMIPass", 186, 1, "2.2.2.1");

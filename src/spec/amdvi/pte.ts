@@ -3,7 +3,7 @@
  * address, FC, IR and IW. NextLevel 1..6 names the level of the table pointed to (levels may be skipped),
  * 0 marks a PTE of the level's default size, 7 a PTE whose size is encoded in its address bits (2.2.3.2).
  */
-import { field, type Field } from "./fields.js";
+import { field, getFieldBig, type Field } from "./fields.js";
 
 export const PTE_PR = field("PR", 0, 1, "2.2.3");
 export const PTE_A = field("A", 5, 1, "2.2.3");
@@ -15,6 +15,29 @@ export const PTE_FC = field("FC", 60, 1, "2.2.3");
 export const PTE_IR = field("IR", 61, 1, "2.2.3");
 export const PTE_IW = field("IW", 62, 1, "2.2.3");
 export const PTE_FIELDS: readonly Field[] = [PTE_PR, PTE_A, PTE_D, PTE_NEXT_LEVEL, PTE_ADDR, PTE_U, PTE_FC, PTE_IR, PTE_IW];
+
+/** A PDE or PTE is 64 bits: two dwords, the high one at byte 4 (2.2.3). */
+export const PTE_BYTES = 8;
+export const PTE_HI_OFFSET = 4;
+/** Each level decodes nine IOVA bits: 512 entries per table (2.2.3). */
+export const LEVEL_INDEX_MASK = 0x1ff;
+export const PTES_PER_TABLE = LEVEL_INDEX_MASK + 1;
+/** The address field (bits 51:12) as masks over the entry's low and high dwords (2.2.3). */
+export const PTE_ADDR_MASK_LO = 0xffff_f000;
+export const PTE_ADDR_MASK_HI = 0x000f_ffff;
+
+/** The address a PDE or PTE holds (bits 51:12 in place, as a bigint); `e` is its two dwords. */
+export function pteAddress(e: ArrayLike<number>): bigint {
+  return getFieldBig(e, PTE_ADDR) << BigInt(PTE_ADDR.lsb);
+}
+
+/** The index into a level-`level` table that `iova` selects (2.2.3). */
+export function levelIndex(iova: bigint, level: number): number {
+  return Number((iova >> BigInt(levelShift(level))) & BigInt(LEVEL_INDEX_MASK));
+}
+
+/** The deepest host page table: six levels, DTE Mode 110b (2.2.2.1, 2.2.3). */
+export const MAX_LEVELS = 6;
 
 export const NEXT_LEVEL_PTE = 0;
 export const NEXT_LEVEL_EXPLICIT = 7;

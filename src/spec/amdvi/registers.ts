@@ -2,7 +2,8 @@
  * AMD-Vi MMIO registers (spec #48882 section 3.4): offsets, Control and Status register bits, and the
  * Extended Feature Register (3.4.12, 3.4.13 for MMIO offset 0x0030).
  */
-import { field, type Field } from "./fields.js";
+import { TWO32 } from "../../core/u64.js";
+import { field, getField, type Field } from "./fields.js";
 
 // 3.4.1–3.4.6: base registers.
 export const MMIO_DEV_TABLE_BASE = 0x0000; // 3.4.1 Device Table Base Address Register
@@ -31,6 +32,19 @@ export const BASE_ADDR_MASK_HI = 0x000f_ffff;
 export const DEV_TABLE_SIZE = field("Size", 0, 9, "3.4.1");
 /** Command buffer ComLen / event log EventLen: bits 59:56, 2^n entries, n >= 8 (3.4.2, 3.4.3). */
 export const LOG_LEN = field("Len", 56, 4, "3.4.2");
+/** The smallest ComLen / EventLen: 2^8 entries (3.4.2, 3.4.3). */
+export const LOG_LEN_MIN = 8;
+
+/** The address a base register (3.4.1–3.4.3) holds, from its two dwords: bits 51:12. */
+export function baseRegAddress(lo: number, hi: number): number {
+  return ((lo & BASE_ADDR_MASK_LO) >>> 0) + (hi & BASE_ADDR_MASK_HI) * TWO32;
+}
+
+/** Bytes of a command buffer or event log from its base register's two dwords (ComLen / EventLen, 3.4.2, 3.4.3). */
+export function logBytes(lo: number, hi: number, entryBytes: number): number {
+  return 2 ** Math.max(LOG_LEN_MIN, getField([lo, hi], LOG_LEN)) * entryBytes;
+}
+
 /** Head and tail pointers: bits 18:4, a byte offset into the buffer (3.4.10). */
 export const PTR_MASK = 0x0007_fff0;
 
