@@ -37,6 +37,18 @@ const bits = (v: bigint, lsb: number, width: number): number => Number((v >> Big
 
 type Read64 = (addr: bigint) => bigint | null;
 
+/** Fields read as numbers: name, 64-bit word, lowest bit, width (9.4 scalable-mode context entry, 9.6 PASID entry). */
+type Fields = readonly (readonly [string, number, number, number])[];
+const CONTEXT_FIELDS: Fields = [["P", 0, 0, 1], ["FPD", 0, 1, 1], ["DTE", 0, 2, 1], ["PASIDE", 0, 3, 1], ["PRE", 0, 4, 1], ["PDTS", 0, 9, 3], ["RID_PASID", 1, 0, 20]];
+const PASID_FIELDS: Fields = [
+  ["P", 0, 0, 1], ["FPD", 0, 1, 1], ["AW", 0, 2, 3], ["PGTT", 0, 6, 3], ["SSADE", 0, 9, 1], ["DID", 1, 0, 16], ["PWSNP", 1, 23, 1],
+  ["PGSNP", 1, 24, 1], ["SRE", 2, 0, 1], ["ERE", 2, 1, 1], ["FSPM", 2, 2, 2], ["WPE", 2, 4, 1], ["NXE", 2, 5, 1], ["SMEP", 2, 6, 1], ["EAFE", 2, 7, 1],
+];
+
+function fieldFacts(prefix: string, words: bigint[], fields: Fields): Record<string, string> {
+  return Object.fromEntries(fields.map(([name, w, lsb, width]) => [`${prefix}.${name}`, String(bits(words[w] ?? 0n, lsb, width))]));
+}
+
 /** The facts of one function's scalable-mode entries, as strings "name=value" (null: not reachable). */
 export function entryFacts(read: Read64, rtaddr: bigint, bus: number, devfn: number): Record<string, string> {
   const f: Record<string, string> = {};
@@ -50,14 +62,7 @@ export function entryFacts(read: Read64, rtaddr: bigint, bus: number, devfn: num
   const ce = (half & ADDR) + BigInt(devfn % 128) * 32n;
   const c = [0n, 8n, 16n, 24n].map((o) => read(ce + o) ?? 0n);
   const [c0 = 0n, c1 = 0n, c2 = 0n, c3 = 0n] = c;
-  Object.assign(f, {
-    "context.P": String(bits(c0, 0, 1)),
-    "context.FPD": String(bits(c0, 1, 1)),
-    "context.DTE": String(bits(c0, 2, 1)),
-    "context.PASIDE": String(bits(c0, 3, 1)),
-    "context.PRE": String(bits(c0, 4, 1)),
-    "context.PDTS": String(bits(c0, 9, 3)),
-    "context.RID_PASID": String(bits(c1, 0, 20)),
+  Object.assign(f, fieldFacts("context", c, CONTEXT_FIELDS), {
     "context.other bits": String(((c0 & ~(ADDR | 0xe1fn)) | (c1 & ~0x1fffffn) | c2 | c3) === 0n ? "zero" : "set"),
   });
   if (bits(c0, 0, 1) === 0) return f;
@@ -70,24 +75,9 @@ export function entryFacts(read: Read64, rtaddr: bigint, bus: number, devfn: num
   const de = read(dir + BigInt(ridPasid >> 6) * 8n) ?? 0n;
   if ((de & 1n) === 0n) return f;
   const pe = Array.from({ length: 8 }, (_, i) => read((de & ADDR) + BigInt(ridPasid & 0x3f) * 64n + BigInt(i) * 8n) ?? 0n);
-  const [p0 = 0n, p1 = 0n, p2 = 0n] = pe;
-  Object.assign(f, {
-    "pasid.P": String(bits(p0, 0, 1)),
-    "pasid.FPD": String(bits(p0, 1, 1)),
-    "pasid.AW": String(bits(p0, 2, 3)),
-    "pasid.PGTT": String(bits(p0, 6, 3)),
-    "pasid.SSADE": String(bits(p0, 9, 1)),
+  const [p0 = 0n, , p2 = 0n] = pe;
+  Object.assign(f, fieldFacts("pasid", pe, PASID_FIELDS), {
     "pasid.SSPTPTR set": String((p0 & ADDR) !== 0n),
-    "pasid.DID": String(bits(p1, 0, 16)),
-    "pasid.PWSNP": String(bits(p1, 23, 1)),
-    "pasid.PGSNP": String(bits(p1, 24, 1)),
-    "pasid.SRE": String(bits(p2, 0, 1)),
-    "pasid.ERE": String(bits(p2, 1, 1)),
-    "pasid.FSPM": String(bits(p2, 2, 2)),
-    "pasid.WPE": String(bits(p2, 4, 1)),
-    "pasid.NXE": String(bits(p2, 5, 1)),
-    "pasid.SMEP": String(bits(p2, 6, 1)),
-    "pasid.EAFE": String(bits(p2, 7, 1)),
     "pasid.FSPTPTR set": String((p2 & ADDR) !== 0n),
     "pasid.bits 511:192": pe.slice(3).every((x) => x === 0n) ? "zero" : "set",
   });
