@@ -39,6 +39,13 @@ export const PCI_PASID_CTRL_PRIV = 0x04;
 export const PCI_CFG_SPACE_SIZE = 0x100;
 export const PCI_EXT_CAP_VER_SHIFT = 16;
 export const PCI_EXT_CAP_NEXT_SHIFT = 20;
+/** An extended capability header's id, and the offset of the next one (dword aligned; 0 ends the list). */
+export function pciExtCapId(header: number): number {
+  return header & 0xffff;
+}
+export function pciExtCapNext(header: number): number {
+  return (header >>> PCI_EXT_CAP_NEXT_SHIFT) & 0xffc;
+}
 /** PCI Express Capabilities register, Device/Port Type (PCIe Base 6.0 §7.5.3.2). */
 export const PCI_EXP_TYPE_ENDPOINT = 0x0;
 export const PCI_EXP_TYPE_LEG_END = 0x1;

@@ -4,7 +4,7 @@
  * Unprivileged readers get only the first 64 bytes, so anything past the header may be unknown.
  */
 
-import { PCI_ACS_CR, PCI_ACS_DT, PCI_ACS_EC, PCI_ACS_RR, PCI_ACS_SV, PCI_ACS_TB, PCI_ACS_UF, PCI_CAP_ID_EXP, PCI_EXT_CAP_ID_ACS } from "../core/pci-regs.js";
+import { PCI_ACS_CR, PCI_ACS_DT, PCI_ACS_EC, PCI_ACS_RR, PCI_ACS_SV, PCI_ACS_TB, PCI_ACS_UF, PCI_CAP_ID_EXP, PCI_CFG_SPACE_SIZE, PCI_EXT_CAP_ID_ACS, pciExtCapId, pciExtCapNext } from "../core/pci-regs.js";
 
 
 /** ACS Capability / Control register bits (PCIe Base 6.0 §7.7.11.2, §7.7.11.3). */
@@ -86,11 +86,11 @@ function pcieType(cfg: Uint8Array): string | null {
 }
 
 function findAcs(cfg: Uint8Array): AcsInfo | null {
-  let off = 0x100;
-  for (let guard = 0; off >= 0x100 && off + 8 <= cfg.length && guard < 256; guard++) {
+  let off = PCI_CFG_SPACE_SIZE;
+  for (let guard = 0; off >= PCI_CFG_SPACE_SIZE && off + 8 <= cfg.length && guard < 256; guard++) {
     const header = u32(cfg, off);
     if (header === 0 || header === 0xffffffff) return null;
-    if ((header & 0xffff) === PCI_EXT_CAP_ID_ACS) {
+    if (pciExtCapId(header) === PCI_EXT_CAP_ID_ACS) {
       const cap = u16(cfg, off + 4);
       const ctl = u16(cfg, off + 6);
       const capable = bits(cap);
@@ -98,7 +98,7 @@ function findAcs(cfg: Uint8Array): AcsInfo | null {
       const isolating = ACS_ISOLATION.every((k) => (cap & ACS_BITS[k]) === 0 || (ctl & ACS_BITS[k]) !== 0);
       return { offset: off, capable, enabled, isolating };
     }
-    off = (header >>> 20) & 0xffc;
+    off = pciExtCapNext(header);
   }
   return null;
 }
@@ -109,7 +109,7 @@ export function configFacts(cfg: Uint8Array | null): ConfigFacts {
     return { bytes: cfg?.length ?? 0, headerType: null, multifunction: null, pcieType: null, acs: null, extendedReadable: false };
   }
   const ht = u8(cfg, 0x0e);
-  const extendedReadable = cfg.length > 0x100;
+  const extendedReadable = cfg.length > PCI_CFG_SPACE_SIZE;
   return {
     bytes: cfg.length,
     headerType: ht & 0x7f,

@@ -75,6 +75,8 @@ export class IntelSvm {
       if (p >= max) throw new IommuError("SVA", `${dev.name}: no free PASID below ${max}`);
       this.allocated.add(p);
       mm.pasid = p;
+      // mm_pasid_drop: the PASID goes back when the address space does, not on unbind.
+      mm.notifiers.push({ invalidate: () => undefined, release: () => this.allocated.delete(p) });
     } else if (mm.pasid >= max) {
       throw new IommuError("SVA", `${dev.name}: PASID ${mm.pasid} of pid ${mm.pid} is beyond the device's ${max}`);
     }
@@ -83,7 +85,12 @@ export class IntelSvm {
     this.kernel.driver.pasid.setupFirstStage(u, dev, pasid, FLPT_DEFAULT_DID, mm.pgd, { levels: mm.levels });
     const notifier: MmNotifier = {
       invalidate: (va, pages) => this.kernel.driver.flushPiotlb(u, FLPT_DEFAULT_DID, pasid, Math.floor(va / PAGE_SIZE_4K), pages),
-      release: () => this.kernel.driver.pasid.tearDown(u, dev, pasid, { faultIgnore: true }),
+      // intel_mm_release: the entry torn down (with its invalidations) while the device is still bound.
+      release: () => {
+        this.kernel.driver.pasid.tearDown(u, dev, pasid, { faultIgnore: true });
+        const at = this.bonds.indexOf(bond);
+        if (at >= 0) this.bonds.splice(at, 1);
+      },
     };
     mm.notifiers.push(notifier);
     const bond: SvaBond = { dev, mm, unit: u, pasid, did: FLPT_DEFAULT_DID, notifier };

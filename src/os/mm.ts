@@ -9,7 +9,7 @@
  */
 import { IommuError } from "../core/errors.js";
 import { HI_DWORD_OFFSET, TWO32 } from "../core/u64.js";
-import { FS_A, FS_D, FS_ENTRY, FS_P, FS_RW, FS_US, fsAddressWidth } from "../spec/vtd/first-stage.js";
+import { FS_A, FS_D, FS_HI_ADDR_MASK, FS_LO_ADDR_MASK, FS_P, FS_RW, FS_US, fsAddressWidth } from "../spec/vtd/first-stage.js";
 import { levelShift, PAGE_SIZE_4K, PTES_PER_TABLE, SL_ENTRY_SIZE } from "../spec/vtd/paging.js";
 import type { PhysicalMemory } from "../core/memory.js";
 import type { PageAllocator } from "./pages.js";
@@ -17,7 +17,6 @@ import type { PageAllocator } from "./pages.js";
 /** Intermediate entries: present, writable, user (the leaf decides what a page allows). */
 const TABLE_FLAGS = FS_P | FS_RW | FS_US;
 const ENTRY_SIZE = SL_ENTRY_SIZE;
-const ADDR_LSB = FS_ENTRY.ADDR.lsb;
 
 /** Hot pages, freed last, allocated first. */
 export class HotPages {
@@ -72,7 +71,7 @@ export class Mm {
     const lo = this.memory.read32(e);
     if ((lo & FS_P) === 0) return null;
     const hi = this.memory.read32(e + HI_DWORD_OFFSET);
-    return (hi % 2 ** (fsAddressWidth(this.levels) - 32)) * TWO32 + (lo - (lo % 2 ** ADDR_LSB));
+    return (hi & FS_HI_ADDR_MASK) * TWO32 + ((lo & FS_LO_ADDR_MASK) >>> 0);
   }
 
   private writeEntry(e: number, addr: number, flags: number): void {

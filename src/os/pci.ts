@@ -28,6 +28,9 @@ import {
   PCI_ACS_EC,
   REQ_ACS_FLAGS,
   PCI_EXT_CAP_ID_PASID,
+  PCI_CFG_SPACE_SIZE,
+  pciExtCapId,
+  pciExtCapNext,
   PCI_PASID_CAP,
   PCI_PASID_CAP_PRIV,
   PCI_PASID_CAP_WIDTH_MASK,
@@ -96,12 +99,12 @@ function capabilities(port: MachinePort, rid: number): Map<number, number> {
 }
 
 function extCapability(port: MachinePort, rid: number, id: number): number {
-  let off = 0x100;
-  for (let guard = 0; off >= 0x100 && guard < 64; guard++) {
+  let off = PCI_CFG_SPACE_SIZE;
+  for (let guard = 0; off >= PCI_CFG_SPACE_SIZE && guard < 64; guard++) {
     const h = port.configRead(rid, off, 4);
     if (h === 0 || h === 0xffffffff) return 0;
-    if ((h & 0xffff) === id) return off;
-    off = (h >>> 20) & 0xffc;
+    if (pciExtCapId(h) === id) return off;
+    off = pciExtCapNext(h);
   }
   return 0;
 }

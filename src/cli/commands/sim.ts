@@ -4,8 +4,9 @@ import { Machine } from "../../hw/machine.js";
 import { DEFAULT_MACHINE, PRESET_NAMES } from "../../hw/machine-presets.js";
 import { Kernel } from "../../os/kernel.js";
 import { formatLine } from "../../os/log.js";
-import { DMAR_GSTS_REG, DMAR_RTADDR_REG, REG_HI, RTADDR, TTM_LEGACY, TTM_SCALABLE } from "../../spec/vtd/registers.js";
-import { fieldOf, joinHalves } from "../../spec/vtd/fields.js";
+import { DMAR_RTADDR_REG, RTADDR, TTM_LEGACY, TTM_SCALABLE } from "../../spec/vtd/registers.js";
+import { fieldOf } from "../../spec/vtd/fields.js";
+import { hiOf, loOf } from "../../core/u64.js";
 import { PGTT_NAMES } from "../../spec/vtd/scalable.js";
 import { flag, str, toJson, type Command } from "../command.js";
 
@@ -62,8 +63,7 @@ export function simBoot(machine: string, cmdline: string): SimBootReport {
     log: k.log.lines.map(formatLine),
     units: [
       ...k.driver.units.map((u) => {
-        const lo = k.port.mmioRead32(u.base + DMAR_RTADDR_REG) >>> 0;
-        const hi = k.port.mmioRead32(u.base + DMAR_RTADDR_REG + REG_HI) >>> 0;
+        const rtaddr = k.port.mmioRead(u.base + DMAR_RTADDR_REG, 8);
         return {
           name: u.name,
           kind: "vtd" as const,
@@ -73,9 +73,9 @@ export function simBoot(machine: string, cmdline: string): SimBootReport {
           domainsUsed: u.domainIds.length > 0 ? u.domainsUsed() : 0,
           irqRemapping: u.irEnabled,
           translation: u.translationEnabled,
-          rtaddr: hex(joinHalves(lo, hi)),
-          gsts: hex(k.port.mmioRead32(u.base + DMAR_GSTS_REG) >>> 0),
-          tableMode: tableMode(fieldOf(lo, hi, RTADDR.TTM)),
+          rtaddr: hex(rtaddr),
+          gsts: hex(k.driver.gsts(u) >>> 0),
+          tableMode: tableMode(fieldOf(loOf(rtaddr), hiOf(rtaddr), RTADDR.TTM)),
         };
       }),
       ...k.amd.units.map((u) => ({

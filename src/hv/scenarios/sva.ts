@@ -117,6 +117,7 @@ export function svaRun(opts: ScenarioOptions, flushOnUnbind: boolean): ScenarioR
   const lateOutcome = late as DmaOutcome | null;
   const corrupted = countDiff(before, hv.machine.memory.read(target, PAGE));
   const blocked = lateOutcome !== null && !lateOutcome.ok;
+  const lateFault = lateOutcome !== null && !lateOutcome.ok && "reason" in lateOutcome.result ? `fault ${hex(lateOutcome.result.reason, 2)} ${lateOutcome.result.reasonName}` : "no fault";
   const leaks = [
     ...(noPasid.ok ? ["the write without a PASID"] : []),
     ...(stray.ok ? [`the write with PASID ${STRAY_PASID}`] : []),
@@ -143,7 +144,7 @@ export function svaRun(opts: ScenarioOptions, flushOnUnbind: boolean): ScenarioR
       ? {
           protected: true,
           summary:
-            `the write with exited A's PASID ${bondA.pasid} was blocked, ${faultPhrase(lateRecords, 1, ACCEL, r.faultWord)} with that PASID: the PASID entry and every cached translation were gone before A's frames went to B; ` +
+            `the write with exited A's PASID ${bondA.pasid} was blocked (${lateFault}), ${faultPhrase(lateRecords, 1, ACCEL, r.faultWord)} with that PASID: the unit no longer held A's PASID entry or translations when A's frames went to B; ` +
             "requests without a PASID, with PASIDs no process was given and to a page A unmapped were blocked too",
         }
       : {

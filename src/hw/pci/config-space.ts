@@ -23,6 +23,7 @@ import {
   PCI_CAP_ID_MSIX,
   PCI_EXT_CAP_ID_ACS,
   PCI_EXT_CAP_ID_PASID,
+  PCI_CFG_SPACE_SIZE,
   PCI_EXT_CAP_NEXT_SHIFT,
   PCI_EXT_CAP_VER_SHIFT,
   PCI_PASID_CAP,
@@ -49,7 +50,7 @@ import type { BarSpec, PciFunction } from "./function.js";
 export const CAP_EXP_OFFSET = 0x40;
 export const CAP_MSI_OFFSET = 0x80;
 export const CAP_VNDR_OFFSET = 0xc0;
-export const EXT_CAP_ACS_OFFSET = 0x100;
+export const EXT_CAP_ACS_OFFSET = PCI_CFG_SPACE_SIZE;
 /** The PASID capability follows ACS (8 bytes, no egress control vector) when the function has both. */
 const ACS_LENGTH = 8;
 

@@ -49,6 +49,8 @@ export const DMA_FL_PTE_DIRTY = FS_D;
 /** DMA_FL_PTE_XD (bit 63) as a mask of the entry's high dword. */
 export const DMA_FL_PTE_XD_HI = FS_HI_XD;
 /** The address bits of an entry's high dword (bits 51:32 of ADDR, 9.7): XD and the ignored bits 62:52 left out. */
+/** The address field's bits in the entry's low dword (31:12). */
+export const FS_LO_ADDR_MASK = wordMask(f("ADDR_LO", FS_ENTRY.ADDR.lsb, 32 - FS_ENTRY.ADDR.lsb, "9.7"));
 export const FS_HI_ADDR_MASK = wordMask(f("ADDR_HI", 32, FS_ENTRY.ADDR.lsb + FS_ENTRY.ADDR.width - 32, "9.7"));
 
 /** Paging levels for the first-stage paging mode (FSPM 0: 4-level, 48-bit; 1: 5-level, 57-bit). */
