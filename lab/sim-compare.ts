@@ -42,8 +42,35 @@ export const COMPARED = [
   /^DMAR: Intel\(R\) Virtualization Technology for Directed I\/O$/,
 ];
 
+/** A printk continuation split into its own record: "[ts]  PreF PPR …" (the fragment's own leading space kept). */
+const FRAGMENT = /^\[[^\]]*\] ( \S.*)$/;
+/** How far back a fragment's unfinished line may be (another CPU's messages in between). */
+const FRAGMENT_REACH = 3;
+
+/**
+ * The kernel's lines without timestamps, pr_cont fragments put back: when another CPU prints between a pr_info
+ * that ends in ":" and its pr_cont text ("AMD-Vi: Extended features (…):" then " PreF PPR …"), dmesg shows the
+ * text as a record of its own; it is appended to the nearest unfinished line before it.
+ */
+export function dmesgLines(lines: string[]): string[] {
+  const out: string[] = [];
+  for (const raw of lines) {
+    const frag = FRAGMENT.exec(raw);
+    if (frag !== null) {
+      let j = out.length - 1;
+      while (j >= Math.max(0, out.length - FRAGMENT_REACH) && !out[j]!.endsWith(":")) j--;
+      if (j >= Math.max(0, out.length - FRAGMENT_REACH)) {
+        out[j] += frag[1]!.trimEnd();
+        continue;
+      }
+    }
+    out.push(raw.replace(/^\[[^\]]*\]\s*/, "").trimEnd());
+  }
+  return out;
+}
+
 export function comparedLines(lines: string[], patterns: RegExp[] = COMPARED): string[] {
-  return lines.map((l) => l.replace(/^\[[^\]]*\]\s*/, "").trimEnd()).filter((l) => patterns.some((re) => re.test(l)));
+  return dmesgLines(lines).filter((l) => patterns.some((re) => re.test(l)));
 }
 
 function firstDifference(a: string[], b: string[]): string | null {

@@ -13,6 +13,18 @@ import { statusFacts } from "../lab/sim-status.js";
 const TREE = "test/fixtures/hosts/qemu-e-amd-on";
 const ivrs = readFileSync(join(TREE, "sys/firmware/acpi/tables/IVRS"));
 
+test("a pr_cont fragment split off by another CPU's message is put back on its line", () => {
+  const lines = [
+    "[    1.397201] AMD-Vi: Extended features (0x29d3, 0x0):",
+    "[    1.397189] Trying to unpack rootfs image as initramfs...",
+    "[    1.397237]  PreF PPR GT IA GA HE",
+    "[    1.397675] AMD-Vi: Interrupt remapping enabled",
+    "[    0.000000]   DMA      [mem 0x0000000000001000-0x0000000000ffffff]",
+  ];
+  assert.deepEqual(comparedLines(lines, AMD_COMPARED), ["AMD-Vi: Extended features (0x29d3, 0x0): PreF PPR GT IA GA HE", "AMD-Vi: Interrupt remapping enabled"]);
+  assert.equal(comparedLines(["[    1.0] AMD-Vi: Extended features (0x29d3, 0x0): PreF PPR GT IA GA HE"], AMD_COMPARED).length, 1, "a whole line stays as it is");
+});
+
 test("AMD log lines: every AMD-Vi and IOMMU-core line of the real log, nothing else", () => {
   const dmesg = readFileSync(join(TREE, "dmesg.txt"), "utf8").split("\n");
   const picked = comparedLines(dmesg, AMD_COMPARED);
